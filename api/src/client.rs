@@ -1,0 +1,248 @@
+//! A typed Rust client for the REST API, used by the CLI, the integration tests and the chaos
+//! harness.
+//!
+//! It knows several nodes and tries them in order when one refuses the connection; any node
+//! serves any request (writes are forwarded to the leader server-side). Errors keep the server's
+//! stable code, so callers can branch on `task_name_taken`, `no_leader`, and so on.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::context::Consistency;
+use crate::types::{
+    AddNodeInput, ClusterView, DigestView, ErrorBody, MembershipChangeView, Page, PreviewView, TaskInput, TaskView,
+    IDEMPOTENCY_HEADER,
+};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{code}: {message} (HTTP {status})")]
+    Api { status: u16, code: String, message: String },
+    /// No node accepted the connection.
+    #[error("no node reachable: {0}")]
+    Unreachable(String),
+    /// The request was sent but failed in transit (e.g. a timeout): its effect is unknown.
+    #[error("request failed: {0}")]
+    Transport(String),
+    /// The answer did not have the expected shape.
+    #[error("unexpected response: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The server's machine code, if the server answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A raw answer: status, the `Idempotency-Key` echoed back, and the body text.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub idempotency_key: Option<String>,
+    pub body: String,
+}
+
+/// Client for one cluster.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// Base URLs, e.g. `http://127.0.0.1:7340`.
+    nodes: Vec<String>,
+}
+
+impl Client {
+    /// A client for the nodes at `nodes` (base URLs; `http://` is added when missing).
+    pub fn new<S: AsRef<str>>(nodes: impl IntoIterator<Item = S>) -> Self {
+        Self::with_timeout(nodes, Duration::from_secs(15))
+    }
+
+    pub fn with_timeout<S: AsRef<str>>(nodes: impl IntoIterator<Item = S>, timeout: Duration) -> Self {
+        let nodes = nodes
+            .into_iter()
+            .map(|n| {
+                let n = n.as_ref().trim_end_matches('/');
+                if n.starts_with("http://") || n.starts_with("https://") {
+                    n.to_string()
+                } else {
+                    format!("http://{n}")
+                }
+            })
+            .collect();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("build HTTP client");
+        Client { http, nodes }
+    }
+
+    /// Sends a request to the first node that accepts the connection.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        idempotency_key: Option<&str>,
+    ) -> Result<RawResponse, ClientError> {
+        let mut last = String::from("no nodes configured");
+        for base in &self.nodes {
+            let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+            if let Some(b) = &body {
+                req = req.header("content-type", "application/json").body(b.clone());
+            }
+            if let Some(k) = idempotency_key {
+                req = req.header(IDEMPOTENCY_HEADER, k);
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let idempotency_key =
+                        resp.headers().get(IDEMPOTENCY_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
+                    let body = resp.text().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+                    return Ok(RawResponse { status, idempotency_key, body });
+                }
+                Err(e) if e.is_connect() => last = format!("{base}: {e}"),
+                Err(e) => return Err(ClientError::Transport(format!("{base}: {e}"))),
+            }
+        }
+        Err(ClientError::Unreachable(last))
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| serde_json::to_vec(b).expect("serialize request"));
+        let raw = self.raw(method, path, body, idempotency_key).await?;
+        if StatusCode::from_u16(raw.status).map(|s| s.is_success()).unwrap_or(false) {
+            return serde_json::from_str(&raw.body).map_err(|e| ClientError::Decode(format!("{e}: {}", raw.body)));
+        }
+        match serde_json::from_str::<ErrorBody>(&raw.body) {
+            Ok(e) => Err(ClientError::Api { status: raw.status, code: e.error.code, message: e.error.message }),
+            Err(_) => Err(ClientError::Decode(format!("HTTP {}: {}", raw.status, raw.body))),
+        }
+    }
+
+    pub async fn create_task(&self, input: &TaskInput, idempotency_key: Option<&str>) -> Result<TaskView, ClientError> {
+        self.call(Method::POST, "/api/v1/tasks", Some(input), idempotency_key).await
+    }
+
+    pub async fn get_task(&self, id_or_name: &str, consistency: Consistency) -> Result<TaskView, ClientError> {
+        let path = format!("/api/v1/tasks/{}?consistency={}", encode_segment(id_or_name), consistency_str(consistency));
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    pub async fn list_tasks(
+        &self,
+        status: Option<&str>,
+        page: u64,
+        page_size: u64,
+        consistency: Consistency,
+    ) -> Result<Page<TaskView>, ClientError> {
+        let mut path =
+            format!("/api/v1/tasks?page={page}&page_size={page_size}&consistency={}", consistency_str(consistency));
+        if let Some(s) = status {
+            path.push_str(&format!("&status={}", encode_segment(s)));
+        }
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    pub async fn update_task(
+        &self,
+        id_or_name: &str,
+        input: &TaskInput,
+        idempotency_key: Option<&str>,
+    ) -> Result<TaskView, ClientError> {
+        let path = format!("/api/v1/tasks/{}", encode_segment(id_or_name));
+        self.call(Method::PUT, &path, Some(input), idempotency_key).await
+    }
+
+    pub async fn delete_task(&self, id_or_name: &str, idempotency_key: Option<&str>) -> Result<TaskView, ClientError> {
+        let path = format!("/api/v1/tasks/{}", encode_segment(id_or_name));
+        self.call(Method::DELETE, &path, None::<&()>, idempotency_key).await
+    }
+
+    pub async fn pause_task(&self, id_or_name: &str, idempotency_key: Option<&str>) -> Result<TaskView, ClientError> {
+        let path = format!("/api/v1/tasks/{}/pause", encode_segment(id_or_name));
+        self.call(Method::POST, &path, None::<&()>, idempotency_key).await
+    }
+
+    pub async fn resume_task(&self, id_or_name: &str, idempotency_key: Option<&str>) -> Result<TaskView, ClientError> {
+        let path = format!("/api/v1/tasks/{}/resume", encode_segment(id_or_name));
+        self.call(Method::POST, &path, None::<&()>, idempotency_key).await
+    }
+
+    pub async fn preview(
+        &self,
+        cron_expression: &str,
+        timezone: &str,
+        after: Option<DateTime<Utc>>,
+        count: usize,
+    ) -> Result<PreviewView, ClientError> {
+        let mut path = format!(
+            "/api/v1/schedule/preview?cron_expression={}&timezone={}&count={count}",
+            encode_segment(cron_expression),
+            encode_segment(timezone)
+        );
+        if let Some(t) = after {
+            path.push_str(&format!("&after={}", encode_segment(&t.to_rfc3339())));
+        }
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    pub async fn cluster(&self) -> Result<ClusterView, ClientError> {
+        self.call(Method::GET, "/api/v1/cluster", None::<&()>, None).await
+    }
+
+    pub async fn digest(&self) -> Result<DigestView, ClientError> {
+        self.call(Method::GET, "/api/v1/cluster/digest", None::<&()>, None).await
+    }
+
+    pub async fn add_node(&self, input: &AddNodeInput) -> Result<MembershipChangeView, ClientError> {
+        self.call(Method::POST, "/api/v1/cluster/nodes", Some(input), None).await
+    }
+
+    pub async fn promote_node(&self, id: u64) -> Result<MembershipChangeView, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/cluster/nodes/{id}/promote"), None::<&()>, None).await
+    }
+
+    pub async fn remove_node(&self, id: u64) -> Result<MembershipChangeView, ClientError> {
+        self.call(Method::DELETE, &format!("/api/v1/cluster/nodes/{id}"), None::<&()>, None).await
+    }
+}
+
+fn consistency_str(c: Consistency) -> &'static str {
+    match c {
+        Consistency::Linearizable => "linearizable",
+        Consistency::Local => "local",
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,163 @@
+//! What every handler shares: the node's Raft, its state machine, and the two paths every request
+//! takes — [`ApiContext::propose`] for writes on the leader, [`ApiContext::read_barrier`] for reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cronraft_raft::membership::MembershipAdmin;
+use cronraft_raft::store::StateMachineStore;
+use cronraft_raft::{NodeId, NodeInfo, Raft, Request, Response};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::ServerState;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::metrics::HttpMetrics;
+
+/// How long a write waits for its entry to be committed and applied.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a linearizable read waits for leadership confirmation and local apply.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Handler state, shared behind an `Arc`.
+pub struct ApiContext {
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub sm: StateMachineStore,
+    pub membership: MembershipAdmin,
+    /// Client for forwarding writes and read-index requests to the leader's API, and for
+    /// gathering `/cluster` views. Its own pool, separate from Raft RPC (openraft#1716).
+    pub peers: reqwest::Client,
+    pub metrics: HttpMetrics,
+}
+
+/// Shared handle to the [`ApiContext`].
+pub type Ctx = Arc<ApiContext>;
+
+/// `?consistency=` of a read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Confirmed with a quorum (ReadIndex), then served from this node's state machine.
+    #[default]
+    Linearizable,
+    /// This node's state as it is: fastest, possibly stale.
+    Local,
+}
+
+/// Answer of the leader's internal read-index endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadIndex {
+    pub index: u64,
+}
+
+impl ApiContext {
+    pub fn new(node_id: NodeId, raft: Raft, sm: StateMachineStore) -> Result<Self, reqwest::Error> {
+        let peers = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_millis(500))
+            .build()?;
+        let membership = MembershipAdmin::new(raft.clone());
+        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics: HttpMetrics::default() })
+    }
+
+    /// The leader as this node currently believes it to be, with its addresses.
+    pub fn leader(&self) -> Option<(NodeId, NodeInfo)> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let info = m.membership_config.nodes().find(|(n, _)| **n == id).map(|(_, i)| i.clone())?;
+        Some((id, info))
+    }
+
+    /// Whether this node is the leader right now (by its own metrics; routing only).
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+    }
+
+    /// Waits until Raft metrics change (e.g. a leader appears), at most `limit`.
+    pub async fn wait_metrics_change(&self, limit: Duration) {
+        let mut rx = self.raft.metrics();
+        let _ = tokio::time::timeout(limit, rx.changed()).await;
+    }
+
+    /// Proposes `req` on this node, which should be the leader, and waits for it to be applied.
+    /// Returns the state machine's response and the entry's log index.
+    pub async fn propose(&self, req: Request) -> Result<(Response, u64), ApiError> {
+        let request_id = req.request_id.clone();
+        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(req)).await {
+            Err(_) => Err(ApiError::unavailable(
+                "timeout",
+                format!(
+                    "the write was proposed but not confirmed within {WRITE_TIMEOUT:?}; its outcome is unknown: \
+                     retry with the same Idempotency-Key ({request_id})"
+                ),
+            )),
+            Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
+            // Not proof of no effect: the dedupe table makes the forwarded retry safe.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(ApiError::leadership_lost()),
+            Ok(Err(RaftError::APIError(e))) => Err(ApiError::internal(e.to_string())),
+            Ok(Err(RaftError::Fatal(f))) => Err(ApiError::internal(format!("raft stopped: {f}"))),
+        }
+    }
+
+    /// Makes a following local read linearizable (or does nothing for `Local`).
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), ApiError> {
+        if consistency == Consistency::Local {
+            return Ok(());
+        }
+        if self.is_leader() {
+            match tokio::time::timeout(READ_TIMEOUT, self.raft.ensure_linearizable()).await {
+                Err(_) => return Err(ApiError::unavailable("timeout", "could not confirm leadership in time")),
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                    return Err(ApiError::unavailable("no_quorum", e.to_string()))
+                }
+                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {}
+                Ok(Err(RaftError::Fatal(f))) => return Err(ApiError::internal(format!("raft stopped: {f}"))),
+            }
+        }
+        let index = self.read_index_from_leader().await?;
+        self.raft
+            .wait(Some(READ_TIMEOUT))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|e| ApiError::unavailable("timeout", format!("this node did not catch up in time: {e}")))?;
+        Ok(())
+    }
+
+    /// Asks the leader for a quorum-confirmed read index (ReadIndex on behalf of a follower).
+    async fn read_index_from_leader(&self) -> Result<u64, ApiError> {
+        let Some((_, leader)) = self.leader() else {
+            return Err(ApiError::unavailable("no_leader", "no leader is known; retry shortly"));
+        };
+        let url = format!("http://{}/api/v1/internal/read-index", leader.http_addr);
+        let resp = self.peers.post(url).timeout(READ_TIMEOUT).send().await;
+        let resp = resp.map_err(|e| ApiError::unavailable("leader_unreachable", format!("leader unreachable: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(ApiError::unavailable("no_leader", format!("leader refused read index: {}", resp.status())));
+        }
+        let ri: ReadIndex = resp.json().await.map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(ri.index)
+    }
+
+    /// Leader side of [`ApiContext::read_index_from_leader`].
+    pub async fn read_index(&self) -> Result<ReadIndex, ApiError> {
+        match tokio::time::timeout(READ_TIMEOUT, self.raft.get_read_log_id()).await {
+            Err(_) => Err(ApiError::unavailable("timeout", "could not confirm leadership in time")),
+            Ok(Ok((read_log_id, _))) => Ok(ReadIndex { index: read_log_id.map(|l| l.index).unwrap_or(0) }),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Err(ApiError::not_leader()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Err(ApiError::unavailable("no_quorum", e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(f))) => Err(ApiError::internal(format!("raft stopped: {f}"))),
+        }
+    }
+}
+
+/// Wall-clock milliseconds: the time stamped into commands built on this node.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

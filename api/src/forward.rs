@@ -1,0 +1,149 @@
+//! Any node accepts writes: a middleware that sends every write to the leader.
+//!
+//! For each non-GET request (except internal routes) it buffers the body, fixes the request id
+//! (the client's `Idempotency-Key`, or a fresh one echoed back), and then, until a deadline:
+//! runs the handler here if this node leads, or proxies the request to the leader's API. A
+//! response marked with [`RETRY_HEADER`] means "not applied here, ask the current leader" and the
+//! loop goes on after a short backoff; so do refused connections. Because every attempt carries the
+//! same request id, the state machine applies the write at most once however often it is retried.
+//!
+//! When the deadline passes, the answer is 503 `no_leader` only if no attempt could have been
+//! proposed; otherwise 503 `unavailable`, telling the client to retry with the same key.
+
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{request::Parts, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::context::Ctx;
+use crate::error::{ApiError, RETRY_HEADER};
+use crate::extract::BODY_BYTES_MAX;
+use crate::types::IDEMPOTENCY_HEADER;
+
+/// How long a write may spend finding a leader.
+const FORWARD_DEADLINE: Duration = Duration::from_secs(8);
+/// Per-attempt timeout of a proxied write (a bit above the leader's own write timeout).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(6);
+/// Marks a request that was already proxied once; a non-leader receiving it does not proxy again.
+const FORWARDED_HEADER: &str = "x-cronraft-forwarded";
+/// Longest accepted `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+
+/// The middleware (install with `axum::middleware::from_fn_with_state`).
+pub async fn route_writes(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let is_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !is_write || req.uri().path().starts_with("/api/v1/internal/") || !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
+        Ok(b) => b,
+        Err(_) => {
+            let msg = format!("request body is larger than {BODY_BYTES_MAX} bytes");
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", msg).into_response();
+        }
+    };
+    let key = match request_key(&parts) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    parts.headers.insert(IDEMPOTENCY_HEADER, HeaderValue::from_str(&key).expect("validated key"));
+    let mut resp = send_to_leader(&ctx, &parts, bytes, next, &key).await;
+    resp.headers_mut().insert(IDEMPOTENCY_HEADER, HeaderValue::from_str(&key).expect("validated key"));
+    resp
+}
+
+/// The request id: the client's key if it is acceptable, else a new UUID.
+fn request_key(parts: &Parts) -> Result<String, ApiError> {
+    let Some(raw) = parts.headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    };
+    let key = raw.to_str().unwrap_or("");
+    let printable = key.bytes().all(|b| b.is_ascii_graphic());
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX || !printable {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters"),
+        ));
+    }
+    Ok(key.to_string())
+}
+
+async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key: &str) -> Response {
+    let forwarded = parts.headers.contains_key(FORWARDED_HEADER);
+    let deadline = Instant::now() + FORWARD_DEADLINE;
+    let mut maybe_proposed = false;
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        if ctx.is_leader() {
+            let req = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+            let resp = next.clone().run(req).await;
+            match resp.headers().get(RETRY_HEADER) {
+                None => return resp,
+                Some(_) if forwarded => return resp, // the forwarding node decides
+                Some(v) => maybe_proposed |= v.as_bytes() == b"proposed",
+            }
+        } else if forwarded {
+            return ApiError::not_leader().into_response();
+        } else if let Some((_, leader)) = ctx.leader() {
+            match proxy(ctx, &leader.http_addr, parts, bytes.clone()).await {
+                Ok(resp) => match resp.headers().get(RETRY_HEADER) {
+                    None => return resp,
+                    Some(v) => maybe_proposed |= v.as_bytes() == b"proposed",
+                },
+                // Refused before anything was sent: no effect.
+                Err(e) if e.is_connect() => {}
+                Err(_) => maybe_proposed = true,
+            }
+        } else {
+            ctx.wait_metrics_change(backoff).await;
+        }
+        if Instant::now() + backoff >= deadline {
+            break;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(200));
+    }
+    if maybe_proposed {
+        let msg = format!(
+            "no leader confirmed the write within {FORWARD_DEADLINE:?}; it may still take effect: \
+             retry with the same Idempotency-Key ({key})"
+        );
+        ApiError::unavailable("unavailable", msg).into_response()
+    } else {
+        ApiError::unavailable("no_leader", "no leader is available; nothing was written, retry later").into_response()
+    }
+}
+
+/// Sends the request to the leader's API and relays its answer.
+async fn proxy(ctx: &Ctx, leader_http: &str, parts: &Parts, bytes: Bytes) -> Result<Response, reqwest::Error> {
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
+    let mut out = ctx.peers.request(method, format!("http://{leader_http}{path}")).timeout(FORWARD_TIMEOUT);
+    for (name, value) in parts.headers.iter() {
+        if name == "host" || name == "content-length" || name == "connection" {
+            continue;
+        }
+        out = out.header(name.as_str(), value.as_bytes());
+    }
+    let resp = out.header(FORWARDED_HEADER, "1").body(bytes.to_vec()).send().await?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await?;
+    let mut relayed = Response::new(Body::from(body));
+    *relayed.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    for (name, value) in headers.iter() {
+        if name == "content-length" || name == "transfer-encoding" || name == "connection" {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) =
+            (axum::http::HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
+            relayed.headers_mut().insert(n, v);
+        }
+    }
+    Ok(relayed)
+}

@@ -1,0 +1,52 @@
+//! `cronraft-api`: the REST surface of a cronraft node, and a typed client for it.
+//!
+//! # Layout
+//!
+//! - [`router`]: the whole axum app (REST under `/api/v1`, plus `/health`, `/ready`, `/metrics`).
+//! - [`context`]: what handlers share; the write path (`propose`) and the read path
+//!   (`read_barrier`, ReadIndex for followers).
+//! - [`forward`]: the middleware that sends every write to the leader, with request ids.
+//! - [`routes`]: handlers, one module per resource.
+//! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
+//! - [`types`]: the JSON shapes, shared with [`client`].
+//! - [`metrics`]: Prometheus text.
+
+pub mod client;
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod forward;
+pub mod metrics;
+pub mod routes;
+pub mod types;
+pub mod validate;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+
+pub use context::{ApiContext, Ctx};
+use error::ApiError;
+
+/// The node's HTTP app.
+pub fn router(ctx: Ctx) -> Router {
+    let api =
+        Router::new().merge(routes::tasks::router()).merge(routes::cluster::router()).merge(routes::ops::api_router());
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(routes::ops::root_router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), forward::route_writes))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), metrics::track))
+        .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
+        .with_state(ctx)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint; see docs/reference/api.md")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
+}

@@ -1,0 +1,151 @@
+//! `/api/v1/cluster`: membership view and admin (add, promote, remove), and the state digest.
+//!
+//! Admin writes reach the leader through the forwarding middleware and run through
+//! `MembershipAdmin`, which allows one change at a time. `GET /cluster` asks every member for its
+//! own indexes (in parallel, briefly); a member that does not answer is shown `reachable: false`.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use cronraft_raft::NodeInfo;
+use openraft::ServerState;
+
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::extract::JsonBody;
+use crate::types::{AddNodeInput, ClusterView, DigestView, MembershipChangeView, NodeView, SelfView};
+
+/// How long `GET /cluster` waits for each member's own view.
+const PEER_VIEW_TIMEOUT: Duration = Duration::from_millis(500);
+const ADDR_LEN_MAX: usize = 255;
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/cluster", get(cluster))
+        .route("/cluster/self", get(self_view))
+        .route("/cluster/digest", get(digest))
+        .route("/cluster/nodes", post(add_node))
+        .route("/cluster/nodes/{id}/promote", post(promote))
+        .route("/cluster/nodes/{id}", delete(remove))
+}
+
+fn state_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// This node's own view (what `GET /cluster` collects from every member).
+pub fn local_view(ctx: &Ctx) -> SelfView {
+    let m = ctx.raft.metrics().borrow().clone();
+    SelfView {
+        id: ctx.node_id,
+        state: state_name(m.state).to_string(),
+        term: m.current_term,
+        leader_id: m.current_leader,
+        last_log_index: m.last_log_index,
+        applied_index: m.last_applied.map(|l| l.index),
+    }
+}
+
+async fn self_view(State(ctx): State<Ctx>) -> Json<SelfView> {
+    Json(local_view(&ctx))
+}
+
+async fn fetch_view(ctx: &Ctx, id: u64, info: &NodeInfo) -> Option<SelfView> {
+    if id == ctx.node_id {
+        return Some(local_view(ctx));
+    }
+    let url = format!("http://{}/api/v1/cluster/self", info.http_addr);
+    let resp = ctx.peers.get(url).timeout(PEER_VIEW_TIMEOUT).send().await.ok()?;
+    resp.json::<SelfView>().await.ok()
+}
+
+async fn cluster(State(ctx): State<Ctx>) -> Json<ClusterView> {
+    let m = ctx.raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership().clone();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let members: Vec<(u64, NodeInfo)> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let views = futures::future::join_all(members.iter().map(|(id, info)| fetch_view(&ctx, *id, info))).await;
+    let nodes = members
+        .iter()
+        .zip(views)
+        .map(|((id, info), view)| {
+            let configured = if Some(*id) == m.current_leader {
+                "leader"
+            } else if voters.contains(id) {
+                "follower"
+            } else {
+                "learner"
+            };
+            let role = match &view {
+                Some(v) if v.state != "shutdown" => v.state.clone(),
+                _ => configured.to_string(),
+            };
+            NodeView {
+                id: *id,
+                http_addr: info.http_addr.clone(),
+                raft_addr: info.raft_addr.clone(),
+                role,
+                last_log_index: view.as_ref().and_then(|v| v.last_log_index),
+                applied_index: view.as_ref().and_then(|v| v.applied_index),
+                reachable: view.is_some(),
+            }
+        })
+        .collect();
+    Json(ClusterView { leader_id: m.current_leader, term: m.current_term, nodes })
+}
+
+async fn digest(State(ctx): State<Ctx>) -> Result<Json<DigestView>, ApiError> {
+    let sm = ctx.sm.clone();
+    let (applied, digest) =
+        tokio::task::spawn_blocking(move || sm.digest()).await.map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(Json(DigestView { node_id: ctx.node_id, applied_index: applied.map(|l| l.index).unwrap_or(0), digest }))
+}
+
+fn check_addr(field: &str, addr: &str) -> Result<(), ApiError> {
+    let ok = addr.len() <= ADDR_LEN_MAX && addr.parse::<std::net::SocketAddr>().is_ok();
+    if ok {
+        return Ok(());
+    }
+    Err(ApiError::unprocessable(
+        "invalid_address",
+        format!("`{field}` must be host:port with an IP address, got {addr:?}"),
+    ))
+}
+
+fn parse_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse::<u64>().map_err(|_| {
+        ApiError::bad_request("invalid_node_id", format!("node id must be a non-negative integer, got {raw:?}"))
+    })
+}
+
+async fn add_node(
+    State(ctx): State<Ctx>,
+    JsonBody(input): JsonBody<AddNodeInput>,
+) -> Result<(StatusCode, Json<MembershipChangeView>), ApiError> {
+    check_addr("http_addr", &input.http_addr)?;
+    check_addr("raft_addr", &input.raft_addr)?;
+    let info = NodeInfo { http_addr: input.http_addr, raft_addr: input.raft_addr };
+    let log_id = ctx.membership.add_learner(input.id, info).await?;
+    Ok((StatusCode::OK, Json(MembershipChangeView { node_id: input.id, log_index: log_id.index })))
+}
+
+async fn promote(State(ctx): State<Ctx>, Path(raw): Path<String>) -> Result<Json<MembershipChangeView>, ApiError> {
+    let id = parse_id(&raw)?;
+    let log_id = ctx.membership.promote(id).await?;
+    Ok(Json(MembershipChangeView { node_id: id, log_index: log_id.index }))
+}
+
+async fn remove(State(ctx): State<Ctx>, Path(raw): Path<String>) -> Result<Json<MembershipChangeView>, ApiError> {
+    let id = parse_id(&raw)?;
+    let log_id = ctx.membership.remove(id).await?;
+    Ok(Json(MembershipChangeView { node_id: id, log_index: log_id.index }))
+}

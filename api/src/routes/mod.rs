@@ -1,0 +1,5 @@
+//! The REST routes, one module per resource.
+
+pub mod cluster;
+pub mod ops;
+pub mod tasks;

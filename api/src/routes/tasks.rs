@@ -1,0 +1,154 @@
+//! `/api/v1/tasks`: create, list, read, update, soft-delete, pause, resume.
+//!
+//! Writes arrive here only on the leader (the forwarding middleware sees to that) and become one
+//! `Request` each, carrying the request id from the `Idempotency-Key` header. Reads pass the
+//! consistency barrier first, then read this node's state machine.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cronraft_raft::model::TaskStatus;
+use cronraft_raft::{Command, Request};
+use serde::Deserialize;
+
+use crate::context::{now_ms, Consistency, Ctx};
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, JsonBody};
+use crate::types::{Page, TaskInput, TaskView, IDEMPOTENCY_HEADER, LOG_INDEX_HEADER};
+use crate::validate::{new_spec, patch, task_view};
+
+/// Largest `page_size` of a listing.
+pub const PAGE_SIZE_MAX: u64 = 500;
+const PAGE_SIZE_DEFAULT: u64 = 20;
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/tasks", post(create).get(list))
+        .route("/tasks/{id}", get(read).put(update).delete(delete))
+        .route("/tasks/{id}/pause", post(pause))
+        .route("/tasks/{id}/resume", post(resume))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    page: Option<u64>,
+    page_size: Option<u64>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// Builds the replicated request for `command` (the middleware has set the request id).
+pub fn request(headers: &HeaderMap, command: Command) -> Request {
+    let request_id = headers.get(IDEMPOTENCY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    Request { request_id, now_ms: now_ms(), command }
+}
+
+/// Proposes `command` and answers with the resulting task.
+async fn write_task(ctx: &Ctx, headers: &HeaderMap, command: Command, ok: StatusCode) -> Result<Response, ApiError> {
+    let (resp, log_index) = ctx.propose(request(headers, command)).await?;
+    match resp {
+        cronraft_raft::Response::Task(task) => {
+            let mut out = (ok, Json(task_view(&task, now_ms()))).into_response();
+            out.headers_mut().insert(LOG_INDEX_HEADER, HeaderValue::from(log_index));
+            Ok(out)
+        }
+        cronraft_raft::Response::Rejected(r) => Err(r.into()),
+        cronraft_raft::Response::Empty => Err(ApiError::internal("apply returned no task")),
+    }
+}
+
+/// A path segment names a task by id (all digits) or by name.
+fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
+    if let Ok(id) = raw.parse::<u64>() {
+        return Ok(id);
+    }
+    match ctx.sm.view().task_by_name(raw)? {
+        Some(task) => Ok(task.id),
+        None => Err(ApiError::not_found("task_not_found", format!("no task is named {raw:?}"))),
+    }
+}
+
+async fn create(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<TaskInput>,
+) -> Result<Response, ApiError> {
+    let spec = new_spec(input)?;
+    write_task(&ctx, &headers, Command::CreateTask { spec }, StatusCode::CREATED).await
+}
+
+async fn update(
+    State(ctx): State<Ctx>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<TaskInput>,
+) -> Result<Response, ApiError> {
+    let (patch, expected_version) = patch(input)?;
+    let id = resolve(&ctx, &raw)?;
+    write_task(&ctx, &headers, Command::UpdateTask { id, patch, expected_version }, StatusCode::OK).await
+}
+
+async fn delete(State(ctx): State<Ctx>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let id = resolve(&ctx, &raw)?;
+    write_task(&ctx, &headers, Command::DeleteTask { id }, StatusCode::OK).await
+}
+
+async fn pause(State(ctx): State<Ctx>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let id = resolve(&ctx, &raw)?;
+    write_task(&ctx, &headers, Command::PauseTask { id }, StatusCode::OK).await
+}
+
+async fn resume(State(ctx): State<Ctx>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let id = resolve(&ctx, &raw)?;
+    write_task(&ctx, &headers, Command::ResumeTask { id }, StatusCode::OK).await
+}
+
+async fn read(
+    State(ctx): State<Ctx>,
+    Path(raw): Path<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Json<TaskView>, ApiError> {
+    ctx.read_barrier(q.consistency).await?;
+    let id = resolve(&ctx, &raw)?;
+    match ctx.sm.view().task(id)? {
+        Some(task) => Ok(Json(task_view(&task, now_ms()))),
+        None => Err(ApiError::not_found("task_not_found", format!("task {id} does not exist"))),
+    }
+}
+
+async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<TaskView>>, ApiError> {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some("active") => Some(TaskStatus::Active),
+        Some("paused") => Some(TaskStatus::Paused),
+        Some("deleted") => Some(TaskStatus::Deleted),
+        Some(other) => {
+            let msg = format!("unknown status {other:?}; expected active, paused or deleted");
+            return Err(ApiError::bad_request("invalid_status", msg));
+        }
+    };
+    let page = q.page.unwrap_or(1);
+    let page_size = q.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
+    if page == 0 {
+        return Err(ApiError::bad_request("invalid_page", "`page` counts from 1"));
+    }
+    if page_size == 0 || page_size > PAGE_SIZE_MAX {
+        return Err(ApiError::bad_request("invalid_page_size", format!("`page_size` must be 1 to {PAGE_SIZE_MAX}")));
+    }
+    ctx.read_barrier(q.consistency).await?;
+    let found = ctx.sm.view().list_tasks(status, page, page_size)?;
+    let now = now_ms();
+    let items = found.items.iter().map(|t| task_view(t, now)).collect();
+    Ok(Json(Page { items, total: found.total, page, page_size }))
+}

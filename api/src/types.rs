@@ -1,0 +1,162 @@
+//! The JSON shapes of the REST API, shared by the server and the typed [`crate::client`].
+//!
+//! Field names follow the seeds (`cron_expression`, `execution_mode`, …). Times are RFC 3339 in
+//! UTC. These are views: the replicated shapes live in `cronraft_raft::model`, and converting
+//! between them is where validation happens ([`crate::validate`]).
+
+use chrono::{DateTime, Utc};
+use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskStatus};
+use cronraft_raft::schedule::DstPolicy;
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /tasks` (every field but `name` and `cron_expression` has a default) and of
+/// `PUT /tasks/{id}` (every field optional: only the given ones change).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_expression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A JSON object handed to the executor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_mode: Option<ExecutionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balance_strategy: Option<BalanceStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retry: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misfire_policy: Option<MisfirePolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catchup_window_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_policy: Option<DstPolicy>,
+    /// `PUT` only: the version the change is based on (optimistic concurrency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// A task as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskView {
+    pub id: u64,
+    pub name: String,
+    pub description: String,
+    pub cron_expression: String,
+    pub timezone: String,
+    pub parameters: serde_json::Value,
+    pub execution_mode: ExecutionMode,
+    pub load_balance_strategy: BalanceStrategy,
+    pub max_retry: u32,
+    pub timeout_seconds: u32,
+    pub executor: String,
+    pub misfire_policy: MisfirePolicy,
+    pub catchup_window_seconds: u64,
+    pub dst_policy: DstPolicy,
+    pub status: TaskStatus,
+    pub version: u64,
+    /// The next slot after now (null while paused or deleted).
+    pub next_fire_time: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+/// `GET /schedule/preview`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviewView {
+    pub times: Vec<DateTime<Utc>>,
+}
+
+/// One node in `GET /cluster`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeView {
+    pub id: u64,
+    pub http_addr: String,
+    pub raft_addr: String,
+    /// `leader`, `follower`, `learner` (or `candidate` while an election runs).
+    pub role: String,
+    /// From the node itself; null when it did not answer.
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub reachable: bool,
+}
+
+/// `GET /cluster`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub nodes: Vec<NodeView>,
+}
+
+/// A node's own view of itself (`GET /cluster/self`), used to fill [`NodeView`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SelfView {
+    pub id: u64,
+    pub state: String,
+    pub term: u64,
+    pub leader_id: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+}
+
+/// Body of `POST /cluster/nodes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddNodeInput {
+    pub id: u64,
+    pub http_addr: String,
+    pub raft_addr: String,
+}
+
+/// Answer to a membership change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembershipChangeView {
+    pub node_id: u64,
+    pub log_index: u64,
+}
+
+/// `GET /cluster/digest`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DigestView {
+    pub node_id: u64,
+    pub applied_index: u64,
+    pub digest: String,
+}
+
+/// The error body of every non-2xx answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Machine code (stable, snake_case) and a sentence for people.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Header carrying the Raft log index of the entry a write produced.
+pub const LOG_INDEX_HEADER: &str = "x-cronraft-log-index";
+/// Header naming the request id of a write (echoed back, or generated when absent).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";

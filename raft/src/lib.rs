@@ -1,0 +1,49 @@
+//! `cronraft-raft`: the replicated state of cronraft.
+//!
+//! # Layout
+//!
+//! - [`model`]: what is replicated (tasks, node addresses).
+//! - [`command`]: the write vocabulary — every change is one [`command::Request`] in the log.
+//! - [`state`]: the deterministic `apply` and read-only queries ([`state::StateView`]).
+//! - [`spec`]: the rules a task spec must satisfy, and partial updates (`PUT`).
+//! - [`schedule`]: the cron dialect and time-zone rules, shared by apply, the scheduler and the API.
+//! - [`store`]: the sled log store and state machine, with fsync-backed durability and snapshots.
+//! - [`network`]: Raft RPC over HTTP (client and server side).
+//! - [`membership`]: add, promote and remove nodes with typed errors.
+//!
+//! This crate knows nothing of user-facing HTTP, of clocks or of executors: time and ids arrive
+//! inside commands.
+
+use std::io::Cursor;
+
+pub mod codec;
+pub mod command;
+pub mod error;
+pub mod membership;
+pub mod model;
+pub mod network;
+pub mod schedule;
+pub mod spec;
+pub mod state;
+pub mod store;
+mod txn;
+
+pub use command::{Command, Rejection, Request, Response};
+pub use model::NodeInfo;
+
+/// Node ids are small integers chosen by the operator (`--node-id`).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of cronraft.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = NodeId,
+        Node = NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// The Raft handle of a cronraft node.
+pub type Raft = openraft::Raft<TypeConfig>;

@@ -1,0 +1,136 @@
+//! The replicated domain model: what a task is, and how a node is addressed.
+//!
+//! These are the shapes stored in sled and carried inside Raft commands, so they follow the
+//! encoding rules of [`crate::codec`]: no `serde_json::Value` (task parameters are kept as JSON
+//! *text*), no flattening or skipping, times as Unix milliseconds (`*_ms`). The REST layer renders
+//! its own views of them; changing a field here is a storage-format change (see
+//! [`crate::state::StoredTask`] for the envelope).
+
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::DstPolicy;
+
+/// How a node is reached: its Raft RPC listener and its REST API listener. Replicated inside the
+/// membership config, so every node knows every other node's addresses without a registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// `host:port` of the REST API / UI.
+    pub http_addr: String,
+    /// `host:port` of the Raft RPC listener.
+    pub raft_addr: String,
+}
+
+impl std::fmt::Display for NodeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http={} raft={}", self.http_addr, self.raft_addr)
+    }
+}
+
+/// A task's lifecycle state. `Deleted` is a soft delete: the record stays, the name is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Active,
+    Paused,
+    Deleted,
+}
+
+impl TaskStatus {
+    /// One byte used in the status index key.
+    pub fn code(self) -> u8 {
+        match self {
+            TaskStatus::Active => 1,
+            TaskStatus::Paused => 2,
+            TaskStatus::Deleted => 3,
+        }
+    }
+
+    /// The wire/JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Active => "active",
+            TaskStatus::Paused => "paused",
+            TaskStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// What happens when a slot comes while an earlier run of the same task is still active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionMode {
+    /// Every slot runs; runs may overlap.
+    #[default]
+    Parallel,
+    /// The slot waits in a bounded FIFO and runs after the active run.
+    Sequential,
+    /// The slot is recorded as `skipped` (reason `overlap`).
+    Skip,
+    /// The active run is stopped and the new one starts.
+    Replace,
+}
+
+/// How an execution picks an executor instance within the task's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceStrategy {
+    #[default]
+    RoundRobin,
+    WeightedRoundRobin,
+    Random,
+    Sticky,
+    LeastLoaded,
+}
+
+/// What to do with slots that passed while no leader could fire them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MisfirePolicy {
+    /// One catch-up execution for the latest missed slot; the others are recorded `missed`.
+    #[default]
+    FireOnce,
+    /// Every missed slot within `catchup_window_seconds` runs.
+    FireAll,
+    /// Every missed slot is recorded `missed`.
+    Skip,
+}
+
+/// Everything a user chooses about a task. Validated by the API before it is proposed; `apply`
+/// trusts the shape but still refuses what would break an invariant (e.g. a taken name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Unique among non-deleted tasks; not all digits (so a path segment is either an id or a name).
+    pub name: String,
+    pub description: String,
+    pub cron_expression: String,
+    /// IANA zone name the expression is evaluated in.
+    pub timezone: String,
+    /// A JSON object, kept as text because bincode cannot carry `serde_json::Value`.
+    pub parameters: String,
+    pub execution_mode: ExecutionMode,
+    pub load_balance_strategy: BalanceStrategy,
+    pub max_retry: u32,
+    pub timeout_seconds: u32,
+    /// The executor group this task runs on.
+    pub executor: String,
+    pub misfire_policy: MisfirePolicy,
+    /// How far back `fire_all` catches up.
+    pub catchup_window_seconds: u64,
+    pub dst_policy: DstPolicy,
+}
+
+/// A task as replicated: the spec plus what the cluster tracks about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// Assigned in apply from a replicated counter: dense, deterministic, never reused.
+    pub id: u64,
+    pub spec: TaskSpec,
+    pub status: TaskStatus,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Bumped by every change; `PUT` may name the version it expects.
+    pub version: u64,
+    /// Slots at or before this instant are never fired again (set to the create/update/resume
+    /// time, and advanced by every fire). The exactly-once guard of the scheduler.
+    pub fire_watermark_ms: i64,
+}

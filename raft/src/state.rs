@@ -1,0 +1,376 @@
+//! The state machine's data and its deterministic `apply`.
+//!
+//! All replicated state lives in one sled tree (one per snapshot generation, see
+//! [`crate::store::state_machine`]) under short key prefixes, so one `apply` run is one atomic
+//! sled batch and a snapshot is a plain dump of one tree:
+//!
+//! | prefix | key | value |
+//! |---|---|---|
+//! | `m/` | `applied`, `membership`, `next_task_id`, `count/<status>`, `dedupe_len` | meta |
+//! | `t/` | task id (u64 BE) | [`StoredTask`] |
+//! | `n/` | task name | task id (u64 BE); only non-deleted tasks |
+//! | `s/` | status byte + task id | empty: the status index |
+//! | `d/` | request id | [`StoredDedupe`]: the answer a retry gets |
+//! | `e/` | time (i64 BE) + request id | empty: dedupe expiry order |
+//!
+//! `apply` never reads a clock, a random source or the network: time and ids come inside the
+//! [`Request`]; task ids come from a replicated counter.
+
+use openraft::{EntryPayload, LogId, StoredMembership};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, key_i64, key_u64, parse_key_u64};
+use crate::command::{Command, Rejection, Request, Response};
+use crate::error::StoreError;
+use crate::model::{NodeInfo, Task, TaskSpec, TaskStatus};
+use crate::spec::{check_spec, TaskPatch};
+use crate::txn::WriteSet;
+use crate::{NodeId, TypeConfig};
+
+/// Most tasks (active + paused) the cluster holds; creating more is rejected.
+pub const TASKS_MAX: u64 = 1_000_000;
+/// Most request ids remembered for deduplication; the oldest are forgotten first.
+pub const DEDUPE_LEN_MAX: u64 = 200_000;
+/// How long a request id is remembered (by the requests' own clock, not apply's).
+pub const DEDUPE_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// Most dedupe entries expired per applied request, so one apply never does unbounded work.
+const DEDUPE_EVICT_PER_REQUEST: usize = 8;
+
+const KEY_APPLIED: &[u8] = b"m/applied";
+const KEY_MEMBERSHIP: &[u8] = b"m/membership";
+const KEY_NEXT_TASK_ID: &[u8] = b"m/next_task_id";
+const KEY_DEDUPE_LEN: &[u8] = b"m/dedupe_len";
+
+/// On-disk envelope of a task. Variants are appended, never changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StoredTask {
+    V1(Task),
+}
+
+/// What is remembered about an applied request id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StoredDedupe {
+    V1 { at_ms: i64, fingerprint: [u8; 16], response: Response },
+}
+
+fn task_key(id: u64) -> Vec<u8> {
+    [b"t/".as_slice(), &key_u64(id)].concat()
+}
+fn name_key(name: &str) -> Vec<u8> {
+    [b"n/".as_slice(), name.as_bytes()].concat()
+}
+fn status_key(status: TaskStatus, id: u64) -> Vec<u8> {
+    [b"s/".as_slice(), &[status.code()], &key_u64(id)].concat()
+}
+fn count_key(status: TaskStatus) -> Vec<u8> {
+    [b"m/count/".as_slice(), &[status.code()]].concat()
+}
+fn dedupe_key(request_id: &str) -> Vec<u8> {
+    [b"d/".as_slice(), request_id.as_bytes()].concat()
+}
+fn expiry_key(at_ms: i64, request_id: &str) -> Vec<u8> {
+    [b"e/".as_slice(), &key_i64(at_ms), request_id.as_bytes()].concat()
+}
+
+fn get_u64(ws: &WriteSet<'_>, key: &[u8]) -> Result<u64, StoreError> {
+    Ok(ws.get(key)?.as_deref().and_then(parse_key_u64).unwrap_or(0))
+}
+
+fn put_u64(ws: &mut WriteSet<'_>, key: &[u8], n: u64) {
+    ws.insert(key.to_vec(), key_u64(n).to_vec());
+}
+
+/// Applies one committed entry to the write set and returns its response.
+pub fn apply_entry(ws: &mut WriteSet<'_>, entry: &openraft::Entry<TypeConfig>) -> Result<Response, StoreError> {
+    ws.insert(KEY_APPLIED.to_vec(), codec::encode(&entry.log_id)?);
+    match &entry.payload {
+        EntryPayload::Blank => Ok(Response::Empty),
+        EntryPayload::Membership(m) => {
+            let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+            ws.insert(KEY_MEMBERSHIP.to_vec(), codec::encode(&stored)?);
+            Ok(Response::Empty)
+        }
+        EntryPayload::Normal(request) => apply_request(ws, request),
+    }
+}
+
+/// Applies one request, deduplicating by request id.
+pub fn apply_request(ws: &mut WriteSet<'_>, request: &Request) -> Result<Response, StoreError> {
+    let fingerprint = fingerprint(&request.command)?;
+    if let Some(bytes) = ws.get(&dedupe_key(&request.request_id))? {
+        let StoredDedupe::V1 { fingerprint: seen, response, .. } = codec::decode(&bytes)?;
+        if seen != fingerprint {
+            let request_id = request.request_id.clone();
+            return Ok(Response::Rejected(Rejection::RequestIdReused { request_id }));
+        }
+        return Ok(response);
+    }
+    let response = match apply_command(ws, request.now_ms, &request.command)? {
+        Ok(task) => Response::Task(task),
+        Err(rejection) => Response::Rejected(rejection),
+    };
+    remember(ws, request, fingerprint, &response)?;
+    Ok(response)
+}
+
+fn fingerprint(command: &Command) -> Result<[u8; 16], StoreError> {
+    let hash = blake3::hash(&codec::encode(command)?);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash.as_bytes()[..16]);
+    Ok(out)
+}
+
+/// Stores the response under the request id and expires old ids, a bounded amount per call.
+fn remember(
+    ws: &mut WriteSet<'_>,
+    request: &Request,
+    fingerprint: [u8; 16],
+    response: &Response,
+) -> Result<(), StoreError> {
+    let stored = StoredDedupe::V1 { at_ms: request.now_ms, fingerprint, response: response.clone() };
+    ws.insert(dedupe_key(&request.request_id), codec::encode(&stored)?);
+    ws.insert(expiry_key(request.now_ms, &request.request_id), Vec::new());
+    let mut len = get_u64(ws, KEY_DEDUPE_LEN)? + 1;
+    let oldest = ws.scan_prefix(b"e/", DEDUPE_EVICT_PER_REQUEST)?;
+    for (key, _) in oldest {
+        let at_ms = parse_key_u64(&key[2..]).map(|n| (n ^ (1 << 63)) as i64).unwrap_or(i64::MIN);
+        let expired = at_ms < request.now_ms.saturating_sub(DEDUPE_TTL_MS);
+        if !expired && len <= DEDUPE_LEN_MAX {
+            break;
+        }
+        let request_id = &key[10..];
+        ws.remove([b"d/".as_slice(), request_id].concat());
+        ws.remove(key);
+        len -= 1;
+    }
+    put_u64(ws, KEY_DEDUPE_LEN, len);
+    Ok(())
+}
+
+type Outcome = Result<Task, Rejection>;
+
+fn apply_command(ws: &mut WriteSet<'_>, now_ms: i64, command: &Command) -> Result<Outcome, StoreError> {
+    match command {
+        Command::CreateTask { spec } => create_task(ws, now_ms, spec),
+        Command::UpdateTask { id, patch, expected_version } => update_task(ws, now_ms, *id, patch, *expected_version),
+        Command::DeleteTask { id } => set_status(ws, now_ms, *id, TaskStatus::Deleted),
+        Command::PauseTask { id } => set_status(ws, now_ms, *id, TaskStatus::Paused),
+        Command::ResumeTask { id } => set_status(ws, now_ms, *id, TaskStatus::Active),
+    }
+}
+
+fn create_task(ws: &mut WriteSet<'_>, now_ms: i64, spec: &TaskSpec) -> Result<Outcome, StoreError> {
+    let live = get_u64(ws, &count_key(TaskStatus::Active))? + get_u64(ws, &count_key(TaskStatus::Paused))?;
+    if live >= TASKS_MAX {
+        return Ok(Err(Rejection::TooManyTasks { max: TASKS_MAX }));
+    }
+    if let Err(e) = check_spec(spec) {
+        return Ok(Err(Rejection::InvalidSpec(e)));
+    }
+    if let Some(id) = task_id_by_name(ws, &spec.name)? {
+        return Ok(Err(Rejection::NameTaken { name: spec.name.clone(), id }));
+    }
+    let id = get_u64(ws, KEY_NEXT_TASK_ID)?.max(1);
+    put_u64(ws, KEY_NEXT_TASK_ID, id + 1);
+    let task = Task {
+        id,
+        spec: spec.clone(),
+        status: TaskStatus::Active,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+        version: 1,
+        fire_watermark_ms: now_ms,
+    };
+    ws.insert(name_key(&spec.name), key_u64(id).to_vec());
+    index_status(ws, &task, None)?;
+    put_task(ws, &task)?;
+    Ok(Ok(task))
+}
+
+fn update_task(
+    ws: &mut WriteSet<'_>,
+    now_ms: i64,
+    id: u64,
+    patch: &TaskPatch,
+    expected_version: Option<u64>,
+) -> Result<Outcome, StoreError> {
+    let Some(mut task) = get_task_ws(ws, id)? else { return Ok(Err(Rejection::TaskNotFound { id })) };
+    if task.status == TaskStatus::Deleted {
+        return Ok(Err(Rejection::TaskDeleted { id }));
+    }
+    if let Some(expected) = expected_version.filter(|v| *v != task.version) {
+        return Ok(Err(Rejection::VersionConflict { id, expected, actual: task.version }));
+    }
+    let spec = &patch.merged_into(&task.spec);
+    if let Err(e) = check_spec(spec) {
+        return Ok(Err(Rejection::InvalidSpec(e)));
+    }
+    if spec.name != task.spec.name {
+        if let Some(other) = task_id_by_name(ws, &spec.name)? {
+            return Ok(Err(Rejection::NameTaken { name: spec.name.clone(), id: other }));
+        }
+        ws.remove(name_key(&task.spec.name));
+        ws.insert(name_key(&spec.name), key_u64(id).to_vec());
+    }
+    task.spec = spec.clone();
+    task.version += 1;
+    task.updated_at_ms = now_ms;
+    // Rescheduled from the next slot after the update.
+    task.fire_watermark_ms = task.fire_watermark_ms.max(now_ms);
+    put_task(ws, &task)?;
+    Ok(Ok(task))
+}
+
+/// Pause, resume and delete. A change to the status it already has is a no-op that succeeds;
+/// nothing leaves `deleted`.
+fn set_status(ws: &mut WriteSet<'_>, now_ms: i64, id: u64, to: TaskStatus) -> Result<Outcome, StoreError> {
+    let Some(mut task) = get_task_ws(ws, id)? else { return Ok(Err(Rejection::TaskNotFound { id })) };
+    if task.status == to {
+        return Ok(Ok(task));
+    }
+    if task.status == TaskStatus::Deleted {
+        return Ok(Err(Rejection::TaskDeleted { id }));
+    }
+    let from = task.status;
+    task.status = to;
+    task.version += 1;
+    task.updated_at_ms = now_ms;
+    if to == TaskStatus::Active {
+        // Slots that passed while paused are not fired: the watermark moves to the resume time.
+        task.fire_watermark_ms = task.fire_watermark_ms.max(now_ms);
+    }
+    if to == TaskStatus::Deleted {
+        ws.remove(name_key(&task.spec.name));
+    }
+    index_status(ws, &task, Some(from))?;
+    put_task(ws, &task)?;
+    Ok(Ok(task))
+}
+
+fn index_status(ws: &mut WriteSet<'_>, task: &Task, from: Option<TaskStatus>) -> Result<(), StoreError> {
+    if let Some(from) = from {
+        ws.remove(status_key(from, task.id));
+        let n = get_u64(ws, &count_key(from))?;
+        put_u64(ws, &count_key(from), n.saturating_sub(1));
+    }
+    ws.insert(status_key(task.status, task.id), Vec::new());
+    let n = get_u64(ws, &count_key(task.status))?;
+    put_u64(ws, &count_key(task.status), n + 1);
+    Ok(())
+}
+
+fn put_task(ws: &mut WriteSet<'_>, task: &Task) -> Result<(), StoreError> {
+    ws.insert(task_key(task.id), codec::encode(&StoredTask::V1(task.clone()))?);
+    Ok(())
+}
+
+fn get_task_ws(ws: &WriteSet<'_>, id: u64) -> Result<Option<Task>, StoreError> {
+    ws.get(&task_key(id))?.map(|b| decode_task(&b)).transpose()
+}
+
+fn task_id_by_name(ws: &WriteSet<'_>, name: &str) -> Result<Option<u64>, StoreError> {
+    Ok(ws.get(&name_key(name))?.as_deref().and_then(parse_key_u64))
+}
+
+fn decode_task(bytes: &[u8]) -> Result<Task, StoreError> {
+    let StoredTask::V1(task) = codec::decode(bytes)?;
+    Ok(task)
+}
+
+/// Read-only queries over one generation of the state-machine tree. Cheap to clone.
+#[derive(Clone)]
+pub struct StateView {
+    tree: sled::Tree,
+}
+
+/// One page of tasks plus the total that matched.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    pub items: Vec<Task>,
+    pub total: u64,
+}
+
+impl StateView {
+    pub fn new(tree: sled::Tree) -> Self {
+        StateView { tree }
+    }
+
+    /// The last applied log id and membership, as stored with the data they describe.
+    pub fn applied_state(&self) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StoreError> {
+        let applied = self.tree.get(KEY_APPLIED)?.map(|b| codec::decode(&b)).transpose()?;
+        let membership = self.tree.get(KEY_MEMBERSHIP)?.map(|b| codec::decode(&b)).transpose()?;
+        Ok((applied, membership.unwrap_or_default()))
+    }
+
+    pub fn task(&self, id: u64) -> Result<Option<Task>, StoreError> {
+        self.tree.get(task_key(id))?.map(|b| decode_task(&b)).transpose()
+    }
+
+    /// A non-deleted task by its unique name.
+    pub fn task_by_name(&self, name: &str) -> Result<Option<Task>, StoreError> {
+        match self.tree.get(name_key(name))?.as_deref().and_then(parse_key_u64) {
+            Some(id) => self.task(id),
+            None => Ok(None),
+        }
+    }
+
+    /// How many tasks have `status`.
+    pub fn count(&self, status: TaskStatus) -> Result<u64, StoreError> {
+        Ok(self.tree.get(count_key(status))?.as_deref().and_then(parse_key_u64).unwrap_or(0))
+    }
+
+    /// Tasks in id order, `page` counted from 1. With no status, every non-deleted task.
+    pub fn list_tasks(&self, status: Option<TaskStatus>, page: u64, page_size: u64) -> Result<TaskPage, StoreError> {
+        let statuses = match status {
+            Some(s) => vec![s],
+            None => vec![TaskStatus::Active, TaskStatus::Paused],
+        };
+        let mut total = 0;
+        for s in &statuses {
+            total += self.count(*s)?;
+        }
+        let skip = page.saturating_sub(1).saturating_mul(page_size) as usize;
+        let mut ids = Vec::new();
+        if statuses.len() == 1 {
+            let prefix = [b"s/".as_slice(), &[statuses[0].code()]].concat();
+            for kv in self.tree.scan_prefix(&prefix).keys().skip(skip).take(page_size as usize) {
+                ids.extend(parse_key_u64(&kv?[3..]));
+            }
+        } else {
+            // Non-deleted tasks in id order: walk the task table and drop deleted ones.
+            for kv in self.tree.scan_prefix(b"t/") {
+                let (_, v) = kv?;
+                let task = decode_task(&v)?;
+                if task.status != TaskStatus::Deleted {
+                    ids.push(task.id);
+                }
+                if ids.len() >= skip + page_size as usize {
+                    break;
+                }
+            }
+            ids.drain(..skip.min(ids.len()));
+        }
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            items.extend(self.task(id)?);
+        }
+        Ok(TaskPage { items, total })
+    }
+
+    /// A digest of every replicated key and value. Replicas that applied the same log index
+    /// must produce the same digest; the caller holds the apply gate so nothing moves meanwhile.
+    pub fn digest(&self) -> Result<String, StoreError> {
+        let mut hasher = blake3::Hasher::new();
+        for kv in self.tree.iter() {
+            let (k, v) = kv?;
+            hasher.update(&(k.len() as u64).to_be_bytes());
+            hasher.update(&k);
+            hasher.update(&(v.len() as u64).to_be_bytes());
+            hasher.update(&v);
+        }
+        Ok(hasher.finalize().to_hex().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

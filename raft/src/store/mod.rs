@@ -1,0 +1,42 @@
+//! Storage: the Raft log and the state machine, both in one sled database per node.
+//!
+//! One database (not two) because sled's flush is database-wide and ordered: the fsync that makes
+//! a log append durable also makes every earlier state-machine write durable, which is what lets
+//! `apply` skip its own fsync (see `docs/internals/storage.md`).
+//!
+//! Trees: `raft_log` (index → entry), `raft_meta` (vote, last purged id, active state-machine
+//! generation), `sm.<generation>` (the state machine, see [`crate::state`]). Snapshots are files in
+//! `<data-dir>/snapshots/`.
+
+pub mod durability;
+pub mod log_store;
+pub mod state_machine;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use durability::Durability;
+pub use log_store::LogStore;
+pub use state_machine::StateMachineStore;
+
+use crate::error::StoreError;
+
+/// sled's segment size. sled writes any value larger than a quarter of a segment to a separate
+/// blob file that it never fsyncs; 8 MiB keeps every value we write (log entries are bounded
+/// well below 2 MiB) inside the main file that [`Durability`] fsyncs.
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// Opens (or creates) the node's storage under `dir`.
+pub fn open(dir: &Path, cache_bytes: u64) -> Result<(LogStore, StateMachineStore), StoreError> {
+    std::fs::create_dir_all(dir)?;
+    let db = sled::Config::new()
+        .path(dir.join("sled"))
+        .cache_capacity(cache_bytes)
+        .segment_size(SEGMENT_SIZE)
+        .mode(sled::Mode::HighThroughput)
+        .open()?;
+    let durability = Arc::new(Durability::new(db.clone(), &dir.join("sled"))?);
+    let log = LogStore::new(&db, durability.clone())?;
+    let sm = StateMachineStore::new(db, durability, &dir.join("snapshots"))?;
+    Ok((log, sm))
+}

@@ -1,0 +1,284 @@
+//! The state machine on sled, and its snapshots.
+//!
+//! `apply` writes each run of committed entries as one atomic sled batch (data and
+//! `last_applied` together) without its own fsync: the next log append's sync makes it durable,
+//! and until then the durable log holds the entries, which openraft re-applies after a crash.
+//!
+//! Snapshots. openraft calls `get_snapshot_builder` on the state-machine worker (serialized with
+//! `apply`) and then builds in a separate task while applies go on, so the builder copies the
+//! tree while it still has the worker. Installing a received snapshot is crash-atomic: the data
+//! goes into a fresh tree `sm.<generation+1>`, which is synced, and only then does the generation
+//! pointer in `raft_meta` flip (one key, synced). A crash before the flip leaves the old state; the
+//! leftover tree is dropped on the next start.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use super::Durability;
+use crate::codec;
+use crate::command::Response;
+use crate::error::{sm_err, StoreError};
+use crate::model::NodeInfo;
+use crate::state::{apply_entry, StateView};
+use crate::txn::WriteSet;
+use crate::{NodeId, TypeConfig};
+
+const KEY_GENERATION: &[u8] = b"sm_generation";
+const SNAPSHOT_FILE: &str = "current.snap";
+/// Keys inserted per sled batch while installing a snapshot.
+const INSTALL_BATCH: usize = 10_000;
+
+/// The body of a snapshot: every key and value of the state-machine tree, in key order.
+#[derive(Serialize, Deserialize)]
+enum SnapshotPayload {
+    V1 { pairs: Vec<(Vec<u8>, Vec<u8>)> },
+}
+
+/// A snapshot file: its meta and its body.
+#[derive(Serialize, Deserialize)]
+enum StoredSnapshot {
+    V1 { meta: SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8> },
+}
+
+struct Inner {
+    db: sled::Db,
+    /// `raft_meta`: holds the active generation.
+    meta: sled::Tree,
+    /// The active generation and its tree. Swapped (write lock) only by snapshot install.
+    current: RwLock<(u64, sled::Tree)>,
+    /// Held by `apply`, snapshot copy/install and digest, so a digest sees one applied index.
+    apply_gate: Mutex<()>,
+    durability: Arc<Durability>,
+    snapshot_dir: PathBuf,
+    /// Makes snapshot ids unique within a process run.
+    snapshot_seq: AtomicU64,
+}
+
+/// The state-machine store. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    inner: Arc<Inner>,
+}
+
+impl StateMachineStore {
+    pub fn new(db: sled::Db, durability: Arc<Durability>, snapshot_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(snapshot_dir)?;
+        let meta = db.open_tree("raft_meta")?;
+        let generation = meta.get(KEY_GENERATION)?.as_deref().and_then(codec::parse_key_u64).unwrap_or(0);
+        let tree = db.open_tree(tree_name(generation))?;
+        // Leftovers of an install that crashed before its flip, or of old generations.
+        for name in db.tree_names() {
+            if name.starts_with(b"sm.") && name.as_ref() != tree_name(generation).as_bytes() {
+                db.drop_tree(name)?;
+            }
+        }
+        let inner = Inner {
+            db,
+            meta,
+            current: RwLock::new((generation, tree)),
+            apply_gate: Mutex::new(()),
+            durability,
+            snapshot_dir: snapshot_dir.to_path_buf(),
+            snapshot_seq: AtomicU64::new(0),
+        };
+        Ok(StateMachineStore { inner: Arc::new(inner) })
+    }
+
+    /// Read access to the current state (no gate: point reads may interleave with applies).
+    pub fn view(&self) -> StateView {
+        StateView::new(self.tree())
+    }
+
+    /// The applied log index and a digest of the state at exactly that index.
+    pub fn digest(&self) -> Result<(Option<LogId<NodeId>>, String), StoreError> {
+        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let view = self.view();
+        Ok((view.applied_state()?.0, view.digest()?))
+    }
+
+    /// Makes every write so far durable (used at shutdown).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.inner.durability.sync()
+    }
+
+    /// How many fsyncs the node has done (log appends, votes, purges, installs).
+    pub fn sync_count(&self) -> u64 {
+        self.inner.durability.sync_count()
+    }
+
+    fn tree(&self) -> sled::Tree {
+        self.inner.current.read().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    fn apply_run(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<Response>, StoreError> {
+        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let tree = self.tree();
+        let mut ws = WriteSet::new(&tree);
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            out.push(apply_entry(&mut ws, entry)?);
+        }
+        tree.apply_batch(ws.into_batch())?;
+        Ok(out)
+    }
+
+    fn copy_for_snapshot(&self) -> Result<SnapshotBuilder, StoreError> {
+        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let tree = self.tree();
+        let (applied, membership) = StateView::new(tree.clone()).applied_state()?;
+        let mut pairs = Vec::new();
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            pairs.push((k.to_vec(), v.to_vec()));
+        }
+        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        Ok(SnapshotBuilder { pairs, applied, membership, seq, dir: self.inner.snapshot_dir.clone() })
+    }
+
+    fn install(&self, meta: &SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8>) -> Result<(), StoreError> {
+        let SnapshotPayload::V1 { pairs } = codec::decode(&data)?;
+        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 + 1;
+        let tree = self.inner.db.open_tree(tree_name(generation))?;
+        tree.clear()?;
+        for chunk in pairs.chunks(INSTALL_BATCH) {
+            let mut batch = sled::Batch::default();
+            for (k, v) in chunk {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
+            tree.apply_batch(batch)?;
+        }
+        self.inner.durability.sync()?;
+        self.inner.meta.insert(KEY_GENERATION, &codec::key_u64(generation))?;
+        self.inner.durability.sync()?;
+        let old =
+            std::mem::replace(&mut *self.inner.current.write().unwrap_or_else(|p| p.into_inner()), (generation, tree));
+        self.inner.db.drop_tree(tree_name(old.0))?;
+        write_snapshot_file(&self.inner.snapshot_dir, meta, data)
+    }
+
+    fn read_snapshot_file(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
+        let path = self.inner.snapshot_dir.join(SNAPSHOT_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let StoredSnapshot::V1 { meta, data } = codec::decode(&bytes)?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+fn tree_name(generation: u64) -> String {
+    format!("sm.{generation}")
+}
+
+/// Writes the snapshot file crash-atomically: temp file, fsync, rename, fsync the directory.
+fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8>) -> Result<(), StoreError> {
+    let bytes = codec::encode(&StoredSnapshot::V1 { meta: meta.clone(), data })?;
+    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// A point-in-time copy of the state machine, turned into a snapshot off the apply path.
+pub struct SnapshotBuilder {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, NodeInfo>,
+    seq: u64,
+    dir: PathBuf,
+}
+
+impl SnapshotBuilder {
+    fn build(self) -> Result<Snapshot<TypeConfig>, StoreError> {
+        let data = codec::encode(&SnapshotPayload::V1 { pairs: self.pairs })?;
+        let snapshot_id = match self.applied {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.seq),
+            None => format!("0-0-{}", self.seq),
+        };
+        let meta = SnapshotMeta { last_log_id: self.applied, last_membership: self.membership, snapshot_id };
+        write_snapshot_file(&self.dir, &meta, data.clone())?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let this = SnapshotBuilder {
+            pairs: std::mem::take(&mut self.pairs),
+            applied: self.applied,
+            membership: self.membership.clone(),
+            seq: self.seq,
+            dir: self.dir.clone(),
+        };
+        let built = tokio::task::spawn_blocking(move || this.build())
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))
+            .and_then(|r| r);
+        built.map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Write))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StorageError<NodeId>> {
+        self.view().applied_state().map_err(sm_err(ErrorVerb::Read))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        self.apply_run(entries.into_iter().collect()).map_err(sm_err(ErrorVerb::Write))
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // Copy failures surface when the builder runs: an empty copy with no applied id would be
+        // wrong, so panic loudly instead (sled read errors here mean the store is broken).
+        self.copy_for_snapshot().expect("copy state machine for snapshot")
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, NodeInfo>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let this = self.clone();
+        let meta_owned = meta.clone();
+        let data = snapshot.into_inner();
+        let installed = tokio::task::spawn_blocking(move || this.install(&meta_owned, data))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))
+            .and_then(|r| r);
+        installed.map_err(|e| e.into_raft(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        self.read_snapshot_file().map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))
+    }
+}

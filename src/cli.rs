@@ -1,0 +1,217 @@
+//! The command line: `serve` (the default), and client commands for the cluster and tasks.
+//!
+//! Client commands talk to any node (`--node`, env `CRONRAFT_NODE`, default the local default
+//! node) and print tables for people, or JSON with `--json`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{split_list, Config, ConfigError};
+
+#[derive(Debug, Parser)]
+#[command(name = "cronraft", version, about = "A Raft-replicated distributed cron", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node (the default when no command is given).
+    Serve(ServeArgs),
+    /// Cluster membership: status, add, promote, remove.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Tasks: create, list, get, update, delete, pause, resume.
+    #[command(subcommand)]
+    Task(TaskCommand),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// This node's Raft id (unique in the cluster).
+    #[arg(long)]
+    pub node_id: Option<u64>,
+    /// REST API / UI address [default: 127.0.0.1:7340].
+    #[arg(long)]
+    pub http_addr: Option<String>,
+    /// Raft RPC address [default: 127.0.0.1:7341].
+    #[arg(long)]
+    pub raft_addr: Option<String>,
+    /// Data directory [default: ./cronraft-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Join the cluster through these members' API URLs (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// TOML configuration file (flags override it; `CRONRAFT_*` variables override it too).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Defaults, then the file, then the environment, then flags.
+    pub fn to_config(&self, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        c.apply_env(env)?;
+        if let Some(v) = self.node_id {
+            c.node_id = v;
+        }
+        if let Some(v) = &self.http_addr {
+            c.http_addr = v.clone();
+        }
+        if let Some(v) = &self.raft_addr {
+            c.raft_addr = v.clone();
+        }
+        if let Some(v) = &self.data_dir {
+            c.data_dir = v.clone();
+        }
+        if !self.join.is_empty() {
+            c.join = self.join.iter().flat_map(|j| split_list(j)).collect();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Where client commands send requests, and how they print.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// API URL(s) of any node(s), comma-separated.
+    #[arg(long, env = "CRONRAFT_NODE", default_value = "http://127.0.0.1:7340", global = true)]
+    pub node: String,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Show the leader, term and every member with its indexes.
+    Status(#[command(flatten)] Target),
+    /// Add a node as a learner.
+    Add {
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        http_addr: String,
+        #[arg(long)]
+        raft_addr: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Promote a caught-up learner to voter.
+    Promote {
+        id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Remove a node (voter or learner); removing the leader works.
+    Remove {
+        id: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Task fields shared by create and update; unset flags keep defaults (create) or values (update).
+#[derive(Debug, Args, Clone, Default)]
+pub struct TaskFields {
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Cron expression: 6 fields with seconds, 5-field crontab, @daily, @every 30s …
+    #[arg(long = "cron")]
+    pub cron_expression: Option<String>,
+    /// IANA time zone [default: UTC].
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Parameters as a JSON object.
+    #[arg(long)]
+    pub params: Option<String>,
+    /// Shortcut for parameters {"command": CMD} (a shell command for the bundled agent).
+    #[arg(long)]
+    pub command: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// parallel | sequential | skip | replace
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// round_robin | weighted_round_robin | random | sticky | least_loaded
+    #[arg(long)]
+    pub strategy: Option<String>,
+    #[arg(long)]
+    pub max_retry: Option<u32>,
+    #[arg(long = "timeout")]
+    pub timeout_seconds: Option<u32>,
+    /// Executor group [default: local].
+    #[arg(long)]
+    pub executor: Option<String>,
+    /// fire_once | fire_all | skip
+    #[arg(long)]
+    pub misfire: Option<String>,
+    /// Request id for safe retries (default: generated by the server).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Create a task (needs --name and --cron).
+    Create {
+        #[command(flatten)]
+        fields: TaskFields,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List tasks.
+    List {
+        /// active | paused | deleted (default: active and paused)
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        #[arg(long, default_value_t = 20)]
+        page_size: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Show one task (by id or name).
+    Get {
+        task: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Change a task's fields.
+    Update {
+        task: String,
+        #[command(flatten)]
+        fields: TaskFields,
+        /// Only apply if the task is at this version.
+        #[arg(long)]
+        version: Option<u64>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Soft-delete a task.
+    Delete {
+        task: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Pause a task: no slot fires until it is resumed.
+    Pause {
+        task: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Resume a paused task.
+    Resume {
+        task: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}

@@ -1,0 +1,213 @@
+//! Client commands: turn CLI arguments into API calls and print the answers.
+
+use cronraft_api::client::{Client, ClientError};
+use cronraft_api::context::Consistency;
+use cronraft_api::types::{AddNodeInput, ClusterView, TaskInput, TaskView};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cli::{ClusterCommand, Target, TaskCommand, TaskFields};
+use crate::config::split_list;
+
+/// A client command failure, printed by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("invalid argument: {0}")]
+    Argument(String),
+}
+
+fn client(t: &Target) -> Client {
+    Client::new(split_list(&t.node))
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serialize"));
+}
+
+/// Prints rows under headers, columns padded to their widest cell.
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_uppercase()).collect());
+    for row in rows {
+        line(row);
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
+    match cmd {
+        ClusterCommand::Status(t) => {
+            let view = client(&t).cluster().await?;
+            if t.json {
+                print_json(&view)
+            } else {
+                print_cluster(&view)
+            }
+        }
+        ClusterCommand::Add { id, http_addr, raft_addr, target } => {
+            let out = client(&target).add_node(&AddNodeInput { id, http_addr, raft_addr }).await?;
+            if target.json {
+                print_json(&out)
+            } else {
+                println!("node {id} added as a learner (log index {})", out.log_index)
+            }
+        }
+        ClusterCommand::Promote { id, target } => {
+            let out = client(&target).promote_node(id).await?;
+            if target.json {
+                print_json(&out)
+            } else {
+                println!("node {id} is now a voter (log index {})", out.log_index)
+            }
+        }
+        ClusterCommand::Remove { id, target } => {
+            let out = client(&target).remove_node(id).await?;
+            if target.json {
+                print_json(&out)
+            } else {
+                println!("node {id} removed (log index {})", out.log_index)
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_cluster(view: &ClusterView) {
+    println!("leader: {}   term: {}", opt(view.leader_id), view.term);
+    let rows = view
+        .nodes
+        .iter()
+        .map(|n| {
+            let role = if n.reachable { n.role.clone() } else { format!("{} (unreachable)", n.role) };
+            vec![
+                n.id.to_string(),
+                role,
+                n.http_addr.clone(),
+                n.raft_addr.clone(),
+                opt(n.last_log_index),
+                opt(n.applied_index),
+            ]
+        })
+        .collect();
+    print_table(&["id", "role", "http", "raft", "last log", "applied"], rows);
+}
+
+fn parse_enum<T: DeserializeOwned>(flag: &str, value: Option<String>) -> Result<Option<T>, CommandError> {
+    match value {
+        None => Ok(None),
+        Some(v) => serde_json::from_value(serde_json::Value::String(v.clone()))
+            .map(Some)
+            .map_err(|e| CommandError::Argument(format!("--{flag} {v:?}: {e}"))),
+    }
+}
+
+fn task_input(f: TaskFields) -> Result<TaskInput, CommandError> {
+    let mut parameters = match &f.params {
+        None => None,
+        Some(p) => Some(
+            serde_json::from_str::<serde_json::Value>(p)
+                .map_err(|e| CommandError::Argument(format!("--params is not JSON: {e}")))?,
+        ),
+    };
+    if let Some(cmd) = &f.command {
+        let obj = parameters.get_or_insert_with(|| serde_json::json!({}));
+        match obj.as_object_mut() {
+            Some(map) => {
+                map.insert("command".into(), serde_json::Value::String(cmd.clone()));
+            }
+            None => {
+                return Err(CommandError::Argument("--params must be a JSON object to combine with --command".into()))
+            }
+        }
+    }
+    Ok(TaskInput {
+        name: f.name,
+        description: f.description,
+        cron_expression: f.cron_expression,
+        timezone: f.timezone,
+        parameters,
+        execution_mode: parse_enum("mode", f.mode)?,
+        load_balance_strategy: parse_enum("strategy", f.strategy)?,
+        max_retry: f.max_retry,
+        timeout_seconds: f.timeout_seconds,
+        executor: f.executor,
+        misfire_policy: parse_enum("misfire", f.misfire)?,
+        catchup_window_seconds: None,
+        dst_policy: None,
+        version: None,
+    })
+}
+
+fn show_task(t: &TaskView, json: bool) {
+    if json {
+        print_json(t);
+        return;
+    }
+    print_table(&["id", "name", "status", "cron", "timezone", "next fire"], vec![task_row(t)]);
+}
+
+fn task_row(t: &TaskView) -> Vec<String> {
+    vec![
+        t.id.to_string(),
+        t.name.clone(),
+        t.status.as_str().to_string(),
+        t.cron_expression.clone(),
+        t.timezone.clone(),
+        opt(t.next_fire_time.map(|x| x.to_rfc3339())),
+    ]
+}
+
+pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
+    match cmd {
+        TaskCommand::Create { fields, target } => {
+            let key = fields.idempotency_key.clone();
+            let t = client(&target).create_task(&task_input(fields)?, key.as_deref()).await?;
+            show_task(&t, target.json);
+        }
+        TaskCommand::List { status, page, page_size, target } => {
+            let p = client(&target).list_tasks(status.as_deref(), page, page_size, Consistency::Linearizable).await?;
+            if target.json {
+                print_json(&p);
+            } else {
+                print_table(
+                    &["id", "name", "status", "cron", "timezone", "next fire"],
+                    p.items.iter().map(task_row).collect(),
+                );
+                println!("page {} of {} task(s), {} per page", p.page, p.total, p.page_size);
+            }
+        }
+        TaskCommand::Get { task, target } => {
+            let t = client(&target).get_task(&task, Consistency::Linearizable).await?;
+            show_task(&t, target.json);
+        }
+        TaskCommand::Update { task, fields, version, target } => {
+            let key = fields.idempotency_key.clone();
+            let mut input = task_input(fields)?;
+            input.version = version;
+            let t = client(&target).update_task(&task, &input, key.as_deref()).await?;
+            show_task(&t, target.json);
+        }
+        TaskCommand::Delete { task, target } => {
+            show_task(&client(&target).delete_task(&task, None).await?, target.json)
+        }
+        TaskCommand::Pause { task, target } => show_task(&client(&target).pause_task(&task, None).await?, target.json),
+        TaskCommand::Resume { task, target } => {
+            show_task(&client(&target).resume_task(&task, None).await?, target.json)
+        }
+    }
+    Ok(())
+}

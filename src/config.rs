@@ -1,0 +1,212 @@
+//! Node configuration: defaults, then a TOML file, then `CRONRAFT_*` environment variables, then
+//! flags (each overriding the previous), and `validate()` explaining bad values.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's Raft id; unique in the cluster, never reused for another machine.
+    pub node_id: u64,
+    /// REST API / UI listener (`host:port`; port 0 picks a free port).
+    pub http_addr: String,
+    /// Raft RPC listener.
+    pub raft_addr: String,
+    /// The API address other nodes and clients should use, when it differs from the bound one
+    /// (e.g. the node binds 0.0.0.0). Default: the bound address.
+    pub advertise_http_addr: Option<String>,
+    /// Likewise for Raft RPC.
+    pub advertise_raft_addr: Option<String>,
+    /// Where sled and snapshots live.
+    pub data_dir: PathBuf,
+    /// API URLs of existing members to join through; empty = bootstrap a one-node cluster.
+    pub join: Vec<String>,
+    pub raft: RaftTiming,
+    /// sled page cache.
+    pub cache_bytes: u64,
+}
+
+/// Raft timing and log compaction.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_logs_since_last: u64,
+    /// Entries kept behind a snapshot (for slow followers) before purging.
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 600,
+            election_timeout_max_ms: 1000,
+            snapshot_logs_since_last: 10_000,
+            logs_kept_after_snapshot: 1_000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            http_addr: "127.0.0.1:7340".into(),
+            raft_addr: "127.0.0.1:7341".into(),
+            advertise_http_addr: None,
+            advertise_raft_addr: None,
+            data_dir: PathBuf::from("./cronraft-data"),
+            join: Vec::new(),
+            raft: RaftTiming::default(),
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Env { name: String, value: String, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    /// Applies `CRONRAFT_*` variables from `vars` (pass `std::env::vars()`).
+    pub fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            let bad =
+                |reason: &str| ConfigError::Env { name: name.clone(), value: value.clone(), reason: reason.into() };
+            match name.as_str() {
+                "CRONRAFT_NODE_ID" => self.node_id = value.parse().map_err(|_| bad("expected an integer"))?,
+                "CRONRAFT_HTTP_ADDR" => self.http_addr = value.clone(),
+                "CRONRAFT_RAFT_ADDR" => self.raft_addr = value.clone(),
+                "CRONRAFT_DATA_DIR" => self.data_dir = PathBuf::from(&value),
+                "CRONRAFT_JOIN" => self.join = split_list(&value),
+                "CRONRAFT_HEARTBEAT_MS" => self.raft.heartbeat_ms = value.parse().map_err(|_| bad("expected ms"))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Explains the first value that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        for (field, addr) in [("http_addr", &self.http_addr), ("raft_addr", &self.raft_addr)] {
+            if addr.parse::<SocketAddr>().is_err() {
+                return invalid(format!("{field} must be an IP address and port like 127.0.0.1:7340, got {addr:?}"));
+            }
+        }
+        for (field, addr) in
+            [("advertise_http_addr", &self.advertise_http_addr), ("advertise_raft_addr", &self.advertise_raft_addr)]
+        {
+            if let Some(a) = addr {
+                if a.parse::<SocketAddr>().map(|s| s.ip().is_unspecified() || s.port() == 0).unwrap_or(true) {
+                    return invalid(format!("{field} must be a reachable IP address and port, got {a:?}"));
+                }
+            }
+        }
+        if self.http_addr == self.raft_addr && !self.http_addr.ends_with(":0") {
+            return invalid(format!("http_addr and raft_addr must differ (both are {})", self.http_addr));
+        }
+        let t = &self.raft;
+        if t.heartbeat_ms == 0 || t.election_timeout_min_ms <= t.heartbeat_ms {
+            return invalid(format!(
+                "raft.election_timeout_min_ms ({}) must be greater than raft.heartbeat_ms ({}) > 0",
+                t.election_timeout_min_ms, t.heartbeat_ms
+            ));
+        }
+        if t.election_timeout_max_ms <= t.election_timeout_min_ms {
+            return invalid("raft.election_timeout_max_ms must be greater than raft.election_timeout_min_ms".into());
+        }
+        if t.snapshot_logs_since_last == 0 {
+            return invalid("raft.snapshot_logs_since_last must be at least 1".into());
+        }
+        for url in &self.join {
+            if url.is_empty() {
+                return invalid("join URLs must not be empty".into());
+            }
+        }
+        if self.cache_bytes < 1024 * 1024 {
+            return invalid("cache_bytes must be at least 1 MiB".into());
+        }
+        Ok(())
+    }
+}
+
+/// Splits `a,b , c` into trimmed non-empty items.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_ports() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.http_addr, "127.0.0.1:7340");
+        assert_eq!(c.raft_addr, "127.0.0.1:7341");
+    }
+
+    #[test]
+    fn env_overrides_and_bad_env_is_explained() {
+        let mut c = Config::default();
+        let vars = [("CRONRAFT_NODE_ID".to_string(), "3".to_string()), ("CRONRAFT_JOIN".into(), "a:1, b:2".into())];
+        c.apply_env(vars.into_iter()).unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.join, vec!["a:1", "b:2"]);
+        let err = c.apply_env([("CRONRAFT_NODE_ID".to_string(), "x".to_string())].into_iter()).unwrap_err();
+        assert!(err.to_string().contains("CRONRAFT_NODE_ID"), "{err}");
+    }
+
+    #[test]
+    fn validate_rejects_what_cannot_work() {
+        let cases: Vec<(fn(&mut Config), &str)> = vec![
+            (|c| c.http_addr = "localhost".into(), "http_addr"),
+            (|c| c.raft_addr = c.http_addr.clone(), "must differ"),
+            (|c| c.raft.election_timeout_min_ms = 50, "election_timeout_min_ms"),
+            (|c| c.raft.election_timeout_max_ms = 600, "election_timeout_max_ms"),
+            (|c| c.raft.snapshot_logs_since_last = 0, "snapshot_logs_since_last"),
+        ];
+        for (mutate, expected) in cases {
+            let mut c = Config::default();
+            mutate(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn toml_file_with_unknown_key_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "node_id = 2\n[raft]\nheartbeat_ms = 50\n").unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!((c.node_id, c.raft.heartbeat_ms), (2, 50));
+        std::fs::write(&path, "nodeid = 2\n").unwrap();
+        assert!(Config::from_file(&path).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! `cronraft`: a Raft-replicated distributed cron — the node and the command line.
+//!
+//! # Layout
+//!
+//! - [`node`]: [`node::Node::start`], the one wiring function (storage → Raft → listeners), used by
+//!   `cronraft serve` and by the tests.
+//! - [`join`]: the `--join` flow (learner, catch up, promote).
+//! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
+//! - [`cli`], [`commands`]: the clap command line and the client commands.
+//!
+//! The replicated state is in `cronraft-raft`; the REST surface and client in `cronraft-api`.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod join;
+pub mod node;
+
+pub use config::Config;
+pub use node::Node;

@@ -1,0 +1,39 @@
+//! The `cronraft` binary: parse the command line, then hand over to the library.
+
+use anyhow::Context;
+use clap::Parser;
+use cronraft::cli::{Cli, Command, ServeArgs};
+use cronraft::Node;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args).await,
+        Command::Cluster(cmd) => Ok(cronraft::commands::cluster(cmd).await?),
+        Command::Task(cmd) => Ok(cronraft::commands::task(cmd).await?),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRONRAFT_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .init();
+    let config = args.to_config(std::env::vars()).context("configuration")?;
+    let node = Node::start(config).await.context("starting the node")?;
+    println!("cronraft node {} serving the API on http://{}", node.node_id, node.http_addr);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,163 @@
+//! One cronraft node: storage, Raft, the Raft RPC listener and the REST listener, wired together.
+//!
+//! [`Node::start`] is the only wiring function; `cronraft serve` and the tests both use it. A
+//! pristine node with no `--join` bootstraps a one-node cluster; a node with `--join` asks the
+//! cluster to add it as a learner and promotes itself once caught up (see [`crate::join`]); a
+//! node with existing data simply restarts as the member it was.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cronraft_api::ApiContext;
+use cronraft_raft::network::{self, HttpNetwork};
+use cronraft_raft::store::{self, StateMachineStore};
+use cronraft_raft::{NodeInfo, Raft};
+use openraft::SnapshotPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigError};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound (address in use, permission).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    /// The data directory could not be opened (locked by another process, corrupt, permissions).
+    #[error("cannot open storage in {dir}: {source}")]
+    Storage { dir: String, source: cronraft_raft::error::StoreError },
+    /// openraft refused to start or to bootstrap.
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A running node. Dropping it without [`Node::shutdown`] leaves its tasks running.
+pub struct Node {
+    pub node_id: u64,
+    /// Where the REST API actually listens (the real port when configured with port 0).
+    pub http_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub raft: Raft,
+    pub sm: StateMachineStore,
+    /// `true` tells both HTTP servers and the join task to stop.
+    shutdown: watch::Sender<bool>,
+    /// The two servers, which finish once they have drained in-flight requests.
+    servers: Vec<JoinHandle<()>>,
+    /// The join task, if any (stops on shutdown).
+    join: Option<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts a node from `config`.
+    pub async fn start(config: Config) -> Result<Node, NodeError> {
+        config.validate()?;
+        let http = bind(&config.http_addr).await?;
+        let raft_listener = bind(&config.raft_addr).await?;
+        let http_addr =
+            http.local_addr().map_err(|source| NodeError::Bind { addr: config.http_addr.clone(), source })?;
+        let raft_addr =
+            raft_listener.local_addr().map_err(|source| NodeError::Bind { addr: config.raft_addr.clone(), source })?;
+        let info = NodeInfo {
+            http_addr: config.advertise_http_addr.clone().unwrap_or_else(|| http_addr.to_string()),
+            raft_addr: config.advertise_raft_addr.clone().unwrap_or_else(|| raft_addr.to_string()),
+        };
+
+        let dir = config.data_dir.display().to_string();
+        let (log, sm) = store::open(&config.data_dir, config.cache_bytes)
+            .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
+        let raft_config = raft_config(&config)?;
+        let raft = Raft::new(config.node_id, raft_config, HttpNetwork::new()?, log, sm.clone())
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let (shutdown, signal) = watch::channel(false);
+        let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone())?);
+        let servers = vec![
+            serve(raft_listener, network::router(raft.clone()), signal.clone()),
+            serve(http, cronraft_api::router(ctx), signal.clone()),
+        ];
+
+        let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        let mut join = None;
+        if !config.join.is_empty() {
+            join = Some(tokio::spawn(crate::join::run(
+                raft.clone(),
+                config.node_id,
+                info.clone(),
+                config.join.clone(),
+                signal,
+            )));
+        } else if !initialized {
+            let members = BTreeMap::from([(config.node_id, info.clone())]);
+            raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+            tracing::info!(node_id = config.node_id, "bootstrapped a one-node cluster");
+        }
+        tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, "node started");
+        Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, join })
+    }
+
+    /// The REST base URL, e.g. `http://127.0.0.1:7340`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stops accepting requests, drains in-flight ones, stops Raft and syncs storage.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Some(j) = self.join {
+            let _ = j.await;
+        }
+        for s in self.servers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), s).await;
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        if let Err(e) = self.sm.sync() {
+            tracing::warn!(error = %e, "final storage sync");
+        }
+        tracing::info!(node_id = self.node_id, "node stopped");
+    }
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr: addr.to_string(), source })
+}
+
+fn serve(listener: TcpListener, app: axum::Router, mut signal: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "http server failed");
+        }
+    })
+}
+
+/// openraft's config from ours. Timeouts are sized for HTTP plus an fsync on each side.
+fn raft_config(config: &Config) -> Result<Arc<openraft::Config>, NodeError> {
+    let t = &config.raft;
+    let c = openraft::Config {
+        cluster_name: "cronraft".into(),
+        heartbeat_interval: t.heartbeat_ms,
+        election_timeout_min: t.election_timeout_min_ms,
+        election_timeout_max: t.election_timeout_max_ms,
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: t.logs_kept_after_snapshot,
+        replication_lag_threshold: t.snapshot_logs_since_last.saturating_mul(2).max(1_000),
+        snapshot_max_chunk_size: 4 * 1024 * 1024,
+        max_payload_entries: 512,
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate().map_err(|e| NodeError::Raft(e.to_string()))?))
+}
