@@ -23,7 +23,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let config = args.to_config(std::env::vars()).context("configuration")?;
     let node = Node::start(config).await.context("starting the node")?;
-    println!("cronraft node {} serving the API on http://{}", node.node_id, node.http_addr);
+    // One machine-readable line: tests and the benchmark read the real ports from it (port 0).
+    println!("cronraft node {} listening http={} raft={}", node.node_id, node.http_addr, node.raft_addr);
     wait_for_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await;
