@@ -110,6 +110,10 @@ pub fn render(ctx: &Ctx) -> String {
     gauge(&mut out, "cronraft_raft_last_log_index", "Last log index on this node.", m.last_log_index.unwrap_or(0));
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
     gauge(&mut out, "cronraft_raft_applied_index", "Last applied log index on this node.", applied);
+    let snapshot = m.snapshot.map(|l| l.index).unwrap_or(0);
+    gauge(&mut out, "cronraft_raft_snapshot_index", "Last log index covered by this node's snapshot.", snapshot);
+    let purged = m.purged.map(|l| l.index).unwrap_or(0);
+    gauge(&mut out, "cronraft_raft_purged_index", "Log entries up to this index are purged here.", purged);
     let voters = m.membership_config.membership().voter_ids().count();
     let members = m.membership_config.nodes().count();
     gauge(&mut out, "cronraft_raft_voters", "Voters in the membership config.", voters);

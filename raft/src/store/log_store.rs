@@ -119,11 +119,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.durability.sync_async().await.map_err(log_err(ErrorVerb::Write))
     }
 
+    /// Returns the stored vote, but never as *committed*.
+    ///
+    /// openraft 0.9 restores a node whose stored vote is a committed vote for itself as leader
+    /// of the same term at once, without appending a new entry. The commit index is not
+    /// persisted, so such a leader never re-commits the acknowledged tail of its log: after a
+    /// full-cluster `kill -9` the last acknowledged writes stayed unapplied and invisible even
+    /// to linearizable reads (test `full_cluster_restart_keeps_every_acknowledged_task`).
+    /// Leadership is volatile in Raft: an uncommitted vote for the same term still refuses other
+    /// candidates in that term, and the node must win a new term, whose blank entry commits the
+    /// whole log.
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
         let read = || -> Result<Option<Vote<NodeId>>, StoreError> {
             let Some(bytes) = self.meta.get(KEY_VOTE)? else { return Ok(None) };
             let StoredVote::V1(vote) = codec::decode(&bytes)?;
-            Ok(Some(vote))
+            Ok(Some(Vote { committed: false, ..vote }))
         };
         read().map_err(log_err(ErrorVerb::Read))
     }

@@ -1,0 +1,246 @@
+//! `cronraft-bench`: measures durable write latency and throughput of a 3-node cronraft cluster
+//! on loopback and, with `--etcd`, of a 3-member etcd 3.4 cluster driven by the same load
+//! generator, then prints (and with `--out` writes) a Markdown table and the cronraft/etcd ratios.
+//!
+//! ```sh
+//! cargo build --release && cargo run -p cronraft-bench --release -- writes --etcd --requests 5000 --clients 1,64
+//! ```
+
+mod child;
+mod cronraft;
+mod etcd;
+mod load;
+mod report;
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::load::Workload;
+use crate::report::{Cpu, Row};
+
+#[derive(Debug, Parser)]
+#[command(name = "cronraft-bench", about = "Benchmarks for cronraft (loopback only, bounded)")]
+struct Cli {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Durable writes: POST /api/v1/tasks on the leader (and etcd's /v3/kv/put with --etcd).
+    Writes(WritesArgs),
+}
+
+#[derive(Debug, Args)]
+struct WritesArgs {
+    /// Also run the same load against a 3-member etcd cluster (needs Debian's etcd-server).
+    #[arg(long)]
+    etcd: bool,
+    /// Measured requests per concurrency level.
+    #[arg(long, default_value_t = 5000)]
+    requests: u64,
+    /// Concurrency levels (closed-loop workers), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,64")]
+    clients: Vec<usize>,
+    /// Write the Markdown report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Time limit per level; the level reports what it got by then.
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
+    /// Unmeasured requests before each level.
+    #[arg(long, default_value_t = 200)]
+    warmup: u64,
+    /// Size of the cronraft cluster (1 isolates the cost of replication).
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// The cronraft binary [default: `cronraft` next to this executable, i.e. target/release].
+    #[arg(long)]
+    cronraft_bin: Option<PathBuf>,
+    /// The etcd binary.
+    #[arg(long, default_value = "etcd")]
+    etcd_bin: PathBuf,
+    /// Where the temp data dirs go (e.g. /dev/shm to take the disk out) [default: $TMPDIR or /tmp].
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+}
+
+/// A system under test, kept alive (its processes and data) for as long as the value lives.
+enum Sut {
+    Cronraft(cronraft::Cluster),
+    Etcd(etcd::Cluster),
+}
+
+impl Sut {
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Sut::Cronraft(c) => c.nodes.iter().map(|p| p.pid).collect(),
+            Sut::Etcd(c) => c.members.iter().map(|p| p.pid).collect(),
+        }
+    }
+
+    fn workload(&self) -> Workload {
+        match self {
+            Sut::Cronraft(c) => cronraft::workload(&c.leader_url),
+            Sut::Etcd(c) => etcd::workload(&c.leader_url),
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        let procs = match self {
+            Sut::Cronraft(c) => &mut c.nodes,
+            Sut::Etcd(c) => &mut c.members,
+        };
+        procs.iter_mut().try_for_each(|p| p.check_alive())
+    }
+
+    /// Leader and term, as the node we send to sees them.
+    async fn state(&self, http: &reqwest::Client) -> String {
+        match self {
+            Sut::Cronraft(c) => cronraft::state(http, &c.leader_url).await,
+            Sut::Etcd(c) => etcd::state(http, &c.leader_url).await,
+        }
+    }
+
+    /// Per-node fsync counters (cronraft only).
+    async fn syncs(&self, http: &reqwest::Client) -> Vec<Option<u64>> {
+        match self {
+            Sut::Cronraft(c) => cronraft::sync_counts(http, &c.urls).await,
+            Sut::Etcd(_) => Vec::new(),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let BenchCommand::Writes(args) = cli.command;
+    // Returning (or being interrupted) drops every cluster, which kills its processes.
+    tokio::select! {
+        r = writes(&args) => r,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; child processes stopped"),
+    }
+}
+
+async fn writes(a: &WritesArgs) -> Result<()> {
+    let http = load::http_client()?;
+    let name = if a.nodes == 3 { "cronraft".to_string() } else { format!("cronraft-{}node", a.nodes) };
+    let mut rows = bench_cronraft(a, &http, &name).await?;
+    if a.etcd {
+        rows.extend(bench_etcd(a, &http).await?);
+    }
+    let text = render(a, &rows, &name);
+    println!("{text}");
+    if let Some(path) = &a.out {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn tmp_base(a: &WritesArgs) -> PathBuf {
+    a.tmp_dir.clone().unwrap_or_else(std::env::temp_dir)
+}
+
+async fn bench_cronraft(a: &WritesArgs, http: &reqwest::Client, name: &str) -> Result<Vec<Row>> {
+    let bin = a.cronraft_bin.clone().unwrap_or_else(cronraft::default_binary);
+    eprintln!("starting a {}-node cronraft cluster from {}", a.nodes, bin.display());
+    let cluster = cronraft::start(&bin, a.nodes, &tmp_base(a), http).await?;
+    eprintln!("cronraft formed; leader {}", cluster.leader_url);
+    run_levels(a, http, Sut::Cronraft(cluster), name).await
+}
+
+async fn bench_etcd(a: &WritesArgs, http: &reqwest::Client) -> Result<Vec<Row>> {
+    eprintln!("starting a 3-member etcd cluster ({})", a.etcd_bin.display());
+    let cluster = etcd::start(&a.etcd_bin, &tmp_base(a), http).await?;
+    eprintln!("etcd healthy; leader {}", cluster.leader_url);
+    run_levels(a, http, Sut::Etcd(cluster), "etcd").await
+}
+
+/// Every concurrency level against one system; the system is stopped when this returns.
+async fn run_levels(a: &WritesArgs, http: &reqwest::Client, mut sut: Sut, name: &str) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for &clients in &a.clients {
+        sut.check_alive()?;
+        let row = level(a, http, &sut, name, clients).await?;
+        eprintln!("{name} c={clients}: {} ok, {} errors, {:.0} req/s", row.ok, row.errors, row.req_per_s);
+        rows.push(row);
+    }
+    sut.check_alive()?;
+    Ok(rows)
+}
+
+/// Warm-up, then one measured level with CPU, leader/term and fsync counters taken around it.
+async fn level(a: &WritesArgs, http: &reqwest::Client, sut: &Sut, name: &str, clients: usize) -> Result<Row> {
+    let work = sut.workload();
+    let limit = Duration::from_secs(a.max_seconds);
+    let tag = format!("{}-c{clients}", run_id());
+    if a.warmup > 0 {
+        let w = load::run_level(http, &work, &format!("{tag}-warmup"), clients, a.warmup, limit).await;
+        if w.error_count() > 0 {
+            eprintln!("{name} c={clients} warm-up errors: {:?}", w.errors);
+        }
+    }
+    let pids = sut.pids();
+    let (state0, syncs0) = (sut.state(http).await, sut.syncs(http).await);
+    let (srv0, cli0) = (child::total_cpu_seconds(&pids)?, child::cpu_seconds(std::process::id())?);
+    let result = load::run_level(http, &work, &tag, clients, a.requests, limit).await;
+    let (srv1, cli1) = (child::total_cpu_seconds(&pids)?, child::cpu_seconds(std::process::id())?);
+    let (state1, syncs1) = (sut.state(http).await, sut.syncs(http).await);
+    let mut notes = Vec::new();
+    if state0 != state1 {
+        notes.push(format!("leadership changed during the level: {state0} -> {state1}"));
+    }
+    if let Some(n) = sync_note(&syncs0, &syncs1, result.latencies_ns.len()) {
+        notes.push(n);
+    }
+    let cpu = Cpu { server_s: srv1 - srv0, client_s: cli1 - cli0 };
+    Ok(report::row(name, clients, &result, cpu, notes))
+}
+
+/// `fdatasync per op by node: 0.99, 0.99, 0.99` (None when the counters are missing).
+fn sync_note(before: &[Option<u64>], after: &[Option<u64>], ok: usize) -> Option<String> {
+    if before.is_empty() || ok == 0 {
+        return None;
+    }
+    let per_op: Vec<String> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| match (b, a) {
+            (Some(b), Some(a)) => format!("{:.2}", (a - b) as f64 / ok as f64),
+            _ => "?".into(),
+        })
+        .collect();
+    Some(format!("fdatasync per ok write, node 1..{}: {}", per_op.len(), per_op.join(", ")))
+}
+
+fn run_id() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// The whole report: settings, results, ratios, notes.
+fn render(a: &WritesArgs, rows: &[Row], ours: &str) -> String {
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mut out = format!(
+        "## cronraft-bench writes\n\n{} requests per level after {} warm-up, clients {:?}, limit {} s per level, \
+         cronraft {} node(s), {cpus} CPUs, data in {}. Latency in ms (send to body read).\n\n",
+        a.requests,
+        a.warmup,
+        a.clients,
+        a.max_seconds,
+        a.nodes,
+        tmp_base(a).display()
+    );
+    out.push_str(&report::results_table(rows));
+    if let Some(t) = report::ratio_table(rows, ours, "etcd") {
+        out.push_str(&format!("\n{ours} / etcd (below 1 is better for latency, above 1 for throughput):\n\n{t}"));
+    }
+    let notes = report::notes(rows);
+    if !notes.is_empty() {
+        out.push_str(&format!("\nNotes:\n\n{notes}"));
+    }
+    out
+}
