@@ -74,10 +74,22 @@ impl Cluster {
 
     /// Starts node `id` (fresh ports unless `addrs` are given), joining through `join`.
     pub fn spawn(&mut self, id: u64, join: Option<&str>, addrs: Option<(String, String)>) {
+        self.spawn_wrapped(id, join, addrs, &[]);
+    }
+
+    /// Like [`Cluster::spawn`], with the node run under `wrapper` (e.g. `strace … --`).
+    pub fn spawn_wrapped(&mut self, id: u64, join: Option<&str>, addrs: Option<(String, String)>, wrapper: &[&str]) {
         let dir = self.root.path().join(format!("node{id}"));
         std::fs::create_dir_all(&dir).expect("node dir");
         let (http, raft) = addrs.unwrap_or(("127.0.0.1:0".into(), "127.0.0.1:0".into()));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cronraft"));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(env!("CARGO_BIN_EXE_cronraft"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_cronraft")),
+        };
         cmd.args(["serve", "--node-id", &id.to_string(), "--http-addr", &http, "--raft-addr", &raft]);
         cmd.arg("--data-dir").arg(dir.join("data"));
         if let Some(c) = &self.config {
@@ -107,6 +119,15 @@ impl Cluster {
         let node = self.nodes.get_mut(&id).expect("node");
         let mut child = node.child.take().expect("running");
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().expect("wait")
+    }
+
+    /// SIGTERM to the node's children (the node itself when it runs under a wrapper such as
+    /// strace), then waits for the wrapper to exit.
+    pub fn stop_wrapped(&mut self, id: u64) -> std::process::ExitStatus {
+        let node = self.nodes.get_mut(&id).expect("node");
+        let mut child = node.child.take().expect("running");
+        let _ = Command::new("pkill").args(["-TERM", "-P", &child.id().to_string()]).status();
         child.wait().expect("wait")
     }
 
