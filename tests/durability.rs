@@ -30,7 +30,12 @@ async fn every_acknowledged_write_is_fdatasynced() {
     let mut c = Cluster::new("");
     let out = c.root().join("strace.txt");
     let out_arg = out.to_str().unwrap().to_string();
-    c.spawn_wrapped(1, None, None, &["strace", "-f", "-c", "-e", "trace=fdatasync,fsync,sync_file_range", "-o", &out_arg, "--"]);
+    c.spawn_wrapped(
+        1,
+        None,
+        None,
+        &["strace", "-f", "-c", "-e", "trace=fdatasync,fsync,sync_file_range", "-o", &out_arg, "--"],
+    );
     c.wait_leader().await;
 
     // Phase 1: sequential writes: each is acknowledged only after its own log batch is synced.
