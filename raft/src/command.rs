@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Task, TaskSpec};
+use crate::model::{Execution, Task, TaskSpec};
 use crate::spec::{SpecError, TaskPatch};
 
 /// One replicated write, as proposed to Raft.
@@ -45,6 +45,59 @@ pub enum Command {
     ResumeTask {
         id: u64,
     },
+    /// The leader's due slots for one scheduler tick, as one entry.
+    Fire(FireBatch),
+    /// A run now, bypassing the execution mode; `parameters` (JSON object text) override the
+    /// task's for this run.
+    TriggerTask {
+        id: u64,
+        parameters: Option<String>,
+        requested_by: String,
+    },
+}
+
+/// Every slot the leader found due in one tick, for many tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FireBatch {
+    pub tasks: Vec<TaskFire>,
+}
+
+/// The due slots of one task. The leader lists them explicitly (apply never enumerates a
+/// schedule, so replicas cannot diverge across versions of the schedule code) and names the task
+/// version it computed them from (a fire computed before an update is refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFire {
+    pub task_id: u64,
+    pub task_version: u64,
+    /// Ascending slot instants (UTC ms), at most [`FIRE_SLOTS_PER_TASK_MAX`].
+    pub slots: Vec<i64>,
+    /// Older slots of a long backlog that are not listed one by one: recorded as one `missed`
+    /// record standing for `count` slots.
+    pub missed_before: Option<MissedSpan>,
+}
+
+/// A run of consecutive slots summarized by their first, last and number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissedSpan {
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: u64,
+}
+
+/// Most slots of one task listed in one fire (older ones go into a [`MissedSpan`]).
+pub const FIRE_SLOTS_PER_TASK_MAX: usize = 1_000;
+
+/// What a fire batch did, in numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FireOutcome {
+    /// Executions created to run (schedule or catch-up), including queued ones.
+    pub executions: u64,
+    pub missed: u64,
+    pub skipped: u64,
+    /// Slots at or before the task's watermark (already fired): ignored.
+    pub duplicate_slots: u64,
+    /// Tasks refused as a whole: paused, deleted, gone, or changed since the fire was computed.
+    pub refused_tasks: u64,
 }
 
 impl Command {
@@ -56,6 +109,8 @@ impl Command {
             Command::DeleteTask { .. } => "delete_task",
             Command::PauseTask { .. } => "pause_task",
             Command::ResumeTask { .. } => "resume_task",
+            Command::Fire(_) => "fire",
+            Command::TriggerTask { .. } => "trigger_task",
         }
     }
 }
@@ -69,6 +124,8 @@ pub enum Response {
     Task(Task),
     /// The command was well-formed but the state refused it; nothing changed.
     Rejected(Rejection),
+    Fired(FireOutcome),
+    Execution(Execution),
 }
 
 /// Why apply refused a command. Deterministic: every replica refuses the same way.

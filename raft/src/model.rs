@@ -134,3 +134,121 @@ pub struct Task {
     /// time, and advanced by every fire). The exactly-once guard of the scheduler.
     pub fire_watermark_ms: i64,
 }
+
+/// Where an execution is in its life. `Pending` and `Running` are *active*; the rest are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    Pending,
+    Running,
+    Success,
+    Failed,
+    Timeout,
+    /// The slot did not run because of the execution mode (reason `overlap`, `queue_full`).
+    Skipped,
+    Cancelled,
+    /// The slot passed while no leader could fire it, and the misfire policy did not run it.
+    Missed,
+}
+
+impl ExecutionStatus {
+    pub const ALL: [ExecutionStatus; 8] = [
+        ExecutionStatus::Pending,
+        ExecutionStatus::Running,
+        ExecutionStatus::Success,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Timeout,
+        ExecutionStatus::Skipped,
+        ExecutionStatus::Cancelled,
+        ExecutionStatus::Missed,
+    ];
+
+    /// One byte used in index keys.
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, ExecutionStatus::Pending | ExecutionStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Pending => "pending",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Success => "success",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Timeout => "timeout",
+            ExecutionStatus::Skipped => "skipped",
+            ExecutionStatus::Cancelled => "cancelled",
+            ExecutionStatus::Missed => "missed",
+        }
+    }
+}
+
+/// Why an execution exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A slot fired on time (or late within the misfire threshold).
+    Schedule,
+    /// `POST /tasks/{id}/trigger`.
+    Manual,
+    /// A new run after a failed attempt (issue: executors).
+    Retry,
+    /// A slot that misfired and that the misfire policy runs anyway.
+    Catchup,
+}
+
+/// Why a slot did not run (or stopped), for records that say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// `skip` mode: an earlier run was still active.
+    Overlap,
+    /// The slot passed while no leader could fire it.
+    Misfire,
+    /// `sequential` mode: the slot waits for the active run.
+    Queued,
+    /// `sequential` mode: the wait queue was full.
+    QueueFull,
+    /// `replace` mode: a newer slot replaced this run.
+    Replaced,
+    /// No online, healthy executor could take the run.
+    NoHealthyExecutor,
+    /// The task was paused or deleted while the run waited.
+    Paused,
+    /// `POST /executions/{id}/stop`.
+    Stopped,
+}
+
+/// One run of a task (or one slot that did not run), as replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Execution {
+    /// Assigned in apply from a replicated counter.
+    pub id: u64,
+    pub task_id: u64,
+    /// The slot (UTC ms); for manual runs, the time of the request.
+    pub scheduled_ms: i64,
+    /// When the fire (or trigger) was proposed: the proposer's clock.
+    pub created_ms: i64,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub status: ExecutionStatus,
+    pub trigger: Trigger,
+    pub reason: Option<Reason>,
+    /// `sequential` mode: waiting in the task's FIFO for the active run to end.
+    pub queued: bool,
+    /// Parameter overrides of a manual trigger (JSON object text), else empty.
+    pub parameters: String,
+    /// Who asked (manual triggers).
+    pub requested_by: String,
+    pub result: String,
+    pub logs: String,
+    pub retry_count: u32,
+    /// The log index of the entry that created this record: fencing data for executors.
+    pub log_index: u64,
+    /// How many slots this record stands for: 1, or more for one record summarizing a long
+    /// run of missed slots (bounded backlog, see `FireBatch`).
+    pub slot_count: u64,
+}

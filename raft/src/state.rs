@@ -12,6 +12,7 @@
 //! | `s/` | status byte + task id | empty: the status index |
 //! | `d/` | request id | [`StoredDedupe`]: the answer a retry gets |
 //! | `e/` | time (i64 BE) + request id | empty: dedupe expiry order |
+//! | `x/ y/ z/ a/ q/ k/` | executions and their indexes | see [`executions`] |
 //!
 //! `apply` never reads a clock, a random source or the network: time and ids come inside the
 //! [`Request`]; task ids come from a replicated counter.
@@ -26,6 +27,12 @@ use crate::model::{NodeInfo, Task, TaskSpec, TaskStatus};
 use crate::spec::{check_spec, TaskPatch};
 use crate::txn::WriteSet;
 use crate::{NodeId, TypeConfig};
+
+mod executions;
+mod fire;
+
+pub use executions::{ExecutionPage, StoredExecution};
+pub use fire::{end_run, At, MISFIRE_THRESHOLD_MS, SEQUENTIAL_QUEUE_MAX};
 
 /// Most tasks (active + paused) the cluster holds; creating more is rejected.
 pub const TASKS_MAX: u64 = 1_000_000;
@@ -90,12 +97,17 @@ pub fn apply_entry(ws: &mut WriteSet<'_>, entry: &openraft::Entry<TypeConfig>) -
             ws.insert(KEY_MEMBERSHIP.to_vec(), codec::encode(&stored)?);
             Ok(Response::Empty)
         }
-        EntryPayload::Normal(request) => apply_request(ws, request),
+        EntryPayload::Normal(request) => apply_request(ws, request, entry.log_id.index),
     }
 }
 
-/// Applies one request, deduplicating by request id.
-pub fn apply_request(ws: &mut WriteSet<'_>, request: &Request) -> Result<Response, StoreError> {
+/// Applies one request, deduplicating by request id (internal requests, such as fires, carry an
+/// empty id: the watermark deduplicates those).
+pub fn apply_request(ws: &mut WriteSet<'_>, request: &Request, log_index: u64) -> Result<Response, StoreError> {
+    let at = At { now_ms: request.now_ms, log_index };
+    if request.request_id.is_empty() {
+        return apply_command(ws, at, &request.command);
+    }
     let fingerprint = fingerprint(&request.command)?;
     if let Some(bytes) = ws.get(&dedupe_key(&request.request_id))? {
         let StoredDedupe::V1 { fingerprint: seen, response, .. } = codec::decode(&bytes)?;
@@ -105,10 +117,7 @@ pub fn apply_request(ws: &mut WriteSet<'_>, request: &Request) -> Result<Respons
         }
         return Ok(response);
     }
-    let response = match apply_command(ws, request.now_ms, &request.command)? {
-        Ok(task) => Response::Task(task),
-        Err(rejection) => Response::Rejected(rejection),
-    };
+    let response = apply_command(ws, at, &request.command)?;
     remember(ws, request, fingerprint, &response)?;
     Ok(response)
 }
@@ -149,14 +158,26 @@ fn remember(
 
 type Outcome = Result<Task, Rejection>;
 
-fn apply_command(ws: &mut WriteSet<'_>, now_ms: i64, command: &Command) -> Result<Outcome, StoreError> {
-    match command {
-        Command::CreateTask { spec } => create_task(ws, now_ms, spec),
-        Command::UpdateTask { id, patch, expected_version } => update_task(ws, now_ms, *id, patch, *expected_version),
-        Command::DeleteTask { id } => set_status(ws, now_ms, *id, TaskStatus::Deleted),
-        Command::PauseTask { id } => set_status(ws, now_ms, *id, TaskStatus::Paused),
-        Command::ResumeTask { id } => set_status(ws, now_ms, *id, TaskStatus::Active),
-    }
+fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Response, StoreError> {
+    let now_ms = at.now_ms;
+    let outcome = match command {
+        Command::CreateTask { spec } => create_task(ws, now_ms, spec)?,
+        Command::UpdateTask { id, patch, expected_version } => update_task(ws, now_ms, *id, patch, *expected_version)?,
+        Command::DeleteTask { id } => set_status(ws, at, *id, TaskStatus::Deleted)?,
+        Command::PauseTask { id } => set_status(ws, at, *id, TaskStatus::Paused)?,
+        Command::ResumeTask { id } => set_status(ws, at, *id, TaskStatus::Active)?,
+        Command::Fire(batch) => return Ok(Response::Fired(fire::apply_fire(ws, at, batch)?)),
+        Command::TriggerTask { id, parameters, requested_by } => {
+            return Ok(match fire::apply_trigger(ws, at, *id, parameters.as_deref(), requested_by)? {
+                Ok(e) => Response::Execution(e),
+                Err(r) => Response::Rejected(r),
+            })
+        }
+    };
+    Ok(match outcome {
+        Ok(task) => Response::Task(task),
+        Err(rejection) => Response::Rejected(rejection),
+    })
 }
 
 fn create_task(ws: &mut WriteSet<'_>, now_ms: i64, spec: &TaskSpec) -> Result<Outcome, StoreError> {
@@ -223,7 +244,8 @@ fn update_task(
 
 /// Pause, resume and delete. A change to the status it already has is a no-op that succeeds;
 /// nothing leaves `deleted`.
-fn set_status(ws: &mut WriteSet<'_>, now_ms: i64, id: u64, to: TaskStatus) -> Result<Outcome, StoreError> {
+fn set_status(ws: &mut WriteSet<'_>, at: At, id: u64, to: TaskStatus) -> Result<Outcome, StoreError> {
+    let now_ms = at.now_ms;
     let Some(mut task) = get_task_ws(ws, id)? else { return Ok(Err(Rejection::TaskNotFound { id })) };
     if task.status == to {
         return Ok(Ok(task));
@@ -241,6 +263,9 @@ fn set_status(ws: &mut WriteSet<'_>, now_ms: i64, id: u64, to: TaskStatus) -> Re
     }
     if to == TaskStatus::Deleted {
         ws.remove(name_key(&task.spec.name));
+    }
+    if to != TaskStatus::Active {
+        fire::cancel_queued(ws, at, id)?;
     }
     index_status(ws, &task, Some(from))?;
     put_task(ws, &task)?;

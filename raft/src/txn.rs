@@ -43,7 +43,7 @@ impl<'a> WriteSet<'a> {
         // Read enough from the tree to survive deletions shadowing some of it.
         let shadowed = self.pending.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded));
         let shadowed = shadowed.take_while(|(k, _)| k.starts_with(prefix)).count();
-        for kv in self.tree.scan_prefix(prefix).take(limit + shadowed) {
+        for kv in self.tree.scan_prefix(prefix).take(limit.saturating_add(shadowed)) {
             let (k, v) = kv?;
             merged.insert(k.to_vec(), Some(v.to_vec()));
         }

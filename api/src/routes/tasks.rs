@@ -64,7 +64,7 @@ async fn write_task(ctx: &Ctx, headers: &HeaderMap, command: Command, ok: Status
             Ok(out)
         }
         cronraft_raft::Response::Rejected(r) => Err(r.into()),
-        cronraft_raft::Response::Empty => Err(ApiError::internal("apply returned no task")),
+        other => Err(ApiError::internal(format!("apply returned {other:?} instead of a task"))),
     }
 }
 

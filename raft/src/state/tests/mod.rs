@@ -39,7 +39,7 @@ impl Harness {
     fn apply_with(&mut self, request_id: &str, now_ms: i64, command: Command) -> Response {
         let mut ws = WriteSet::new(&self.tree);
         let req = Request { request_id: request_id.into(), now_ms, command };
-        let resp = apply_request(&mut ws, &req).unwrap();
+        let resp = apply_request(&mut ws, &req, self.next).unwrap();
         self.tree.apply_batch(ws.into_batch()).unwrap();
         resp
     }
@@ -174,3 +174,5 @@ fn replicas_applying_the_same_requests_have_the_same_digest() {
     a.apply(Command::DeleteTask { id: 2 });
     assert_ne!(a.view().digest().unwrap(), b.view().digest().unwrap());
 }
+
+mod fire;

@@ -1,0 +1,213 @@
+//! Execution records and their indexes.
+//!
+//! | prefix | key | value |
+//! |---|---|---|
+//! | `x/` | execution id | [`StoredExecution`] |
+//! | `y/` | task id + execution id | empty: a task's executions in creation order |
+//! | `z/` | status byte + execution id | empty: executions by status |
+//! | `a/` | task id + execution id | empty: the task's active runs (pending, not queued, or running) |
+//! | `q/` | task id + execution id | empty: the task's `sequential` wait queue (FIFO by id) |
+//! | `k/` | task id + status byte | count of the task's executions in that status |
+//! | `m/xcount/` | status byte | count of all executions in that status |
+//!
+//! Listing newest first is a reverse scan of `y/<task>` or `z/<status>`, so the latest page of a
+//! task with a million records costs one page of reads.
+
+use serde::{Deserialize, Serialize};
+
+use super::{get_u64, put_u64, StateView};
+use crate::codec::{self, key_u64, parse_key_u64};
+use crate::error::StoreError;
+use crate::model::{Execution, ExecutionStatus};
+use crate::txn::WriteSet;
+
+const KEY_NEXT_EXECUTION_ID: &[u8] = b"m/next_execution_id";
+
+/// On-disk envelope of an execution.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StoredExecution {
+    V1(Execution),
+}
+
+fn exec_key(id: u64) -> Vec<u8> {
+    [b"x/".as_slice(), &key_u64(id)].concat()
+}
+fn by_task_key(task: u64, id: u64) -> Vec<u8> {
+    [b"y/".as_slice(), &key_u64(task), &key_u64(id)].concat()
+}
+fn by_status_key(status: ExecutionStatus, id: u64) -> Vec<u8> {
+    [b"z/".as_slice(), &[status.code()], &key_u64(id)].concat()
+}
+pub(super) fn active_prefix(task: u64) -> Vec<u8> {
+    [b"a/".as_slice(), &key_u64(task)].concat()
+}
+pub(super) fn queue_prefix(task: u64) -> Vec<u8> {
+    [b"q/".as_slice(), &key_u64(task)].concat()
+}
+fn task_count_key(task: u64, status: ExecutionStatus) -> Vec<u8> {
+    [b"k/".as_slice(), &key_u64(task), &[status.code()]].concat()
+}
+fn status_count_key(status: ExecutionStatus) -> Vec<u8> {
+    [b"m/xcount/".as_slice(), &[status.code()]].concat()
+}
+
+/// The next execution id (dense, never reused).
+pub(super) fn next_execution_id(ws: &mut WriteSet<'_>) -> Result<u64, StoreError> {
+    let id = get_u64(ws, KEY_NEXT_EXECUTION_ID)?.max(1);
+    put_u64(ws, KEY_NEXT_EXECUTION_ID, id + 1);
+    Ok(id)
+}
+
+pub(super) fn get_execution(ws: &WriteSet<'_>, id: u64) -> Result<Option<Execution>, StoreError> {
+    ws.get(&exec_key(id))?.map(|b| decode_execution(&b)).transpose()
+}
+
+fn decode_execution(bytes: &[u8]) -> Result<Execution, StoreError> {
+    let StoredExecution::V1(e) = codec::decode(bytes)?;
+    Ok(e)
+}
+
+/// Whether a record sits in the task's active set: running, or pending and not queued.
+fn is_active(e: &Execution) -> bool {
+    e.status == ExecutionStatus::Running || (e.status == ExecutionStatus::Pending && !e.queued)
+}
+
+/// Writes `exec` and moves its indexes and counters from `old` (its previous state, if any).
+pub(super) fn put_execution(
+    ws: &mut WriteSet<'_>,
+    exec: &Execution,
+    old: Option<&Execution>,
+) -> Result<(), StoreError> {
+    let id = exec.id;
+    match old {
+        None => ws.insert(by_task_key(exec.task_id, id), Vec::new()),
+        Some(o) => {
+            if o.status != exec.status {
+                ws.remove(by_status_key(o.status, id));
+                bump(ws, &task_count_key(o.task_id, o.status), -1)?;
+                bump(ws, &status_count_key(o.status), -1)?;
+            }
+            if is_active(o) && !is_active(exec) {
+                ws.remove([active_prefix(o.task_id), key_u64(id).to_vec()].concat());
+            }
+            if o.queued && !exec.queued {
+                ws.remove([queue_prefix(o.task_id), key_u64(id).to_vec()].concat());
+            }
+        }
+    }
+    if old.map(|o| o.status != exec.status).unwrap_or(true) {
+        ws.insert(by_status_key(exec.status, id), Vec::new());
+        bump(ws, &task_count_key(exec.task_id, exec.status), 1)?;
+        bump(ws, &status_count_key(exec.status), 1)?;
+    }
+    if is_active(exec) && !old.map(is_active).unwrap_or(false) {
+        ws.insert([active_prefix(exec.task_id), key_u64(id).to_vec()].concat(), Vec::new());
+    }
+    if exec.queued && !old.map(|o| o.queued).unwrap_or(false) {
+        ws.insert([queue_prefix(exec.task_id), key_u64(id).to_vec()].concat(), Vec::new());
+    }
+    ws.insert(exec_key(id), codec::encode(&StoredExecution::V1(exec.clone()))?);
+    Ok(())
+}
+
+fn bump(ws: &mut WriteSet<'_>, key: &[u8], delta: i64) -> Result<(), StoreError> {
+    let n = get_u64(ws, key)?;
+    put_u64(ws, key, n.saturating_add_signed(delta));
+    Ok(())
+}
+
+/// Ids under a `task`-scoped prefix (`a/` or `q/`), in id order, at most `limit`.
+pub(super) fn ids_under(ws: &WriteSet<'_>, prefix: &[u8], limit: usize) -> Result<Vec<u64>, StoreError> {
+    let pairs = ws.scan_prefix(prefix, limit)?;
+    Ok(pairs.iter().filter_map(|(k, _)| parse_key_u64(&k[prefix.len()..])).collect())
+}
+
+/// One page of executions plus the total that matched.
+#[derive(Debug, Clone)]
+pub struct ExecutionPage {
+    pub items: Vec<Execution>,
+    pub total: u64,
+}
+
+impl StateView {
+    pub fn execution(&self, id: u64) -> Result<Option<Execution>, StoreError> {
+        self.tree.get(exec_key(id))?.map(|b| decode_execution(&b)).transpose()
+    }
+
+    fn count_at(&self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self.tree.get(key)?.as_deref().and_then(parse_key_u64).unwrap_or(0))
+    }
+
+    /// How many executions `task` has in `status`.
+    pub fn execution_count(&self, task: u64, status: ExecutionStatus) -> Result<u64, StoreError> {
+        self.count_at(&task_count_key(task, status))
+    }
+
+    /// Executions newest first, filtered by task and/or status; `page` counts from 1.
+    pub fn list_executions(
+        &self,
+        task: Option<u64>,
+        status: Option<ExecutionStatus>,
+        page: u64,
+        page_size: u64,
+    ) -> Result<ExecutionPage, StoreError> {
+        let skip = page.saturating_sub(1).saturating_mul(page_size) as usize;
+        let take = page_size as usize;
+        let (prefix, total): (Vec<u8>, u64) = match (task, status) {
+            (Some(t), Some(s)) => ([b"y/".as_slice(), &key_u64(t)].concat(), self.count_at(&task_count_key(t, s))?),
+            (Some(t), None) => {
+                let mut total = 0;
+                for s in ExecutionStatus::ALL {
+                    total += self.count_at(&task_count_key(t, s))?;
+                }
+                ([b"y/".as_slice(), &key_u64(t)].concat(), total)
+            }
+            (None, Some(s)) => ([b"z/".as_slice(), &[s.code()]].concat(), self.count_at(&status_count_key(s))?),
+            (None, None) => {
+                let mut total = 0;
+                for s in ExecutionStatus::ALL {
+                    total += self.count_at(&status_count_key(s))?;
+                }
+                (b"x/".to_vec(), total)
+            }
+        };
+        let mut items = Vec::with_capacity(take);
+        let mut skipped = 0;
+        for kv in self.tree.scan_prefix(&prefix).rev() {
+            let (k, v) = kv?;
+            let exec = if prefix.starts_with(b"x/") {
+                decode_execution(&v)?
+            } else {
+                let id = parse_key_u64(&k[prefix.len()..]).unwrap_or(0);
+                match self.execution(id)? {
+                    Some(e) => e,
+                    None => continue,
+                }
+            };
+            if task.is_some() && status.is_some() && Some(exec.status) != status {
+                continue;
+            }
+            if skipped < skip {
+                skipped += 1;
+                continue;
+            }
+            items.push(exec);
+            if items.len() >= take {
+                break;
+            }
+        }
+        Ok(ExecutionPage { items, total })
+    }
+
+    /// The ids of every active or queued execution (what a new leader's dispatcher resumes).
+    pub fn active_execution_ids(&self) -> Result<Vec<u64>, StoreError> {
+        let mut ids = Vec::new();
+        for prefix in [b"a/", b"q/"] {
+            for k in self.tree.scan_prefix(prefix).keys() {
+                ids.extend(parse_key_u64(&k?[10..]));
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}

@@ -1,0 +1,225 @@
+//! Unit tests of apply's scheduling decisions: watermark, cutoff, modes, misfire policies,
+//! manual triggers, and the execution indexes.
+
+use super::{spec, task, Harness};
+use crate::command::{Command, FireBatch, FireOutcome, MissedSpan, Response, TaskFire};
+use crate::model::{Execution, ExecutionMode, ExecutionStatus, MisfirePolicy, Reason, Trigger};
+use crate::state::{end_run, At, MISFIRE_THRESHOLD_MS, SEQUENTIAL_QUEUE_MAX};
+use crate::txn::WriteSet;
+
+const T0: i64 = 1_700_000_000_000;
+
+impl Harness {
+    /// A task created at `T0` with the given mode and policy.
+    fn task_with(&mut self, name: &str, mode: ExecutionMode, policy: MisfirePolicy) -> u64 {
+        let mut s = spec(name);
+        s.execution_mode = mode;
+        s.misfire_policy = policy;
+        s.catchup_window_seconds = 55;
+        task(self.apply_with(&format!("create-{name}"), T0, Command::CreateTask { spec: s })).id
+    }
+
+    /// A fire of `slots` for task `id` at version `version`, proposed at `now_ms`.
+    fn fire(&mut self, now_ms: i64, id: u64, version: u64, slots: &[i64]) -> FireOutcome {
+        let batch = FireBatch {
+            tasks: vec![TaskFire { task_id: id, task_version: version, slots: slots.to_vec(), missed_before: None }],
+        };
+        match self.apply_with("", now_ms, Command::Fire(batch)) {
+            Response::Fired(o) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn executions(&self, task: u64) -> Vec<Execution> {
+        let mut items = self.view().list_executions(Some(task), None, 1, 500).unwrap().items;
+        items.reverse(); // oldest first
+        items
+    }
+
+    fn end(&mut self, id: u64, status: ExecutionStatus) {
+        let mut ws = WriteSet::new(&self.tree);
+        end_run(&mut ws, At { now_ms: T0 + 99_000, log_index: 999 }, id, status, None).unwrap();
+        self.tree.apply_batch(ws.into_batch()).unwrap();
+    }
+}
+
+fn statuses(execs: &[Execution]) -> Vec<(ExecutionStatus, Option<Reason>, bool)> {
+    execs.iter().map(|e| (e.status, e.reason, e.queued)).collect()
+}
+
+#[test]
+fn each_slot_fires_once_whatever_is_replayed() {
+    let mut h = Harness::new();
+    let id = h.task_with("a", ExecutionMode::Parallel, MisfirePolicy::FireOnce);
+    let out = h.fire(T0 + 2_000, id, 1, &[T0 + 1_000, T0 + 2_000]);
+    assert_eq!((out.executions, out.duplicate_slots), (2, 0));
+    // A retried proposal, a new leader re-deriving the same slots, a clock that stepped back:
+    // all at or before the watermark, all ignored.
+    let replay = h.fire(T0 + 2_500, id, 1, &[T0 + 1_000, T0 + 2_000]);
+    assert_eq!((replay.executions, replay.duplicate_slots), (0, 2));
+    let back = h.fire(T0 + 500, id, 1, &[T0 + 2_000]);
+    assert_eq!(back.duplicate_slots, 1);
+    let execs = h.executions(id);
+    assert_eq!(execs.iter().map(|e| e.scheduled_ms).collect::<Vec<_>>(), vec![T0 + 1_000, T0 + 2_000]);
+    assert!(execs.iter().all(|e| e.trigger == Trigger::Schedule && e.status == ExecutionStatus::Pending));
+    assert_eq!(h.view().task(id).unwrap().unwrap().fire_watermark_ms, T0 + 2_000);
+}
+
+#[test]
+fn no_fire_after_an_acknowledged_pause_delete_or_update() {
+    let mut h = Harness::new();
+    let id = h.task_with("a", ExecutionMode::Parallel, MisfirePolicy::FireOnce);
+    task(h.apply_with("p", T0 + 100, Command::PauseTask { id }));
+    assert_eq!(h.fire(T0 + 1_000, id, 1, &[T0 + 1_000]).refused_tasks, 1, "computed before the pause");
+    assert_eq!(h.fire(T0 + 1_000, id, 2, &[T0 + 1_000]).refused_tasks, 1, "paused");
+    task(h.apply_with("r", T0 + 200, Command::ResumeTask { id }));
+    // Version 3 after resume; a fire computed from version 2 is stale.
+    assert_eq!(h.fire(T0 + 1_000, id, 2, &[T0 + 1_000]).refused_tasks, 1, "stale version");
+    assert_eq!(h.fire(T0 + 1_000, id, 3, &[T0 + 1_000]).executions, 1);
+    task(h.apply_with("d", T0 + 300, Command::DeleteTask { id }));
+    assert_eq!(h.fire(T0 + 2_000, id, 4, &[T0 + 2_000]).refused_tasks, 1, "deleted");
+    assert_eq!(h.fire(T0 + 2_000, 77, 1, &[T0 + 2_000]).refused_tasks, 1, "unknown task");
+    assert_eq!(h.executions(id).len(), 1);
+}
+
+#[test]
+fn skip_mode_records_overlapping_slots_as_skipped() {
+    let mut h = Harness::new();
+    let id = h.task_with("a", ExecutionMode::Skip, MisfirePolicy::FireOnce);
+    let out = h.fire(T0 + 3_000, id, 1, &[T0 + 1_000, T0 + 2_000, T0 + 3_000]);
+    assert_eq!((out.executions, out.skipped), (1, 2));
+    let execs = h.executions(id);
+    assert_eq!(
+        statuses(&execs),
+        vec![
+            (ExecutionStatus::Pending, None, false),
+            (ExecutionStatus::Skipped, Some(Reason::Overlap), false),
+            (ExecutionStatus::Skipped, Some(Reason::Overlap), false)
+        ]
+    );
+    h.end(execs[0].id, ExecutionStatus::Success);
+    assert_eq!(h.fire(T0 + 4_000, id, 1, &[T0 + 4_000]).executions, 1, "runs again once the run ended");
+}
+
+#[test]
+fn sequential_mode_queues_in_order_and_bounds_the_queue() {
+    let mut h = Harness::new();
+    let id = h.task_with("a", ExecutionMode::Sequential, MisfirePolicy::FireOnce);
+    h.fire(T0 + 3_000, id, 1, &[T0 + 1_000, T0 + 2_000, T0 + 3_000]);
+    let execs = h.executions(id);
+    assert_eq!(
+        statuses(&execs),
+        vec![
+            (ExecutionStatus::Pending, None, false),
+            (ExecutionStatus::Pending, Some(Reason::Queued), true),
+            (ExecutionStatus::Pending, Some(Reason::Queued), true)
+        ]
+    );
+    // The first run ends: exactly the next one (FIFO) becomes runnable.
+    h.end(execs[0].id, ExecutionStatus::Success);
+    let after = statuses(&h.executions(id));
+    assert_eq!(after[1], (ExecutionStatus::Pending, None, false));
+    assert_eq!(after[2], (ExecutionStatus::Pending, Some(Reason::Queued), true));
+    // The queue is bounded: slots beyond it are recorded skipped (queue_full).
+    let slots: Vec<i64> = (0..SEQUENTIAL_QUEUE_MAX as i64 + 5).map(|i| T0 + 10_000 + i).collect();
+    let out = h.fire(T0 + 10_000 + 200, id, 1, &slots);
+    assert_eq!(out.skipped, 6, "{out:?}");
+    let last = h.executions(id).pop().unwrap();
+    assert_eq!((last.status, last.reason), (ExecutionStatus::Skipped, Some(Reason::QueueFull)));
+    // Pausing cancels what waits.
+    task(h.apply_with("pause", T0 + 20_000, Command::PauseTask { id }));
+    let queued_left = h.executions(id).iter().filter(|e| e.queued).count();
+    assert_eq!(queued_left, 0);
+    let cancelled = h.view().execution_count(id, ExecutionStatus::Cancelled).unwrap();
+    assert_eq!(cancelled, SEQUENTIAL_QUEUE_MAX as u64);
+}
+
+#[test]
+fn replace_mode_cancels_the_active_run() {
+    let mut h = Harness::new();
+    let id = h.task_with("a", ExecutionMode::Replace, MisfirePolicy::FireOnce);
+    h.fire(T0 + 2_000, id, 1, &[T0 + 1_000, T0 + 2_000]);
+    assert_eq!(
+        statuses(&h.executions(id)),
+        vec![(ExecutionStatus::Cancelled, Some(Reason::Replaced), false), (ExecutionStatus::Pending, None, false)]
+    );
+}
+
+#[test]
+fn misfire_policies_account_for_every_late_slot() {
+    let late = |h: &mut Harness, name, policy| {
+        let id = h.task_with(name, ExecutionMode::Parallel, policy);
+        // Fired at T0+70s: slots 60, 50 and 40 s late (misfires, beyond the threshold), and one
+        // 1 s late (a failover-sized delay: fires normally).
+        let now = T0 + 70_000;
+        h.fire(now, id, 1, &[T0 + 10_000, T0 + 20_000, T0 + 30_000, now - 1_000]);
+        h.executions(id).iter().map(|e| (e.status, e.trigger)).collect::<Vec<_>>()
+    };
+    let mut h = Harness::new();
+    use ExecutionStatus::{Missed, Pending};
+    use Trigger::{Catchup, Schedule};
+    assert!(MISFIRE_THRESHOLD_MS < 40_000 && MISFIRE_THRESHOLD_MS > 1_000);
+    assert_eq!(
+        late(&mut h, "once", MisfirePolicy::FireOnce),
+        vec![(Missed, Schedule), (Missed, Schedule), (Pending, Catchup), (Pending, Schedule)]
+    );
+    assert_eq!(
+        late(&mut h, "skip", MisfirePolicy::Skip),
+        vec![(Missed, Schedule), (Missed, Schedule), (Missed, Schedule), (Pending, Schedule)]
+    );
+    // fire_all within a 55 s window: the 60 s-late slot is outside it, 50 and 40 s are in.
+    assert_eq!(
+        late(&mut h, "all", MisfirePolicy::FireAll),
+        vec![(Missed, Schedule), (Pending, Catchup), (Pending, Catchup), (Pending, Schedule)]
+    );
+}
+
+#[test]
+fn a_long_backlog_is_summarized_in_one_missed_record() {
+    let mut h = Harness::new();
+    let id = h.task_with("a", ExecutionMode::Parallel, MisfirePolicy::FireOnce);
+    let now = T0 + 100_000_000;
+    let span = MissedSpan { first_ms: T0 + 1_000, last_ms: T0 + 5_000_000, count: 5_000 };
+    let batch = FireBatch {
+        tasks: vec![TaskFire { task_id: id, task_version: 1, slots: vec![now - 10_000], missed_before: Some(span) }],
+    };
+    let Response::Fired(out) = h.apply_with("", now, Command::Fire(batch)) else { panic!() };
+    assert_eq!((out.missed, out.executions), (5_000, 1));
+    let execs = h.executions(id);
+    assert_eq!((execs[0].status, execs[0].slot_count), (ExecutionStatus::Missed, 5_000));
+    assert_eq!(execs[1].trigger, Trigger::Catchup);
+}
+
+#[test]
+fn manual_trigger_bypasses_the_mode_and_records_who_asked() {
+    let mut h = Harness::new();
+    let id = h.task_with("a", ExecutionMode::Skip, MisfirePolicy::FireOnce);
+    h.fire(T0 + 1_000, id, 1, &[T0 + 1_000]);
+    task(h.apply_with("p", T0 + 1_500, Command::PauseTask { id }));
+    let cmd = Command::TriggerTask { id, parameters: Some(r#"{"x":1}"#.into()), requested_by: "alice".into() };
+    let Response::Execution(e) = h.apply_with("t1", T0 + 2_000, cmd) else { panic!() };
+    assert_eq!(
+        (e.trigger, e.status, e.requested_by.as_str(), e.parameters.as_str()),
+        (Trigger::Manual, ExecutionStatus::Pending, "alice", r#"{"x":1}"#)
+    );
+    task(h.apply_with("d", T0 + 3_000, Command::DeleteTask { id }));
+    let cmd = Command::TriggerTask { id, parameters: None, requested_by: String::new() };
+    assert!(matches!(h.apply_with("t2", T0 + 4_000, cmd), Response::Rejected(_)));
+}
+
+#[test]
+fn listings_are_newest_first_with_exact_totals() {
+    let mut h = Harness::new();
+    let a = h.task_with("a", ExecutionMode::Skip, MisfirePolicy::FireOnce);
+    let b = h.task_with("b", ExecutionMode::Parallel, MisfirePolicy::FireOnce);
+    h.fire(T0 + 3_000, a, 1, &[T0 + 1_000, T0 + 2_000, T0 + 3_000]);
+    h.fire(T0 + 3_000, b, 1, &[T0 + 1_000, T0 + 2_000]);
+    let v = h.view();
+    let page = v.list_executions(Some(a), None, 1, 2).unwrap();
+    assert_eq!((page.total, page.items.len()), (3, 2));
+    assert!(page.items[0].id > page.items[1].id, "newest first");
+    assert_eq!(v.list_executions(Some(a), Some(ExecutionStatus::Skipped), 1, 10).unwrap().total, 2);
+    assert_eq!(v.list_executions(None, Some(ExecutionStatus::Pending), 1, 10).unwrap().total, 3);
+    assert_eq!(v.list_executions(None, None, 2, 4).unwrap().items.len(), 1);
+    assert_eq!(v.active_execution_ids().unwrap().len(), 3);
+}
