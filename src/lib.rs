@@ -4,6 +4,7 @@
 //!
 //! - [`node`]: [`node::Node::start`], the one wiring function (storage → Raft → listeners), used by
 //!   `cronraft serve` and by the tests.
+//! - [`scheduler`]: the leader-only cron loop (timers → one `Fire` entry per tick).
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
 //! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
 //! - [`cli`], [`commands`]: the clap command line and the client commands.
@@ -15,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod join;
 pub mod node;
+pub mod scheduler;
 
 pub use config::Config;
 pub use node::Node;

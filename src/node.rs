@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cronraft_api::scheduler_metrics::SchedulerMetrics;
 use cronraft_api::ApiContext;
 use cronraft_raft::network::{self, HttpNetwork};
 use cronraft_raft::store::{self, StateMachineStore};
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::scheduler::Scheduler;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     /// The two servers, which finish once they have drained in-flight requests.
     servers: Vec<JoinHandle<()>>,
+    /// Leader services (the scheduler), which stop on shutdown.
+    services: Vec<JoinHandle<()>>,
     /// The join task, if any (stops on shutdown).
     join: Option<JoinHandle<()>>,
 }
@@ -79,11 +83,16 @@ impl Node {
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (shutdown, signal) = watch::channel(false);
-        let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone())?);
+        let scheduler_metrics = Arc::new(SchedulerMetrics::default());
+        let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone())?);
         let servers = vec![
             serve(raft_listener, network::router(raft.clone()), signal.clone()),
             serve(http, cronraft_api::router(ctx), signal.clone()),
         ];
+
+        let scheduler =
+            Scheduler { node_id: config.node_id, raft: raft.clone(), sm: sm.clone(), metrics: scheduler_metrics };
+        let services = vec![tokio::spawn(scheduler.run(signal.clone()))];
 
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
         let mut join = None;
@@ -101,7 +110,7 @@ impl Node {
             tracing::info!(node_id = config.node_id, "bootstrapped a one-node cluster");
         }
         tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, "node started");
-        Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, join })
+        Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join })
     }
 
     /// The REST base URL, e.g. `http://127.0.0.1:7340`.
@@ -114,6 +123,9 @@ impl Node {
         let _ = self.shutdown.send(true);
         if let Some(j) = self.join {
             let _ = j.await;
+        }
+        for s in self.services {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
         }
         for s in self.servers {
             let _ = tokio::time::timeout(Duration::from_secs(10), s).await;

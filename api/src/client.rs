@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use crate::context::Consistency;
 use crate::types::{
-    AddNodeInput, ClusterView, DigestView, ErrorBody, MembershipChangeView, Page, PreviewView, TaskInput, TaskView,
-    IDEMPOTENCY_HEADER,
+    AddNodeInput, ClusterView, DigestView, ErrorBody, ExecutionView, MembershipChangeView, Page, PreviewView,
+    SchedulerStatusView, TaskInput, TaskView, TriggerInput, IDEMPOTENCY_HEADER,
 };
 
 /// Why a call failed.
@@ -204,6 +204,47 @@ impl Client {
             path.push_str(&format!("&after={}", encode_segment(&t.to_rfc3339())));
         }
         self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    /// Executions newest first; `task` is an id or a name.
+    pub async fn list_executions(
+        &self,
+        task: Option<&str>,
+        status: Option<&str>,
+        page: u64,
+        page_size: u64,
+        consistency: Consistency,
+    ) -> Result<Page<ExecutionView>, ClientError> {
+        let mut path = format!(
+            "/api/v1/executions?page={page}&page_size={page_size}&consistency={}",
+            consistency_str(consistency)
+        );
+        if let Some(t) = task {
+            path.push_str(&format!("&task_id={}", encode_segment(t)));
+        }
+        if let Some(s) = status {
+            path.push_str(&format!("&status={}", encode_segment(s)));
+        }
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    pub async fn get_execution(&self, id: u64, consistency: Consistency) -> Result<ExecutionView, ClientError> {
+        let path = format!("/api/v1/executions/{id}?consistency={}", consistency_str(consistency));
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    pub async fn trigger_task(
+        &self,
+        id_or_name: &str,
+        input: &TriggerInput,
+        idempotency_key: Option<&str>,
+    ) -> Result<ExecutionView, ClientError> {
+        let path = format!("/api/v1/tasks/{}/trigger", encode_segment(id_or_name));
+        self.call(Method::POST, &path, Some(input), idempotency_key).await
+    }
+
+    pub async fn scheduler_status(&self) -> Result<SchedulerStatusView, ClientError> {
+        self.call(Method::GET, "/api/v1/scheduler/status", None::<&()>, None).await
     }
 
     pub async fn cluster(&self) -> Result<ClusterView, ClientError> {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
+use crate::scheduler_metrics::SchedulerMetrics;
 
 /// How long a write waits for its entry to be committed and applied.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,6 +30,8 @@ pub struct ApiContext {
     /// gathering `/cluster` views. Its own pool, separate from Raft RPC (openraft#1716).
     pub peers: reqwest::Client,
     pub metrics: HttpMetrics,
+    /// Filled by the scheduler while this node leads.
+    pub scheduler: Arc<SchedulerMetrics>,
 }
 
 /// Shared handle to the [`ApiContext`].
@@ -52,14 +55,19 @@ pub struct ReadIndex {
 }
 
 impl ApiContext {
-    pub fn new(node_id: NodeId, raft: Raft, sm: StateMachineStore) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        node_id: NodeId,
+        raft: Raft,
+        sm: StateMachineStore,
+        scheduler: Arc<SchedulerMetrics>,
+    ) -> Result<Self, reqwest::Error> {
         let peers = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500))
             .build()?;
         let membership = MembershipAdmin::new(raft.clone());
-        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics: HttpMetrics::default() })
+        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics: HttpMetrics::default(), scheduler })
     }
 
     /// The leader as this node currently believes it to be, with its addresses.

@@ -9,7 +9,7 @@
 //! - [`routes`]: handlers, one module per resource.
 //! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
 //! - [`types`]: the JSON shapes, shared with [`client`].
-//! - [`metrics`]: Prometheus text.
+//! - [`metrics`], [`scheduler_metrics`]: Prometheus text, fire lag.
 
 pub mod client;
 pub mod context;
@@ -18,6 +18,7 @@ pub mod extract;
 pub mod forward;
 pub mod metrics;
 pub mod routes;
+pub mod scheduler_metrics;
 pub mod types;
 pub mod validate;
 
@@ -30,8 +31,11 @@ use error::ApiError;
 
 /// The node's HTTP app.
 pub fn router(ctx: Ctx) -> Router {
-    let api =
-        Router::new().merge(routes::tasks::router()).merge(routes::cluster::router()).merge(routes::ops::api_router());
+    let api = Router::new()
+        .merge(routes::tasks::router())
+        .merge(routes::cluster::router())
+        .merge(routes::executions::router())
+        .merge(routes::ops::api_router());
     Router::new()
         .nest("/api/v1", api)
         .merge(routes::ops::root_router())

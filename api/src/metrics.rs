@@ -120,5 +120,6 @@ pub fn render(ctx: &Ctx) -> String {
     gauge(&mut out, "cronraft_raft_members", "Voters and learners in the membership config.", members);
     gauge(&mut out, "cronraft_storage_syncs_total", "fdatasync calls made by the storage layer.", ctx.sm.sync_count());
     ctx.metrics.render(&mut out);
+    ctx.scheduler.render(&mut out);
     out
 }

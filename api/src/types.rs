@@ -160,3 +160,59 @@ pub struct ErrorDetail {
 pub const LOG_INDEX_HEADER: &str = "x-cronraft-log-index";
 /// Header naming the request id of a write (echoed back, or generated when absent).
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// An execution as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecutionView {
+    pub id: u64,
+    pub task_id: u64,
+    pub scheduled_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub status: cronraft_raft::model::ExecutionStatus,
+    pub trigger: cronraft_raft::model::Trigger,
+    pub reason: Option<cronraft_raft::model::Reason>,
+    /// `sequential` mode: waiting for the active run to end.
+    pub queued: bool,
+    /// Parameter overrides of a manual trigger (null when none).
+    pub parameters: Option<serde_json::Value>,
+    pub requested_by: String,
+    pub result: String,
+    pub logs: String,
+    pub retry_count: u32,
+    /// Raft log index of the entry that created the record (fencing data).
+    pub log_index: u64,
+    /// Slots this record stands for (more than 1 only for a summarized run of missed slots).
+    pub slot_count: u64,
+}
+
+/// Body of `POST /tasks/{id}/trigger` (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerInput {
+    /// Overrides of the task's parameters for this run (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    /// Who asks (recorded on the execution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+}
+
+/// `GET /scheduler/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchedulerStatusView {
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    /// Whether this node's scheduler runs (it leads).
+    pub scheduler_running: bool,
+    /// Active tasks with a timer on this node (0 unless it leads).
+    pub timers: u64,
+    pub active_tasks: u64,
+    pub paused_tasks: u64,
+    pub pending_executions: u64,
+    pub running_executions: u64,
+    /// Recent fire lag measured by this node while leading.
+    pub fire_lag: crate::scheduler_metrics::LagSummary,
+}

@@ -56,6 +56,15 @@ impl<'a> WriteSet<'a> {
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).take(limit).collect())
     }
 
+    /// The u64 ids (big-endian, right after `prefix`) of every key under `prefix` this run wrote.
+    pub fn touched_ids(&self, prefix: &[u8]) -> Vec<u64> {
+        let range = self.pending.range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded));
+        range
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, _)| crate::codec::parse_key_u64(&k[prefix.len()..]))
+            .collect()
+    }
+
     /// Turns the run into one atomic sled batch.
     pub fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();

@@ -69,7 +69,7 @@ async fn write_task(ctx: &Ctx, headers: &HeaderMap, command: Command, ok: Status
 }
 
 /// A path segment names a task by id (all digits) or by name.
-fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
+pub fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
     if let Ok(id) = raw.parse::<u64>() {
         return Ok(id);
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use durability::Durability;
 pub use log_store::LogStore;
-pub use state_machine::StateMachineStore;
+pub use state_machine::{Applied, StateMachineStore};
 
 use crate::error::StoreError;
 

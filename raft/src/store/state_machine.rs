@@ -36,6 +36,22 @@ const KEY_GENERATION: &[u8] = b"sm_generation";
 const SNAPSHOT_FILE: &str = "current.snap";
 /// Keys inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 10_000;
+/// Apply notifications buffered per subscriber before it is told it lagged.
+const APPLIED_CHANNEL_LEN: usize = 1024;
+
+/// What one apply run changed, announced to subscribers (the scheduler, the dispatcher) after the
+/// run is written. A subscriber that falls behind gets `Lagged` and must re-read the state.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Last log index of the run.
+    pub log_index: u64,
+    /// Tasks written by the run (created, updated, paused, fired…).
+    pub tasks: Vec<u64>,
+    /// Executions written by the run.
+    pub executions: Vec<u64>,
+    /// The whole state was replaced (a snapshot was installed): re-read everything.
+    pub reset: bool,
+}
 
 /// The body of a snapshot: every key and value of the state-machine tree, in key order.
 #[derive(Serialize, Deserialize)]
@@ -61,6 +77,8 @@ struct Inner {
     snapshot_dir: PathBuf,
     /// Makes snapshot ids unique within a process run.
     snapshot_seq: AtomicU64,
+    /// Announces each apply run; bounded per subscriber (see [`Applied`]).
+    applied_tx: tokio::sync::broadcast::Sender<Arc<Applied>>,
 }
 
 /// The state-machine store. Cheap to clone; clones share everything.
@@ -89,8 +107,15 @@ impl StateMachineStore {
             durability,
             snapshot_dir: snapshot_dir.to_path_buf(),
             snapshot_seq: AtomicU64::new(0),
+            applied_tx: tokio::sync::broadcast::channel(APPLIED_CHANNEL_LEN).0,
         };
         Ok(StateMachineStore { inner: Arc::new(inner) })
+    }
+
+    /// Subscribes to apply notifications. Subscribe *before* reading the state you build from,
+    /// so that no change falls between the read and the first notification.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Applied>> {
+        self.inner.applied_tx.subscribe()
     }
 
     /// Read access to the current state (no gate: point reads may interleave with applies).
@@ -127,7 +152,15 @@ impl StateMachineStore {
         for entry in &entries {
             out.push(apply_entry(&mut ws, entry)?);
         }
+        let applied = Applied {
+            log_index: entries.last().map(|e| e.log_id.index).unwrap_or(0),
+            tasks: ws.touched_ids(b"t/"),
+            executions: ws.touched_ids(b"x/"),
+            reset: false,
+        };
         tree.apply_batch(ws.into_batch())?;
+        // No subscriber is fine; a send error only means nobody listens.
+        let _ = self.inner.applied_tx.send(Arc::new(applied));
         Ok(out)
     }
 
@@ -163,6 +196,8 @@ impl StateMachineStore {
         let old =
             std::mem::replace(&mut *self.inner.current.write().unwrap_or_else(|p| p.into_inner()), (generation, tree));
         self.inner.db.drop_tree(tree_name(old.0))?;
+        let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+        let _ = self.inner.applied_tx.send(Arc::new(Applied { log_index: index, reset: true, ..Default::default() }));
         write_snapshot_file(&self.inner.snapshot_dir, meta, data)
     }
 

@@ -1,0 +1,166 @@
+//! `/api/v1/executions` (history) and `POST /api/v1/tasks/{id}/trigger` (a run now), plus
+//! `GET /api/v1/scheduler/status`.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, TimeZone, Utc};
+use cronraft_raft::model::{Execution, ExecutionStatus, TaskStatus};
+use cronraft_raft::Command;
+use serde::Deserialize;
+
+use crate::context::{Consistency, Ctx};
+use crate::error::ApiError;
+use crate::extract::{parse_json, ApiQuery};
+use crate::routes::tasks::{request, resolve, ReadQuery, PAGE_SIZE_MAX};
+use crate::types::{ExecutionView, Page, SchedulerStatusView, TriggerInput, LOG_INDEX_HEADER};
+
+const PAGE_SIZE_DEFAULT: u64 = 20;
+const REQUESTED_BY_LEN_MAX: usize = 128;
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/executions", get(list))
+        .route("/executions/{id}", get(read))
+        .route("/tasks/{id}/trigger", post(trigger))
+        .route("/scheduler/status", get(status))
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// The view of an execution.
+pub fn execution_view(e: &Execution) -> ExecutionView {
+    ExecutionView {
+        id: e.id,
+        task_id: e.task_id,
+        scheduled_time: at(e.scheduled_ms),
+        created_at: at(e.created_ms),
+        start_time: e.start_ms.map(at),
+        end_time: e.end_ms.map(at),
+        status: e.status,
+        trigger: e.trigger,
+        reason: e.reason,
+        queued: e.queued,
+        parameters: (!e.parameters.is_empty()).then(|| serde_json::from_str(&e.parameters).unwrap_or_default()),
+        requested_by: e.requested_by.clone(),
+        result: e.result.clone(),
+        logs: e.logs.clone(),
+        retry_count: e.retry_count,
+        log_index: e.log_index,
+        slot_count: e.slot_count,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// A task id or name.
+    task_id: Option<String>,
+    status: Option<String>,
+    page: Option<u64>,
+    page_size: Option<u64>,
+    #[serde(default)]
+    consistency: Consistency,
+}
+
+fn parse_status(raw: &str) -> Result<ExecutionStatus, ApiError> {
+    ExecutionStatus::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| {
+        let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
+        ApiError::bad_request("invalid_status", format!("unknown status {raw:?}; expected one of {}", all.join(", ")))
+    })
+}
+
+async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<ExecutionView>>, ApiError> {
+    let status = q.status.as_deref().filter(|s| !s.is_empty()).map(parse_status).transpose()?;
+    let page = q.page.unwrap_or(1);
+    let page_size = q.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
+    if page == 0 {
+        return Err(ApiError::bad_request("invalid_page", "`page` counts from 1"));
+    }
+    if page_size == 0 || page_size > PAGE_SIZE_MAX {
+        return Err(ApiError::bad_request("invalid_page_size", format!("`page_size` must be 1 to {PAGE_SIZE_MAX}")));
+    }
+    ctx.read_barrier(q.consistency).await?;
+    let task = q.task_id.as_deref().filter(|s| !s.is_empty()).map(|raw| resolve(&ctx, raw)).transpose()?;
+    let found = ctx.sm.view().list_executions(task, status, page, page_size)?;
+    Ok(Json(Page { items: found.items.iter().map(execution_view).collect(), total: found.total, page, page_size }))
+}
+
+async fn read(
+    State(ctx): State<Ctx>,
+    Path(raw): Path<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Json<ExecutionView>, ApiError> {
+    let id = raw.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_execution_id",
+            format!("execution id must be a non-negative integer, got {raw:?}"),
+        )
+    })?;
+    ctx.read_barrier(q.consistency).await?;
+    match ctx.sm.view().execution(id)? {
+        Some(e) => Ok(Json(execution_view(&e))),
+        None => Err(ApiError::not_found("execution_not_found", format!("execution {id} does not exist"))),
+    }
+}
+
+async fn trigger(
+    State(ctx): State<Ctx>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let input: TriggerInput =
+        if body.iter().all(u8::is_ascii_whitespace) { TriggerInput::default() } else { parse_json(&body)? };
+    let parameters = match input.parameters {
+        Some(v) if !v.is_object() => {
+            return Err(ApiError::unprocessable("invalid_parameters", "`parameters` must be a JSON object"))
+        }
+        Some(v) => Some(v.to_string()),
+        None => None,
+    };
+    if parameters.as_ref().map(|p| p.len() > cronraft_raft::spec::PARAMETERS_BYTES_MAX).unwrap_or(false) {
+        return Err(ApiError::unprocessable("parameters_too_large", "`parameters` is too large"));
+    }
+    let requested_by = input.requested_by.unwrap_or_else(|| "api".into());
+    if requested_by.chars().count() > REQUESTED_BY_LEN_MAX || requested_by.chars().any(char::is_control) {
+        let msg = format!("`requested_by` must be at most {REQUESTED_BY_LEN_MAX} characters, no control characters");
+        return Err(ApiError::unprocessable("invalid_field", msg));
+    }
+    let id = resolve(&ctx, &raw)?;
+    let (resp, log_index) =
+        ctx.propose(request(&headers, Command::TriggerTask { id, parameters, requested_by })).await?;
+    match resp {
+        cronraft_raft::Response::Execution(e) => {
+            let mut out = (StatusCode::CREATED, Json(execution_view(&e))).into_response();
+            out.headers_mut().insert(LOG_INDEX_HEADER, HeaderValue::from(log_index));
+            Ok(out)
+        }
+        cronraft_raft::Response::Rejected(r) => Err(r.into()),
+        other => Err(ApiError::internal(format!("apply returned {other:?} instead of an execution"))),
+    }
+}
+
+async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, ApiError> {
+    let m = ctx.raft.metrics().borrow().clone();
+    let view = ctx.sm.view();
+    Ok(Json(SchedulerStatusView {
+        node_id: ctx.node_id,
+        leader_id: m.current_leader,
+        term: m.current_term,
+        scheduler_running: ctx.scheduler.running.load(Ordering::Relaxed) == 1,
+        timers: ctx.scheduler.timers.load(Ordering::Relaxed),
+        active_tasks: view.count(TaskStatus::Active)?,
+        paused_tasks: view.count(TaskStatus::Paused)?,
+        pending_executions: view.list_executions(None, Some(ExecutionStatus::Pending), 1, 1)?.total,
+        running_executions: view.list_executions(None, Some(ExecutionStatus::Running), 1, 1)?.total,
+        fire_lag: ctx.scheduler.summary(),
+    }))
+}

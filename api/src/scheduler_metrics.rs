@@ -1,0 +1,103 @@
+//! What the leader's scheduler reports: fire lag (commit of the fire − the slot), fires and
+//! batches. Updated by the scheduler (crate `cronraft`), rendered by `/metrics` and
+//! `/scheduler/status`.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Fire-lag histogram bounds, in milliseconds.
+const LAG_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000, 1_500, 5_000];
+/// How many recent lags are kept for percentiles.
+const RECENT_LAGS_MAX: usize = 10_000;
+
+#[derive(Default)]
+struct Lags {
+    buckets: [u64; LAG_BUCKETS_MS.len() + 1],
+    count: u64,
+    sum_ms: u64,
+    /// The most recent lags (ms), oldest first, bounded by [`RECENT_LAGS_MAX`].
+    recent: VecDeque<u64>,
+}
+
+/// Counters and the lag histogram.
+#[derive(Default)]
+pub struct SchedulerMetrics {
+    lags: Mutex<Lags>,
+    /// Fire entries committed by this node while leader.
+    pub batches: AtomicU64,
+    /// 1 while this node's scheduler runs (it leads).
+    pub running: AtomicU64,
+    /// Tasks in the timer structure.
+    pub timers: AtomicU64,
+}
+
+/// Percentiles of the recent fire lags.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct LagSummary {
+    pub samples: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+}
+
+impl SchedulerMetrics {
+    /// Records the lag of each fired slot.
+    pub fn observe(&self, lags_ms: impl IntoIterator<Item = u64>) {
+        let mut l = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        for lag in lags_ms {
+            let slot = LAG_BUCKETS_MS.iter().position(|b| lag <= *b).unwrap_or(LAG_BUCKETS_MS.len());
+            l.buckets[slot] += 1;
+            l.count += 1;
+            l.sum_ms += lag;
+            if l.recent.len() == RECENT_LAGS_MAX {
+                l.recent.pop_front();
+            }
+            l.recent.push_back(lag);
+        }
+    }
+
+    /// p50/p99/max over the recent lags.
+    pub fn summary(&self) -> LagSummary {
+        let l = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<u64> = l.recent.iter().copied().collect();
+        if v.is_empty() {
+            return LagSummary::default();
+        }
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        LagSummary { samples: v.len() as u64, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: *v.last().unwrap_or(&0) }
+    }
+
+    /// Prometheus text.
+    pub fn render(&self, out: &mut String) {
+        let l = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str("# HELP cronraft_fire_lag_seconds Commit time of a fire minus its slot.\n");
+        out.push_str("# TYPE cronraft_fire_lag_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, b) in LAG_BUCKETS_MS.iter().enumerate() {
+            cumulative += l.buckets[i];
+            let _ = writeln!(out, "cronraft_fire_lag_seconds_bucket{{le=\"{}\"}} {cumulative}", *b as f64 / 1000.0);
+        }
+        let _ = writeln!(out, "cronraft_fire_lag_seconds_bucket{{le=\"+Inf\"}} {}", l.count);
+        let _ = writeln!(out, "cronraft_fire_lag_seconds_sum {}", l.sum_ms as f64 / 1000.0);
+        let _ = writeln!(out, "cronraft_fire_lag_seconds_count {}", l.count);
+        let gauges = [
+            (
+                "cronraft_fire_batches_total",
+                "Fire entries committed while leading.",
+                self.batches.load(Ordering::Relaxed),
+            ),
+            ("cronraft_scheduler_running", "1 while this node's scheduler runs.", self.running.load(Ordering::Relaxed)),
+            (
+                "cronraft_scheduler_timers",
+                "Tasks in the scheduler's timer structure.",
+                self.timers.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+    }
+}

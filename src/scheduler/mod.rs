@@ -1,0 +1,238 @@
+//! The leader's cron loop: fires every due slot, once, as one Raft entry per tick.
+//!
+//! It runs only while this node leads ([`run`] watches openraft's server metrics) and, each time
+//! it takes over, starts from the replicated state: it confirms leadership and waits until
+//! everything committed is applied (`ensure_linearizable`), then builds its [`Timers`] from the
+//! tasks. After that it follows the state through the state machine's apply notifications, so a
+//! create, update, pause or delete reaches the timers right after it is applied.
+//!
+//! Each tick collects every due task, computes its slots since its watermark (including slots
+//! that fell due while there was no leader — apply classifies late ones as misfires), and
+//! proposes them as one `Fire` entry, stamped with this leader's clock. Several entries may be in
+//! flight; a failed one makes the loop rebuild its timers from the replicated state, so a slot is
+//! never lost to an error, and never fired twice (apply's watermark).
+
+mod timers;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cronraft_api::scheduler_metrics::SchedulerMetrics;
+use cronraft_raft::command::{Command, FireBatch, Request, TaskFire};
+use cronraft_raft::model::TaskStatus;
+use cronraft_raft::state::StateView;
+use cronraft_raft::store::{Applied, StateMachineStore};
+use cronraft_raft::{NodeId, Raft, Response};
+use openraft::ServerState;
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+
+pub use timers::Timers;
+
+/// Most slots in one fire entry (keeps entries well under sled's 2 MiB inline-value limit).
+const BATCH_SLOTS_MAX: usize = 20_000;
+/// Fire entries in flight at once.
+const INFLIGHT_MAX: usize = 8;
+/// Longest sleep between ticks when nothing is due (the loop also wakes on every change).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// How long one fire entry may take to commit before the loop rebuilds from state.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the scheduler needs from the node.
+#[derive(Clone)]
+pub struct Scheduler {
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub sm: StateMachineStore,
+    pub metrics: Arc<SchedulerMetrics>,
+}
+
+/// How one leadership term ended.
+enum Exit {
+    Stop,
+    Lost,
+}
+
+impl Scheduler {
+    /// Runs until `stop` turns true: leads the cron loop whenever this node is the leader.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut server = self.raft.server_metrics();
+        loop {
+            let leading = {
+                let m = server.borrow_and_update();
+                m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
+            };
+            if leading {
+                let term = server.borrow().vote.leader_id.term;
+                self.metrics.running.store(1, Ordering::Relaxed);
+                tracing::info!(term, "scheduler started: this node leads");
+                let exit = self.lead(term, &mut stop).await;
+                self.metrics.running.store(0, Ordering::Relaxed);
+                self.metrics.timers.store(0, Ordering::Relaxed);
+                tracing::info!(term, "scheduler stopped");
+                if matches!(exit, Exit::Stop) {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = stopped(&mut stop) => return,
+                changed = server.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    fn still_leading(&self, term: u64) -> bool {
+        let m = self.raft.server_metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.node_id) && m.vote.leader_id.term == term
+    }
+
+    /// One leadership term of the cron loop.
+    async fn lead(&self, term: u64, stop: &mut watch::Receiver<bool>) -> Exit {
+        let mut events = self.sm.subscribe();
+        let mut server = self.raft.server_metrics();
+        let Some(mut timers) = self.rebuild().await else { return Exit::Lost };
+        let slots = Arc::new(Semaphore::new(INFLIGHT_MAX));
+        let (failed_tx, mut failed_rx) = mpsc::channel::<()>(INFLIGHT_MAX);
+        loop {
+            if !self.still_leading(term) {
+                return Exit::Lost;
+            }
+            self.fire_due(&mut timers, &slots, &failed_tx).await;
+            self.metrics.timers.store(timers.len() as u64, Ordering::Relaxed);
+            let wait = match timers.next_due() {
+                Some(t) => Duration::from_millis((t - now_ms()).clamp(0, IDLE_TICK.as_millis() as i64) as u64),
+                None => IDLE_TICK,
+            };
+            tokio::select! {
+                _ = stopped(stop) => return Exit::Stop,
+                _ = server.changed() => {}
+                event = events.recv() => match event {
+                    Ok(applied) => self.follow(&mut timers, &applied),
+                    Err(broadcast::error::RecvError::Lagged(_)) => match self.rebuild().await {
+                        Some(t) => timers = t,
+                        None => return Exit::Lost,
+                    },
+                    Err(broadcast::error::RecvError::Closed) => return Exit::Lost,
+                },
+                Some(()) = failed_rx.recv() => match self.rebuild().await {
+                    Some(t) => timers = t,
+                    None => return Exit::Lost,
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Timers from the replicated state, once everything committed is applied here.
+    async fn rebuild(&self) -> Option<Timers> {
+        if let Err(e) = self.raft.ensure_linearizable().await {
+            tracing::warn!(error = %e, "scheduler could not confirm leadership");
+            return None;
+        }
+        let view = self.sm.view();
+        let mut timers = Timers::default();
+        let mut page = 1;
+        loop {
+            let found = view.list_tasks(Some(TaskStatus::Active), page, 1_000).ok()?;
+            for task in &found.items {
+                timers.upsert(task);
+            }
+            if found.items.len() < 1_000 {
+                break;
+            }
+            page += 1;
+        }
+        Some(timers)
+    }
+
+    /// Keeps the timers current with what was just applied.
+    fn follow(&self, timers: &mut Timers, applied: &Applied) {
+        let view = self.sm.view();
+        for id in &applied.tasks {
+            match view.task(*id) {
+                Ok(Some(task)) => timers.upsert(&task),
+                Ok(None) => timers.remove(*id),
+                Err(e) => tracing::warn!(error = %e, task = id, "scheduler could not read a task"),
+            }
+        }
+    }
+
+    /// Proposes every due slot, in entries of at most [`BATCH_SLOTS_MAX`] slots.
+    async fn fire_due(&self, timers: &mut Timers, slots: &Arc<Semaphore>, failed: &mpsc::Sender<()>) {
+        let view = self.sm.view();
+        loop {
+            let now = now_ms();
+            let due = timers.pop_due(now, BATCH_SLOTS_MAX);
+            if due.is_empty() {
+                return;
+            }
+            let fires = collect(&view, timers, &due, now);
+            if fires.is_empty() {
+                continue;
+            }
+            let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            let this = self.clone();
+            let failed = failed.clone();
+            tokio::spawn(async move {
+                if !this.propose(fires, now).await {
+                    let _ = failed.try_send(());
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// Proposes one fire entry; records fire lag. Returns whether it was committed.
+    async fn propose(&self, fires: Vec<TaskFire>, now: i64) -> bool {
+        let req = Request {
+            request_id: String::new(),
+            now_ms: now,
+            command: Command::Fire(FireBatch { tasks: fires.clone() }),
+        };
+        match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(req)).await {
+            Ok(Ok(resp)) => {
+                let committed = now_ms();
+                if let Response::Fired(outcome) = &resp.data {
+                    tracing::debug!(?outcome, log_index = resp.log_id.index, "fired");
+                }
+                let lags = fires.iter().flat_map(|f| f.slots.iter()).map(|s| (committed - s).max(0) as u64);
+                self.metrics.observe(lags);
+                self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "fire not committed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("fire entry not committed within {PROPOSE_TIMEOUT:?}");
+                false
+            }
+        }
+    }
+}
+
+/// The fires of the due tasks (tasks that changed or vanished meanwhile are skipped: their
+/// timers are refreshed by the apply notification).
+fn collect(view: &StateView, timers: &mut Timers, due: &[u64], now: i64) -> Vec<TaskFire> {
+    let mut fires = Vec::with_capacity(due.len());
+    for id in due {
+        match view.task(*id) {
+            Ok(Some(task)) => fires.extend(timers.fire(&task, now)),
+            Ok(None) => timers.remove(*id),
+            Err(e) => tracing::warn!(error = %e, task = id, "scheduler could not read a due task"),
+        }
+    }
+    fires
+}
+
+/// Resolves once `stop` turns true (holding no watch guard across awaits).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Wall-clock milliseconds: the leader's clock stamps fires.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,143 @@
+//! The leader's timer structure: when each active task is next due.
+//!
+//! A min-heap of `(next slot, task id, generation)` plus one small map entry per task. Tens of
+//! bytes per task, no tokio task per task, and a tick costs O(due · log N), never a scan of all
+//! tasks. Entries are never removed from the middle of the heap: a task that changes gets a new
+//! generation, and popped entries whose generation is not the task's current one are dropped
+//! (lazy deletion).
+//!
+//! `fired_through` is the latest slot this leader has *proposed* for the task. It runs ahead of
+//! the replicated watermark while a fire is in flight, so a slot is not proposed twice by the
+//! same leader; if a proposal fails, the scheduler rebuilds from the replicated state (where
+//! re-proposing is harmless: apply ignores slots at or before the watermark).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use chrono::{DateTime, TimeZone, Utc};
+use cronraft_raft::command::{MissedSpan, TaskFire, FIRE_SLOTS_PER_TASK_MAX};
+use cronraft_raft::model::{Task, TaskStatus};
+use cronraft_raft::spec::parse_schedule;
+
+/// Most slots enumerated for one task in one tick; a longer backlog continues next tick.
+const SCAN_SLOTS_MAX: u64 = 1_000_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The task version the timer was computed from.
+    version: u64,
+    /// Bumped on every change of the entry; heap entries with another generation are stale.
+    generation: u32,
+    /// Latest slot proposed (or replicated watermark).
+    fired_through: i64,
+}
+
+/// Next-due times of every active task.
+#[derive(Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
+    tasks: HashMap<u64, Entry>,
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+impl Timers {
+    /// How many tasks have a timer.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The earliest due time, if any (may be a stale entry; harmless: it only wakes the loop).
+    pub fn next_due(&self) -> Option<i64> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// Adds, refreshes or removes the task's timer from its replicated record. A task whose
+    /// version is unchanged keeps its timer (fires do not change the version).
+    pub fn upsert(&mut self, task: &Task) {
+        if task.status != TaskStatus::Active {
+            self.tasks.remove(&task.id);
+            return;
+        }
+        let entry = self.tasks.get(&task.id).copied();
+        if matches!(entry, Some(e) if e.version == task.version) {
+            return;
+        }
+        let generation = entry.map(|e| e.generation.wrapping_add(1)).unwrap_or(0);
+        let fired_through = task.fire_watermark_ms;
+        self.tasks.insert(task.id, Entry { version: task.version, generation, fired_through });
+        self.schedule_next(task, fired_through, generation);
+    }
+
+    /// Forgets a task (gone from the state).
+    pub fn remove(&mut self, id: u64) {
+        self.tasks.remove(&id);
+    }
+
+    fn schedule_next(&mut self, task: &Task, after_ms: i64, generation: u32) {
+        let next = parse_schedule(&task.spec).ok().and_then(|s| s.next_after(at(after_ms)));
+        match next {
+            Some(t) => self.heap.push(Reverse((t.timestamp_millis(), task.id, generation))),
+            None => {
+                self.tasks.remove(&task.id);
+            }
+        }
+    }
+
+    /// Pops the ids of tasks due at `now_ms` (current entries only), at most `limit`.
+    pub fn pop_due(&mut self, now_ms: i64, limit: usize) -> Vec<u64> {
+        let mut due = Vec::new();
+        while due.len() < limit {
+            let Some(Reverse((t, id, generation))) = self.heap.peek().copied() else { break };
+            if t > now_ms {
+                break;
+            }
+            self.heap.pop();
+            if self.tasks.get(&id).map(|e| e.generation) == Some(generation) {
+                due.push(id);
+            }
+        }
+        due
+    }
+
+    /// The fire for a due task: every slot after what was already fired, up to `now_ms`
+    /// (the newest [`FIRE_SLOTS_PER_TASK_MAX`] listed, older ones summarized), and the task's
+    /// next timer. `None` if the task changed under us (its timer is rebuilt by `upsert`).
+    pub fn fire(&mut self, task: &Task, now_ms: i64) -> Option<TaskFire> {
+        let entry = *self.tasks.get(&task.id)?;
+        if entry.version != task.version || task.status != TaskStatus::Active {
+            return None;
+        }
+        let schedule = parse_schedule(&task.spec).ok()?;
+        let mut after = entry.fired_through.max(task.fire_watermark_ms);
+        let mut listed: VecDeque<i64> = VecDeque::new();
+        let mut span: Option<MissedSpan> = None;
+        let mut scanned = 0;
+        while let Some(next) = schedule.next_after(at(after)).map(|t| t.timestamp_millis()) {
+            if next > now_ms || scanned >= SCAN_SLOTS_MAX {
+                break;
+            }
+            if listed.len() == FIRE_SLOTS_PER_TASK_MAX {
+                let old = listed.pop_front().unwrap_or(next);
+                let s = span.get_or_insert(MissedSpan { first_ms: old, last_ms: old, count: 0 });
+                (s.last_ms, s.count) = (old, s.count + 1);
+            }
+            listed.push_back(next);
+            after = next;
+            scanned += 1;
+        }
+        let generation = entry.generation.wrapping_add(1);
+        self.tasks.insert(task.id, Entry { fired_through: after, generation, ..entry });
+        self.schedule_next(task, after, generation);
+        if listed.is_empty() {
+            return None;
+        }
+        Some(TaskFire { task_id: task.id, task_version: task.version, slots: listed.into(), missed_before: span })
+    }
+}
