@@ -382,6 +382,24 @@ impl StateView {
         Ok(TaskPage { items, total })
     }
 
+    /// Up to `limit` tasks with `status` and an id greater than `after_id`, in id order: a
+    /// cursor for walking every task without offset scans.
+    pub fn tasks_after(&self, status: TaskStatus, after_id: u64, limit: usize) -> Result<Vec<Task>, StoreError> {
+        let prefix = [b"s/".as_slice(), &[status.code()]].concat();
+        let start = [prefix.as_slice(), &key_u64(after_id.saturating_add(1))].concat();
+        let mut out = Vec::new();
+        for k in self.tree.range(start..).keys() {
+            let k = k?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some(task) = parse_key_u64(&k[3..]).map(|id| self.task(id)).transpose()?.flatten() {
+                out.push(task);
+            }
+        }
+        Ok(out)
+    }
+
     /// A digest of every replicated key and value. Replicas that applied the same log index
     /// must produce the same digest; the caller holds the apply gate so nothing moves meanwhile.
     pub fn digest(&self) -> Result<String, StoreError> {

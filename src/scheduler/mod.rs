@@ -132,16 +132,16 @@ impl Scheduler {
         }
         let view = self.sm.view();
         let mut timers = Timers::default();
-        let mut page = 1;
+        let mut after = 0;
         loop {
-            let found = view.list_tasks(Some(TaskStatus::Active), page, 1_000).ok()?;
-            for task in &found.items {
+            let found = view.tasks_after(TaskStatus::Active, after, 1_000).ok()?;
+            for task in &found {
                 timers.upsert(task);
             }
-            if found.items.len() < 1_000 {
-                break;
+            match found.last() {
+                Some(t) if found.len() == 1_000 => after = t.id,
+                _ => break,
             }
-            page += 1;
         }
         Some(timers)
     }

@@ -129,10 +129,12 @@ fn missed_span(ws: &mut WriteSet<'_>, at: At, task: &Task, span: &MissedSpan) ->
 fn admit(ws: &mut WriteSet<'_>, at: At, task: &Task, slot: i64, trigger: Trigger) -> Result<Execution, StoreError> {
     let id = next_execution_id(ws)?;
     let mut e = record(task, id, at, slot, trigger);
-    let active = ids_under(ws, &active_prefix(task.id), usize::MAX)?;
+    // Only the modes that look at the active set read it (parallel tasks may have many runs).
+    let any_active =
+        |ws: &WriteSet<'_>| -> Result<bool, StoreError> { Ok(!ids_under(ws, &active_prefix(task.id), 1)?.is_empty()) };
     match task.spec.execution_mode {
         ExecutionMode::Parallel => {}
-        ExecutionMode::Skip if !active.is_empty() => {
+        ExecutionMode::Skip if any_active(ws)? => {
             (e.status, e.reason, e.end_ms) = (ExecutionStatus::Skipped, Some(Reason::Overlap), Some(at.now_ms));
         }
         ExecutionMode::Skip => {}
@@ -140,12 +142,12 @@ fn admit(ws: &mut WriteSet<'_>, at: At, task: &Task, slot: i64, trigger: Trigger
             let waiting = ids_under(ws, &queue_prefix(task.id), SEQUENTIAL_QUEUE_MAX + 1)?;
             if waiting.len() >= SEQUENTIAL_QUEUE_MAX {
                 (e.status, e.reason, e.end_ms) = (ExecutionStatus::Skipped, Some(Reason::QueueFull), Some(at.now_ms));
-            } else if !active.is_empty() || !waiting.is_empty() {
+            } else if !waiting.is_empty() || any_active(ws)? {
                 (e.queued, e.reason) = (true, Some(Reason::Queued));
             }
         }
         ExecutionMode::Replace => {
-            for other in active {
+            for other in ids_under(ws, &active_prefix(task.id), usize::MAX)? {
                 end_run(ws, at, other, ExecutionStatus::Cancelled, Some(Reason::Replaced))?;
             }
         }

@@ -176,3 +176,29 @@ fn replicas_applying_the_same_requests_have_the_same_digest() {
 }
 
 mod fire;
+
+#[test]
+fn tasks_after_walks_every_task_of_a_status_by_cursor() {
+    let mut h = Harness::new();
+    for i in 0..7 {
+        task(h.apply(Command::CreateTask { spec: spec(&format!("t{i}")) }));
+    }
+    task(h.apply(Command::PauseTask { id: 3 }));
+    let v = h.view();
+    let first = v.tasks_after(TaskStatus::Active, 0, 4).unwrap();
+    assert_eq!(first.iter().map(|t| t.id).collect::<Vec<_>>(), vec![1, 2, 4, 5]);
+    let rest = v.tasks_after(TaskStatus::Active, 5, 4).unwrap();
+    assert_eq!(rest.iter().map(|t| t.id).collect::<Vec<_>>(), vec![6, 7]);
+    assert_eq!(v.tasks_after(TaskStatus::Paused, 0, 10).unwrap()[0].id, 3);
+}
+
+#[test]
+fn an_update_reschedules_from_the_next_slot_after_it() {
+    let mut h = Harness::new();
+    let created = task(h.apply_with("c", 1_000, Command::CreateTask { spec: spec("a") }));
+    assert_eq!(created.fire_watermark_ms, 1_000);
+    let patch = TaskPatch { cron_expression: Some("*/5 * * * * *".into()), ..Default::default() };
+    let updated = task(h.apply_with("u", 90_000, Command::UpdateTask { id: 1, patch, expected_version: None }));
+    // Slots at or before the update are never fired under the new schedule.
+    assert_eq!(updated.fire_watermark_ms, 90_000);
+}
