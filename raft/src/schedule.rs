@@ -19,7 +19,8 @@
 //! * When day-of-month and day-of-week are both restricted (neither is exactly
 //!   `*` or `?`), a day matching EITHER fires (crontab's OR rule).
 //! * Macros `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`,
-//!   `@hourly`, and `@every <d h m s>` (1s to 366d, e.g. `@every 1h30m`), whose
+//!   `@hourly`, and `@every <d h m s> [offset <ms s m h d>]` (1s to 366d, e.g. `@every 1h30m`,
+//!   `@every 1s offset 250ms`), whose
 //!   slots are the multiples of the interval since the Unix epoch, in UTC,
 //!   whatever the time zone.
 //! * `L`, `W`, `#`, out-of-range values and inputs over 256 bytes are rejected.
@@ -104,7 +105,7 @@ pub struct Schedule {
 
 #[derive(Clone, Debug)]
 enum Engine {
-    Every(i64),
+    Every { interval_ms: i64, offset_ms: i64 },
     Calendar(Box<dst::Calendar>),
 }
 
@@ -126,7 +127,7 @@ impl Schedule {
         let rule = dialect::translate(expression).map_err(|reason| invalid(expression, reason))?;
         let tz = Tz::from_str(timezone).map_err(|_| ScheduleError::UnknownTimezone(timezone.to_string()))?;
         let engine = match rule {
-            Rule::Every(secs) => Engine::Every(secs),
+            Rule::Every { interval_s, offset_ms } => Engine::Every { interval_ms: interval_s * 1000, offset_ms },
             Rule::Calendar(c) => Engine::Calendar(Box::new(dst::Calendar {
                 tz,
                 primary: c.primary,
@@ -148,7 +149,7 @@ impl Schedule {
             return None;
         }
         let next = match &self.engine {
-            Engine::Every(secs) => every_next(*secs, after),
+            Engine::Every { interval_ms, offset_ms } => every_next(*interval_ms, *offset_ms, after),
             Engine::Calendar(cal) => {
                 let first = DateTime::from_timestamp(FIRST_SLOT_SECS, 0)?;
                 cal.next_after(after.max(first))
@@ -192,10 +193,10 @@ impl Schedule {
     }
 }
 
-/// The next multiple of `secs` seconds since the epoch strictly after `after`.
-fn every_next(secs: i64, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let k = after.timestamp().div_euclid(secs) + 1;
-    DateTime::from_timestamp(k.checked_mul(secs)?, 0)
+/// The first `offset_ms + k·interval_ms` (ms since the epoch) strictly after `after`.
+fn every_next(interval_ms: i64, offset_ms: i64, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let k = (after.timestamp_millis() - offset_ms).div_euclid(interval_ms) + 1;
+    DateTime::from_timestamp_millis(k.checked_mul(interval_ms)?.checked_add(offset_ms)?)
 }
 
 fn invalid(expression: &str, reason: String) -> ScheduleError {

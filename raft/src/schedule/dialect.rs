@@ -20,8 +20,8 @@ const MAX_EVERY_SECS: i64 = 366 * 86_400;
 /// What an expression means once translated.
 #[derive(Clone, Debug)]
 pub(super) enum Rule {
-    /// `@every`: multiples of this many seconds since the Unix epoch, in UTC.
-    Every(i64),
+    /// `@every`: `offset_ms` plus multiples of `interval_s` seconds since the Unix epoch, in UTC.
+    Every { interval_s: i64, offset_ms: i64 },
     /// A calendar schedule evaluated on local wall-clock time.
     Calendar(Box<CalendarRule>),
 }
@@ -120,9 +120,22 @@ fn translate_macro(text: &str) -> Result<Rule, String> {
     let rest: Vec<&str> = words.collect();
     if name == "@every" {
         return match rest.as_slice() {
-            [duration] => parse_every(duration).map(Rule::Every),
+            [duration] => parse_every(duration).map(|interval_s| Rule::Every { interval_s, offset_ms: 0 }),
+            [duration, kw, offset] if kw.eq_ignore_ascii_case("offset") => {
+                let interval_s = parse_every(duration)?;
+                let offset_ms = parse_offset_ms(offset)?;
+                if offset_ms >= interval_s * 1000 {
+                    return Err(format!(
+                        "'@every {duration} offset {offset}': the offset must be shorter than the interval"
+                    ));
+                }
+                Ok(Rule::Every { interval_s, offset_ms })
+            }
             [] => Err("'@every' needs a duration such as 30s, 5m or 1h30m".into()),
-            _ => Err("'@every' takes one duration without spaces, e.g. 1h30m".into()),
+            _ => {
+                Err("'@every' takes one duration without spaces, e.g. 1h30m, optionally followed by 'offset 250ms'"
+                    .into())
+            }
         };
     }
     let expansion = match name.as_str() {
@@ -177,6 +190,39 @@ fn parse_every(text: &str) -> Result<i64, String> {
         return Err(bad());
     }
     check_every_bounds(text, total)
+}
+
+/// Parses an `@every … offset` duration: whole numbers with units ms, s, m, h, d (`1s250ms`).
+fn parse_offset_ms(text: &str) -> Result<i64, String> {
+    let bad =
+        || format!("offset '{text}' is not a duration; use whole numbers with units ms, s, m, h, d, such as 250ms");
+    let lower = text.to_ascii_lowercase();
+    let (mut total, mut rest) = (0i64, lower.as_str());
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (1, 2)
+        } else {
+            match rest.chars().next() {
+                Some('s') => (1_000, 1),
+                Some('m') => (60_000, 1),
+                Some('h') => (3_600_000, 1),
+                Some('d') => (86_400_000, 1),
+                _ => return Err(bad()),
+            }
+        };
+        total += n * unit;
+        rest = &rest[len..];
+    }
+    Ok(total)
 }
 
 fn check_every_bounds(text: &str, secs: i64) -> Result<i64, String> {
@@ -375,7 +421,7 @@ mod tests {
 
     fn slots(expr: &str, tz: &str, after: &str, n: usize) -> Vec<String> {
         let s = Schedule::parse(expr, tz).unwrap_or_else(|e| panic!("{expr}: {e}"));
-        let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string();
         s.preview(utc(after), n).into_iter().map(fmt).collect()
     }
 
@@ -407,6 +453,9 @@ mod tests {
             ("@every 2h", "UTC", "2025-01-01T01:00:00Z", &["2025-01-01T02:00:00Z", "2025-01-01T04:00:00Z"]),
             ("@every 1d", "UTC", "2025-01-01T00:00:00Z", &["2025-01-02T00:00:00Z"]),
             ("@every 7s", "UTC", "1970-01-01T00:00:00Z", &["1970-01-01T00:00:07Z", "1970-01-01T00:00:14Z"]),
+            // @every with an offset: a phase within the interval (spreads tasks over a second)
+            ("@every 1s offset 250ms", "UTC", "2025-01-01T00:00:00Z", &["2025-01-01T00:00:00.250Z", "2025-01-01T00:00:01.250Z"]),
+            ("@every 1m offset 1s500ms", "UTC", "2025-01-01T00:00:01.500Z", &["2025-01-01T00:01:01.500Z"]),
             // crontab day-of-week numbering: 2025-01-05 is a Sunday, 2025-01-03 a Friday
             ("0 0 0 * * 0", "UTC", "2025-01-01T00:00:00Z", &["2025-01-05T00:00:00Z", "2025-01-12T00:00:00Z"]),
             ("0 0 0 * * 7", "UTC", "2025-01-01T00:00:00Z", &["2025-01-05T00:00:00Z", "2025-01-12T00:00:00Z"]),
@@ -498,6 +547,9 @@ mod tests {
             ("0 0 0 30 2 *", "matches no date between 1970 and 2100"),
             ("0 0 0 29 2 * 2025", "matches no date"),
             ("@every 0s", "the interval must be at least 1s"),
+            ("@every 1s offset 1s", "the offset must be shorter than the interval"),
+            ("@every 1s offset x", "offset 'x' is not a duration"),
+            ("@every 1s after 5ms", "optionally followed by 'offset 250ms'"),
             ("@every x", "'x' is not a duration"),
             ("@every", "'@every' needs a duration"),
             ("@every 5", "'5' is not a duration"),
