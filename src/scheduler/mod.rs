@@ -167,7 +167,15 @@ impl Scheduler {
             if due.is_empty() {
                 return;
             }
+            let started = std::time::Instant::now();
             let fires = collect(&view, timers, &due, now);
+            if due.len() >= 1_000 {
+                tracing::info!(
+                    tasks = due.len(),
+                    collect_ms = started.elapsed().as_millis() as u64,
+                    "large fire batch collected"
+                );
+            }
             if fires.is_empty() {
                 continue;
             }
@@ -190,11 +198,21 @@ impl Scheduler {
             now_ms: now,
             command: Command::Fire(FireBatch { tasks: fires.clone() }),
         };
+        let started = std::time::Instant::now();
         match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(req)).await {
             Ok(Ok(resp)) => {
                 let committed = now_ms();
                 if let Response::Fired(outcome) = &resp.data {
-                    tracing::debug!(?outcome, log_index = resp.log_id.index, "fired");
+                    let commit_ms = started.elapsed().as_millis() as u64;
+                    if fires.len() >= 1_000 {
+                        tracing::info!(
+                            ?outcome,
+                            commit_ms,
+                            log_index = resp.log_id.index,
+                            "large fire batch committed"
+                        );
+                    }
+                    tracing::debug!(?outcome, commit_ms, log_index = resp.log_id.index, "fired");
                 }
                 let lags = fires.iter().flat_map(|f| f.slots.iter()).map(|s| (committed - s).max(0) as u64);
                 self.metrics.observe(lags);

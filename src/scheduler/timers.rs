@@ -13,10 +13,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use cronraft_raft::command::{MissedSpan, TaskFire, FIRE_SLOTS_PER_TASK_MAX};
 use cronraft_raft::model::{Task, TaskStatus};
+use cronraft_raft::schedule::{DstPolicy, Schedule};
 use cronraft_raft::spec::parse_schedule;
 
 /// Most slots enumerated for one task in one tick; a longer backlog continues next tick.
@@ -32,11 +34,17 @@ struct Entry {
     fired_through: i64,
 }
 
+/// Distinct parsed schedules kept; the cache is cleared when it would grow past this.
+const SCHEDULE_CACHE_MAX: usize = 4_096;
+
 /// Next-due times of every active task.
 #[derive(Default)]
 pub struct Timers {
     heap: BinaryHeap<Reverse<(i64, u64, u32)>>,
     tasks: HashMap<u64, Entry>,
+    /// Parsed schedules by (expression, zone, DST policy): tasks often share an expression, and
+    /// parsing costs far more than computing a next slot. Bounded by [`SCHEDULE_CACHE_MAX`].
+    schedules: HashMap<(String, String, DstPolicy), Arc<Schedule>>,
 }
 
 fn at(ms: i64) -> DateTime<Utc> {
@@ -80,8 +88,23 @@ impl Timers {
         self.tasks.remove(&id);
     }
 
+    /// The task's parsed schedule, from the cache when possible.
+    fn schedule(&mut self, task: &Task) -> Option<Arc<Schedule>> {
+        let s = &task.spec;
+        let key = (s.cron_expression.clone(), s.timezone.clone(), s.dst_policy);
+        if let Some(found) = self.schedules.get(&key) {
+            return Some(found.clone());
+        }
+        let parsed = Arc::new(parse_schedule(s).ok()?);
+        if self.schedules.len() >= SCHEDULE_CACHE_MAX {
+            self.schedules.clear();
+        }
+        self.schedules.insert(key, parsed.clone());
+        Some(parsed)
+    }
+
     fn schedule_next(&mut self, task: &Task, after_ms: i64, generation: u32) {
-        let next = parse_schedule(&task.spec).ok().and_then(|s| s.next_after(at(after_ms)));
+        let next = self.schedule(task).and_then(|s| s.next_after(at(after_ms)));
         match next {
             Some(t) => self.heap.push(Reverse((t.timestamp_millis(), task.id, generation))),
             None => {
@@ -114,7 +137,7 @@ impl Timers {
         if entry.version != task.version || task.status != TaskStatus::Active {
             return None;
         }
-        let schedule = parse_schedule(&task.spec).ok()?;
+        let schedule = self.schedule(task)?;
         let mut after = entry.fired_through.max(task.fire_watermark_ms);
         let mut listed: VecDeque<i64> = VecDeque::new();
         let mut span: Option<MissedSpan> = None;

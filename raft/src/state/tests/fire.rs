@@ -223,3 +223,29 @@ fn listings_are_newest_first_with_exact_totals() {
     assert_eq!(v.list_executions(None, None, 2, 4).unwrap().items.len(), 1);
     assert_eq!(v.active_execution_ids().unwrap().len(), 3);
 }
+
+/// Cost of applying one large fire batch (run with `--ignored --nocapture`, in release).
+#[test]
+#[ignore]
+fn apply_cost_of_a_10k_slot_fire() {
+    let mut h = Harness::new();
+    let n = 10_000u64;
+    for i in 0..n {
+        h.apply_with(&format!("c{i}"), T0, Command::CreateTask { spec: spec(&format!("t{i}")) });
+    }
+    let tasks = (1..=n)
+        .map(|id| TaskFire { task_id: id, task_version: 1, slots: vec![T0 + 60_000], missed_before: None })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut ws = WriteSet::new(&h.tree);
+    let req = crate::command::Request {
+        request_id: String::new(),
+        now_ms: T0 + 60_001,
+        command: Command::Fire(FireBatch { tasks }),
+    };
+    crate::state::apply_request(&mut ws, &req, 1).unwrap();
+    let applied = started.elapsed();
+    let batch = ws.into_batch();
+    h.tree.apply_batch(batch).unwrap();
+    println!("apply {n} slots: decide {applied:?}, sled batch {:?}", started.elapsed() - applied);
+}
