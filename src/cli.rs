@@ -126,7 +126,7 @@ pub struct TaskFields {
     /// Cron expression: 6 fields with seconds, 5-field crontab, @daily, @every 30s …
     #[arg(long = "cron")]
     pub cron_expression: Option<String>,
-    /// IANA time zone [default: UTC].
+    /// IANA time zone (a new task defaults to UTC).
     #[arg(long)]
     pub timezone: Option<String>,
     /// Parameters as a JSON object.
@@ -147,7 +147,7 @@ pub struct TaskFields {
     pub max_retry: Option<u32>,
     #[arg(long = "timeout")]
     pub timeout_seconds: Option<u32>,
-    /// Executor group [default: local].
+    /// Executor group (a new task defaults to `local`).
     #[arg(long)]
     pub executor: Option<String>,
     /// fire_once | fire_all | skip

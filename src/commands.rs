@@ -12,7 +12,7 @@ use crate::config::split_list;
 /// A client command failure, printed by `main`.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("{0}")]
+    #[error(transparent)]
     Client(#[from] ClientError),
     #[error("invalid argument: {0}")]
     Argument(String),
@@ -187,7 +187,7 @@ pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
                     &["id", "name", "status", "cron", "timezone", "next fire"],
                     p.items.iter().map(task_row).collect(),
                 );
-                println!("page {} of {} task(s), {} per page", p.page, p.total, p.page_size);
+                println!("page {}, {} per page, {} task(s) in all", p.page, p.page_size, p.total);
             }
         }
         TaskCommand::Get { task, target } => {

@@ -16,7 +16,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Logs go to stderr (stdout carries the one machine-readable `listening` line), with colours
+    // only on a terminal.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CRONRAFT_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
         )

@@ -23,10 +23,11 @@ use crate::error::{ApiError, RETRY_HEADER};
 use crate::extract::BODY_BYTES_MAX;
 use crate::types::IDEMPOTENCY_HEADER;
 
-/// How long a write may spend finding a leader.
-const FORWARD_DEADLINE: Duration = Duration::from_secs(8);
-/// Per-attempt timeout of a proxied write (a bit above the leader's own write timeout).
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(6);
+/// How long a write may take in all, attempts included. Above the leader's own limits (5 s for a
+/// write, 10 s for a membership change), so the leader's answer, not ours, reaches the client.
+const FORWARD_DEADLINE: Duration = Duration::from_secs(12);
+/// Shortest time an attempt is given.
+const ATTEMPT_MIN: Duration = Duration::from_secs(1);
 /// Marks a request that was already proxied once; a non-leader receiving it does not proxy again.
 const FORWARDED_HEADER: &str = "x-cronraft-forwarded";
 /// Longest accepted `Idempotency-Key`.
@@ -89,7 +90,8 @@ async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key:
         } else if forwarded {
             return ApiError::not_leader().into_response();
         } else if let Some((_, leader)) = ctx.leader() {
-            match proxy(ctx, &leader.http_addr, parts, bytes.clone()).await {
+            let budget = deadline.saturating_duration_since(Instant::now()).max(ATTEMPT_MIN);
+            match proxy(ctx, &leader.http_addr, parts, bytes.clone(), budget).await {
                 Ok(resp) => match resp.headers().get(RETRY_HEADER) {
                     None => return resp,
                     Some(v) => maybe_proposed |= v.as_bytes() == b"proposed",
@@ -119,10 +121,16 @@ async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key:
 }
 
 /// Sends the request to the leader's API and relays its answer.
-async fn proxy(ctx: &Ctx, leader_http: &str, parts: &Parts, bytes: Bytes) -> Result<Response, reqwest::Error> {
+async fn proxy(
+    ctx: &Ctx,
+    leader_http: &str,
+    parts: &Parts,
+    bytes: Bytes,
+    timeout: Duration,
+) -> Result<Response, reqwest::Error> {
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
-    let mut out = ctx.peers.request(method, format!("http://{leader_http}{path}")).timeout(FORWARD_TIMEOUT);
+    let mut out = ctx.peers.request(method, format!("http://{leader_http}{path}")).timeout(timeout);
     for (name, value) in parts.headers.iter() {
         if name == "host" || name == "content-length" || name == "connection" {
             continue;

@@ -118,7 +118,11 @@ pub fn render(ctx: &Ctx) -> String {
     let members = m.membership_config.nodes().count();
     gauge(&mut out, "cronraft_raft_voters", "Voters in the membership config.", voters);
     gauge(&mut out, "cronraft_raft_members", "Voters and learners in the membership config.", members);
-    gauge(&mut out, "cronraft_storage_syncs_total", "fdatasync calls made by the storage layer.", ctx.sm.sync_count());
+    let syncs = ctx.sm.sync_count();
+    let _ = writeln!(
+        out,
+        "# HELP cronraft_storage_syncs_total fdatasync calls made by the storage layer.\n# TYPE cronraft_storage_syncs_total counter\ncronraft_storage_syncs_total {syncs}"
+    );
     ctx.metrics.render(&mut out);
     ctx.scheduler.render(&mut out);
     out

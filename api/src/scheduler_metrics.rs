@@ -83,12 +83,12 @@ impl SchedulerMetrics {
         let _ = writeln!(out, "cronraft_fire_lag_seconds_bucket{{le=\"+Inf\"}} {}", l.count);
         let _ = writeln!(out, "cronraft_fire_lag_seconds_sum {}", l.sum_ms as f64 / 1000.0);
         let _ = writeln!(out, "cronraft_fire_lag_seconds_count {}", l.count);
+        let batches = self.batches.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP cronraft_fire_batches_total Fire entries committed while leading.\n# TYPE cronraft_fire_batches_total counter\ncronraft_fire_batches_total {batches}"
+        );
         let gauges = [
-            (
-                "cronraft_fire_batches_total",
-                "Fire entries committed while leading.",
-                self.batches.load(Ordering::Relaxed),
-            ),
             ("cronraft_scheduler_running", "1 while this node's scheduler runs.", self.running.load(Ordering::Relaxed)),
             (
                 "cronraft_scheduler_timers",

@@ -6,7 +6,7 @@
 //! (expression, time zone, DST policy, instant): it never reads the clock, it
 //! allocates nothing per call, and each call does a bounded amount of work
 //! (one or two `cron` lookups, plus a short binary search near DST changes).
-//! Slots are UTC instants, whole seconds, strictly increasing, and none is
+//! Slots are UTC instants (whole seconds, except `@every … offset` in ms), strictly increasing, and none is
 //! later than 2100-12-31T23:59:59Z.
 //!
 //! # Dialect
@@ -21,8 +21,8 @@
 //! * Macros `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/`@midnight`,
 //!   `@hourly`, and `@every <d h m s> [offset <ms s m h d>]` (1s to 366d, e.g. `@every 1h30m`,
 //!   `@every 1s offset 250ms`), whose
-//!   slots are the multiples of the interval since the Unix epoch, in UTC,
-//!   whatever the time zone.
+//!   slots are the multiples of the interval since the Unix epoch (plus the offset,
+//!   which may be in milliseconds), in UTC, whatever the time zone.
 //! * `L`, `W`, `#`, out-of-range values and inputs over 256 bytes are rejected.
 //!
 //! # Daylight saving time

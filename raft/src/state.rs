@@ -54,6 +54,18 @@ pub enum StoredTask {
     V1(Task),
 }
 
+/// On-disk envelope of the last applied log id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum StoredApplied {
+    V1(LogId<NodeId>),
+}
+
+/// On-disk envelope of the last applied membership.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum StoredMembershipConfig {
+    V1(StoredMembership<NodeId, NodeInfo>),
+}
+
 /// What is remembered about an applied request id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StoredDedupe {
@@ -89,12 +101,12 @@ fn put_u64(ws: &mut WriteSet<'_>, key: &[u8], n: u64) {
 
 /// Applies one committed entry to the write set and returns its response.
 pub fn apply_entry(ws: &mut WriteSet<'_>, entry: &openraft::Entry<TypeConfig>) -> Result<Response, StoreError> {
-    ws.insert(KEY_APPLIED.to_vec(), codec::encode(&entry.log_id)?);
+    ws.insert(KEY_APPLIED.to_vec(), codec::encode(&StoredApplied::V1(entry.log_id))?);
     match &entry.payload {
         EntryPayload::Blank => Ok(Response::Empty),
         EntryPayload::Membership(m) => {
             let stored = StoredMembership::new(Some(entry.log_id), m.clone());
-            ws.insert(KEY_MEMBERSHIP.to_vec(), codec::encode(&stored)?);
+            ws.insert(KEY_MEMBERSHIP.to_vec(), codec::encode(&StoredMembershipConfig::V1(stored))?);
             Ok(Response::Empty)
         }
         EntryPayload::Normal(request) => apply_request(ws, request, entry.log_id.index),
@@ -322,9 +334,19 @@ impl StateView {
 
     /// The last applied log id and membership, as stored with the data they describe.
     pub fn applied_state(&self) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StoreError> {
-        let applied = self.tree.get(KEY_APPLIED)?.map(|b| codec::decode(&b)).transpose()?;
-        let membership = self.tree.get(KEY_MEMBERSHIP)?.map(|b| codec::decode(&b)).transpose()?;
-        Ok((applied, membership.unwrap_or_default()))
+        let applied = match self.tree.get(KEY_APPLIED)? {
+            Some(b) => match codec::decode(&b)? {
+                StoredApplied::V1(id) => Some(id),
+            },
+            None => None,
+        };
+        let membership = match self.tree.get(KEY_MEMBERSHIP)? {
+            Some(b) => match codec::decode(&b)? {
+                StoredMembershipConfig::V1(m) => m,
+            },
+            None => StoredMembership::default(),
+        };
+        Ok((applied, membership))
     }
 
     pub fn task(&self, id: u64) -> Result<Option<Task>, StoreError> {

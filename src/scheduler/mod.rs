@@ -29,7 +29,9 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 pub use timers::Timers;
 
-/// Most slots in one fire entry (keeps entries well under sled's 2 MiB inline-value limit).
+/// Most slots in one fire entry: about 10 bytes each encoded, so an entry stays a few hundred KB,
+/// far below sled's inline-write limit (a quarter of its 8 MiB segment) and the Raft RPC body
+/// limit. A longer backlog goes out in the following entries.
 const BATCH_SLOTS_MAX: usize = 20_000;
 /// Fire entries in flight at once.
 const INFLIGHT_MAX: usize = 8;
@@ -163,21 +165,14 @@ impl Scheduler {
         let view = self.sm.view();
         loop {
             let now = now_ms();
-            let due = timers.pop_due(now, BATCH_SLOTS_MAX);
-            if due.is_empty() {
+            let started = std::time::Instant::now();
+            let fires = collect(&view, timers, now);
+            if fires.is_empty() {
                 return;
             }
-            let started = std::time::Instant::now();
-            let fires = collect(&view, timers, &due, now);
-            if due.len() >= 1_000 {
-                tracing::info!(
-                    tasks = due.len(),
-                    collect_ms = started.elapsed().as_millis() as u64,
-                    "large fire batch collected"
-                );
-            }
-            if fires.is_empty() {
-                continue;
+            if fires.len() >= 1_000 {
+                let collect_ms = started.elapsed().as_millis() as u64;
+                tracing::info!(tasks = fires.len(), collect_ms, "large fire batch collected");
             }
             let Ok(permit) = slots.clone().acquire_owned().await else { return };
             let this = self.clone();
@@ -231,14 +226,23 @@ impl Scheduler {
     }
 }
 
-/// The fires of the due tasks (tasks that changed or vanished meanwhile are skipped: their
-/// timers are refreshed by the apply notification).
-fn collect(view: &StateView, timers: &mut Timers, due: &[u64], now: i64) -> Vec<TaskFire> {
-    let mut fires = Vec::with_capacity(due.len());
-    for id in due {
-        match view.task(*id) {
-            Ok(Some(task)) => fires.extend(timers.fire(&task, now)),
-            Ok(None) => timers.remove(*id),
+/// The fires of due tasks for one entry: tasks are taken one at a time until the entry holds
+/// [`BATCH_SLOTS_MAX`] slots (a task lists at most `FIRE_SLOTS_PER_TASK_MAX`), so an entry stays
+/// a few hundred KB however long the backlog. Tasks that changed or vanished meanwhile are
+/// skipped: their timers are refreshed by the apply notification.
+fn collect(view: &StateView, timers: &mut Timers, now: i64) -> Vec<TaskFire> {
+    let mut fires = Vec::new();
+    let mut slots = 0;
+    while slots < BATCH_SLOTS_MAX {
+        let Some(id) = timers.pop_due(now) else { break };
+        match view.task(id) {
+            Ok(Some(task)) => {
+                if let Some(fire) = timers.fire(&task, now) {
+                    slots += fire.slots.len();
+                    fires.push(fire);
+                }
+            }
+            Ok(None) => timers.remove(id),
             Err(e) => tracing::warn!(error = %e, task = id, "scheduler could not read a due task"),
         }
     }

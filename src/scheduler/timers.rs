@@ -113,20 +113,18 @@ impl Timers {
         }
     }
 
-    /// Pops the ids of tasks due at `now_ms` (current entries only), at most `limit`.
-    pub fn pop_due(&mut self, now_ms: i64, limit: usize) -> Vec<u64> {
-        let mut due = Vec::new();
-        while due.len() < limit {
-            let Some(Reverse((t, id, generation))) = self.heap.peek().copied() else { break };
+    /// Pops the next task due at `now_ms` (current entries only; stale ones are dropped).
+    pub fn pop_due(&mut self, now_ms: i64) -> Option<u64> {
+        while let Some(Reverse((t, id, generation))) = self.heap.peek().copied() {
             if t > now_ms {
-                break;
+                return None;
             }
             self.heap.pop();
             if self.tasks.get(&id).map(|e| e.generation) == Some(generation) {
-                due.push(id);
+                return Some(id);
             }
         }
-        due
+        None
     }
 
     /// The fire for a due task: every slot after what was already fired, up to `now_ms`
@@ -162,5 +160,88 @@ impl Timers {
             return None;
         }
         Some(TaskFire { task_id: task.id, task_version: task.version, slots: listed.into(), missed_before: span })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskSpec};
+
+    fn task(id: u64, version: u64, cron: &str, watermark_ms: i64) -> Task {
+        let spec = TaskSpec {
+            name: format!("t{id}"),
+            description: String::new(),
+            cron_expression: cron.into(),
+            timezone: "UTC".into(),
+            parameters: "{}".into(),
+            execution_mode: ExecutionMode::Parallel,
+            load_balance_strategy: BalanceStrategy::RoundRobin,
+            max_retry: 0,
+            timeout_seconds: 60,
+            executor: "local".into(),
+            misfire_policy: MisfirePolicy::FireOnce,
+            catchup_window_seconds: 60,
+            dst_policy: DstPolicy::Shift,
+        };
+        Task {
+            id,
+            spec,
+            status: TaskStatus::Active,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            version,
+            fire_watermark_ms: watermark_ms,
+        }
+    }
+
+    #[test]
+    fn due_tasks_pop_in_time_order_and_rearm() {
+        let mut t = Timers::default();
+        t.upsert(&task(1, 1, "*/10 * * * * *", 0)); // next at 10 s
+        t.upsert(&task(2, 1, "*/3 * * * * *", 0)); // next at 3 s
+        assert_eq!(t.next_due(), Some(3_000));
+        assert_eq!(t.pop_due(2_999), None);
+        assert_eq!(t.pop_due(10_000), Some(2));
+        let fire = t.fire(&task(2, 1, "*/3 * * * * *", 0), 10_000).unwrap();
+        assert_eq!(fire.slots, vec![3_000, 6_000, 9_000], "every slot since the watermark, once");
+        assert_eq!(t.pop_due(10_000), Some(1));
+        assert_eq!(t.fire(&task(1, 1, "*/10 * * * * *", 0), 10_000).unwrap().slots, vec![10_000]);
+        // Re-armed after what was proposed, not after the replicated watermark.
+        assert_eq!(t.next_due(), Some(12_000));
+        assert_eq!(t.pop_due(12_000), Some(2));
+        assert_eq!(t.fire(&task(2, 1, "*/3 * * * * *", 0), 12_000).unwrap().slots, vec![12_000]);
+    }
+
+    #[test]
+    fn changes_replace_timers_lazily_and_pauses_remove_them() {
+        let mut t = Timers::default();
+        t.upsert(&task(1, 1, "*/10 * * * * *", 0));
+        // A fire does not change the version: the timer is kept as it is.
+        t.upsert(&task(1, 1, "*/10 * * * * *", 5_000));
+        // An update (new version) re-arms from its watermark; the old heap entry goes stale.
+        t.upsert(&task(1, 2, "*/2 * * * * *", 5_000));
+        assert_eq!(t.pop_due(6_000), Some(1));
+        assert_eq!(t.pop_due(20_000), None, "the stale 10 s entry is dropped");
+        let mut paused = task(1, 3, "*/2 * * * * *", 5_000);
+        paused.status = TaskStatus::Paused;
+        t.upsert(&paused);
+        assert!(t.is_empty());
+        // A fire computed from an older version than the timer's is not produced.
+        t.upsert(&task(1, 4, "*/2 * * * * *", 5_000));
+        assert!(t.fire(&task(1, 3, "*/2 * * * * *", 5_000), 9_000).is_none());
+    }
+
+    #[test]
+    fn a_long_backlog_lists_the_newest_slots_and_summarizes_the_rest() {
+        let mut t = Timers::default();
+        let every_second = task(1, 1, "* * * * * *", 0);
+        t.upsert(&every_second);
+        let fire = t.fire(&every_second, 5_000_000).unwrap();
+        assert_eq!(fire.slots.len(), FIRE_SLOTS_PER_TASK_MAX);
+        assert_eq!(*fire.slots.last().unwrap(), 5_000_000);
+        let span = fire.missed_before.unwrap();
+        assert_eq!((span.first_ms, span.last_ms, span.count), (1_000, 4_000_000, 4_000));
+        assert_eq!(span.count as usize + fire.slots.len(), 5_000, "every slot accounted for");
     }
 }

@@ -96,6 +96,11 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let (patch, expected_version) = patch(input)?;
     let id = resolve(&ctx, &raw)?;
+    // Fail fast on a patch that would make the spec invalid, before it takes a log entry
+    // (apply checks again against the state it applies to).
+    if let Some(current) = ctx.sm.view().task(id)? {
+        cronraft_raft::spec::check_spec(&patch.merged_into(&current.spec))?;
+    }
     write_task(&ctx, &headers, Command::UpdateTask { id, patch, expected_version }, StatusCode::OK).await
 }
 

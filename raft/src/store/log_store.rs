@@ -26,6 +26,12 @@ enum StoredEntry {
     V1(Entry<TypeConfig>),
 }
 
+/// On-disk envelope of the last purged log id.
+#[derive(Serialize, Deserialize)]
+enum StoredPurged {
+    V1(LogId<NodeId>),
+}
+
 /// On-disk envelope of the vote.
 #[derive(Serialize, Deserialize)]
 enum StoredVote {
@@ -69,7 +75,9 @@ impl LogStore {
     }
 
     fn last_purged(&self) -> Result<Option<LogId<NodeId>>, StoreError> {
-        Ok(self.meta.get(KEY_LAST_PURGED)?.map(|b| codec::decode(&b)).transpose()?)
+        let Some(bytes) = self.meta.get(KEY_LAST_PURGED)? else { return Ok(None) };
+        let StoredPurged::V1(id) = codec::decode(&bytes)?;
+        Ok(Some(id))
     }
 
     fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
@@ -165,7 +173,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Record the purge point first: a crash between the two steps leaves extra entries, never
         // a log state that claims entries it no longer has.
         let record = || -> Result<(), StoreError> {
-            self.meta.insert(KEY_LAST_PURGED, codec::encode(&log_id)?)?;
+            self.meta.insert(KEY_LAST_PURGED, codec::encode(&StoredPurged::V1(log_id))?)?;
             Ok(())
         };
         record().map_err(log_err(ErrorVerb::Write))?;

@@ -217,17 +217,31 @@ fn tree_name(generation: u64) -> String {
     format!("sm.{generation}")
 }
 
-/// Writes the snapshot file crash-atomically: temp file, fsync, rename, fsync the directory.
+/// Serializes snapshot file writes: a build (in its own task) and an install may finish in any
+/// order, and the older snapshot must never replace the newer file.
+static SNAPSHOT_FILE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Writes the snapshot file crash-atomically (temp file, fsync, rename, fsync the directory),
+/// unless the file already holds a snapshot at least as new.
 fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8>) -> Result<(), StoreError> {
+    let _one_writer = SNAPSHOT_FILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let path = dir.join(SNAPSHOT_FILE);
+    if let Ok(existing) = std::fs::read(&path) {
+        if let Ok(StoredSnapshot::V1 { meta: old, .. }) = codec::decode(&existing) {
+            if old.last_log_id > meta.last_log_id {
+                return Ok(());
+            }
+        }
+    }
     let bytes = codec::encode(&StoredSnapshot::V1 { meta: meta.clone(), data })?;
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    let tmp = dir.join(format!("{SNAPSHOT_FILE}.{}.tmp", meta.snapshot_id));
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+    std::fs::rename(&tmp, &path)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
