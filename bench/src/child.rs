@@ -94,6 +94,16 @@ pub fn total_cpu_seconds(pids: &[u32]) -> Result<f64> {
     pids.iter().map(|p| cpu_seconds(*p)).sum()
 }
 
+/// CPU seconds the whole machine has spent busy (not idle or iowait) since boot, all cores.
+pub fn machine_busy_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let cpu = stat.lines().next().context("empty /proc/stat")?;
+    let ticks: Vec<u64> = cpu.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already inside user).
+    let busy: u64 = ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    Ok(busy as f64 / CLOCK_TICKS_PER_SECOND)
+}
+
 /// `count` distinct free loopback ports: bound to port 0 together, then released.
 pub fn free_ports(count: usize) -> Result<Vec<u16>> {
     let listeners = (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0")).collect::<Result<Vec<_>, _>>()?;

@@ -129,19 +129,57 @@ pub async fn state(http: &reqwest::Client, leader_url: &str) -> String {
     }
 }
 
-/// `cronraft_storage_syncs_total` of each node, in node order (None where it did not answer).
-pub async fn sync_counts(http: &reqwest::Client, urls: &[String]) -> Vec<Option<u64>> {
+/// Counters scraped from one node's `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeCounters {
+    /// `cronraft_storage_syncs_total`: fdatasync calls so far.
+    pub syncs: u64,
+    /// `cronraft_raft_snapshot_index`: last index covered by the node's snapshot.
+    pub snapshot_index: u64,
+}
+
+/// Every node's counters, in node order (None where a node did not answer).
+pub async fn counters(http: &reqwest::Client, urls: &[String]) -> Vec<Option<NodeCounters>> {
     let mut out = Vec::new();
     for url in urls {
-        out.push(sync_count(http, url).await.ok());
+        out.push(node_counters(http, url).await.ok());
     }
     out
 }
 
-async fn sync_count(http: &reqwest::Client, url: &str) -> Result<u64> {
+async fn node_counters(http: &reqwest::Client, url: &str) -> Result<NodeCounters> {
     let text = http.get(format!("{url}/metrics")).send().await?.error_for_status()?.text().await?;
-    let line = text.lines().find(|l| l.starts_with("cronraft_storage_syncs_total ")).context("no sync counter")?;
-    Ok(line.rsplit(' ').next().unwrap_or_default().parse()?)
+    let snapshot_index = gauge(&text, "cronraft_raft_snapshot_index").unwrap_or(0);
+    Ok(NodeCounters { syncs: gauge(&text, "cronraft_storage_syncs_total")?, snapshot_index })
+}
+
+fn gauge(text: &str, name: &str) -> Result<u64> {
+    let line = text.lines().find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(' ')));
+    let value = line.and_then(|l| l.rsplit(' ').next()).with_context(|| format!("no {name} in /metrics"))?;
+    Ok(value.parse()?)
+}
+
+/// Notes on fsyncs per write and snapshots taken, from counters before and after a level.
+pub fn counter_notes(before: &[Option<NodeCounters>], after: &[Option<NodeCounters>], ok: usize) -> Vec<String> {
+    let pairs: Vec<Option<(NodeCounters, NodeCounters)>> =
+        before.iter().zip(after).map(|(b, a)| Some(((*b)?, (*a)?))).collect();
+    if pairs.is_empty() || ok == 0 {
+        return Vec::new();
+    }
+    let per_op: Vec<String> = pairs
+        .iter()
+        .map(|p| p.map_or("?".into(), |(b, a)| format!("{:.2}", (a.syncs - b.syncs) as f64 / ok as f64)))
+        .collect();
+    let mut notes = vec![format!("fdatasync per ok write, node 1..{}: {}", per_op.len(), per_op.join(", "))];
+    let snapshotted: Vec<String> = (1..)
+        .zip(&pairs)
+        .filter(|(_, p)| p.is_some_and(|(b, a)| a.snapshot_index != b.snapshot_index))
+        .map(|(id, _)| format!("node {id}"))
+        .collect();
+    if !snapshotted.is_empty() {
+        notes.push(format!("snapshot built during the level on {}", snapshotted.join(", ")));
+    }
+    notes
 }
 
 /// `POST /api/v1/tasks` against the leader; task names are unique per run tag and index.

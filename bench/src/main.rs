@@ -68,6 +68,9 @@ struct WritesArgs {
     tmp_dir: Option<PathBuf>,
 }
 
+/// Busy CPU of other processes (in cores, averaged over a level) above which the report says so.
+const OTHER_CPU_NOTE: f64 = 0.05;
+
 /// A system under test, kept alive (its processes and data) for as long as the value lives.
 enum Sut {
     Cronraft(cronraft::Cluster),
@@ -105,10 +108,10 @@ impl Sut {
         }
     }
 
-    /// Per-node fsync counters (cronraft only).
-    async fn syncs(&self, http: &reqwest::Client) -> Vec<Option<u64>> {
+    /// Per-node fsync and snapshot counters (cronraft only).
+    async fn counters(&self, http: &reqwest::Client) -> Vec<Option<cronraft::NodeCounters>> {
         match self {
-            Sut::Cronraft(c) => cronraft::sync_counts(http, &c.urls).await,
+            Sut::Cronraft(c) => cronraft::counters(http, &c.urls).await,
             Sut::Etcd(_) => Vec::new(),
         }
     }
@@ -129,13 +132,20 @@ async fn writes(a: &WritesArgs) -> Result<()> {
     let http = load::http_client()?;
     let name = if a.nodes == 3 { "cronraft".to_string() } else { format!("cronraft-{}node", a.nodes) };
     let mut rows = bench_cronraft(a, &http, &name).await?;
-    if a.etcd {
-        rows.extend(bench_etcd(a, &http).await?);
+    // If etcd fails, the cronraft figures are still reported before the error.
+    let etcd = if a.etcd { bench_etcd(a, &http).await } else { Ok(Vec::new()) };
+    if let Ok(etcd_rows) = &etcd {
+        rows.extend(etcd_rows.iter().cloned());
     }
-    let text = render(a, &rows, &name);
+    publish(a, &render(a, &rows, &name))?;
+    etcd.map(|_| ())
+}
+
+/// Prints the report, and writes it to `--out` if given.
+fn publish(a: &WritesArgs, text: &str) -> Result<()> {
     println!("{text}");
     if let Some(path) = &a.out {
-        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
@@ -185,36 +195,33 @@ async fn level(a: &WritesArgs, http: &reqwest::Client, sut: &Sut, name: &str, cl
         }
     }
     let pids = sut.pids();
-    let (state0, syncs0) = (sut.state(http).await, sut.syncs(http).await);
-    let (srv0, cli0) = (child::total_cpu_seconds(&pids)?, child::cpu_seconds(std::process::id())?);
+    let (state0, counters0) = (sut.state(http).await, sut.counters(http).await);
+    let cpu0 = cpu_now(&pids)?;
     let result = load::run_level(http, &work, &tag, clients, a.requests, limit).await;
-    let (srv1, cli1) = (child::total_cpu_seconds(&pids)?, child::cpu_seconds(std::process::id())?);
-    let (state1, syncs1) = (sut.state(http).await, sut.syncs(http).await);
+    let cpu1 = cpu_now(&pids)?;
+    let (state1, counters1) = (sut.state(http).await, sut.counters(http).await);
     let mut notes = Vec::new();
     if state0 != state1 {
         notes.push(format!("leadership changed during the level: {state0} -> {state1}"));
     }
-    if let Some(n) = sync_note(&syncs0, &syncs1, result.latencies_ns.len()) {
-        notes.push(n);
-    }
-    let cpu = Cpu { server_s: srv1 - srv0, client_s: cli1 - cli0 };
+    notes.extend(cronraft::counter_notes(&counters0, &counters1, result.latencies_ns.len()));
+    let cpu = Cpu { server_s: cpu1[0] - cpu0[0], client_s: cpu1[1] - cpu0[1] };
+    notes.extend(other_cpu_note(cpu1[2] - cpu0[2] - cpu.server_s - cpu.client_s, result.wall));
     Ok(report::row(name, clients, &result, cpu, notes))
 }
 
-/// `fdatasync per op by node: 0.99, 0.99, 0.99` (None when the counters are missing).
-fn sync_note(before: &[Option<u64>], after: &[Option<u64>], ok: usize) -> Option<String> {
-    if before.is_empty() || ok == 0 {
-        return None;
-    }
-    let per_op: Vec<String> = before
-        .iter()
-        .zip(after)
-        .map(|(b, a)| match (b, a) {
-            (Some(b), Some(a)) => format!("{:.2}", (a - b) as f64 / ok as f64),
-            _ => "?".into(),
-        })
-        .collect();
-    Some(format!("fdatasync per ok write, node 1..{}: {}", per_op.len(), per_op.join(", ")))
+/// A note when CPU went to something other than the servers and the client during a level.
+fn other_cpu_note(seconds: f64, wall: Duration) -> Option<String> {
+    let cores = seconds / wall.as_secs_f64();
+    (cores > OTHER_CPU_NOTE).then(|| {
+        format!("CPU not attributed to servers or client (other processes, kernel threads): {seconds:.2} s, {cores:.2} cores on average")
+    })
+}
+
+/// Server CPU (the given pids), this process's CPU, and the whole machine's busy CPU, in seconds.
+fn cpu_now(pids: &[u32]) -> Result<[f64; 3]> {
+    let server = child::total_cpu_seconds(pids)?;
+    Ok([server, child::cpu_seconds(std::process::id())?, child::machine_busy_seconds()?])
 }
 
 fn run_id() -> u64 {
