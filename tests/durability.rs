@@ -65,3 +65,27 @@ fn strace_summary_parsing() {
     assert_eq!(calls(s, "sync_file_range"), 200);
     assert_eq!(calls(s, "fsync"), 0);
 }
+
+/// Group commit: concurrent writes share log entries (and so fsyncs), each still applied once.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writes_share_log_entries() {
+    let c = common::Cluster::start(3, "").await;
+    let leader = c.wait_leader().await;
+    let before = c.metric(leader, "cronraft_raft_last_log_index").await.unwrap();
+    let syncs_before = c.metric(leader, "cronraft_storage_syncs_total").await.unwrap();
+    let writes = 64;
+    let all = (0..writes).map(|i| {
+        let client = c.client(leader);
+        async move { client.create_task(&task(&format!("g{i}")), None).await }
+    });
+    let results = futures::future::join_all(all).await;
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let after = c.metric(leader, "cronraft_raft_last_log_index").await.unwrap();
+    let syncs = c.metric(leader, "cronraft_storage_syncs_total").await.unwrap() - syncs_before;
+    assert!(after - before < writes as f64, "{writes} writes took {} entries", after - before);
+    assert!(syncs < writes as f64, "{writes} writes took {syncs} leader fsyncs");
+    let page =
+        c.client(leader).list_tasks(None, 1, 500, cronraft_api::context::Consistency::Linearizable).await.unwrap();
+    assert_eq!(page.total, writes);
+    eprintln!("{writes} concurrent writes: {} entries, {syncs} leader fsyncs", after - before);
+}

@@ -7,16 +7,15 @@ use std::time::Duration;
 use cronraft_raft::membership::MembershipAdmin;
 use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, NodeInfo, Raft, Request, Response};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 
+use crate::batcher::Batcher;
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
 use crate::scheduler_metrics::SchedulerMetrics;
 
-/// How long a write waits for its entry to be committed and applied.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a linearizable read waits for leadership confirmation and local apply.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -32,6 +31,8 @@ pub struct ApiContext {
     pub metrics: HttpMetrics,
     /// Filled by the scheduler while this node leads.
     pub scheduler: Arc<SchedulerMetrics>,
+    /// Group commit of client writes.
+    pub batcher: Batcher,
 }
 
 /// Shared handle to the [`ApiContext`].
@@ -67,7 +68,8 @@ impl ApiContext {
             .connect_timeout(Duration::from_millis(500))
             .build()?;
         let membership = MembershipAdmin::new(raft.clone());
-        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics: HttpMetrics::default(), scheduler })
+        let batcher = Batcher::start(raft.clone());
+        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics: HttpMetrics::default(), scheduler, batcher })
     }
 
     /// The leader as this node currently believes it to be, with its addresses.
@@ -92,23 +94,10 @@ impl ApiContext {
     }
 
     /// Proposes `req` on this node, which should be the leader, and waits for it to be applied.
-    /// Returns the state machine's response and the entry's log index.
+    /// Returns the state machine's response and the entry's log index. Concurrent requests share
+    /// entries (see [`Batcher`]).
     pub async fn propose(&self, req: Request) -> Result<(Response, u64), ApiError> {
-        let request_id = req.request_id.clone();
-        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(req)).await {
-            Err(_) => Err(ApiError::unavailable(
-                "timeout",
-                format!(
-                    "the write was proposed but not confirmed within {WRITE_TIMEOUT:?}; its outcome is unknown: \
-                     retry with the same Idempotency-Key ({request_id})"
-                ),
-            )),
-            Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
-            // Not proof of no effect: the dedupe table makes the forwarded retry safe.
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(ApiError::leadership_lost()),
-            Ok(Err(RaftError::APIError(e))) => Err(ApiError::internal(e.to_string())),
-            Ok(Err(RaftError::Fatal(f))) => Err(ApiError::internal(format!("raft stopped: {f}"))),
-        }
+        self.batcher.submit(req).await
     }
 
     /// Makes a following local read linearizable (or does nothing for `Local`).

@@ -5,12 +5,14 @@
 //! - [`router`]: the whole axum app (REST under `/api/v1`, plus `/health`, `/ready`, `/metrics`).
 //! - [`context`]: what handlers share; the write path (`propose`) and the read path
 //!   (`read_barrier`, ReadIndex for followers).
+//! - [`batcher`]: group commit — concurrent writes share one Raft entry.
 //! - [`forward`]: the middleware that sends every write to the leader, with request ids.
 //! - [`routes`]: handlers, one module per resource.
 //! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
 //! - [`types`]: the JSON shapes, shared with [`client`].
 //! - [`metrics`], [`scheduler_metrics`]: Prometheus text, fire lag.
 
+pub mod batcher;
 pub mod client;
 pub mod context;
 pub mod error;

@@ -54,6 +54,9 @@ pub enum Command {
         parameters: Option<String>,
         requested_by: String,
     },
+    /// Several client requests in one entry (group commit: one fsync per node for all of them).
+    /// Each keeps its own request id and gets its own response, in order.
+    Batch(Vec<Request>),
 }
 
 /// Every slot the leader found due in one tick, for many tasks.
@@ -111,6 +114,7 @@ impl Command {
             Command::ResumeTask { .. } => "resume_task",
             Command::Fire(_) => "fire",
             Command::TriggerTask { .. } => "trigger_task",
+            Command::Batch(_) => "batch",
         }
     }
 }
@@ -126,6 +130,8 @@ pub enum Response {
     Rejected(Rejection),
     Fired(FireOutcome),
     Execution(Execution),
+    /// The responses of a [`Command::Batch`], in order.
+    Batch(Vec<Response>),
 }
 
 /// Why apply refused a command. Deterministic: every replica refuses the same way.

@@ -179,6 +179,17 @@ fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Res
         Command::PauseTask { id } => set_status(ws, at, *id, TaskStatus::Paused)?,
         Command::ResumeTask { id } => set_status(ws, at, *id, TaskStatus::Active)?,
         Command::Fire(batch) => return Ok(Response::Fired(fire::apply_fire(ws, at, batch)?)),
+        Command::Batch(requests) => {
+            let mut out = Vec::with_capacity(requests.len());
+            for r in requests {
+                // One level only: no proposer builds a batch inside a batch.
+                out.push(match r.command {
+                    Command::Batch(_) => Response::Empty,
+                    _ => apply_request(ws, r, at.log_index)?,
+                });
+            }
+            return Ok(Response::Batch(out));
+        }
         Command::TriggerTask { id, parameters, requested_by } => {
             return Ok(match fire::apply_trigger(ws, at, *id, parameters.as_deref(), requested_by)? {
                 Ok(e) => Response::Execution(e),

@@ -202,3 +202,23 @@ fn an_update_reschedules_from_the_next_slot_after_it() {
     // Slots at or before the update are never fired under the new schedule.
     assert_eq!(updated.fire_watermark_ms, 90_000);
 }
+
+#[test]
+fn a_batch_applies_each_request_in_order_with_its_own_dedupe() {
+    let mut h = Harness::new();
+    let req = |id: &str, command| Request { request_id: id.into(), now_ms: 5, command };
+    let batch = Command::Batch(vec![
+        req("a", Command::CreateTask { spec: spec("x") }),
+        req("b", Command::CreateTask { spec: spec("x") }),
+        req("a", Command::CreateTask { spec: spec("x") }),
+        req("c", Command::PauseTask { id: 1 }),
+    ]);
+    let Response::Batch(out) = h.apply_with("", 5, batch) else { panic!("not a batch response") };
+    assert_eq!(out.len(), 4);
+    assert_eq!(task(out[0].clone()).id, 1);
+    assert!(matches!(rejection(out[1].clone()), Rejection::NameTaken { .. }), "sees the first request's write");
+    assert_eq!(out[2], out[0], "a repeated request id inside the batch replays");
+    assert_eq!(task(out[3].clone()).status, TaskStatus::Paused);
+    // A later retry of a batched request outside any batch gets the same answer.
+    assert_eq!(h.apply_with("b", 9, Command::CreateTask { spec: spec("x") }), out[1]);
+}
