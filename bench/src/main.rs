@@ -2,8 +2,12 @@
 //! on loopback and, with `--etcd`, of a 3-member etcd 3.4 cluster driven by the same load
 //! generator, then prints (and with `--out` writes) a Markdown table and the cronraft/etcd ratios.
 //!
+//! With `schedule`, it measures the scheduler instead: fire lag, bursts, a sustained fire rate, a
+//! leader kill and memory per task (see `schedule.rs`).
+//!
 //! ```sh
 //! cargo build --release && cargo run -p cronraft-bench --release -- writes --etcd --requests 5000 --clients 1,64
+//! cargo run -p cronraft-bench --release -- schedule --scenarios spread,burst,failover,memory
 //! ```
 
 mod child;
@@ -11,6 +15,7 @@ mod cronraft;
 mod etcd;
 mod load;
 mod report;
+mod schedule;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +37,37 @@ struct Cli {
 enum BenchCommand {
     /// Durable writes: POST /api/v1/tasks on the leader (and etcd's /v3/kv/put with --etcd).
     Writes(WritesArgs),
+    /// The scheduler: fire lag, bursts, sustained fires, leader kill, memory and idle CPU.
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScheduleArgs {
+    /// Scenarios to run, each on a fresh 3-node cluster: spread, burst, burst100k, sustained,
+    /// failover, memory.
+    #[arg(long, value_delimiter = ',', default_value = "spread,burst,failover,memory")]
+    scenarios: Vec<String>,
+    /// Tasks for `spread` (every second, phases spread over the second).
+    #[arg(long, default_value_t = 1_000)]
+    spread_tasks: u64,
+    /// Seconds `spread` runs.
+    #[arg(long, default_value_t = 30)]
+    spread_seconds: u64,
+    /// Tasks for `sustained` (every second).
+    #[arg(long, default_value_t = 5_000)]
+    sustained_tasks: u64,
+    /// Seconds `sustained` runs.
+    #[arg(long, default_value_t = 600)]
+    sustained_seconds: u64,
+    /// Tasks for `memory` and the idle-CPU check.
+    #[arg(long, default_value_t = 100_000)]
+    memory_tasks: u64,
+    /// Write the Markdown table to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The cronraft binary [default: `cronraft` next to this executable].
+    #[arg(long)]
+    cronraft_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -120,12 +156,52 @@ impl Sut {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    let BenchCommand::Writes(args) = cli.command;
     // Returning (or being interrupted) drops every cluster, which kills its processes.
+    let run = async {
+        match &cli.command {
+            BenchCommand::Writes(args) => writes(args).await,
+            BenchCommand::Schedule(args) => schedule_bench(args).await,
+        }
+    };
     tokio::select! {
-        r = writes(&args) => r,
+        r = run => r,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; child processes stopped"),
     }
+}
+
+/// Runs each scheduling scenario on a fresh 3-node cluster and reports them in one table.
+async fn schedule_bench(a: &ScheduleArgs) -> Result<()> {
+    let http = load::http_client()?;
+    let bin = a.cronraft_bin.clone().unwrap_or_else(cronraft::default_binary);
+    let mut lines = Vec::new();
+    for scenario in &a.scenarios {
+        let mut c = cronraft::start(&bin, 3, &std::env::temp_dir(), &http).await?;
+        eprintln!("scenario {scenario}: cluster formed, leader {}", c.leader_url);
+        let found = match scenario.as_str() {
+            "spread" => vec![schedule::spread(&http, &mut c, a.spread_tasks, a.spread_seconds).await?],
+            "burst" => vec![schedule::burst(&http, &mut c, 10_000, 1_000).await?],
+            "burst100k" => vec![schedule::burst(&http, &mut c, 100_000, 5_000).await?],
+            "sustained" => vec![schedule::sustained(&http, &mut c, a.sustained_tasks, a.sustained_seconds).await?],
+            "failover" => vec![schedule::failover(&http, &mut c, 100).await?],
+            "memory" => schedule::memory(&http, &mut c, a.memory_tasks, 60).await?,
+            other => anyhow::bail!("unknown scenario {other:?}"),
+        };
+        for l in &found {
+            eprintln!("{}: {}", l.scenario, l.figures);
+        }
+        lines.extend(found);
+    }
+    let text = format!(
+        "## cronraft-bench schedule\n\n3 nodes on one machine ({} CPUs), scenarios {:?}.\n\n{}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        a.scenarios,
+        schedule::table(&lines)
+    );
+    println!("{text}");
+    if let Some(path) = &a.out {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn writes(a: &WritesArgs) -> Result<()> {
