@@ -17,10 +17,9 @@ use serde::Deserialize;
 use crate::context::{Consistency, Ctx};
 use crate::error::ApiError;
 use crate::extract::{parse_json, ApiQuery};
-use crate::routes::tasks::{request, resolve, ReadQuery, PAGE_SIZE_MAX};
+use crate::routes::tasks::{request, resolve, ReadQuery};
 use crate::types::{ExecutionView, Page, SchedulerStatusView, TriggerInput, LOG_INDEX_HEADER};
 
-const PAGE_SIZE_DEFAULT: u64 = 20;
 const REQUESTED_BY_LEN_MAX: usize = 128;
 
 pub fn router() -> Router<Ctx> {
@@ -79,14 +78,7 @@ fn parse_status(raw: &str) -> Result<ExecutionStatus, ApiError> {
 
 async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<ExecutionView>>, ApiError> {
     let status = q.status.as_deref().filter(|s| !s.is_empty()).map(parse_status).transpose()?;
-    let page = q.page.unwrap_or(1);
-    let page_size = q.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
-    if page == 0 {
-        return Err(ApiError::bad_request("invalid_page", "`page` counts from 1"));
-    }
-    if page_size == 0 || page_size > PAGE_SIZE_MAX {
-        return Err(ApiError::bad_request("invalid_page_size", format!("`page_size` must be 1 to {PAGE_SIZE_MAX}")));
-    }
+    let (page, page_size) = super::pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;
     let task = q.task_id.as_deref().filter(|s| !s.is_empty()).map(|raw| resolve(&ctx, raw)).transpose()?;
     let found = ctx.sm.view().list_executions(task, status, page, page_size)?;

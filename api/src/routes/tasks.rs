@@ -19,10 +19,6 @@ use crate::extract::{ApiQuery, JsonBody};
 use crate::types::{Page, TaskInput, TaskView, IDEMPOTENCY_HEADER, LOG_INDEX_HEADER};
 use crate::validate::{new_spec, patch, task_view};
 
-/// Largest `page_size` of a listing.
-pub const PAGE_SIZE_MAX: u64 = 500;
-const PAGE_SIZE_DEFAULT: u64 = 20;
-
 pub fn router() -> Router<Ctx> {
     Router::new()
         .route("/tasks", post(create).get(list))
@@ -143,14 +139,7 @@ async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Resul
             return Err(ApiError::bad_request("invalid_status", msg));
         }
     };
-    let page = q.page.unwrap_or(1);
-    let page_size = q.page_size.unwrap_or(PAGE_SIZE_DEFAULT);
-    if page == 0 {
-        return Err(ApiError::bad_request("invalid_page", "`page` counts from 1"));
-    }
-    if page_size == 0 || page_size > PAGE_SIZE_MAX {
-        return Err(ApiError::bad_request("invalid_page_size", format!("`page_size` must be 1 to {PAGE_SIZE_MAX}")));
-    }
+    let (page, page_size) = super::pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;
     let found = ctx.sm.view().list_tasks(status, page, page_size)?;
     let now = now_ms();
