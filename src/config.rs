@@ -192,7 +192,7 @@ mod tests {
             (|c| c.http_addr = "localhost".into(), "http_addr"),
             (|c| c.raft_addr = c.http_addr.clone(), "must differ"),
             (|c| c.raft.election_timeout_min_ms = 50, "election_timeout_min_ms"),
-            (|c| c.raft.election_timeout_max_ms = 600, "election_timeout_max_ms"),
+            (|c| c.raft.election_timeout_max_ms = c.raft.election_timeout_min_ms, "election_timeout_max_ms"),
             (|c| c.raft.snapshot_logs_since_last = 0, "snapshot_logs_since_last"),
         ];
         for (mutate, expected) in cases {

@@ -38,8 +38,10 @@ const BATCH_SLOTS_MAX: usize = 20_000;
 const INFLIGHT_MAX: usize = 8;
 /// Longest sleep between ticks when nothing is due (the loop also wakes on every change).
 const IDLE_TICK: Duration = Duration::from_secs(1);
-/// How long one fire entry may take to commit before the loop rebuilds from state.
-const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one fire entry may take to commit before the loop rebuilds from state. Generous: a
+/// deposed leader learns it at once (`ForwardToLeader`); what takes long is applying a large
+/// burst, and rebuilding then only adds work.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the scheduler needs from the node.
 #[derive(Clone)]
