@@ -12,7 +12,7 @@
 //! | `s/` | status byte + task id | empty: the status index |
 //! | `d/` | request id | [`StoredDedupe`]: the answer a retry gets |
 //! | `e/` | time (i64 BE) + request id | empty: dedupe expiry order |
-//! | `x/ y/ z/ a/ q/ k/` | executions and their indexes | see [`executions`] |
+//! | `x/ y/ z/ q/ r/` | executions, their indexes, per-task runtime | see [`executions`] |
 //!
 //! `apply` never reads a clock, a random source or the network: time and ids come inside the
 //! [`Request`]; task ids come from a replicated counter.
@@ -31,7 +31,7 @@ use crate::{NodeId, TypeConfig};
 mod executions;
 mod fire;
 
-pub use executions::{ExecutionPage, StoredExecution};
+pub use executions::{ExecutionPage, StoredExecution, TaskRuntime};
 pub use fire::{end_run, At, MISFIRE_THRESHOLD_MS, SEQUENTIAL_QUEUE_MAX};
 
 /// Most tasks (active + paused) the cluster holds; creating more is rejected.
@@ -312,8 +312,11 @@ fn put_task(ws: &mut WriteSet<'_>, task: &Task) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The task with its effective watermark (its own, or the latest fire from its runtime record).
 fn get_task_ws(ws: &WriteSet<'_>, id: u64) -> Result<Option<Task>, StoreError> {
-    ws.get(&task_key(id))?.map(|b| decode_task(&b)).transpose()
+    let Some(mut task) = ws.get(&task_key(id))?.map(|b| decode_task(&b)).transpose()? else { return Ok(None) };
+    task.fire_watermark_ms = task.fire_watermark_ms.max(executions::runtime(ws, id)?.watermark_ms);
+    Ok(Some(task))
 }
 
 fn task_id_by_name(ws: &WriteSet<'_>, name: &str) -> Result<Option<u64>, StoreError> {
@@ -360,8 +363,13 @@ impl StateView {
         Ok((applied, membership))
     }
 
+    /// A task, with its effective watermark (see [`executions::TaskRuntime`]).
     pub fn task(&self, id: u64) -> Result<Option<Task>, StoreError> {
-        self.tree.get(task_key(id))?.map(|b| decode_task(&b)).transpose()
+        let Some(mut task) = self.tree.get(task_key(id))?.map(|b| decode_task(&b)).transpose()? else {
+            return Ok(None);
+        };
+        task.fire_watermark_ms = task.fire_watermark_ms.max(self.runtime(id)?.watermark_ms);
+        Ok(Some(task))
     }
 
     /// A non-deleted task by its unique name.

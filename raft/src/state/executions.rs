@@ -5,13 +5,14 @@
 //! | `x/` | execution id | [`StoredExecution`] |
 //! | `y/` | task id + execution id | empty: a task's executions in creation order |
 //! | `z/` | status byte + execution id | empty: executions by status |
-//! | `a/` | task id + execution id | empty: the task's active runs (pending, not queued, or running) |
 //! | `q/` | task id + execution id | empty: the task's `sequential` wait queue (FIFO by id) |
-//! | `k/` | task id + status byte | count of the task's executions in that status |
+//! | `r/` | task id | [`TaskRuntime`]: fire watermark, per-status counts, active runs |
 //! | `m/xcount/` | status byte | count of all executions in that status |
 //!
 //! Listing newest first is a reverse scan of `y/<task>` or `z/<status>`, so the latest page of a
-//! task with a million records costs one page of reads.
+//! task with a million records costs one page of reads. Everything a fire changes about a task
+//! lives in its one runtime record, because sled's cost is per key written: a fired slot writes
+//! its record, two index entries and the (per-task) runtime record.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,43 @@ use crate::model::{Execution, ExecutionStatus};
 use crate::txn::WriteSet;
 
 const KEY_NEXT_EXECUTION_ID: &[u8] = b"m/next_execution_id";
+
+/// What changes about a task as it fires and runs, kept apart from the task's spec so a fire does
+/// not rewrite the task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRuntime {
+    /// The latest slot fired (UTC ms); merged with the task's own watermark on read.
+    pub watermark_ms: i64,
+    /// Executions of the task per status, indexed by `ExecutionStatus::code() - 1`.
+    pub counts: [u64; 8],
+    /// Runs that are running, or pending and not queued.
+    pub active: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum StoredRuntime {
+    V1(TaskRuntime),
+}
+
+fn runtime_key(task: u64) -> Vec<u8> {
+    [b"r/".as_slice(), &key_u64(task)].concat()
+}
+
+/// The task's runtime record as the run sees it (zeroes if it never fired).
+pub(super) fn runtime(ws: &WriteSet<'_>, task: u64) -> Result<TaskRuntime, StoreError> {
+    match ws.get(&runtime_key(task))? {
+        Some(b) => {
+            let StoredRuntime::V1(r) = codec::decode(&b)?;
+            Ok(r)
+        }
+        None => Ok(TaskRuntime::default()),
+    }
+}
+
+pub(super) fn put_runtime(ws: &mut WriteSet<'_>, task: u64, r: &TaskRuntime) -> Result<(), StoreError> {
+    ws.insert(runtime_key(task), codec::encode(&StoredRuntime::V1(*r))?);
+    Ok(())
+}
 
 /// On-disk envelope of an execution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,14 +76,8 @@ fn by_task_key(task: u64, id: u64) -> Vec<u8> {
 fn by_status_key(status: ExecutionStatus, id: u64) -> Vec<u8> {
     [b"z/".as_slice(), &[status.code()], &key_u64(id)].concat()
 }
-pub(super) fn active_prefix(task: u64) -> Vec<u8> {
-    [b"a/".as_slice(), &key_u64(task)].concat()
-}
 pub(super) fn queue_prefix(task: u64) -> Vec<u8> {
     [b"q/".as_slice(), &key_u64(task)].concat()
-}
-fn task_count_key(task: u64, status: ExecutionStatus) -> Vec<u8> {
-    [b"k/".as_slice(), &key_u64(task), &[status.code()]].concat()
 }
 fn status_count_key(status: ExecutionStatus) -> Vec<u8> {
     [b"m/xcount/".as_slice(), &[status.code()]].concat()
@@ -79,16 +111,18 @@ pub(super) fn put_execution(
     old: Option<&Execution>,
 ) -> Result<(), StoreError> {
     let id = exec.id;
+    let mut rt = runtime(ws, exec.task_id)?;
     match old {
         None => ws.insert(by_task_key(exec.task_id, id), Vec::new()),
         Some(o) => {
             if o.status != exec.status {
                 ws.remove(by_status_key(o.status, id));
-                bump(ws, &task_count_key(o.task_id, o.status), -1)?;
+                let slot = &mut rt.counts[o.status.code() as usize - 1];
+                *slot = slot.saturating_sub(1);
                 bump(ws, &status_count_key(o.status), -1)?;
             }
-            if is_active(o) && !is_active(exec) {
-                ws.remove([active_prefix(o.task_id), key_u64(id).to_vec()].concat());
+            if is_active(o) {
+                rt.active = rt.active.saturating_sub(1);
             }
             if o.queued && !exec.queued {
                 ws.remove([queue_prefix(o.task_id), key_u64(id).to_vec()].concat());
@@ -97,17 +131,41 @@ pub(super) fn put_execution(
     }
     if old.map(|o| o.status != exec.status).unwrap_or(true) {
         ws.insert(by_status_key(exec.status, id), Vec::new());
-        bump(ws, &task_count_key(exec.task_id, exec.status), 1)?;
+        rt.counts[exec.status.code() as usize - 1] += 1;
         bump(ws, &status_count_key(exec.status), 1)?;
     }
-    if is_active(exec) && !old.map(is_active).unwrap_or(false) {
-        ws.insert([active_prefix(exec.task_id), key_u64(id).to_vec()].concat(), Vec::new());
+    if is_active(exec) {
+        rt.active += 1;
     }
     if exec.queued && !old.map(|o| o.queued).unwrap_or(false) {
         ws.insert([queue_prefix(exec.task_id), key_u64(id).to_vec()].concat(), Vec::new());
     }
+    put_runtime(ws, exec.task_id, &rt)?;
     ws.insert(exec_key(id), codec::encode(&StoredExecution::V1(exec.clone()))?);
     Ok(())
+}
+
+/// The ids of the task's active runs, newest first (a reverse walk of its records that stops once
+/// it found them all; active runs are recent).
+pub(super) fn active_ids(ws: &WriteSet<'_>, task: u64) -> Result<Vec<u64>, StoreError> {
+    let want = runtime(ws, task)?.active as usize;
+    let prefix = [b"y/".as_slice(), &key_u64(task)].concat();
+    let mut found = Vec::new();
+    if want == 0 {
+        return Ok(found);
+    }
+    let ids = ids_under(ws, &prefix, usize::MAX)?;
+    for id in ids.into_iter().rev() {
+        if let Some(e) = get_execution(ws, id)? {
+            if is_active(&e) {
+                found.push(id);
+                if found.len() == want {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn bump(ws: &mut WriteSet<'_>, key: &[u8], delta: i64) -> Result<(), StoreError> {
@@ -116,7 +174,7 @@ fn bump(ws: &mut WriteSet<'_>, key: &[u8], delta: i64) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Ids under a `task`-scoped prefix (`a/` or `q/`), in id order, at most `limit`.
+/// Ids under a `task`-scoped prefix (`y/` or `q/`), in id order, at most `limit`.
 pub(super) fn ids_under(ws: &WriteSet<'_>, prefix: &[u8], limit: usize) -> Result<Vec<u64>, StoreError> {
     let pairs = ws.scan_prefix(prefix, limit)?;
     Ok(pairs.iter().filter_map(|(k, _)| parse_key_u64(&k[prefix.len()..])).collect())
@@ -138,9 +196,20 @@ impl StateView {
         Ok(self.tree.get(key)?.as_deref().and_then(parse_key_u64).unwrap_or(0))
     }
 
+    /// The task's runtime record.
+    pub fn runtime(&self, task: u64) -> Result<TaskRuntime, StoreError> {
+        match self.tree.get(runtime_key(task))? {
+            Some(b) => {
+                let StoredRuntime::V1(r) = codec::decode(&b)?;
+                Ok(r)
+            }
+            None => Ok(TaskRuntime::default()),
+        }
+    }
+
     /// How many executions `task` has in `status`.
     pub fn execution_count(&self, task: u64, status: ExecutionStatus) -> Result<u64, StoreError> {
-        self.count_at(&task_count_key(task, status))
+        Ok(self.runtime(task)?.counts[status.code() as usize - 1])
     }
 
     /// Executions newest first, filtered by task and/or status; `page` counts from 1.
@@ -154,14 +223,8 @@ impl StateView {
         let skip = page.saturating_sub(1).saturating_mul(page_size) as usize;
         let take = page_size as usize;
         let (prefix, total): (Vec<u8>, u64) = match (task, status) {
-            (Some(t), Some(s)) => ([b"y/".as_slice(), &key_u64(t)].concat(), self.count_at(&task_count_key(t, s))?),
-            (Some(t), None) => {
-                let mut total = 0;
-                for s in ExecutionStatus::ALL {
-                    total += self.count_at(&task_count_key(t, s))?;
-                }
-                ([b"y/".as_slice(), &key_u64(t)].concat(), total)
-            }
+            (Some(t), Some(s)) => ([b"y/".as_slice(), &key_u64(t)].concat(), self.execution_count(t, s)?),
+            (Some(t), None) => ([b"y/".as_slice(), &key_u64(t)].concat(), self.runtime(t)?.counts.iter().sum()),
             (None, Some(s)) => ([b"z/".as_slice(), &[s.code()]].concat(), self.count_at(&status_count_key(s))?),
             (None, None) => {
                 let mut total = 0;
@@ -199,12 +262,13 @@ impl StateView {
         Ok(ExecutionPage { items, total })
     }
 
-    /// The ids of every active or queued execution (what a new leader's dispatcher resumes).
+    /// The ids of every pending or running execution, queued ones included (what a new
+    /// leader's dispatcher resumes).
     pub fn active_execution_ids(&self) -> Result<Vec<u64>, StoreError> {
         let mut ids = Vec::new();
-        for prefix in [b"a/", b"q/"] {
-            for k in self.tree.scan_prefix(prefix).keys() {
-                ids.extend(parse_key_u64(&k?[10..]));
+        for status in [ExecutionStatus::Pending, ExecutionStatus::Running] {
+            for k in self.tree.scan_prefix([b"z/".as_slice(), &[status.code()]].concat()).keys() {
+                ids.extend(parse_key_u64(&k?[3..]));
             }
         }
         ids.sort_unstable();

@@ -8,8 +8,10 @@
 //! deleted at that point of the log, or that was computed from an older version of the task, is
 //! refused: once a pause is acknowledged, no later fire for the task exists.
 
-use super::executions::{active_prefix, get_execution, ids_under, next_execution_id, put_execution, queue_prefix};
-use super::{get_task_ws, put_task};
+use super::executions::{
+    active_ids, get_execution, ids_under, next_execution_id, put_execution, put_runtime, queue_prefix, runtime,
+};
+use super::get_task_ws;
 use crate::command::{FireBatch, FireOutcome, MissedSpan, Rejection, TaskFire};
 use crate::error::StoreError;
 use crate::model::{Execution, ExecutionMode, ExecutionStatus, MisfirePolicy, Reason, Task, TaskStatus, Trigger};
@@ -112,7 +114,10 @@ fn fire_task(ws: &mut WriteSet<'_>, at: At, fire: &TaskFire, out: &mut FireOutco
         }
         task.fire_watermark_ms = task.fire_watermark_ms.max(slot);
     }
-    put_task(ws, &task)
+    // The watermark lives in the runtime record (read after the admissions, which update it too).
+    let mut rt = runtime(ws, task.id)?;
+    rt.watermark_ms = rt.watermark_ms.max(task.fire_watermark_ms);
+    put_runtime(ws, task.id, &rt)
 }
 
 /// One `missed` record standing for a long run of slots that were not listed one by one.
@@ -130,8 +135,7 @@ fn admit(ws: &mut WriteSet<'_>, at: At, task: &Task, slot: i64, trigger: Trigger
     let id = next_execution_id(ws)?;
     let mut e = record(task, id, at, slot, trigger);
     // Only the modes that look at the active set read it (parallel tasks may have many runs).
-    let any_active =
-        |ws: &WriteSet<'_>| -> Result<bool, StoreError> { Ok(!ids_under(ws, &active_prefix(task.id), 1)?.is_empty()) };
+    let any_active = |ws: &WriteSet<'_>| -> Result<bool, StoreError> { Ok(runtime(ws, task.id)?.active > 0) };
     match task.spec.execution_mode {
         ExecutionMode::Parallel => {}
         ExecutionMode::Skip if any_active(ws)? => {
@@ -147,7 +151,7 @@ fn admit(ws: &mut WriteSet<'_>, at: At, task: &Task, slot: i64, trigger: Trigger
             }
         }
         ExecutionMode::Replace => {
-            for other in ids_under(ws, &active_prefix(task.id), usize::MAX)? {
+            for other in active_ids(ws, task.id)? {
                 end_run(ws, at, other, ExecutionStatus::Cancelled, Some(Reason::Replaced))?;
             }
         }
@@ -200,7 +204,7 @@ pub fn end_run(
 
 /// Moves the oldest queued execution of `task` into the active set when nothing is active.
 fn start_next_queued(ws: &mut WriteSet<'_>, task: u64) -> Result<(), StoreError> {
-    if !ids_under(ws, &active_prefix(task), 1)?.is_empty() {
+    if runtime(ws, task)?.active > 0 {
         return Ok(());
     }
     let Some(next) = ids_under(ws, &queue_prefix(task), 1)?.first().copied() else { return Ok(()) };
