@@ -178,6 +178,18 @@ async fn every_endpoint_answers_bad_input_with_a_coded_json_error() {
         (Method::POST, "/api/v1/cluster/nodes/1/promote", None, 409, "already_voter"),
         (Method::DELETE, "/api/v1/cluster/nodes/9", None, 404, "node_not_found"),
         (Method::DELETE, "/api/v1/cluster/nodes/1", None, 409, "last_voter"),
+        // executions and manual triggers
+        (Method::GET, "/api/v1/executions?status=sleeping", None, 400, "invalid_status"),
+        (Method::GET, "/api/v1/executions?page=0", None, 400, "invalid_page"),
+        (Method::GET, "/api/v1/executions?page_size=501", None, 400, "invalid_page_size"),
+        (Method::GET, "/api/v1/executions?task_id=no-such-name", None, 404, "task_not_found"),
+        (Method::GET, "/api/v1/executions?colour=red", None, 400, "invalid_query"),
+        (Method::GET, "/api/v1/executions/abc", None, 400, "invalid_execution_id"),
+        (Method::GET, "/api/v1/executions/999999", None, 404, "execution_not_found"),
+        (Method::POST, "/api/v1/tasks/999/trigger", None, 404, "task_not_found"),
+        (Method::POST, "/api/v1/tasks/existing/trigger", Some(r#"{"parameters":[1]}"#), 422, "invalid_parameters"),
+        (Method::POST, "/api/v1/tasks/existing/trigger", Some(r#"{"colour":1}"#), 422, "invalid_field"),
+        (Method::POST, "/api/v1/tasks/existing/trigger", Some(r#"{"parameters":"#), 400, "malformed_json"),
         // routing
         (Method::GET, "/api/v1/nothing-here", None, 404, "not_found"),
         (Method::PATCH, "/api/v1/tasks", Some("{}"), 405, "method_not_allowed"),
@@ -203,6 +215,8 @@ async fn every_endpoint_answers_bad_input_with_a_coded_json_error() {
         "task_deleted",
         "update deleted",
     );
+    let path = format!("/api/v1/tasks/{}/trigger", deleted.id);
+    assert_error(&send(&client, Method::POST, &path, None, None).await, 409, "task_deleted", "trigger deleted");
 
     // Headers: a bad Idempotency-Key, a wrong content type.
     let key = "x".repeat(200);
@@ -374,6 +388,22 @@ async fn health_ready_metrics_preview_and_task_lifecycle() {
     }
     let page2 = client.list_tasks(None, 2, 3, Consistency::Linearizable).await.unwrap();
     assert_eq!((page2.total, page2.items.len(), page2.page), (7, 3, 2));
+    // Phase 4: a manual run, recorded with who asked and the overrides, readable by id.
+    let input = cronraft_api::types::TriggerInput {
+        parameters: Some(serde_json::json!({"dry_run": true})),
+        requested_by: Some("alice".into()),
+    };
+    let run = client.trigger_task("kyoto", &input, None).await.unwrap();
+    assert_eq!(
+        (run.trigger, run.requested_by.as_str(), run.task_id),
+        (cronraft_raft::model::Trigger::Manual, "alice", t.id)
+    );
+    assert_eq!(run.parameters, Some(serde_json::json!({"dry_run": true})));
+    let again = client.get_execution(run.id, Consistency::Linearizable).await.unwrap();
+    assert_eq!(again, run);
+    let listed =
+        client.list_executions(Some("kyoto"), Some("pending"), 1, 10, Consistency::Linearizable).await.unwrap();
+    assert!(listed.items.iter().any(|e| e.id == run.id));
     let deleted = client.delete_task("kyoto", None).await.unwrap();
     assert_eq!(deleted.status.as_str(), "deleted");
     assert_eq!(client.get_task(&t.id.to_string(), Consistency::Linearizable).await.unwrap().status.as_str(), "deleted");
