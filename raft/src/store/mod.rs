@@ -34,6 +34,9 @@ pub fn open(dir: &Path, cache_bytes: u64) -> Result<(LogStore, StateMachineStore
         .cache_capacity(cache_bytes)
         .segment_size(SEGMENT_SIZE)
         .mode(sled::Mode::HighThroughput)
+        // Every durability point flushes and fdatasyncs explicitly (`Durability`); sled's own
+        // periodic flush would only add whole-file syncs that compete with ours.
+        .flush_every_ms(None)
         .open()?;
     let durability = Arc::new(Durability::new(db.clone(), &dir.join("sled"))?);
     let log = LogStore::new(&db, durability.clone())?;
