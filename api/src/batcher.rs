@@ -101,13 +101,19 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
 }
 
 /// Proposes one entry for `batch` and answers every request in it.
-async fn write(raft: &Raft, mut batch: Vec<Pending>) {
-    let single = batch.len() == 1;
+async fn write(raft: &Raft, batch: Vec<Pending>) {
+    // Requests move into the entry; what stays behind answers them.
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut requests = Vec::with_capacity(batch.len());
+    for p in batch {
+        replies.push((p.req.request_id.clone(), p.reply));
+        requests.push(p.req);
+    }
+    let single = requests.len() == 1;
     let req = if single {
-        batch[0].req.clone()
+        requests.pop().expect("one request")
     } else {
-        let now_ms = batch.iter().map(|p| p.req.now_ms).max().unwrap_or(0);
-        let requests = batch.iter().map(|p| p.req.clone()).collect();
+        let now_ms = requests.iter().map(|r| r.now_ms).max().unwrap_or(0);
         Request { request_id: String::new(), now_ms, command: Command::Batch(requests) }
     };
     let result = tokio::time::timeout(WRITE_TIMEOUT, raft.client_write(req)).await;
@@ -116,18 +122,19 @@ async fn write(raft: &Raft, mut batch: Vec<Pending>) {
             let index = resp.log_id.index;
             match (single, resp.data) {
                 (true, data) => {
-                    let p = batch.remove(0);
-                    let _ = p.reply.send(Ok((data, index)));
+                    if let Some((_, reply)) = replies.into_iter().next() {
+                        let _ = reply.send(Ok((data, index)));
+                    }
                 }
-                (false, Response::Batch(answers)) if answers.len() == batch.len() => {
-                    for (p, answer) in batch.into_iter().zip(answers) {
-                        let _ = p.reply.send(Ok((answer, index)));
+                (false, Response::Batch(answers)) if answers.len() == replies.len() => {
+                    for ((_, reply), answer) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(Ok((answer, index)));
                     }
                 }
                 (false, other) => {
                     let msg = format!("a batch entry was answered with {other:?}");
-                    for p in batch {
-                        let _ = p.reply.send(Err(ApiError::internal(msg.clone())));
+                    for (_, reply) in replies {
+                        let _ = reply.send(Err(ApiError::internal(msg.clone())));
                     }
                 }
             }
@@ -139,8 +146,8 @@ async fn write(raft: &Raft, mut batch: Vec<Pending>) {
         Ok(Err(RaftError::APIError(e))) => Some(ApiError::internal(e.to_string())),
         Ok(Err(RaftError::Fatal(f))) => Some(ApiError::internal(format!("raft stopped: {f}"))),
     };
-    for p in batch {
-        let err = failure.clone().unwrap_or_else(|| unknown_outcome(&p.req.request_id));
-        let _ = p.reply.send(Err(err));
+    for (request_id, reply) in replies {
+        let err = failure.clone().unwrap_or_else(|| unknown_outcome(&request_id));
+        let _ = reply.send(Err(err));
     }
 }

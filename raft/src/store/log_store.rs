@@ -26,6 +26,13 @@ enum StoredEntry {
     V1(Entry<TypeConfig>),
 }
 
+/// The same envelope, borrowing the entry: encodes to the same bytes as [`StoredEntry`] without
+/// copying the entry first.
+#[derive(Serialize)]
+enum StoredEntryRef<'a> {
+    V1(&'a Entry<TypeConfig>),
+}
+
 /// On-disk envelope of the last purged log id.
 #[derive(Serialize, Deserialize)]
 enum StoredPurged {
@@ -153,8 +160,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            let bytes =
-                codec::encode(&StoredEntry::V1(entry.clone())).map_err(|e| log_err(ErrorVerb::Write)(e.into()))?;
+            let bytes = codec::encode(&StoredEntryRef::V1(&entry)).map_err(|e| log_err(ErrorVerb::Write)(e.into()))?;
             batch.insert(&key_u64(entry.log_id.index), bytes);
         }
         self.log.apply_batch(batch).map_err(|e| log_err(ErrorVerb::Write)(e.into()))?;
