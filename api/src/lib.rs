@@ -10,6 +10,7 @@
 //! - [`routes`]: handlers, one module per resource.
 //! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
 //! - [`types`]: the JSON shapes, shared with [`client`].
+//! - [`protocol`]: the executor protocol (execute, stop, callback, register).
 //! - [`metrics`], [`scheduler_metrics`]: Prometheus text, fire lag.
 
 pub mod batcher;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod forward;
 pub mod metrics;
+pub mod protocol;
 pub mod routes;
 pub mod scheduler_metrics;
 pub mod types;
