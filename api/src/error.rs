@@ -88,6 +88,12 @@ impl From<Rejection> for ApiError {
             Rejection::RequestIdReused { .. } => ApiError::unprocessable("idempotency_key_reused", msg),
             Rejection::TooManyTasks { .. } => ApiError::conflict("task_limit_reached", msg),
             Rejection::InvalidSpec(e) => e.into(),
+            Rejection::ExecutorNotFound { .. } => ApiError::not_found("executor_not_found", msg),
+            Rejection::ExecutionNotFound { .. } => ApiError::not_found("execution_not_found", msg),
+            Rejection::ExecutionFinished { .. } => ApiError::conflict("execution_finished", msg),
+            Rejection::StaleAttempt { .. } => ApiError::conflict("stale_attempt", msg),
+            Rejection::BadCallbackToken { .. } => ApiError::new(StatusCode::FORBIDDEN, "invalid_callback_token", msg),
+            Rejection::BadReportStatus { .. } => ApiError::unprocessable("invalid_status", msg),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Execution, Task, TaskSpec};
+use crate::model::{Execution, ExecutionStatus, Executor, ExecutorSpec, ExecutorStatus, Task, TaskSpec};
 use crate::spec::{SpecError, TaskPatch};
 
 /// One replicated write, as proposed to Raft.
@@ -57,6 +57,115 @@ pub enum Command {
     /// Several client requests in one entry (group commit: one fsync per node for all of them).
     /// Each keeps its own request id and gets its own response, in order.
     Batch(Vec<Request>),
+    /// Upsert an instance by `instance_id`; optionally upsert tasks by name and bind them to it.
+    RegisterExecutor {
+        spec: ExecutorSpec,
+        tasks: Vec<TaskUpsert>,
+    },
+    SetExecutorStatus {
+        id: u64,
+        status: ExecutorStatus,
+        reason: String,
+    },
+    /// Deregister: the record, its indexes and its bindings go.
+    RemoveExecutor {
+        id: u64,
+    },
+    /// The dispatcher's pending executions for one round: apply picks an instance for each.
+    Dispatch(DispatchBatch),
+    /// An executor's report about an attempt (the callback endpoint).
+    Report(AttemptReport),
+    /// Attempts the leader saw fail on its side: unreachable or refusing executors, timeouts.
+    EndAttempts(Vec<AttemptEnd>),
+    /// `POST /executions/{id}/stop`: the execution ends `cancelled`.
+    StopExecution {
+        id: u64,
+        requested_by: String,
+    },
+    /// Health transitions observed by the leader's checker.
+    SetHealth(Vec<HealthChange>),
+    /// Retention: drop old final execution records (their stat rollups stay).
+    Purge(PurgeOrder),
+}
+
+/// A task named in a registration: created from `create` if no task has its name, else
+/// updated with `patch`; then bound to the registering instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskUpsert {
+    pub create: TaskSpec,
+    pub patch: TaskPatch,
+    pub weight: u32,
+    pub priority: u32,
+}
+
+/// One dispatch round. `seed` drives the `random` strategy and the callback tokens; `term` is
+/// the proposer's term, handed to executors as fencing data with the entry's log index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchBatch {
+    pub seed: u64,
+    pub term: u64,
+    pub items: Vec<DispatchItem>,
+}
+
+/// Dispatch `execution_id` as attempt number `attempt` (the next one; anything else is stale
+/// and ignored, so a retried round cannot dispatch twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchItem {
+    pub execution_id: u64,
+    pub attempt: u32,
+}
+
+/// What an executor reported. `status` is `running` (progress) or a final status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    pub execution_id: u64,
+    pub attempt: u32,
+    pub callback_token: String,
+    pub status: ExecutionStatus,
+    /// JSON text.
+    pub result: Option<String>,
+    pub logs: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+}
+
+/// How an attempt failed on the leader's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptEndKind {
+    /// The executor could not be reached: it is ejected (unhealthy) at once and the execution
+    /// fails over to another instance without spending a retry.
+    Unreachable,
+    /// The executor answered `/execute` with an error: a failed attempt (retried per policy).
+    Refused,
+    /// `timeout_seconds` passed without a final report: status `timeout` (retried per policy).
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptEnd {
+    pub execution_id: u64,
+    pub attempt: u32,
+    pub kind: AttemptEndKind,
+    pub error: String,
+}
+
+/// An instance became healthy or unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthChange {
+    pub executor_id: u64,
+    pub healthy: bool,
+    pub failures: u32,
+    pub checked_ms: i64,
+}
+
+/// Which final records to drop: those created before `before_ms`, and the oldest of each task in
+/// `tasks` beyond `per_task_max`; at most `limit` records per entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeOrder {
+    pub before_ms: i64,
+    pub per_task_max: u64,
+    pub tasks: Vec<u64>,
+    pub limit: u32,
 }
 
 /// Every slot the leader found due in one tick, for many tasks.
@@ -115,6 +224,15 @@ impl Command {
             Command::Fire(_) => "fire",
             Command::TriggerTask { .. } => "trigger_task",
             Command::Batch(_) => "batch",
+            Command::RegisterExecutor { .. } => "register_executor",
+            Command::SetExecutorStatus { .. } => "set_executor_status",
+            Command::RemoveExecutor { .. } => "remove_executor",
+            Command::Dispatch(_) => "dispatch",
+            Command::Report(_) => "report",
+            Command::EndAttempts(_) => "end_attempts",
+            Command::StopExecution { .. } => "stop_execution",
+            Command::SetHealth(_) => "set_health",
+            Command::Purge(_) => "purge",
         }
     }
 }
@@ -132,6 +250,17 @@ pub enum Response {
     Execution(Execution),
     /// The responses of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
+    Executor(Executor),
+    /// A registration: the instance and the ids of the tasks it upserted and bound.
+    Registered {
+        executor: Executor,
+        task_ids: Vec<u64>,
+    },
+    /// A dispatch round: the executions that got a new attempt (running, or pending again for
+    /// a retry, or failed when no instance was left and no retry).
+    Dispatched(Vec<Execution>),
+    /// How many items of a leader-internal batch changed something.
+    Count(u64),
 }
 
 /// Why apply refused a command. Deterministic: every replica refuses the same way.
@@ -151,4 +280,16 @@ pub enum Rejection {
     TooManyTasks { max: u64 },
     #[error("{0}")]
     InvalidSpec(SpecError),
+    #[error("executor {id} does not exist")]
+    ExecutorNotFound { id: u64 },
+    #[error("execution {id} does not exist")]
+    ExecutionNotFound { id: u64 },
+    #[error("execution {id} already ended with status {status}")]
+    ExecutionFinished { id: u64, status: String },
+    #[error("execution {id} is at attempt {current}; a report about attempt {attempt} is stale")]
+    StaleAttempt { id: u64, attempt: u32, current: u32 },
+    #[error("the callback token does not match execution {id}'s current attempt")]
+    BadCallbackToken { id: u64 },
+    #[error("report status must be running, success, failed, timeout or cancelled, not {status}")]
+    BadReportStatus { status: String },
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::schedule::DstPolicy;
 
+mod executor;
+pub use executor::{Attempt, Binding, Executor, ExecutorSpec, ExecutorStatus};
+
 /// How a node is reached: its Raft RPC listener and its REST API listener. Replicated inside the
 /// membership config, so every node knows every other node's addresses without a registry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +223,14 @@ pub enum Reason {
     Paused,
     /// `POST /executions/{id}/stop`.
     Stopped,
+    /// The task was deleted before the run was dispatched.
+    TaskDeleted,
+    /// The run did not end within `timeout_seconds`.
+    TimedOut,
+    /// The executor answered the dispatch with an error.
+    ExecutorRefused,
+    /// The executor reported the run failed.
+    ExecutorFailed,
 }
 
 /// One run of a task (or one slot that did not run), as replicated.
@@ -251,4 +262,20 @@ pub struct Execution {
     /// How many slots this record stands for: 1, or more for one record summarizing a long
     /// run of missed slots (bounded backlog, see `FireBatch`).
     pub slot_count: u64,
+    /// The latest attempts, oldest first (at most [`ATTEMPTS_KEPT`]; `attempt_count` counts all).
+    pub attempts: Vec<Attempt>,
+    /// Attempts made so far, including ones no longer kept in `attempts`.
+    pub attempt_count: u32,
+    /// A pending execution waiting out a retry backoff is not dispatched before this instant.
+    pub not_before_ms: i64,
+}
+
+/// Most attempts kept in one execution record (the oldest are dropped first).
+pub const ATTEMPTS_KEPT: usize = 16;
+
+impl Execution {
+    /// The attempt that is (or was last) under way.
+    pub fn current_attempt(&self) -> Option<&Attempt> {
+        self.attempts.last()
+    }
 }

@@ -13,6 +13,9 @@
 //! | `d/` | request id | [`StoredDedupe`]: the answer a retry gets |
 //! | `e/` | time (i64 BE) + request id | empty: dedupe expiry order |
 //! | `x/ y/ z/ q/ r/` | executions, their indexes, per-task runtime | see [`executions`] |
+//! | `v/ i/ g/ b/ w/ l/a/` | executors, their indexes, bindings, loads | see [`registry`] |
+//! | `l/c/ l/s/ l/w/` | balance state per task | see [`balance`] |
+//! | `k/` | per-task hourly stat rollups | see [`stats`] |
 //!
 //! `apply` never reads a clock, a random source or the network: time and ids come inside the
 //! [`Request`]; task ids come from a replicated counter.
@@ -28,11 +31,20 @@ use crate::spec::{check_spec, TaskPatch};
 use crate::txn::WriteSet;
 use crate::{NodeId, TypeConfig};
 
+mod balance;
+mod dispatch;
 mod executions;
 mod fire;
+mod registry;
+mod retention;
+mod stats;
 
-pub use executions::{ExecutionPage, StoredExecution, TaskRuntime};
+pub use dispatch::{retry_backoff_ms, truncate_tail, ATTEMPTS_MAX, REPORT_BYTES_MAX, RETRY_BACKOFF_MS_BASE};
+pub use executions::{ExecutionPage, ExecutionV1, StoredExecution, TaskRuntime};
 pub use fire::{end_run, At, MISFIRE_THRESHOLD_MS, SEQUENTIAL_QUEUE_MAX};
+pub use registry::{ExecutorPage, StoredExecutor};
+pub use retention::PURGE_PER_ENTRY_MAX;
+pub use stats::{TaskStats, WindowStats, ON_TIME_MS};
 
 /// Most tasks (active + paused) the cluster holds; creating more is rejected.
 pub const TASKS_MAX: u64 = 1_000_000;
@@ -196,6 +208,15 @@ fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Res
                 Err(r) => Response::Rejected(r),
             })
         }
+        Command::RegisterExecutor { spec, tasks } => return registry::register(ws, at, spec, tasks),
+        Command::SetExecutorStatus { id, status, reason } => return registry::set_status(ws, at, *id, *status, reason),
+        Command::RemoveExecutor { id } => return registry::remove(ws, *id),
+        Command::Dispatch(batch) => return dispatch::apply_dispatch(ws, at, batch),
+        Command::Report(report) => return dispatch::apply_report(ws, at, report),
+        Command::EndAttempts(ends) => return dispatch::apply_end_attempts(ws, at, ends),
+        Command::StopExecution { id, requested_by } => return dispatch::apply_stop(ws, at, *id, requested_by),
+        Command::SetHealth(changes) => return registry::set_health(ws, changes),
+        Command::Purge(order) => return retention::apply_purge(ws, at, order),
     };
     Ok(match outcome {
         Ok(task) => Response::Task(task),
@@ -203,9 +224,13 @@ fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Res
     })
 }
 
+/// Tasks that are active or paused.
+fn live_tasks(ws: &WriteSet<'_>) -> Result<u64, StoreError> {
+    Ok(get_u64(ws, &count_key(TaskStatus::Active))? + get_u64(ws, &count_key(TaskStatus::Paused))?)
+}
+
 fn create_task(ws: &mut WriteSet<'_>, now_ms: i64, spec: &TaskSpec) -> Result<Outcome, StoreError> {
-    let live = get_u64(ws, &count_key(TaskStatus::Active))? + get_u64(ws, &count_key(TaskStatus::Paused))?;
-    if live >= TASKS_MAX {
+    if live_tasks(ws)? >= TASKS_MAX {
         return Ok(Err(Rejection::TooManyTasks { max: TASKS_MAX }));
     }
     if let Err(e) = check_spec(spec) {
@@ -286,6 +311,7 @@ fn set_status(ws: &mut WriteSet<'_>, at: At, id: u64, to: TaskStatus) -> Result<
     }
     if to == TaskStatus::Deleted {
         ws.remove(name_key(&task.spec.name));
+        balance::forget(ws, id);
     }
     if to != TaskStatus::Active {
         fire::cancel_queued(ws, at, id)?;

@@ -64,22 +64,73 @@ pub(super) fn put_runtime(ws: &mut WriteSet<'_>, task: u64, r: &TaskRuntime) -> 
 /// On-disk envelope of an execution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StoredExecution {
-    V1(Execution),
+    V1(ExecutionV1),
+    /// Adds attempts, the attempt count and the retry backoff.
+    V2(Execution),
 }
 
-fn exec_key(id: u64) -> Vec<u8> {
+/// An execution as stored before executors existed; read as a V2 record with no attempts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecutionV1 {
+    id: u64,
+    task_id: u64,
+    scheduled_ms: i64,
+    created_ms: i64,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    status: ExecutionStatus,
+    trigger: crate::model::Trigger,
+    reason: Option<crate::model::Reason>,
+    queued: bool,
+    parameters: String,
+    requested_by: String,
+    result: String,
+    logs: String,
+    retry_count: u32,
+    log_index: u64,
+    slot_count: u64,
+}
+
+impl From<ExecutionV1> for Execution {
+    fn from(v: ExecutionV1) -> Self {
+        Execution {
+            id: v.id,
+            task_id: v.task_id,
+            scheduled_ms: v.scheduled_ms,
+            created_ms: v.created_ms,
+            start_ms: v.start_ms,
+            end_ms: v.end_ms,
+            status: v.status,
+            trigger: v.trigger,
+            reason: v.reason,
+            queued: v.queued,
+            parameters: v.parameters,
+            requested_by: v.requested_by,
+            result: v.result,
+            logs: v.logs,
+            retry_count: v.retry_count,
+            log_index: v.log_index,
+            slot_count: v.slot_count,
+            attempts: Vec::new(),
+            attempt_count: 0,
+            not_before_ms: 0,
+        }
+    }
+}
+
+pub(super) fn exec_key(id: u64) -> Vec<u8> {
     [b"x/".as_slice(), &key_u64(id)].concat()
 }
-fn by_task_key(task: u64, id: u64) -> Vec<u8> {
+pub(super) fn by_task_key(task: u64, id: u64) -> Vec<u8> {
     [b"y/".as_slice(), &key_u64(task), &key_u64(id)].concat()
 }
-fn by_status_key(status: ExecutionStatus, id: u64) -> Vec<u8> {
+pub(super) fn by_status_key(status: ExecutionStatus, id: u64) -> Vec<u8> {
     [b"z/".as_slice(), &[status.code()], &key_u64(id)].concat()
 }
 pub(super) fn queue_prefix(task: u64) -> Vec<u8> {
     [b"q/".as_slice(), &key_u64(task)].concat()
 }
-fn status_count_key(status: ExecutionStatus) -> Vec<u8> {
+pub(super) fn status_count_key(status: ExecutionStatus) -> Vec<u8> {
     [b"m/xcount/".as_slice(), &[status.code()]].concat()
 }
 
@@ -94,9 +145,11 @@ pub(super) fn get_execution(ws: &WriteSet<'_>, id: u64) -> Result<Option<Executi
     ws.get(&exec_key(id))?.map(|b| decode_execution(&b)).transpose()
 }
 
-fn decode_execution(bytes: &[u8]) -> Result<Execution, StoreError> {
-    let StoredExecution::V1(e) = codec::decode(bytes)?;
-    Ok(e)
+pub(super) fn decode_execution(bytes: &[u8]) -> Result<Execution, StoreError> {
+    Ok(match codec::decode(bytes)? {
+        StoredExecution::V1(e) => e.into(),
+        StoredExecution::V2(e) => e,
+    })
 }
 
 /// Whether a record sits in the task's active set: running, or pending and not queued.
@@ -141,7 +194,8 @@ pub(super) fn put_execution(
         ws.insert([queue_prefix(exec.task_id), key_u64(id).to_vec()].concat(), Vec::new());
     }
     put_runtime(ws, exec.task_id, &rt)?;
-    ws.insert(exec_key(id), codec::encode(&StoredExecution::V1(exec.clone()))?);
+    super::stats::record_transition(ws, exec, old)?;
+    ws.insert(exec_key(id), codec::encode(&StoredExecution::V2(exec.clone()))?);
     Ok(())
 }
 
@@ -168,7 +222,7 @@ pub(super) fn active_ids(ws: &WriteSet<'_>, task: u64) -> Result<Vec<u64>, Store
     Ok(found)
 }
 
-fn bump(ws: &mut WriteSet<'_>, key: &[u8], delta: i64) -> Result<(), StoreError> {
+pub(super) fn bump(ws: &mut WriteSet<'_>, key: &[u8], delta: i64) -> Result<(), StoreError> {
     let n = get_u64(ws, key)?;
     put_u64(ws, key, n.saturating_add_signed(delta));
     Ok(())

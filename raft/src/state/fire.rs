@@ -50,6 +50,9 @@ fn record(task: &Task, id: u64, at: At, scheduled_ms: i64, trigger: Trigger) -> 
         retry_count: 0,
         log_index: at.log_index,
         slot_count: 1,
+        attempts: Vec::new(),
+        attempt_count: 0,
+        not_before_ms: 0,
     }
 }
 
@@ -195,11 +198,19 @@ pub fn end_run(
     }
     let mut e = old.clone();
     (e.status, e.reason, e.end_ms, e.queued) = (status, reason.or(e.reason), Some(at.now_ms), false);
-    put_execution(ws, &e, Some(&old))?;
-    if !old.queued {
+    super::dispatch::close_attempt(ws, &mut e, status, at.now_ms, "")?;
+    settle(ws, &e, &old)?;
+    Ok(Some(e))
+}
+
+/// Writes a changed execution and, when it just ended and held the task's turn, lets the next
+/// queued execution of a `sequential` task start.
+pub(super) fn settle(ws: &mut WriteSet<'_>, e: &Execution, old: &Execution) -> Result<(), StoreError> {
+    put_execution(ws, e, Some(old))?;
+    if old.status.is_active() && !e.status.is_active() && !old.queued {
         start_next_queued(ws, e.task_id)?;
     }
-    Ok(Some(e))
+    Ok(())
 }
 
 /// Moves the oldest queued execution of `task` into the active set when nothing is active.
