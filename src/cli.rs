@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// TOML configuration file (flags override it; `CRONRAFT_*` variables override it too).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Do not run the embedded agent (group `local`).
+    #[arg(long)]
+    pub no_agent: bool,
 }
 
 impl ServeArgs {
@@ -58,6 +61,9 @@ impl ServeArgs {
             None => Config::default(),
         };
         c.apply_env(env)?;
+        if self.no_agent {
+            c.agent = false;
+        }
         if let Some(v) = self.node_id {
             c.node_id = v;
         }

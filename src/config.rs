@@ -28,6 +28,59 @@ pub struct Config {
     pub raft: RaftTiming,
     /// sled page cache.
     pub cache_bytes: u64,
+    /// Run the bundled agent inside the node, registered in group `local` (`--no-agent` turns
+    /// it off). On by default so that `cronraft serve` alone can run `echo hello`.
+    pub agent: bool,
+    /// Where the embedded agent listens (port 0 = any free port).
+    pub agent_addr: String,
+    pub executors: ExecutorSettings,
+    pub retention: Retention,
+}
+
+/// The leader's dispatcher and health checker.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorSettings {
+    /// How often each executor's `health_check_url` is asked.
+    pub health_check_interval_ms: u64,
+    /// How long a health check may take.
+    pub health_check_timeout_ms: u64,
+    /// Consecutive failed checks that make a healthy executor unhealthy.
+    pub failure_threshold: u32,
+    /// Consecutive successful checks that make an unhealthy executor healthy again.
+    pub recovery_threshold: u32,
+    /// How long `POST /execute` may take before the attempt counts as refused.
+    pub dispatch_timeout_ms: u64,
+}
+
+impl Default for ExecutorSettings {
+    fn default() -> Self {
+        ExecutorSettings {
+            health_check_interval_ms: 30_000,
+            health_check_timeout_ms: 5_000,
+            failure_threshold: 3,
+            recovery_threshold: 2,
+            dispatch_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// How long execution records are kept (statistics rollups are kept regardless).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Final records older than this are purged.
+    pub max_age_days: u64,
+    /// Per task, only the newest this many records are kept.
+    pub per_task_max: u64,
+    /// How often the leader looks for records to purge.
+    pub interval_ms: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { max_age_days: 90, per_task_max: 10_000, interval_ms: 60_000 }
+    }
 }
 
 /// Raft timing and log compaction.
@@ -71,6 +124,10 @@ impl Default for Config {
             join: Vec::new(),
             raft: RaftTiming::default(),
             cache_bytes: 256 * 1024 * 1024,
+            agent: true,
+            agent_addr: "127.0.0.1:0".into(),
+            executors: ExecutorSettings::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -107,6 +164,20 @@ impl Config {
                 "CRONRAFT_DATA_DIR" => self.data_dir = PathBuf::from(&value),
                 "CRONRAFT_JOIN" => self.join = split_list(&value),
                 "CRONRAFT_HEARTBEAT_MS" => self.raft.heartbeat_ms = value.parse().map_err(|_| bad("expected ms"))?,
+                "CRONRAFT_AGENT" => self.agent = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?,
+                "CRONRAFT_AGENT_ADDR" => self.agent_addr = value.clone(),
+                "CRONRAFT_HEALTH_CHECK_INTERVAL_MS" => {
+                    self.executors.health_check_interval_ms = value.parse().map_err(|_| bad("expected ms"))?
+                }
+                "CRONRAFT_DISPATCH_TIMEOUT_MS" => {
+                    self.executors.dispatch_timeout_ms = value.parse().map_err(|_| bad("expected ms"))?
+                }
+                "CRONRAFT_RETENTION_PER_TASK_MAX" => {
+                    self.retention.per_task_max = value.parse().map_err(|_| bad("expected a count"))?
+                }
+                "CRONRAFT_RETENTION_INTERVAL_MS" => {
+                    self.retention.interval_ms = value.parse().map_err(|_| bad("expected ms"))?
+                }
                 _ => {}
             }
         }
@@ -154,7 +225,31 @@ impl Config {
         if self.cache_bytes < 1024 * 1024 {
             return invalid("cache_bytes must be at least 1 MiB".into());
         }
+        if self.agent && self.agent_addr.parse::<SocketAddr>().is_err() {
+            return invalid(format!("agent_addr must be an IP address and port, got {:?}", self.agent_addr));
+        }
+        let x = &self.executors;
+        if x.health_check_interval_ms < 100 || x.health_check_timeout_ms == 0 || x.dispatch_timeout_ms == 0 {
+            return invalid("executors.health_check_interval_ms must be at least 100 and the timeouts above 0".into());
+        }
+        if x.failure_threshold == 0 || x.recovery_threshold == 0 {
+            return invalid("executors.failure_threshold and recovery_threshold must be at least 1".into());
+        }
+        let r = &self.retention;
+        if r.max_age_days == 0 || r.per_task_max == 0 || r.interval_ms < 100 {
+            return invalid(
+                "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
+            );
+        }
         Ok(())
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 

@@ -5,6 +5,10 @@
 //! - [`node`]: [`node::Node::start`], the one wiring function (storage → Raft → listeners), used by
 //!   `cronraft serve` and by the tests.
 //! - [`scheduler`]: the leader-only cron loop (timers → one `Fire` entry per tick).
+//! - [`dispatcher`]: the leader-only dispatcher (attempts → executors, timeouts, stops).
+//! - [`health`]: the leader-only health checker (only transitions go through Raft).
+//! - [`retention`]: the leader-only purge of old execution records.
+//! - [`leadership`]: running a service only while this node leads.
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
 //! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
 //! - [`cli`], [`commands`]: the clap command line and the client commands.
@@ -14,8 +18,12 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dispatcher;
+pub mod health;
 pub mod join;
+pub mod leadership;
 pub mod node;
+pub mod retention;
 pub mod scheduler;
 
 pub use config::Config;

@@ -21,6 +21,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigError};
+use crate::dispatcher::Dispatcher;
+use crate::health::HealthChecker;
+use crate::retention::RetentionService;
 use crate::scheduler::Scheduler;
 
 /// Why a node could not start.
@@ -92,7 +95,17 @@ impl Node {
 
         let scheduler =
             Scheduler { node_id: config.node_id, raft: raft.clone(), sm: sm.clone(), metrics: scheduler_metrics };
-        let services = vec![tokio::spawn(scheduler.run(signal.clone()))];
+        let (node_id, settings) = (config.node_id, config.executors.clone());
+        let dispatcher = Dispatcher { node_id, raft: raft.clone(), sm: sm.clone(), settings: settings.clone() };
+        let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings };
+        let retention =
+            RetentionService { node_id, raft: raft.clone(), sm: sm.clone(), settings: config.retention.clone() };
+        let services = vec![
+            tokio::spawn(scheduler.run(signal.clone())),
+            tokio::spawn(dispatcher.run(signal.clone())),
+            tokio::spawn(health.run(signal.clone())),
+            tokio::spawn(retention.run(signal.clone())),
+        ];
 
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
         let mut join = None;

@@ -175,6 +175,7 @@ fn replicas_applying_the_same_requests_have_the_same_digest() {
     assert_ne!(a.view().digest().unwrap(), b.view().digest().unwrap());
 }
 
+mod dispatch;
 mod fire;
 
 #[test]

@@ -1,0 +1,102 @@
+//! The leader's retention service: purges old execution records through Raft, a bounded batch
+//! at a time.
+//!
+//! Each interval it proposes `Purge` orders (at most [`PURGE_PER_ENTRY_MAX`] records each) for
+//! records older than `max_age_days`, and for the tasks whose record count exceeds
+//! `per_task_max`. Which records go is decided in apply from the order, so every replica drops
+//! the same ones; statistics rollups stay.
+
+use std::time::Duration;
+
+use cronraft_raft::command::{Command, PurgeOrder, Request};
+use cronraft_raft::model::TaskStatus;
+use cronraft_raft::state::{StateView, PURGE_PER_ENTRY_MAX};
+use cronraft_raft::store::StateMachineStore;
+use cronraft_raft::{NodeId, Raft, Response};
+use tokio::sync::watch;
+
+use crate::config::Retention;
+use crate::leadership::run_while_leader;
+use crate::scheduler::now_ms;
+
+/// Most tasks named in one order.
+const TASKS_PER_ORDER_MAX: usize = 1_000;
+/// Most orders per round, so one round never monopolizes the log.
+const ORDERS_PER_ROUND_MAX: usize = 20;
+
+#[derive(Clone)]
+pub struct RetentionService {
+    pub node_id: NodeId,
+    pub raft: Raft,
+    pub sm: StateMachineStore,
+    pub settings: Retention,
+}
+
+impl RetentionService {
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let (raft, node_id) = (self.raft.clone(), self.node_id);
+        run_while_leader(raft, node_id, stop, "retention", |_term| self.clone().lead()).await;
+    }
+
+    async fn lead(self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(self.settings.interval_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.round().await {
+                tracing::info!(error = %e, "retention round stopped");
+            }
+        }
+    }
+
+    async fn round(&self) -> Result<(), String> {
+        let over = tasks_over(&self.sm.view(), self.settings.per_task_max).map_err(|e| e.to_string())?;
+        let mut chunks = over.chunks(TASKS_PER_ORDER_MAX).map(|c| c.to_vec());
+        let mut tasks = chunks.next().unwrap_or_default();
+        for _ in 0..ORDERS_PER_ROUND_MAX {
+            let now = now_ms();
+            let max_age_ms = i64::try_from(self.settings.max_age_days).unwrap_or(i64::MAX / 86_400_000) * 86_400_000;
+            let order = PurgeOrder {
+                before_ms: now.saturating_sub(max_age_ms),
+                per_task_max: self.settings.per_task_max,
+                tasks: std::mem::take(&mut tasks),
+                limit: PURGE_PER_ENTRY_MAX,
+            };
+            let req = Request { request_id: String::new(), now_ms: now, command: Command::Purge(order) };
+            let resp = self.raft.client_write(req).await.map_err(|e| e.to_string())?;
+            let dropped = match resp.data {
+                Response::Count(n) => n,
+                _ => 0,
+            };
+            if dropped > 0 {
+                tracing::info!(dropped, "execution records purged");
+            }
+            tasks = chunks.next().unwrap_or_default();
+            if dropped < u64::from(PURGE_PER_ENTRY_MAX) && tasks.is_empty() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tasks (any status) holding more than `max` records.
+fn tasks_over(view: &StateView, max: u64) -> Result<Vec<u64>, cronraft_raft::error::StoreError> {
+    let mut out = Vec::new();
+    for status in [TaskStatus::Active, TaskStatus::Paused, TaskStatus::Deleted] {
+        let mut after = 0;
+        loop {
+            let page = view.tasks_after(status, after, 1_000)?;
+            for t in &page {
+                if view.runtime(t.id)?.counts.iter().sum::<u64>() > max {
+                    out.push(t.id);
+                }
+            }
+            match page.last() {
+                Some(t) if page.len() == 1_000 => after = t.id,
+                _ => break,
+            }
+        }
+    }
+    Ok(out)
+}
