@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use cronraft_api::client::Client;
 use cronraft_api::types::{ClusterView, TaskInput};
 
+pub mod executor;
+
 /// Config for fast snapshots: a snapshot every 50 entries, 5 kept behind it.
 pub const SMALL_SNAPSHOTS: &str = "[raft]\nsnapshot_logs_since_last = 50\nlogs_kept_after_snapshot = 5\n";
 
