@@ -45,6 +45,8 @@ const ENDS_PER_ENTRY_MAX: usize = 1_024;
 const SENDS_INFLIGHT_MAX: usize = 512;
 /// Queued attempt ends from senders (bounded: a full queue makes senders wait).
 const ENDS_QUEUE_LEN: usize = 8_192;
+/// How long a run that found every instance at capacity waits before the next round tries it.
+const CAPACITY_RECHECK_MS: i64 = 100;
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -106,7 +106,10 @@ pub(super) fn apply_dispatch(ws: &mut WriteSet<'_>, at: At, batch: &DispatchBatc
             continue;
         };
         let mut e = old.clone();
-        let found = candidates(ws, task.id, &task.spec.executor)?;
+        let (found, busy) = candidates(ws, task.id, &task.spec.executor)?;
+        if found.is_empty() && busy {
+            continue; // every instance is at its capacity: the run waits, spending nothing
+        }
         let seed = balance::mix(batch.seed ^ e.id.rotate_left(17) ^ u64::from(item.attempt));
         let chosen = balance::pick(ws, task.id, task.spec.load_balance_strategy, &found, seed)?;
         let mut attempt = Attempt {

@@ -200,8 +200,27 @@ pub(super) fn set_health(ws: &mut WriteSet<'_>, changes: &[HealthChange]) -> Res
     Ok(Response::Count(changed))
 }
 
-/// The executors a task may run on right now, each with the weight and priority that apply.
-pub(super) fn candidates(ws: &WriteSet<'_>, task_id: u64, group: &str) -> Result<Vec<(Executor, u32)>, StoreError> {
+/// The executors a task may run on right now, each with the weight that applies, and whether
+/// some available instance was left out only because it is at its capacity.
+pub(super) fn candidates(
+    ws: &WriteSet<'_>,
+    task_id: u64,
+    group: &str,
+) -> Result<(Vec<(Executor, u32)>, bool), StoreError> {
+    let all = available(ws, task_id, group)?;
+    let total = all.len();
+    let mut free = Vec::with_capacity(total);
+    for (e, w) in all {
+        if e.spec.capacity == 0 || get_u64(ws, &load_key(e.id))? < u64::from(e.spec.capacity) {
+            free.push((e, w));
+        }
+    }
+    let busy = free.len() < total;
+    Ok((free, busy))
+}
+
+/// Online, healthy instances of the group (or bound ones of the highest priority).
+fn available(ws: &WriteSet<'_>, task_id: u64, group: &str) -> Result<Vec<(Executor, u32)>, StoreError> {
     let bindings: Vec<Binding> = ws
         .scan_prefix(&binding_prefix(task_id), usize::MAX)?
         .iter()

@@ -311,3 +311,19 @@ fn purge_drops_old_final_records_and_keeps_active_ones_and_rollups() {
     assert_eq!(h.at(T0 + 10, Command::Purge(by_count)), Response::Count(0), "active runs are never purged");
     assert_eq!(h.view().task_stats(t, T0 + 10).unwrap().last_24h.cancelled, 4, "rollups stay");
 }
+
+#[test]
+fn a_full_instance_makes_runs_wait_without_spending_retries() {
+    let mut h = Harness::new();
+    let mut s = executor("a", 1);
+    s.capacity = 1;
+    h.at(T0, Command::RegisterExecutor { spec: s, tasks: vec![] });
+    let t = h.group_task("cap", BalanceStrategy::RoundRobin, 0);
+    let (x, y) = (h.trigger(t), h.trigger(t));
+    let got = h.dispatch(T0, 1, &[(x, 1), (y, 1)]);
+    assert_eq!(got.len(), 1, "only one fits");
+    let waiting = h.exec(y);
+    assert_eq!((waiting.status, waiting.attempt_count, waiting.retry_count), (ExecutionStatus::Pending, 0, 0));
+    h.report(&got[0], ExecutionStatus::Success);
+    assert_eq!(h.dispatch(T0, 2, &[(y, 1)]).len(), 1, "it runs once the instance is free");
+}
