@@ -71,6 +71,8 @@ pub async fn start(bin: &Path, size: u64, tmp_base: &Path, http: &reqwest::Clien
 fn spawn_node(bin: &Path, id: u64, dir: &Path, join: Option<&str>) -> Result<Proc> {
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--node-id", &id.to_string(), "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"]);
+    // Executors are the benchmark's to start (see `dispatch.rs`); no embedded agent.
+    cmd.arg("--no-agent");
     cmd.arg("--data-dir").arg(dir.join(format!("node{id}")));
     if let Some(url) = join {
         cmd.args(["--join", url]);

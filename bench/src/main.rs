@@ -12,6 +12,7 @@
 
 mod child;
 mod cronraft;
+mod dispatch;
 mod etcd;
 mod load;
 mod report;
@@ -44,7 +45,7 @@ enum BenchCommand {
 #[derive(Debug, Args)]
 struct ScheduleArgs {
     /// Scenarios to run, each on a fresh 3-node cluster: spread, burst, burst100k, sustained,
-    /// failover, memory.
+    /// failover, memory, dispatch_lag, throughput.
     #[arg(long, value_delimiter = ',', default_value = "spread,burst,failover,memory")]
     scenarios: Vec<String>,
     /// Tasks for `spread` (every second, phases spread over the second).
@@ -59,6 +60,9 @@ struct ScheduleArgs {
     /// Seconds `sustained` runs.
     #[arg(long, default_value_t = 600)]
     sustained_seconds: u64,
+    /// Tasks for `throughput` (every second; each run an `http` task on the bundled agent).
+    #[arg(long, default_value_t = 2_500)]
+    throughput_tasks: u64,
     /// Tasks for `memory` and the idle-CPU check.
     #[arg(long, default_value_t = 100_000)]
     memory_tasks: u64,
@@ -184,6 +188,10 @@ async fn schedule_bench(a: &ScheduleArgs) -> Result<()> {
             "sustained" => vec![schedule::sustained(&http, &mut c, a.sustained_tasks, a.sustained_seconds).await?],
             "failover" => vec![schedule::failover(&http, &mut c, 100).await?],
             "memory" => schedule::memory(&http, &mut c, a.memory_tasks, 60).await?,
+            "dispatch_lag" => vec![dispatch::lag(&http, &mut c, 1_000, a.spread_seconds).await?],
+            "throughput" => {
+                vec![dispatch::throughput(&http, &mut c, &bin, a.throughput_tasks, a.spread_seconds).await?]
+            }
             other => anyhow::bail!("unknown scenario {other:?}"),
         };
         for l in &found {
