@@ -72,8 +72,8 @@ impl Registration {
                 }
                 Err(last) => {
                     failures += 1;
-                    // The first failure of a streak, then about once a minute.
-                    if failures == 1 || failures % 12 == 0 {
+                    // The first failure of a streak, then every 12th (about once a minute).
+                    if failures % 12 == 1 {
                         tracing::warn!(failures, last, "cannot register with the cluster; retrying");
                     }
                     if !registered {
