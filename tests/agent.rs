@@ -378,6 +378,8 @@ async fn bad_requests_get_json_errors() {
     assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "invalid_body");
     let (status, answer) = post_json(&agent, "/execute", &json!({"execution_id": 1})).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_body")));
+    let (status, answer) = post_json(&agent, "/execute", &execute_request(2, json!({"command": "true"}), 0, &[])).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_body")), "no callback_urls");
     let (status, answer) = post_json(&agent, "/stop", &json!({"attempt": 1})).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_body")));
     let (status, answer) = get_json(&agent, "/nowhere").await;

@@ -51,6 +51,9 @@ async fn execute(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: ExecuteRequest = parse(body)?;
+    if req.callback_urls.is_empty() {
+        return Err(ApiError::bad_request("invalid_body", "callback_urls must list at least one node API URL"));
+    }
     let key = (req.execution_id, req.attempt);
     let stop = match shared.runs.admit(key) {
         Admission::Start(stop) => stop,
