@@ -26,6 +26,8 @@ pub enum Command {
     /// Tasks: create, list, get, update, delete, pause, resume.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Run the bundled executor agent: shell commands and HTTP requests for a cluster.
+    Agent(AgentArgs),
 }
 
 #[derive(Debug, Args, Default)]
@@ -81,6 +83,41 @@ impl ServeArgs {
         }
         c.validate()?;
         Ok(c)
+    }
+}
+
+/// `cronraft agent`: an executor that registers with the cluster and runs its jobs.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Executor group to serve; tasks name it in `executor`.
+    #[arg(long)]
+    pub name: String,
+    /// API URL(s) of the cluster's nodes, comma-separated.
+    #[arg(long, env = "CRONRAFT_CLUSTER", value_delimiter = ',', required = true)]
+    pub cluster: Vec<String>,
+    /// Where to listen for the cluster's requests (IP:port; port 0 picks one).
+    #[arg(long, default_value = crate::agent::DEFAULT_LISTEN)]
+    pub listen: std::net::SocketAddr,
+    /// Unique id in the cluster [default: NAME-HOSTNAME-PORT].
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// Base URL the cluster should use to reach this agent [default: http://LISTEN].
+    #[arg(long)]
+    pub advertise_url: Option<String>,
+    /// Most concurrent runs (0 = unlimited).
+    #[arg(long, default_value_t = crate::agent::DEFAULT_CAPACITY)]
+    pub capacity: u32,
+}
+
+impl AgentArgs {
+    pub fn to_config(&self) -> crate::agent::AgentConfig {
+        let cluster = self.cluster.iter().flat_map(|c| split_list(c)).collect();
+        let mut c = crate::agent::AgentConfig::new(self.name.clone(), cluster);
+        c.listen = self.listen;
+        c.instance_id = self.instance_id.clone().unwrap_or_default();
+        c.advertise_url = self.advertise_url.clone();
+        c.capacity = self.capacity;
+        c
     }
 }
 

@@ -11,10 +11,13 @@
 //! - [`leadership`]: running a service only while this node leads.
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
 //! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
+//! - [`agent`]: the bundled executor agent (`cronraft agent`): runs shell commands and HTTP
+//!   requests for the cluster and reports back.
 //! - [`cli`], [`commands`]: the clap command line and the client commands.
 //!
 //! The replicated state is in `cronraft-raft`; the REST surface and client in `cronraft-api`.
 
+pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use cronraft::cli::{Cli, Command, ServeArgs};
+use cronraft::agent::Agent;
+use cronraft::cli::{AgentArgs, Cli, Command, ServeArgs};
 use cronraft::Node;
 
 #[tokio::main]
@@ -12,12 +13,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Cluster(cmd) => Ok(cronraft::commands::cluster(cmd).await?),
         Command::Task(cmd) => Ok(cronraft::commands::task(cmd).await?),
+        Command::Agent(args) => agent(args).await,
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    // Logs go to stderr (stdout carries the one machine-readable `listening` line), with colours
-    // only on a terminal.
+/// Logs go to stderr (stdout carries the one machine-readable `listening` line), with colours
+/// only on a terminal.
+fn init_logging() {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -26,6 +28,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("CRONRAFT_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .init();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
     let config = args.to_config(std::env::vars()).context("configuration")?;
     let node = Node::start(config).await.context("starting the node")?;
     // One machine-readable line: tests and the benchmark read the real ports from it (port 0).
@@ -34,6 +40,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    init_logging();
+    // Handlers first: a script may send SIGTERM as soon as it has read the `listening` line.
+    let stop = shutdown_signal();
+    let agent = Agent::start(args.to_config()).await.context("starting the agent")?;
+    // One machine-readable line, like `serve`'s: the real port when listening on port 0.
+    println!("cronraft agent {} listening http={}", args.name, agent.addr());
+    stop.await;
+    tracing::info!("shutting down");
+    agent.shutdown().await;
+    Ok(())
+}
+
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on either signal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    }
 }
 
 async fn wait_for_signal() {

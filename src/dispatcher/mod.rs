@@ -213,8 +213,9 @@ impl Dispatcher {
         let view = self.sm.view();
         for id in ids {
             match view.execution(*id) {
+                // Due but not acted on: every instance is at capacity. Look again shortly.
                 Ok(Some(e)) if e.status == ExecutionStatus::Pending && !e.queued => {
-                    book.unpropose(*id, e.not_before_ms)
+                    book.unpropose(*id, e.not_before_ms.max(now_ms() + CAPACITY_RECHECK_MS))
                 }
                 Ok(Some(e)) => book.observe(&e, timeout_ms(&view, &e)),
                 _ => book.unpropose(*id, now_ms()),

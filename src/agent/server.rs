@@ -1,0 +1,122 @@
+//! The agent's HTTP side of the executor protocol: `POST /execute`, `POST /stop`, `GET /health`.
+//!
+//! `/execute` only admits the run and spawns it; the answer (202) goes out at once and the result
+//! comes later as a callback, so a node's dispatch never waits on a job. Bodies are parsed from
+//! bytes whatever their `Content-Type`, and every error has the cluster's JSON error shape
+//! (`{"error":{"code","message"}}`), so a node reads the agent's answers like its own.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cronraft_api::error::ApiError;
+use cronraft_api::protocol::{CallbackRequest, CallbackStatus, ExecuteRequest, StopRequest};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::report::{Report, Reporter};
+use super::runs::{Admission, Runs};
+
+/// Largest request body: an execute request carries the task's parameters (at most 64 KiB in the
+/// cluster) plus a little; 1 MiB leaves room without letting a client tie up memory.
+pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+
+/// What the handlers and the runs they spawn share.
+#[derive(Debug)]
+pub struct Shared {
+    pub runs: Runs,
+    pub reporter: Arc<Reporter>,
+    /// The client for `http` jobs (proxies from the environment apply; no overall timeout, the
+    /// task's own timeout governs).
+    pub jobs_client: reqwest::Client,
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/execute", post(execute))
+        .route("/stop", post(stop))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(shared)
+}
+
+/// Admits the attempt (or says why not) and runs it in the background.
+async fn execute(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req: ExecuteRequest = parse(body)?;
+    if req.callback_urls.is_empty() {
+        return Err(ApiError::bad_request("invalid_body", "callback_urls must list at least one node API URL"));
+    }
+    let key = (req.execution_id, req.attempt);
+    let stop = match shared.runs.admit(key) {
+        Admission::Start(stop) => stop,
+        Admission::Duplicate => return Ok((StatusCode::OK, Json(json!({ "accepted": true, "duplicate": true })))),
+        Admission::AtCapacity(n) => {
+            return Err(ApiError::unavailable("at_capacity", format!("this agent is running its capacity of {n} runs")))
+        }
+        Admission::Closed => return Err(ApiError::unavailable("shutting_down", "this agent is shutting down")),
+    };
+    tracing::info!(execution_id = req.execution_id, attempt = req.attempt, task = %req.task_name, "run started");
+    tokio::spawn(async move {
+        let run = {
+            let (req, client) = (req.clone(), shared.jobs_client.clone());
+            tokio::spawn(async move { super::run::run(&req, &client, stop).await })
+        };
+        // A panicking run still frees its place and reports, as a failure.
+        let body = run.await.unwrap_or_else(|e| panicked(&req, &e));
+        tracing::info!(execution_id = req.execution_id, attempt = req.attempt, status = ?body.status, "run ended");
+        shared.reporter.submit(Report { execution_id: req.execution_id, callback_urls: req.callback_urls, body });
+        shared.runs.finish(key);
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": true }))))
+}
+
+/// Signals the matching run(s) to stop; the run reports `cancelled` itself once it is down.
+async fn stop(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+    let req: StopRequest = parse(body)?;
+    let stopped = shared.runs.stop(req.execution_id, req.attempt, &req.reason);
+    tracing::info!(execution_id = req.execution_id, attempt = req.attempt, reason = %req.reason, stopped, "stop");
+    Ok(Json(json!({ "stopped": stopped })))
+}
+
+fn panicked(req: &ExecuteRequest, e: &tokio::task::JoinError) -> CallbackRequest {
+    tracing::error!(execution_id = req.execution_id, attempt = req.attempt, error = %e, "run panicked");
+    CallbackRequest {
+        attempt: req.attempt,
+        callback_token: req.callback_token.clone(),
+        status: CallbackStatus::Failed,
+        result: None,
+        logs: Some(format!("[cronraft agent: the run failed inside the agent: {e}]")),
+        start_time: None,
+        end_time: Some(chrono::Utc::now()),
+        exit_code: None,
+    }
+}
+
+async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({ "status": "ok", "running": shared.runs.running() }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "the agent serves POST /execute, POST /stop and GET /health")
+}
+
+/// A JSON body, whatever the `Content-Type`; too large → 413, anything else wrong → 400.
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
+        ),
+        _ => ApiError::bad_request("invalid_body", r.body_text()),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))
+}
