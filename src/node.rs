@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::agent::{Agent, AgentConfig};
 use crate::config::{Config, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::health::HealthChecker;
@@ -42,7 +43,13 @@ pub enum NodeError {
     Raft(String),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The embedded agent could not start (its address is taken).
+    #[error("embedded agent: {0}")]
+    Agent(String),
 }
+
+/// The executor group of the embedded agent, and the default group of new tasks.
+pub const EMBEDDED_AGENT_GROUP: &str = "local";
 
 /// A running node. Dropping it without [`Node::shutdown`] leaves its tasks running.
 pub struct Node {
@@ -60,6 +67,8 @@ pub struct Node {
     services: Vec<JoinHandle<()>>,
     /// The join task, if any (stops on shutdown).
     join: Option<JoinHandle<()>>,
+    /// The embedded agent (group `local`), unless turned off.
+    pub agent: Option<Agent>,
 }
 
 impl Node {
@@ -122,8 +131,9 @@ impl Node {
             raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
             tracing::info!(node_id = config.node_id, "bootstrapped a one-node cluster");
         }
+        let agent = if config.agent { Some(start_agent(&config, &info).await?) } else { None };
         tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, "node started");
-        Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join })
+        Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join, agent })
     }
 
     /// The REST base URL, e.g. `http://127.0.0.1:7340`.
@@ -133,6 +143,9 @@ impl Node {
 
     /// Stops accepting requests, drains in-flight ones, stops Raft and syncs storage.
     pub async fn shutdown(self) {
+        if let Some(agent) = self.agent {
+            agent.shutdown().await;
+        }
         let _ = self.shutdown.send(true);
         if let Some(j) = self.join {
             let _ = j.await;
@@ -151,6 +164,17 @@ impl Node {
         }
         tracing::info!(node_id = self.node_id, "node stopped");
     }
+}
+
+/// The embedded agent: group `local`, registered through this node (which forwards to the
+/// leader), with an instance id that survives restarts so the registry entry is reused.
+async fn start_agent(config: &Config, info: &NodeInfo) -> Result<Agent, NodeError> {
+    let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![format!("http://{}", info.http_addr)]);
+    agent.instance_id = format!("{EMBEDDED_AGENT_GROUP}-node{}", config.node_id);
+    agent.listen = config.agent_addr.parse().map_err(|_| {
+        NodeError::Config(ConfigError::Invalid(format!("agent_addr {:?} is not an address", config.agent_addr)))
+    })?;
+    Agent::start(agent).await.map_err(|e| NodeError::Agent(e.to_string()))
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, NodeError> {

@@ -48,6 +48,8 @@ pub struct Cluster {
     root: tempfile::TempDir,
     config: Option<PathBuf>,
     pub nodes: BTreeMap<u64, NodeProc>,
+    /// Run each node's embedded agent (off by default: most tests bring their own executors).
+    pub agent: bool,
 }
 
 impl Cluster {
@@ -59,7 +61,7 @@ impl Cluster {
             std::fs::write(&p, config).expect("write config");
             p
         });
-        Cluster { root, config, nodes: BTreeMap::new() }
+        Cluster { root, config, nodes: BTreeMap::new(), agent: false }
     }
 
     /// Starts `n` nodes: node 1 bootstraps, the others join through it; waits for `n` voters.
@@ -94,6 +96,9 @@ impl Cluster {
         };
         cmd.args(["serve", "--node-id", &id.to_string(), "--http-addr", &http, "--raft-addr", &raft]);
         cmd.arg("--data-dir").arg(dir.join("data"));
+        if !self.agent {
+            cmd.arg("--no-agent");
+        }
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
