@@ -1,4 +1,11 @@
 //! Client commands: turn CLI arguments into API calls and print the answers.
+//!
+//! This file holds the shared printing helpers and the `cluster` and `task` commands; executors,
+//! executions (and a task's manual runs) and task statistics are in the submodules.
+
+pub mod execution;
+pub mod executor;
+mod stats;
 
 use cronraft_api::client::{Client, ClientError};
 use cronraft_api::context::Consistency;
@@ -123,16 +130,18 @@ fn task_input(f: TaskFields) -> Result<TaskInput, CommandError> {
                 .map_err(|e| CommandError::Argument(format!("--params is not JSON: {e}")))?,
         ),
     };
+    if f.command.is_some() && f.http_url.is_some() {
+        return Err(CommandError::Argument("--command and --http-url are two kinds of job; give one".into()));
+    }
     if let Some(cmd) = &f.command {
-        let obj = parameters.get_or_insert_with(|| serde_json::json!({}));
-        match obj.as_object_mut() {
-            Some(map) => {
-                map.insert("command".into(), serde_json::Value::String(cmd.clone()));
-            }
-            None => {
-                return Err(CommandError::Argument("--params must be a JSON object to combine with --command".into()))
-            }
+        set_job(&mut parameters, "--command", "command", serde_json::Value::String(cmd.clone()))?;
+    }
+    if let Some(url) = &f.http_url {
+        let mut http = serde_json::json!({ "url": url });
+        if let Some(m) = &f.http_method {
+            http["method"] = serde_json::Value::String(m.to_uppercase());
         }
+        set_job(&mut parameters, "--http-url", "http", http)?;
     }
     Ok(TaskInput {
         name: f.name,
@@ -150,6 +159,27 @@ fn task_input(f: TaskFields) -> Result<TaskInput, CommandError> {
         dst_policy: None,
         version: None,
     })
+}
+
+/// Adds `key` (the job of a `--command` or `--http-url` shortcut) to the parameters, refusing to
+/// overwrite a job `--params` already names.
+fn set_job(
+    parameters: &mut Option<serde_json::Value>,
+    flag: &str,
+    key: &str,
+    job: serde_json::Value,
+) -> Result<(), CommandError> {
+    let obj = parameters.get_or_insert_with(|| serde_json::json!({}));
+    let Some(map) = obj.as_object_mut() else {
+        return Err(CommandError::Argument(format!("--params must be a JSON object to combine with {flag}")));
+    };
+    for taken in ["command", "http"] {
+        if map.contains_key(taken) {
+            return Err(CommandError::Argument(format!("--params already has \"{taken}\"; drop it or {flag}")));
+        }
+    }
+    map.insert(key.into(), job);
+    Ok(())
 }
 
 fn show_task(t: &TaskView, json: bool) {
@@ -208,6 +238,10 @@ pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
         TaskCommand::Resume { task, target } => {
             show_task(&client(&target).resume_task(&task, None).await?, target.json)
         }
+        TaskCommand::Trigger { task, parameters, requested_by, idempotency_key, target } => {
+            execution::trigger(&task, parameters, requested_by, idempotency_key, &target).await?
+        }
+        TaskCommand::Stats { task, target } => stats::show(&task, &target).await?,
     }
     Ok(())
 }

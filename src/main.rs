@@ -14,6 +14,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Cluster(cmd) => Ok(cronraft::commands::cluster(cmd).await?),
         Command::Task(cmd) => Ok(cronraft::commands::task(cmd).await?),
         Command::Agent(args) => agent(args).await,
+        Command::Executor(cmd) => Ok(cronraft::commands::executor::run(cmd).await?),
+        Command::Execution(cmd) => Ok(cronraft::commands::execution::run(cmd).await?),
     }
 }
 

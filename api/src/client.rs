@@ -12,10 +12,14 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use cronraft_raft::model::ExecutorStatus;
+
 use crate::context::Consistency;
+use crate::protocol::{CallbackRequest, RegisterRequest};
 use crate::types::{
-    AddNodeInput, ClusterView, DigestView, ErrorBody, ExecutionView, MembershipChangeView, Page, PreviewView,
-    SchedulerStatusView, TaskInput, TaskView, TriggerInput, IDEMPOTENCY_HEADER,
+    AddNodeInput, ClusterView, DigestView, ErrorBody, ExecutionView, ExecutorStatusInput, ExecutorView,
+    MembershipChangeView, Page, PreviewView, RegisteredView, SchedulerStatusView, StopInput, TaskInput, TaskStatsView,
+    TaskView, TriggerInput, IDEMPOTENCY_HEADER,
 };
 
 /// Why a call failed.
@@ -241,6 +245,98 @@ impl Client {
     ) -> Result<ExecutionView, ClientError> {
         let path = format!("/api/v1/tasks/{}/trigger", encode_segment(id_or_name));
         self.call(Method::POST, &path, Some(input), idempotency_key).await
+    }
+
+    /// Stops an active execution (it ends `cancelled`).
+    pub async fn stop_execution(
+        &self,
+        id: u64,
+        requested_by: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<ExecutionView, ClientError> {
+        let input = StopInput { requested_by: requested_by.map(String::from) };
+        self.call(Method::POST, &format!("/api/v1/executions/{id}/stop"), Some(&input), idempotency_key).await
+    }
+
+    /// An executor's report on its attempt. Retry with the same `idempotency_key` after a
+    /// transport error: the report is applied at most once.
+    pub async fn callback(
+        &self,
+        execution_id: u64,
+        report: &CallbackRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<ExecutionView, ClientError> {
+        let path = format!("/api/v1/executions/{execution_id}/callback");
+        self.call(Method::POST, &path, Some(report), idempotency_key).await
+    }
+
+    /// A task's statistics (24 h, 7 d, 90 d, daily trend, health score); by id or name.
+    pub async fn task_stats(&self, id_or_name: &str, consistency: Consistency) -> Result<TaskStatsView, ClientError> {
+        let path =
+            format!("/api/v1/tasks/{}/stats?consistency={}", encode_segment(id_or_name), consistency_str(consistency));
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    /// Registers (or re-registers, by `instance_id`) an executor, upserting and binding its tasks.
+    pub async fn register_executor(
+        &self,
+        input: &RegisterRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<RegisteredView, ClientError> {
+        self.call(Method::POST, "/api/v1/executors/register", Some(input), idempotency_key).await
+    }
+
+    /// Executors in id order; `name` keeps one group.
+    pub async fn list_executors(
+        &self,
+        name: Option<&str>,
+        page: u64,
+        page_size: u64,
+        consistency: Consistency,
+    ) -> Result<Page<ExecutorView>, ClientError> {
+        let mut path =
+            format!("/api/v1/executors?page={page}&page_size={page_size}&consistency={}", consistency_str(consistency));
+        if let Some(n) = name {
+            path.push_str(&format!("&name={}", encode_segment(n)));
+        }
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    /// One executor, by id or `instance_id`.
+    pub async fn get_executor(
+        &self,
+        id_or_instance: &str,
+        consistency: Consistency,
+    ) -> Result<ExecutorView, ClientError> {
+        let path = format!(
+            "/api/v1/executors/{}?consistency={}",
+            encode_segment(id_or_instance),
+            consistency_str(consistency)
+        );
+        self.call(Method::GET, &path, None::<&()>, None).await
+    }
+
+    /// Sets an executor's operator status (`online` instances receive work), with a reason.
+    pub async fn set_executor_status(
+        &self,
+        id_or_instance: &str,
+        status: ExecutorStatus,
+        reason: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Result<ExecutorView, ClientError> {
+        let input = ExecutorStatusInput { status: status.as_str().to_string(), reason: reason.map(String::from) };
+        let path = format!("/api/v1/executors/{}/status", encode_segment(id_or_instance));
+        self.call(Method::PUT, &path, Some(&input), idempotency_key).await
+    }
+
+    /// Deregisters an executor; answers with the record as it was.
+    pub async fn remove_executor(
+        &self,
+        id_or_instance: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<ExecutorView, ClientError> {
+        let path = format!("/api/v1/executors/{}", encode_segment(id_or_instance));
+        self.call(Method::DELETE, &path, None::<&()>, idempotency_key).await
     }
 
     pub async fn scheduler_status(&self) -> Result<SchedulerStatusView, ClientError> {

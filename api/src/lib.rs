@@ -39,6 +39,9 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(routes::tasks::router())
         .merge(routes::cluster::router())
         .merge(routes::executions::router())
+        .merge(routes::executors::router())
+        .merge(routes::callbacks::router())
+        .merge(routes::stats::router())
         .merge(routes::ops::api_router());
     Router::new()
         .nest("/api/v1", api)

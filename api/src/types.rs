@@ -9,6 +9,11 @@ use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskSt
 use cronraft_raft::schedule::DstPolicy;
 use serde::{Deserialize, Serialize};
 
+mod executor;
+mod stats;
+pub use executor::{ExecutorStatusInput, ExecutorView, RegisteredView, StopInput};
+pub use stats::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
+
 /// Body of `POST /tasks` (every field but `name` and `cron_expression` has a default) and of
 /// `PUT /tasks/{id}` (every field optional: only the given ones change).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -185,6 +190,33 @@ pub struct ExecutionView {
     pub log_index: u64,
     /// Slots this record stands for (more than 1 only for a summarized run of missed slots).
     pub slot_count: u64,
+    /// The latest attempts, oldest first (at most 16 are kept; `attempt_count` counts all).
+    pub attempts: Vec<AttemptView>,
+    pub attempt_count: u32,
+    /// A pending execution waiting out a retry backoff is not dispatched before this instant
+    /// (null otherwise).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// One dispatch of an execution to one executor instance. The attempt's callback token is never
+/// shown: only the executor it was sent to knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AttemptView {
+    /// 1-based, across retries and failovers.
+    pub attempt: u32,
+    /// 0 when no instance could be chosen (`no_healthy_executor`).
+    pub executor_id: u64,
+    pub instance_id: String,
+    pub base_url: String,
+    /// `running` until it ends; then `success`, `failed`, `timeout` or `cancelled`.
+    pub status: cronraft_raft::model::ExecutionStatus,
+    pub dispatched_at: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    /// Why it failed, when it did.
+    pub error: String,
+    /// Fencing data handed to the executor: the term and log index of the entry that made it.
+    pub term: u64,
+    pub log_index: u64,
 }
 
 /// Body of `POST /tasks/{id}/trigger` (optional).
@@ -213,6 +245,11 @@ pub struct SchedulerStatusView {
     pub paused_tasks: u64,
     pub pending_executions: u64,
     pub running_executions: u64,
+    /// Registered executor instances, those an operator set `online`, and those online and
+    /// healthy (the ones that receive work).
+    pub executors_total: u64,
+    pub executors_online: u64,
+    pub executors_healthy: u64,
     /// Recent fire lag measured by this node while leading.
     pub fire_lag: crate::scheduler_metrics::LagSummary,
 }

@@ -10,6 +10,9 @@ use cronraft_raft::spec::{check_spec, parse_schedule, SpecError, TaskPatch};
 use crate::error::ApiError;
 use crate::types::{TaskInput, TaskView};
 
+pub mod executor;
+pub use executor::{executor_spec, status_reason, task_upserts};
+
 pub const DEFAULT_EXECUTOR: &str = "local";
 pub const DEFAULT_MAX_RETRY: u32 = 3;
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 300;

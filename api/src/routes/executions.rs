@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, TimeZone, Utc};
-use cronraft_raft::model::{Execution, ExecutionStatus, TaskStatus};
+use cronraft_raft::model::{Execution, ExecutionStatus, ExecutorStatus, TaskStatus};
 use cronraft_raft::Command;
 use serde::Deserialize;
 
@@ -18,9 +18,9 @@ use crate::context::{Consistency, Ctx};
 use crate::error::ApiError;
 use crate::extract::{parse_json, ApiQuery};
 use crate::routes::tasks::{request, resolve, ReadQuery};
-use crate::types::{ExecutionView, Page, SchedulerStatusView, TriggerInput, LOG_INDEX_HEADER};
+use crate::types::{AttemptView, ExecutionView, Page, SchedulerStatusView, TriggerInput, LOG_INDEX_HEADER};
 
-const REQUESTED_BY_LEN_MAX: usize = 128;
+pub const REQUESTED_BY_LEN_MAX: usize = 128;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -54,7 +54,45 @@ pub fn execution_view(e: &Execution) -> ExecutionView {
         retry_count: e.retry_count,
         log_index: e.log_index,
         slot_count: e.slot_count,
+        attempts: e
+            .attempts
+            .iter()
+            .map(|a| AttemptView {
+                attempt: a.number,
+                executor_id: a.executor_id,
+                instance_id: a.instance_id.clone(),
+                base_url: a.base_url.clone(),
+                status: a.status,
+                dispatched_at: at(a.dispatched_ms),
+                end_time: a.end_ms.map(at),
+                error: a.error.clone(),
+                term: a.term,
+                log_index: a.log_index,
+            })
+            .collect(),
+        attempt_count: e.attempt_count,
+        next_attempt_at: (e.status == ExecutionStatus::Pending && e.not_before_ms > 0).then(|| at(e.not_before_ms)),
     }
+}
+
+/// Who asks for a trigger or a stop (default `api`).
+pub fn requested_by(raw: Option<String>) -> Result<String, ApiError> {
+    let requested_by = raw.unwrap_or_else(|| "api".into());
+    if requested_by.chars().count() > REQUESTED_BY_LEN_MAX || requested_by.chars().any(char::is_control) {
+        let msg = format!("`requested_by` must be at most {REQUESTED_BY_LEN_MAX} characters, no control characters");
+        return Err(ApiError::unprocessable("invalid_field", msg));
+    }
+    Ok(requested_by)
+}
+
+/// An execution id from a path segment.
+pub fn execution_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_execution_id",
+            format!("execution id must be a non-negative integer, got {raw:?}"),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,12 +128,7 @@ async fn read(
     Path(raw): Path<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<ExecutionView>, ApiError> {
-    let id = raw.parse::<u64>().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_execution_id",
-            format!("execution id must be a non-negative integer, got {raw:?}"),
-        )
-    })?;
+    let id = execution_id(&raw)?;
     ctx.read_barrier(q.consistency).await?;
     match ctx.sm.view().execution(id)? {
         Some(e) => Ok(Json(execution_view(&e))),
@@ -121,11 +154,7 @@ async fn trigger(
     if parameters.as_ref().map(|p| p.len() > cronraft_raft::spec::PARAMETERS_BYTES_MAX).unwrap_or(false) {
         return Err(ApiError::unprocessable("parameters_too_large", "`parameters` is too large"));
     }
-    let requested_by = input.requested_by.unwrap_or_else(|| "api".into());
-    if requested_by.chars().count() > REQUESTED_BY_LEN_MAX || requested_by.chars().any(char::is_control) {
-        let msg = format!("`requested_by` must be at most {REQUESTED_BY_LEN_MAX} characters, no control characters");
-        return Err(ApiError::unprocessable("invalid_field", msg));
-    }
+    let requested_by = requested_by(input.requested_by)?;
     let id = resolve(&ctx, &raw)?;
     let (resp, log_index) =
         ctx.propose(request(&headers, Command::TriggerTask { id, parameters, requested_by })).await?;
@@ -143,6 +172,8 @@ async fn trigger(
 async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, ApiError> {
     let m = ctx.raft.metrics().borrow().clone();
     let view = ctx.sm.view();
+    let executors = view.all_executors()?;
+    let online = executors.iter().filter(|e| e.status == ExecutorStatus::Online);
     Ok(Json(SchedulerStatusView {
         node_id: ctx.node_id,
         leader_id: m.current_leader,
@@ -153,6 +184,9 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, Api
         paused_tasks: view.count(TaskStatus::Paused)?,
         pending_executions: view.list_executions(None, Some(ExecutionStatus::Pending), 1, 1)?.total,
         running_executions: view.list_executions(None, Some(ExecutionStatus::Running), 1, 1)?.total,
+        executors_total: executors.len() as u64,
+        executors_online: online.clone().count() as u64,
+        executors_healthy: online.filter(|e| e.is_healthy).count() as u64,
         fire_lag: ctx.scheduler.summary(),
     }))
 }

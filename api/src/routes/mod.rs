@@ -1,8 +1,11 @@
 //! The REST routes, one module per resource.
 
+pub mod callbacks;
 pub mod cluster;
 pub mod executions;
+pub mod executors;
 pub mod ops;
+pub mod stats;
 pub mod tasks;
 
 use crate::error::ApiError;

@@ -1,0 +1,164 @@
+//! `POST /api/v1/executions/{id}/stop` (a person ends a run) and
+//! `POST /api/v1/executions/{id}/callback` (an executor reports on its attempt).
+//!
+//! Both are writes, so they reach the leader through the forwarding middleware and carry the
+//! request id; an executor retrying a callback with the same `Idempotency-Key` is applied once.
+//! Whether a report is acceptable (the execution exists and is active, the attempt is the
+//! current running one, the token matches) is decided in apply, against the state the entry meets;
+//! this module only checks shape and size, so a report never costs more than its bounded log entry.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use cronraft_raft::command::AttemptReport;
+use cronraft_raft::model::ExecutionStatus;
+use cronraft_raft::state::truncate_tail;
+use cronraft_raft::Command;
+
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::extract::{parse_json, JsonBody};
+use crate::protocol::{CallbackRequest, CallbackStatus, LOGS_BYTES_MAX, RESULT_BYTES_MAX};
+use crate::routes::executions::{execution_id, execution_view, requested_by};
+use crate::routes::tasks::request;
+use crate::types::{StopInput, LOG_INDEX_HEADER};
+
+/// Header that may carry the callback token instead of the body (the body wins).
+pub const CALLBACK_TOKEN_HEADER: &str = "x-callback-token";
+/// Longest callback token accepted (the cluster issues 32 hex characters).
+pub const CALLBACK_TOKEN_LEN_MAX: usize = 128;
+const STATUSES: [&str; 5] = ["running", "success", "failed", "timeout", "cancelled"];
+
+pub fn router() -> Router<Ctx> {
+    Router::new().route("/executions/{id}/stop", post(stop)).route("/executions/{id}/callback", post(callback))
+}
+
+/// Proposes an execution write and answers 200 with the execution.
+async fn write_execution(ctx: &Ctx, headers: &HeaderMap, command: Command) -> Result<Response, ApiError> {
+    let (resp, log_index) = ctx.propose(request(headers, command)).await?;
+    match resp {
+        cronraft_raft::Response::Execution(e) => {
+            let mut out = (StatusCode::OK, Json(execution_view(&e))).into_response();
+            out.headers_mut().insert(LOG_INDEX_HEADER, HeaderValue::from(log_index));
+            Ok(out)
+        }
+        cronraft_raft::Response::Rejected(r) => Err(r.into()),
+        other => Err(ApiError::internal(format!("apply returned {other:?} instead of an execution"))),
+    }
+}
+
+async fn stop(
+    State(ctx): State<Ctx>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = execution_id(&raw)?;
+    let input: StopInput =
+        if body.iter().all(u8::is_ascii_whitespace) { StopInput::default() } else { parse_json(&body)? };
+    let requested_by = requested_by(input.requested_by)?;
+    write_execution(&ctx, &headers, Command::StopExecution { id, requested_by }).await
+}
+
+fn status_of(s: CallbackStatus) -> ExecutionStatus {
+    match s {
+        CallbackStatus::Running => ExecutionStatus::Running,
+        CallbackStatus::Success => ExecutionStatus::Success,
+        CallbackStatus::Failed => ExecutionStatus::Failed,
+        CallbackStatus::Timeout => ExecutionStatus::Timeout,
+        CallbackStatus::Cancelled => ExecutionStatus::Cancelled,
+    }
+}
+
+/// Reads a callback body: the token from the body or else the header, the status checked by name
+/// (so a wrong one is `invalid_status`, as apply would call it), then the strict shape.
+fn parse_callback(headers: &HeaderMap, mut body: serde_json::Value) -> Result<CallbackRequest, ApiError> {
+    let Some(fields) = body.as_object_mut() else {
+        return Err(ApiError::unprocessable("invalid_field", "the body must be a JSON object"));
+    };
+    if fields.get("callback_token").map(|v| v.is_null()).unwrap_or(true) {
+        match headers.get(CALLBACK_TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
+            Some(token) => {
+                fields.insert("callback_token".into(), serde_json::Value::String(token.to_string()));
+            }
+            None => {
+                let msg = "`callback_token` is required, in the body or in the X-Callback-Token header";
+                return Err(ApiError::unprocessable("missing_field", msg));
+            }
+        }
+    }
+    for f in ["attempt", "status"] {
+        if fields.get(f).map(|v| v.is_null()).unwrap_or(true) {
+            return Err(ApiError::unprocessable("missing_field", format!("`{f}` is required")));
+        }
+    }
+    if !fields["status"].as_str().map(|s| STATUSES.contains(&s)).unwrap_or(false) {
+        let msg = format!("`status` must be one of {}, not {}", STATUSES.join(", "), fields["status"]);
+        return Err(ApiError::unprocessable("invalid_status", msg));
+    }
+    let req: CallbackRequest =
+        serde_json::from_value(body).map_err(|e| ApiError::unprocessable("invalid_field", e.to_string()))?;
+    if req.callback_token.len() > CALLBACK_TOKEN_LEN_MAX {
+        let msg = format!("`callback_token` must be at most {CALLBACK_TOKEN_LEN_MAX} bytes");
+        return Err(ApiError::unprocessable("invalid_field", msg));
+    }
+    Ok(req)
+}
+
+async fn callback(
+    State(ctx): State<Ctx>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let execution_id = execution_id(&raw)?;
+    let req = parse_callback(&headers, body)?;
+    let result = req.result.as_ref().filter(|v| !v.is_null()).map(|v| v.to_string());
+    if let Some(r) = result.as_ref().filter(|r| r.len() > RESULT_BYTES_MAX) {
+        let msg = format!("`result` is {} bytes as JSON; at most {RESULT_BYTES_MAX}", r.len());
+        return Err(ApiError::unprocessable("result_too_large", msg));
+    }
+    let report = AttemptReport {
+        execution_id,
+        attempt: req.attempt,
+        callback_token: req.callback_token,
+        status: status_of(req.status),
+        result,
+        logs: req.logs.map(|l| truncate_tail(&l, LOGS_BYTES_MAX)),
+        start_ms: req.start_time.map(|t| t.timestamp_millis()),
+        end_ms: req.end_time.map(|t| t.timestamp_millis()),
+    };
+    write_execution(&ctx, &headers, Command::Report(report)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_token_wins_over_the_header_and_one_of_them_is_required() {
+        let mut headers = HeaderMap::new();
+        let body = serde_json::json!({"attempt": 1, "status": "success"});
+        assert_eq!(parse_callback(&headers, body.clone()).unwrap_err().code, "missing_field");
+        headers.insert(CALLBACK_TOKEN_HEADER, HeaderValue::from_static("from-header"));
+        assert_eq!(parse_callback(&headers, body).unwrap().callback_token, "from-header");
+        let body = serde_json::json!({"attempt": 1, "status": "success", "callback_token": "from-body"});
+        assert_eq!(parse_callback(&headers, body).unwrap().callback_token, "from-body");
+    }
+
+    #[test]
+    fn statuses_are_checked_by_name() {
+        let headers = HeaderMap::new();
+        for bad in [serde_json::json!("done"), serde_json::json!("pending"), serde_json::json!(3)] {
+            let body = serde_json::json!({"attempt": 1, "status": bad, "callback_token": "t"});
+            assert_eq!(parse_callback(&headers, body).unwrap_err().code, "invalid_status", "{bad}");
+        }
+        let body = serde_json::json!({"attempt": 1, "status": "failed", "callback_token": "t", "colour": 1});
+        assert_eq!(parse_callback(&headers, body).unwrap_err().code, "invalid_field");
+        let body = serde_json::json!({"status": "failed", "callback_token": "t"});
+        assert_eq!(parse_callback(&headers, body).unwrap_err().code, "missing_field");
+    }
+}
