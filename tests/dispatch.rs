@@ -270,3 +270,46 @@ async fn leader_killed_while_executions_run_finishes_each_once_and_delivers_each
     }
     assert_eq!(delivered.len(), records.len(), "every recorded run was delivered");
 }
+
+/// Runs the `cronraft` binary as a client of `node`; returns stdout, failing on a non-zero exit.
+fn cli(node: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronraft"))
+        .args(args)
+        .env("CRONRAFT_NODE", node)
+        .output()
+        .expect("run cronraft");
+    assert!(out.status.success(), "cronraft {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_agent_runs_echo_hello_from_the_cli() {
+    // Phase 1: one node as `cronraft serve` starts it by default: with the agent in group `local`.
+    let mut c = Cluster::new("");
+    c.agent = true;
+    c.spawn(1, None, None);
+    c.wait_voters(1).await;
+    let node = c.nodes[&1].url();
+    wait_for("the embedded agent to register", Duration::from_secs(20), || async {
+        let v = get(&node, "/api/v1/executors?name=local").await;
+        (v["total"] == 1 && v["items"][0]["is_healthy"] == true).then_some(())
+    })
+    .await;
+    // Phase 2: the README's flow, through the CLI.
+    cli(&node, &["task", "create", "--name", "hello", "--cron", "*/5 * * * * *", "--command", "echo hello"]);
+    let runs = wait_for("two successful runs of hello", Duration::from_secs(30), || async {
+        let out = cli(&node, &["execution", "list", "--task", "hello", "--status", "success", "--json"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        (v["items"].as_array().unwrap().len() >= 2).then_some(v)
+    })
+    .await;
+    for e in runs["items"].as_array().unwrap() {
+        assert!(e["logs"].as_str().unwrap().contains("hello"), "{e}");
+        assert_eq!(e["trigger"], "schedule");
+        let slot = chrono::DateTime::parse_from_rfc3339(e["scheduled_time"].as_str().unwrap()).unwrap();
+        assert_eq!(slot.timestamp() % 5, 0, "a */5 slot: {e}");
+    }
+    // Phase 3: the table for people shows the run.
+    let table = cli(&node, &["execution", "list", "--task", "hello"]);
+    assert!(table.contains("success"), "{table}");
+}
