@@ -118,151 +118,46 @@ async fn registry_bad_input(client: &Client) {
         (0..101).map(|i| format!(r#"{{"task_name":"t{i}","cron":"@daily"}}"#)).collect::<Vec<_>>().join(",")
     ));
     let long_reason = format!(r#"{{"status":"offline","reason":"{}"}}"#, "r".repeat(513));
-    let cases: Vec<(Method, &str, String, u16, &str)> = vec![
-        // POST /executors/register
-        (Method::POST, "/api/v1/executors/register", r#"{"name":"#.into(), 400, "malformed_json"),
-        (Method::POST, "/api/v1/executors/register", String::new(), 400, "malformed_json"),
-        (Method::POST, "/api/v1/executors/register", "[1]".into(), 422, "invalid_field"),
-        (Method::POST, "/api/v1/executors/register", reg(r#","colour":1"#), 422, "invalid_field"),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"instance_id":"x-1","base_url":"http://h:1"}"#.into(),
-            422,
-            "missing_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"g","base_url":"http://h:1"}"#.into(),
-            422,
-            "missing_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"g","instance_id":"x-1"}"#.into(),
-            422,
-            "missing_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"","instance_id":"x-1","base_url":"http://h:1"}"#.into(),
-            422,
-            "invalid_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"g\u0001","instance_id":"x-1","base_url":"http://h:1"}"#.into(),
-            422,
-            "invalid_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            format!(r#"{{"name":"{}","instance_id":"x-1","base_url":"http://h:1"}}"#, "n".repeat(129)),
-            422,
-            "invalid_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"g","instance_id":"123","base_url":"http://h:1"}"#.into(),
-            422,
-            "invalid_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"g","instance_id":"x-1","base_url":"https://h:1"}"#.into(),
-            422,
-            "invalid_url",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"g","instance_id":"x-1","base_url":"h:1"}"#.into(),
-            422,
-            "invalid_url",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            r#"{"name":"g","instance_id":"x-1","base_url":"not a url"}"#.into(),
-            422,
-            "invalid_url",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","health_check_url":"https://h:1/health""#),
-            422,
-            "invalid_url",
-        ),
-        (Method::POST, "/api/v1/executors/register", reg(r#","metadata":[1]"#), 422, "invalid_metadata"),
-        (Method::POST, "/api/v1/executors/register", reg(r#","metadata":"eu""#), 422, "invalid_metadata"),
-        (Method::POST, "/api/v1/executors/register", reg(r#","metadata":{"capacity":-1}"#), 422, "invalid_metadata"),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","metadata":{"capacity":1000001}"#),
-            422,
-            "invalid_metadata",
-        ),
-        (Method::POST, "/api/v1/executors/register", reg(r#","metadata":{"weight":"2"}"#), 422, "invalid_metadata"),
-        (Method::POST, "/api/v1/executors/register", big_metadata, 422, "metadata_too_large"),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","tasks":[{"task_name":"t","cron":"61 * * * * *"}]"#),
-            422,
-            "invalid_cron_expression",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","tasks":[{"task_name":"t","cron":"@daily","timezone":"Mars/Base"}]"#),
-            422,
-            "invalid_timezone",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","tasks":[{"task_name":"123","cron":"@daily"}]"#),
-            422,
-            "invalid_name",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","tasks":[{"task_name":"brand-new"}]"#),
-            422,
-            "missing_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","tasks":[{"task_name":"t","cron":"@daily","colour":1}]"#),
-            422,
-            "invalid_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","tasks":[{"task_name":"t","cron":"@daily","weight":2000000}]"#),
-            422,
-            "invalid_field",
-        ),
-        (
-            Method::POST,
-            "/api/v1/executors/register",
-            reg(r#","tasks":[{"task_name":"t","cron":"@daily","parameters":[1]}]"#),
-            422,
-            "invalid_parameters",
-        ),
-        (Method::POST, "/api/v1/executors/register", many_tasks, 422, "too_many_tasks"),
+    let h = |name: &str, instance: &str, url: &str| {
+        format!(r#"{{"name":"{name}","instance_id":"{instance}","base_url":"{url}"}}"#)
+    };
+    // POST /executors/register: (body, status, code)
+    let register: Vec<(String, u16, &str)> = vec![
+        (r#"{"name":"#.into(), 400, "malformed_json"),
+        (String::new(), 400, "malformed_json"),
+        ("[1]".into(), 422, "invalid_field"),
+        (reg(r#","colour":1"#), 422, "invalid_field"),
+        (r#"{"instance_id":"x-1","base_url":"http://h:1"}"#.into(), 422, "missing_field"),
+        (r#"{"name":"g","base_url":"http://h:1"}"#.into(), 422, "missing_field"),
+        (r#"{"name":"g","instance_id":"x-1"}"#.into(), 422, "missing_field"),
+        (h("", "x-1", "http://h:1"), 422, "invalid_field"),
+        (h(r"g\u0001", "x-1", "http://h:1"), 422, "invalid_field"),
+        (h(&"n".repeat(129), "x-1", "http://h:1"), 422, "invalid_field"),
+        (h("g", "123", "http://h:1"), 422, "invalid_field"),
+        (h("g", "x-1", "https://h:1"), 422, "invalid_url"),
+        (h("g", "x-1", "h:1"), 422, "invalid_url"),
+        (h("g", "x-1", "not a url"), 422, "invalid_url"),
+        (reg(r#","health_check_url":"https://h:1/health""#), 422, "invalid_url"),
+        (reg(r#","metadata":[1]"#), 422, "invalid_metadata"),
+        (reg(r#","metadata":"eu""#), 422, "invalid_metadata"),
+        (reg(r#","metadata":{"capacity":-1}"#), 422, "invalid_metadata"),
+        (reg(r#","metadata":{"capacity":1000001}"#), 422, "invalid_metadata"),
+        (reg(r#","metadata":{"weight":"2"}"#), 422, "invalid_metadata"),
+        (big_metadata, 422, "metadata_too_large"),
+        (reg(r#","tasks":[{"task_name":"t","cron":"61 * * * * *"}]"#), 422, "invalid_cron_expression"),
+        (reg(r#","tasks":[{"task_name":"t","cron":"@daily","timezone":"Mars/Base"}]"#), 422, "invalid_timezone"),
+        (reg(r#","tasks":[{"task_name":"123","cron":"@daily"}]"#), 422, "invalid_name"),
+        (reg(r#","tasks":[{"task_name":"brand-new"}]"#), 422, "missing_field"),
+        (reg(r#","tasks":[{"task_name":"t","cron":"@daily","colour":1}]"#), 422, "invalid_field"),
+        (reg(r#","tasks":[{"task_name":"t","cron":"@daily","weight":2000000}]"#), 422, "invalid_field"),
+        (reg(r#","tasks":[{"task_name":"t","cron":"@daily","parameters":[1]}]"#), 422, "invalid_parameters"),
+        (many_tasks, 422, "too_many_tasks"),
+    ];
+    let mut cases: Vec<(Method, &str, String, u16, &str)> = register
+        .into_iter()
+        .map(|(body, status, code)| (Method::POST, "/api/v1/executors/register", body, status, code))
+        .collect();
+    cases.extend([
         // GET /executors, /executors/{id}
         (Method::GET, "/api/v1/executors?page=0", String::new(), 400, "invalid_page"),
         (Method::GET, "/api/v1/executors?page_size=501", String::new(), 400, "invalid_page_size"),
@@ -281,7 +176,7 @@ async fn registry_bad_input(client: &Client) {
         // DELETE /executors/{id}
         (Method::DELETE, "/api/v1/executors/999", String::new(), 404, "executor_not_found"),
         (Method::DELETE, "/api/v1/executors/no-such", String::new(), 404, "executor_not_found"),
-    ];
+    ]);
     for (method, path, body, status, code) in cases {
         let case = format!("{method} {path} {}", body.chars().take(80).collect::<String>());
         let body = (method != Method::GET && method != Method::DELETE).then_some(body.as_str());
