@@ -53,4 +53,50 @@ async fn task_and_cluster_commands_print_tables_and_json() {
     let unreachable = cli("http://127.0.0.1:1", &["task", "list"]);
     assert!(!unreachable.status.success());
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("no node reachable"));
+
+    // Phase 4: executors, executions and stats. Executors register themselves (here through the
+    // client); people list them, change their status, trigger and stop runs, read stats.
+    let reg = cronraft_api::protocol::RegisterRequest {
+        name: "workers".into(),
+        instance_id: "w-1".into(),
+        base_url: "http://127.0.0.1:1".into(),
+        ..Default::default()
+    };
+    c.client(1).register_executor(&reg, None).await.unwrap();
+    let list: serde_json::Value = serde_json::from_str(&stdout(&cli(&node, &["executor", "list", "--json"]))).unwrap();
+    assert_eq!((list["total"].as_u64(), list["items"][0]["instance_id"].as_str()), (Some(1), Some("w-1")));
+    let table = stdout(&cli(&node, &["executor", "list"]));
+    assert!(table.starts_with("ID") && table.contains("w-1") && table.contains("online"), "{table}");
+    let status = stdout(&cli(&node, &["executor", "status", "w-1", "maintenance", "--reason", "disk swap", "--json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!((status["status"].as_str(), status["status_reason"].as_str()), (Some("maintenance"), Some("disk swap")));
+    let bad = cli(&node, &["executor", "status", "w-1", "asleep"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("online, offline or maintenance"));
+
+    let args = ["task", "create", "--name", "ping", "--cron", "0 0 0 1 1 *", "--http-url", "http://127.0.0.1:1/p"];
+    let created: serde_json::Value =
+        serde_json::from_str(&stdout(&cli(&node, &[&args[..], &["--json"]].concat()))).unwrap();
+    assert_eq!(created["parameters"]["http"]["url"], "http://127.0.0.1:1/p");
+    let both = cli(
+        &node,
+        &["task", "create", "--name", "x", "--cron", "@daily", "--command", "a", "--params", r#"{"command":"b"}"#],
+    );
+    assert!(!both.status.success() && String::from_utf8_lossy(&both.stderr).contains("--command"));
+    let run = stdout(&cli(&node, &["task", "trigger", "ping", "--parameters", r#"{"dry":true}"#, "--json"]));
+    let run: serde_json::Value = serde_json::from_str(&run).unwrap();
+    assert_eq!((run["status"].as_str(), run["requested_by"].as_str()), (Some("pending"), Some("cli")));
+    let id = run["id"].as_u64().unwrap().to_string();
+    let stopped = stdout(&cli(&node, &["execution", "stop", &id]));
+    assert!(stopped.contains("cancelled (stopped)"), "{stopped}");
+    let list = stdout(&cli(&node, &["execution", "list", "--task", "ping", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!((list["total"].as_u64(), list["items"][0]["status"].as_str()), (Some(1), Some("cancelled")));
+    let table = stdout(&cli(&node, &["execution", "list", "--status", "cancelled"]));
+    assert!(table.starts_with("ID") && table.contains("ATTEMPTS") && table.contains(&id), "{table}");
+    let stats = stdout(&cli(&node, &["task", "stats", "ping"]));
+    assert!(stats.contains("health score: -") && stats.lines().any(|l| l.starts_with("24h")), "{stats}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&stdout(&cli(&node, &["task", "stats", "ping", "--json"]))).unwrap();
+    assert_eq!(stats["windows"]["7d"]["cancelled"], 1);
+    assert_eq!(stdout(&cli(&node, &["executor", "remove", "w-1"])).trim(), "executor 1 (w-1) removed");
 }

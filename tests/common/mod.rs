@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cronraft_api::client::Client;
-use cronraft_api::types::{ClusterView, TaskInput};
+use cronraft_api::client::{Client, RawResponse};
+use cronraft_api::types::{ClusterView, ErrorBody, TaskInput};
 
 pub mod executor;
 
@@ -280,4 +280,18 @@ where
 /// A minimal valid task input.
 pub fn task(name: &str) -> TaskInput {
     TaskInput { name: Some(name.into()), cron_expression: Some("0 * * * * *".into()), ..Default::default() }
+}
+
+/// Sends a raw request (body as text) and returns the answer, whatever its status.
+pub async fn send(client: &Client, method: reqwest::Method, path: &str, body: Option<&str>) -> RawResponse {
+    client.raw(method, path, body.map(|b| b.as_bytes().to_vec()), None).await.expect("request")
+}
+
+/// Asserts the status and the machine code of an error answer.
+pub fn assert_error(resp: &RawResponse, status: u16, code: &str, case: &str) {
+    assert_eq!(resp.status, status, "{case}: {}", resp.body);
+    let body: ErrorBody =
+        serde_json::from_str(&resp.body).unwrap_or_else(|e| panic!("{case}: not an error body ({e}): {}", resp.body));
+    assert_eq!(body.error.code, code, "{case}: {}", resp.body);
+    assert!(!body.error.message.is_empty(), "{case}: the message says what to fix");
 }
