@@ -86,6 +86,14 @@ pub enum Command {
     SetHealth(Vec<HealthChange>),
     /// Retention: drop old final execution records (their stat rollups stay).
     Purge(PurgeOrder),
+    /// A fire batch whose new runs are dispatched in the same entry (attempt 1 chosen in
+    /// apply, as a `Dispatch` round would), so a slot reaches its executor after one commit,
+    /// not two. `seed` and `term` are as in [`DispatchBatch`].
+    FireAndDispatch {
+        batch: FireBatch,
+        seed: u64,
+        term: u64,
+    },
 }
 
 /// A task named in a registration: created from `create` if no task has its name, else
@@ -233,6 +241,7 @@ impl Command {
             Command::StopExecution { .. } => "stop_execution",
             Command::SetHealth(_) => "set_health",
             Command::Purge(_) => "purge",
+            Command::FireAndDispatch { .. } => "fire_and_dispatch",
         }
     }
 }

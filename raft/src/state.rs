@@ -190,7 +190,10 @@ fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Res
         Command::DeleteTask { id } => set_status(ws, at, *id, TaskStatus::Deleted)?,
         Command::PauseTask { id } => set_status(ws, at, *id, TaskStatus::Paused)?,
         Command::ResumeTask { id } => set_status(ws, at, *id, TaskStatus::Active)?,
-        Command::Fire(batch) => return Ok(Response::Fired(fire::apply_fire(ws, at, batch)?)),
+        Command::Fire(batch) => return Ok(Response::Fired(fire::apply_fire(ws, at, batch, None)?)),
+        Command::FireAndDispatch { batch, seed, term } => {
+            return Ok(Response::Fired(fire::apply_fire(ws, at, batch, Some((*seed, *term)))?))
+        }
         Command::Batch(requests) => {
             let mut out = Vec::with_capacity(requests.len());
             for r in requests {

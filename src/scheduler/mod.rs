@@ -103,7 +103,7 @@ impl Scheduler {
             if !self.still_leading(term) {
                 return Exit::Lost;
             }
-            self.fire_due(&mut timers, &slots, &failed_tx).await;
+            self.fire_due(term, &mut timers, &slots, &failed_tx).await;
             self.metrics.timers.store(timers.len() as u64, Ordering::Relaxed);
             let wait = match timers.next_due() {
                 Some(t) => Duration::from_millis((t - now_ms()).clamp(0, IDLE_TICK.as_millis() as i64) as u64),
@@ -164,7 +164,7 @@ impl Scheduler {
     }
 
     /// Proposes every due slot, in entries of at most [`BATCH_SLOTS_MAX`] slots.
-    async fn fire_due(&self, timers: &mut Timers, slots: &Arc<Semaphore>, failed: &mpsc::Sender<()>) {
+    async fn fire_due(&self, term: u64, timers: &mut Timers, slots: &Arc<Semaphore>, failed: &mpsc::Sender<()>) {
         let view = self.sm.view();
         loop {
             let now = now_ms();
@@ -181,7 +181,7 @@ impl Scheduler {
             let this = self.clone();
             let failed = failed.clone();
             tokio::spawn(async move {
-                if !this.propose(fires, now).await {
+                if !this.propose(term, fires, now).await {
                     let _ = failed.try_send(());
                 }
                 drop(permit);
@@ -190,11 +190,12 @@ impl Scheduler {
     }
 
     /// Proposes one fire entry; records fire lag. Returns whether it was committed.
-    async fn propose(&self, fires: Vec<TaskFire>, now: i64) -> bool {
+    async fn propose(&self, term: u64, fires: Vec<TaskFire>, now: i64) -> bool {
         let req = Request {
             request_id: String::new(),
             now_ms: now,
-            command: Command::Fire(FireBatch { tasks: fires.clone() }),
+            // New runs get their first attempt in the same entry: one commit to the executor.
+            command: Command::FireAndDispatch { batch: FireBatch { tasks: fires.clone() }, seed: seed(), term },
         };
         let started = std::time::Instant::now();
         match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(req)).await {
@@ -250,6 +251,12 @@ fn collect(view: &StateView, timers: &mut Timers, now: i64) -> Vec<TaskFire> {
         }
     }
     fires
+}
+
+/// A fresh seed for a fire entry's dispatches (`random` balance and callback tokens).
+fn seed() -> u64 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default())
 }
 
 /// Resolves once `stop` turns true (holding no watch guard across awaits).

@@ -96,55 +96,70 @@ pub(super) fn apply_dispatch(ws: &mut WriteSet<'_>, at: At, batch: &DispatchBatc
     let mut out = Vec::with_capacity(batch.items.len());
     for item in &batch.items {
         let Some(old) = get_execution(ws, item.execution_id)? else { continue };
-        let due = old.status == ExecutionStatus::Pending && !old.queued && old.not_before_ms <= at.now_ms;
-        if !due || item.attempt != old.attempt_count + 1 {
-            continue; // stale: already dispatched, ended, or waiting
+        if let Some(e) = dispatch_one(ws, at, old, item.attempt, batch.seed, batch.term)? {
+            out.push(e);
         }
-        let task = get_task_ws(ws, old.task_id)?;
-        let Some(task) = task.filter(|t| registry::dispatchable(t.status)) else {
-            super::fire::end_run(ws, at, old.id, ExecutionStatus::Cancelled, Some(Reason::TaskDeleted))?;
-            continue;
-        };
-        let mut e = old.clone();
-        let (found, busy) = candidates(ws, task.id, &task.spec.executor)?;
-        if found.is_empty() && busy {
-            continue; // every instance is at its capacity: the run waits, spending nothing
-        }
-        let seed = balance::mix(batch.seed ^ e.id.rotate_left(17) ^ u64::from(item.attempt));
-        let chosen = balance::pick(ws, task.id, task.spec.load_balance_strategy, &found, seed)?;
-        let mut attempt = Attempt {
-            number: item.attempt,
-            executor_id: 0,
-            instance_id: String::new(),
-            base_url: String::new(),
-            dispatched_ms: at.now_ms,
-            end_ms: None,
-            status: ExecutionStatus::Running,
-            term: batch.term,
-            log_index: at.log_index,
-            callback_token: token(batch.seed, e.id, item.attempt),
-            error: String::new(),
-        };
-        match chosen {
-            Some(exec) => {
-                (attempt.executor_id, attempt.instance_id, attempt.base_url) =
-                    (exec.id, exec.spec.instance_id.clone(), exec.spec.base_url.clone());
-                add_load(ws, exec.id, 1)?;
-                push_attempt(&mut e, attempt);
-                (e.status, e.reason) = (ExecutionStatus::Running, None);
-                e.start_ms.get_or_insert(at.now_ms);
-            }
-            None => {
-                (attempt.status, attempt.end_ms) = (ExecutionStatus::Failed, Some(at.now_ms));
-                attempt.error = format!("no online and healthy executor in group {:?}", task.spec.executor);
-                push_attempt(&mut e, attempt);
-                fail_or_retry(ws, at, &mut e, ExecutionStatus::Failed, Reason::NoHealthyExecutor)?;
-            }
-        }
-        settle(ws, &e, &old)?;
-        out.push(e);
     }
     Ok(Response::Dispatched(out))
+}
+
+/// Gives `old` its attempt number `attempt` on an instance chosen by the task's strategy, or
+/// records that none could take it. Returns the changed record, or `None` when nothing was done
+/// (not due, stale attempt number, every instance at capacity).
+pub(super) fn dispatch_one(
+    ws: &mut WriteSet<'_>,
+    at: At,
+    old: Execution,
+    attempt_number: u32,
+    seed: u64,
+    term: u64,
+) -> Result<Option<Execution>, StoreError> {
+    let due = old.status == ExecutionStatus::Pending && !old.queued && old.not_before_ms <= at.now_ms;
+    if !due || attempt_number != old.attempt_count + 1 {
+        return Ok(None); // stale: already dispatched, ended, or waiting
+    }
+    let task = get_task_ws(ws, old.task_id)?;
+    let Some(task) = task.filter(|t| registry::dispatchable(t.status)) else {
+        return super::fire::end_run(ws, at, old.id, ExecutionStatus::Cancelled, Some(Reason::TaskDeleted));
+    };
+    let (found, busy) = candidates(ws, task.id, &task.spec.executor)?;
+    if found.is_empty() && busy {
+        return Ok(None); // every instance is at its capacity: the run waits, spending nothing
+    }
+    let mut e = old.clone();
+    let pick_seed = balance::mix(seed ^ e.id.rotate_left(17) ^ u64::from(attempt_number));
+    let chosen = balance::pick(ws, task.id, task.spec.load_balance_strategy, &found, pick_seed)?;
+    let mut attempt = Attempt {
+        number: attempt_number,
+        executor_id: 0,
+        instance_id: String::new(),
+        base_url: String::new(),
+        dispatched_ms: at.now_ms,
+        end_ms: None,
+        status: ExecutionStatus::Running,
+        term,
+        log_index: at.log_index,
+        callback_token: token(seed, e.id, attempt_number),
+        error: String::new(),
+    };
+    match chosen {
+        Some(exec) => {
+            (attempt.executor_id, attempt.instance_id, attempt.base_url) =
+                (exec.id, exec.spec.instance_id.clone(), exec.spec.base_url.clone());
+            add_load(ws, exec.id, 1)?;
+            push_attempt(&mut e, attempt);
+            (e.status, e.reason) = (ExecutionStatus::Running, None);
+            e.start_ms.get_or_insert(at.now_ms);
+        }
+        None => {
+            (attempt.status, attempt.end_ms) = (ExecutionStatus::Failed, Some(at.now_ms));
+            attempt.error = format!("no online and healthy executor in group {:?}", task.spec.executor);
+            push_attempt(&mut e, attempt);
+            fail_or_retry(ws, at, &mut e, ExecutionStatus::Failed, Reason::NoHealthyExecutor)?;
+        }
+    }
+    settle(ws, &e, &old)?;
+    Ok(Some(e))
 }
 
 /// Finds the active execution a report or stop is about, or the rejection to answer with.

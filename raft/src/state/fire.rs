@@ -56,16 +56,28 @@ fn record(task: &Task, id: u64, at: At, scheduled_ms: i64, trigger: Trigger) -> 
     }
 }
 
-/// Applies a fire batch.
-pub fn apply_fire(ws: &mut WriteSet<'_>, at: At, batch: &FireBatch) -> Result<FireOutcome, StoreError> {
+/// Applies a fire batch; with `dispatch = Some((seed, term))`, every run that may start now gets
+/// its first attempt in the same entry.
+pub fn apply_fire(
+    ws: &mut WriteSet<'_>,
+    at: At,
+    batch: &FireBatch,
+    dispatch: Option<(u64, u64)>,
+) -> Result<FireOutcome, StoreError> {
     let mut out = FireOutcome::default();
     for fire in &batch.tasks {
-        fire_task(ws, at, fire, &mut out)?;
+        fire_task(ws, at, fire, dispatch, &mut out)?;
     }
     Ok(out)
 }
 
-fn fire_task(ws: &mut WriteSet<'_>, at: At, fire: &TaskFire, out: &mut FireOutcome) -> Result<(), StoreError> {
+fn fire_task(
+    ws: &mut WriteSet<'_>,
+    at: At,
+    fire: &TaskFire,
+    dispatch: Option<(u64, u64)>,
+    out: &mut FireOutcome,
+) -> Result<(), StoreError> {
     let Some(mut task) = get_task_ws(ws, fire.task_id)? else {
         out.refused_tasks += 1;
         return Ok(());
@@ -105,6 +117,9 @@ fn fire_task(ws: &mut WriteSet<'_>, at: At, fire: &TaskFire, out: &mut FireOutco
                     out.skipped += 1;
                 } else {
                     out.executions += 1;
+                }
+                if let Some((seed, term)) = dispatch.filter(|_| e.status == ExecutionStatus::Pending && !e.queued) {
+                    super::dispatch::dispatch_one(ws, at, e, 1, seed, term)?;
                 }
             }
             None => {

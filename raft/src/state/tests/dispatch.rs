@@ -327,3 +327,25 @@ fn a_full_instance_makes_runs_wait_without_spending_retries() {
     h.report(&got[0], ExecutionStatus::Success);
     assert_eq!(h.dispatch(T0, 2, &[(y, 1)]).len(), 1, "it runs once the instance is free");
 }
+
+#[test]
+fn a_fire_and_dispatch_entry_starts_new_runs_in_the_same_entry() {
+    use crate::command::{FireBatch, TaskFire};
+    let mut h = Harness::new();
+    let a = h.register("a", 1);
+    let mut s = spec("every");
+    (s.executor, s.cron_expression) = ("g".into(), "* * * * * *".into());
+    let t = task(h.at(T0, Command::CreateTask { spec: s }));
+    let slots = vec![T0 + 1_000, T0 + 2_000];
+    let batch =
+        FireBatch { tasks: vec![TaskFire { task_id: t.id, task_version: t.version, slots, missed_before: None }] };
+    h.at(T0 + 2_000, Command::FireAndDispatch { batch, seed: 9, term: 4 });
+    let runs = h.view().list_executions(Some(t.id), None, 1, 10).unwrap().items;
+    assert_eq!(runs.len(), 2);
+    for e in runs {
+        let attempt = e.current_attempt().unwrap();
+        assert_eq!((e.status, attempt.number, attempt.executor_id, attempt.term), (ExecutionStatus::Running, 1, a, 4));
+        assert_eq!(attempt.log_index, e.log_index, "the fire entry itself is the fencing point");
+    }
+    assert_eq!(h.view().executor_load(a).unwrap(), 2);
+}
