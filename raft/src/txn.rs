@@ -65,6 +65,11 @@ impl<'a> WriteSet<'a> {
             .collect()
     }
 
+    /// Every key this run writes or deletes, in key order.
+    pub fn keys(&self) -> impl Iterator<Item = &Vec<u8>> {
+        self.pending.keys()
+    }
+
     /// Turns the run into one atomic sled batch.
     pub fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();

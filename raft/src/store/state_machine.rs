@@ -11,6 +11,7 @@
 //! pointer in `raft_meta` flip (one key, synced). A crash before the flip leaves the old state; the
 //! leftover tree is dropped on the next start.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,6 +80,11 @@ struct Inner {
     snapshot_seq: AtomicU64,
     /// Announces each apply run; bounded per subscriber (see [`Applied`]).
     applied_tx: tokio::sync::broadcast::Sender<Arc<Applied>>,
+    /// While a snapshot copy runs: the value each key had when the copy began (`None` = absent),
+    /// recorded by `apply` before it first changes the key. The copy reads the live tree without
+    /// blocking applies, then puts these pre-images back: the result is the state at the copy's
+    /// applied index. Bounded by the keys changed during one copy.
+    preimages: Mutex<Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>>,
 }
 
 /// The state-machine store. Cheap to clone; clones share everything.
@@ -108,6 +114,7 @@ impl StateMachineStore {
             snapshot_dir: snapshot_dir.to_path_buf(),
             snapshot_seq: AtomicU64::new(0),
             applied_tx: tokio::sync::broadcast::channel(APPLIED_CHANNEL_LEN).0,
+            preimages: Mutex::new(None),
         };
         Ok(StateMachineStore { inner: Arc::new(inner) })
     }
@@ -158,23 +165,66 @@ impl StateMachineStore {
             executions: ws.touched_ids(b"x/"),
             reset: false,
         };
+        if let Some(pre) = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            for key in ws.keys() {
+                if !pre.contains_key(key) {
+                    pre.insert(key.clone(), tree.get(key)?.map(|v| v.to_vec()));
+                }
+            }
+        }
         tree.apply_batch(ws.into_batch())?;
         // No subscriber is fine; a send error only means nobody listens.
         let _ = self.inner.applied_tx.send(Arc::new(applied));
         Ok(out)
     }
 
-    fn copy_for_snapshot(&self) -> Result<SnapshotBuilder, StoreError> {
+    /// Starts a snapshot copy: notes the applied state and starts recording pre-images, under
+    /// the gate (a moment); the copy itself runs later, in [`SnapshotBuilder::build`].
+    fn start_snapshot(&self) -> Result<SnapshotBuilder, StoreError> {
+        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let (generation, tree) = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let (applied, membership) = StateView::new(tree.clone()).applied_state()?;
+        let mut pre = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
+        let live = pre.is_none();
+        if live {
+            *pre = Some(BTreeMap::new());
+        }
+        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let store = self.clone();
+        Ok(SnapshotBuilder {
+            store,
+            generation,
+            tree,
+            live,
+            applied,
+            membership,
+            seq,
+            dir: self.inner.snapshot_dir.clone(),
+        })
+    }
+
+    /// Every key and value of the state at the builder's applied index, in key order.
+    fn copy_pairs(&self, b: &mut SnapshotBuilder) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        if b.live {
+            let mut pairs = Vec::new();
+            let read = b.tree.iter().try_for_each(|kv| kv.map(|(k, v)| pairs.push((k.to_vec(), v.to_vec()))));
+            let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+            let pre = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+            let same = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 == b.generation;
+            if read.is_ok() && same {
+                return Ok(merge_preimages(pairs, pre));
+            }
+        }
+        // A snapshot was installed meanwhile (or another copy was running): copy under the gate.
         let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
         let tree = self.tree();
-        let (applied, membership) = StateView::new(tree.clone()).applied_state()?;
+        (b.applied, b.membership) = StateView::new(tree.clone()).applied_state()?;
         let mut pairs = Vec::new();
         for kv in tree.iter() {
             let (k, v) = kv?;
             pairs.push((k.to_vec(), v.to_vec()));
         }
-        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        Ok(SnapshotBuilder { pairs, applied, membership, seq, dir: self.inner.snapshot_dir.clone() })
+        Ok(pairs)
     }
 
     fn install(&self, meta: &SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8>) -> Result<(), StoreError> {
@@ -246,23 +296,68 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta<NodeId, NodeInfo>, data: 
     Ok(())
 }
 
-/// A point-in-time copy of the state machine, turned into a snapshot off the apply path.
+/// Replaces the values of keys changed during a copy by their values when it began.
+fn merge_preimages(pairs: Vec<(Vec<u8>, Vec<u8>)>, pre: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(pairs.len());
+    let mut pre = pre.into_iter().peekable();
+    for (k, v) in pairs {
+        while let Some((pk, _)) = pre.peek() {
+            if *pk >= k {
+                break;
+            }
+            // Changed, and absent from the copy: deleted after the copy began.
+            if let Some((pk, Some(pv))) = pre.next() {
+                out.push((pk, pv));
+            }
+        }
+        match pre.peek() {
+            Some((pk, _)) if *pk == k => {
+                if let Some((pk, Some(pv))) = pre.next() {
+                    out.push((pk, pv));
+                }
+            }
+            _ => out.push((k, v)),
+        }
+    }
+    out.extend(pre.filter_map(|(k, v)| v.map(|v| (k, v))));
+    out
+}
+
+/// A snapshot in the making: the copy of the state runs in `build`, off the apply path, and is
+/// made consistent with the recorded pre-images (see `Inner::preimages`).
 pub struct SnapshotBuilder {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    store: StateMachineStore,
+    generation: u64,
+    tree: sled::Tree,
+    /// Whether pre-images are recorded for this copy (else it copies under the gate).
+    live: bool,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, NodeInfo>,
     seq: u64,
     dir: PathBuf,
 }
 
+impl Drop for SnapshotBuilder {
+    /// A builder dropped before its copy ran stops the recording of pre-images.
+    fn drop(&mut self) {
+        if self.live {
+            *self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+}
+
 impl SnapshotBuilder {
-    fn build(self) -> Result<Snapshot<TypeConfig>, StoreError> {
-        let data = codec::encode(&SnapshotPayload::V1 { pairs: self.pairs })?;
+    fn build(mut self) -> Result<Snapshot<TypeConfig>, StoreError> {
+        let store = self.store.clone();
+        let pairs = store.copy_pairs(&mut self);
+        self.live = false; // the copy took the pre-images (or never had them)
+        let pairs = pairs?;
+        let data = codec::encode(&SnapshotPayload::V1 { pairs })?;
         let snapshot_id = match self.applied {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.seq),
             None => format!("0-0-{}", self.seq),
         };
-        let meta = SnapshotMeta { last_log_id: self.applied, last_membership: self.membership, snapshot_id };
+        let meta = SnapshotMeta { last_log_id: self.applied, last_membership: self.membership.clone(), snapshot_id };
         write_snapshot_file(&self.dir, &meta, data.clone())?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
@@ -271,7 +366,10 @@ impl SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let this = SnapshotBuilder {
-            pairs: std::mem::take(&mut self.pairs),
+            store: self.store.clone(),
+            generation: self.generation,
+            tree: self.tree.clone(),
+            live: std::mem::replace(&mut self.live, false),
             applied: self.applied,
             membership: self.membership.clone(),
             seq: self.seq,
@@ -303,9 +401,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // Copy failures surface when the builder runs: an empty copy with no applied id would be
-        // wrong, so panic loudly instead (sled read errors here mean the store is broken).
-        self.copy_for_snapshot().expect("copy state machine for snapshot")
+        // Reading the applied state can only fail if the store is broken: panic loudly rather
+        // than build a snapshot that claims no applied id.
+        self.start_snapshot().expect("start a state machine snapshot")
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
