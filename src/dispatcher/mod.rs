@@ -175,10 +175,14 @@ impl Dispatcher {
         }
     }
 
+    /// Every node's API, this (leading) node first: a report sent there needs no forwarding.
     fn callback_urls(&self) -> Vec<String> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
-        m.membership_config.membership().nodes().map(|(_, n)| format!("http://{}", n.http_addr)).collect()
+        let mut nodes: Vec<(u64, String)> =
+            m.membership_config.membership().nodes().map(|(id, n)| (*id, format!("http://{}", n.http_addr))).collect();
+        nodes.sort_by_key(|(id, _)| *id != self.node_id);
+        nodes.into_iter().map(|(_, url)| url).collect()
     }
 
     /// The book from the replicated state, once everything committed is applied here.
