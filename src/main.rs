@@ -77,3 +77,9 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
     }
 }
+
+/// glibc's malloc took about a third of the leader's and the agent's CPU under dispatch load
+/// (large-chunk paths: `_int_malloc`, `unlink_chunk`, `malloc_consolidate`); see
+/// docs/performance.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
