@@ -52,6 +52,8 @@ pub const TASKS_MAX: u64 = 1_000_000;
 pub const DEDUPE_LEN_MAX: u64 = 200_000;
 /// How long a request id is remembered (by the requests' own clock, not apply's).
 pub const DEDUPE_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+/// Most bytes of an execution's logs, and of its result, kept in a remembered answer.
+pub const DEDUPE_TEXT_BYTES_MAX: usize = 512;
 /// Most dedupe entries expired per applied request, so one apply never does unbounded work.
 const DEDUPE_EVICT_PER_REQUEST: usize = 8;
 
@@ -160,7 +162,7 @@ fn remember(
     fingerprint: [u8; 16],
     response: &Response,
 ) -> Result<(), StoreError> {
-    let stored = StoredDedupe::V1 { at_ms: request.now_ms, fingerprint, response: response.clone() };
+    let stored = StoredDedupe::V1 { at_ms: request.now_ms, fingerprint, response: compact(response) };
     ws.insert(dedupe_key(&request.request_id), codec::encode(&stored)?);
     ws.insert(expiry_key(request.now_ms, &request.request_id), Vec::new());
     let mut len = get_u64(ws, KEY_DEDUPE_LEN)? + 1;
@@ -178,6 +180,21 @@ fn remember(
     }
     put_u64(ws, KEY_DEDUPE_LEN, len);
     Ok(())
+}
+
+/// The answer kept for a request id, bounded: an execution's logs and result (up to 64 KiB each)
+/// are kept as their last [`DEDUPE_TEXT_BYTES_MAX`] bytes, so the table's size is bounded by its
+/// entry count. A replayed callback answers with that shortened record.
+fn compact(response: &Response) -> Response {
+    match response {
+        Response::Execution(e) if e.logs.len() + e.result.len() > 2 * DEDUPE_TEXT_BYTES_MAX => {
+            let mut e = e.clone();
+            e.logs = dispatch::truncate_tail(&e.logs, DEDUPE_TEXT_BYTES_MAX);
+            e.result = dispatch::truncate_tail(&e.result, DEDUPE_TEXT_BYTES_MAX);
+            Response::Execution(e)
+        }
+        other => other.clone(),
+    }
 }
 
 type Outcome = Result<Task, Rejection>;

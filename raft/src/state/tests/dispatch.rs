@@ -349,3 +349,32 @@ fn a_fire_and_dispatch_entry_starts_new_runs_in_the_same_entry() {
     }
     assert_eq!(h.view().executor_load(a).unwrap(), 2);
 }
+
+#[test]
+fn a_remembered_callback_answer_keeps_only_the_tail_of_big_logs() {
+    let mut h = Harness::new();
+    h.register("a", 1);
+    let t = h.group_task("big", BalanceStrategy::RoundRobin, 0);
+    let id = h.trigger(t);
+    let e = h.dispatch(T0, 1, &[(id, 1)]).remove(0);
+    let a = e.current_attempt().unwrap();
+    let report = AttemptReport {
+        execution_id: id,
+        attempt: 1,
+        callback_token: a.callback_token.clone(),
+        status: ExecutionStatus::Success,
+        result: None,
+        logs: Some("x".repeat(60_000) + "the end"),
+        start_ms: None,
+        end_ms: None,
+    };
+    // Phase 1: the record keeps the whole (bounded) logs.
+    let first = h.apply_with("cb-1", T0 + 5, Command::Report(report.clone()));
+    assert!(matches!(&first, Response::Execution(x) if x.logs.len() == 60_007));
+    assert_eq!(h.exec(id).logs.len(), 60_007);
+    // Phase 2: a retry with the same key replays a bounded answer, still ending with the tail.
+    let again = h.apply_with("cb-1", T0 + 6, Command::Report(report));
+    let Response::Execution(x) = again else { panic!("{again:?}") };
+    assert!(x.logs.len() <= crate::state::DEDUPE_TEXT_BYTES_MAX && x.logs.ends_with("the end"));
+    assert_eq!(x.status, ExecutionStatus::Success);
+}
