@@ -42,7 +42,7 @@ use runs::Runs;
 use server::Shared;
 
 /// Where `cronraft agent` listens by default.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:7350";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7390";
 /// Most concurrent runs by default.
 pub const DEFAULT_CAPACITY: u32 = 64;
 /// At shutdown, how long killed runs may take to finish (kill, reap, drain their pipes).
