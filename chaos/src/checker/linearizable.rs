@@ -55,8 +55,8 @@ const NIL: usize = usize::MAX;
 pub fn check_ops<M: Model>(model: &M, ops: &[LinOp<M::Input, M::Output>], budget: u64) -> LinResult {
     // Events: node 2i = call of op i, 2i+1 = its return. Sorted by time, calls before returns.
     let mut order: Vec<usize> = (0..ops.len() * 2).collect();
-    let time = |n: usize| if n % 2 == 0 { ops[n / 2].call } else { ops[n / 2].ret.unwrap_or(u64::MAX) };
-    order.sort_by_key(|&n| (time(n), n % 2));
+    let time = |n: usize| if n & 1 == 0 { ops[n / 2].call } else { ops[n / 2].ret.unwrap_or(u64::MAX) };
+    order.sort_by_key(|&n| (time(n), n & 1));
     // Doubly linked list over the nodes, with a head sentinel at index 2n.
     let head = ops.len() * 2;
     let mut next = vec![NIL; head + 1];
@@ -92,7 +92,7 @@ pub fn check_ops<M: Model>(model: &M, ops: &[LinOp<M::Input, M::Output>], budget
         if steps > budget {
             return LinResult::Unknown;
         }
-        if entry % 2 == 0 {
+        if entry & 1 == 0 {
             let op = entry / 2;
             if let Some(s2) = model.step(&state, &ops[op].input, &ops[op].output) {
                 let mut l2 = linearized.clone();
@@ -157,6 +157,9 @@ impl Model for Register {
     }
 }
 
+/// A register operation with its recorded times.
+type RegOp = LinOp<RegInput, Option<String>>;
+
 /// Checks the register workload: per key, `create` and `write` are writes of their invoke value,
 /// `read` returns its completion value. Failed operations are dropped (they had no effect); reads
 /// that did not return `ok` are dropped (reads have no effect); indeterminate writes stay, with no
@@ -164,7 +167,7 @@ impl Model for Register {
 pub fn check(events: &[Event], budget_per_key: u64) -> CheckResult {
     let mut result = CheckResult::new("linearizable");
     let as_str = |v: &Value| v.as_str().map(String::from);
-    let mut per_key: BTreeMap<String, Vec<(LinOp<RegInput, Option<String>>, String)>> = BTreeMap::new();
+    let mut per_key: BTreeMap<String, Vec<(RegOp, String)>> = BTreeMap::new();
     for op in pair(events) {
         let Some(key) = op.key.clone() else { continue };
         let input = match op.f.as_str() {
