@@ -102,7 +102,7 @@ impl ApiContext {
 
     /// Makes a following local read linearizable (or does nothing for `Local`).
     pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), ApiError> {
-        if consistency == Consistency::Local {
+        if consistency == Consistency::Local || unsafe_local_reads() {
             return Ok(());
         }
         if self.is_leader() {
@@ -152,6 +152,15 @@ impl ApiContext {
             Ok(Err(RaftError::Fatal(f))) => Err(ApiError::internal(format!("raft stopped: {f}"))),
         }
     }
+}
+
+/// UNSAFE, TEST-ONLY: `CRONRAFT_UNSAFE=local-reads` makes every linearizable read a local one (no
+/// ReadIndex, no leader check), so stale reads become possible. It exists only so the chaos harness
+/// can prove that its linearizability checker catches them (`cronraft-chaos run --unsafe
+/// local-reads`); it is ignored unless the variable is set, and no deployment should set it.
+fn unsafe_local_reads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("CRONRAFT_UNSAFE").is_ok_and(|v| v.split(',').any(|m| m.trim() == "local-reads")))
 }
 
 /// Wall-clock milliseconds: the time stamped into commands built on this node.

@@ -1,0 +1,20 @@
+//! cronraft-chaos: a Jepsen-style black-box harness for cronraft.
+//!
+//! It starts the real `cronraft` binary as separate processes, drives them with concurrent
+//! clients whose every operation is recorded (`invoke`, then `ok` / `fail` / `info`) in a JSON
+//! Lines history, injects real faults (kill -9, SIGSTOP, network partitions) on a schedule that
+//! is a pure function of the seed, heals everything, reads every node, and then runs offline
+//! checkers over the history: linearizability per key (WGL), set-full (no lost acknowledged
+//! create) and convergence (same applied index and state digest everywhere).
+//!
+//! The checkers only ever see the history, so they are unit-tested on hand-made bad histories.
+
+pub mod checker;
+pub mod cluster;
+pub mod history;
+pub mod nemesis;
+pub mod net;
+pub mod ops;
+pub mod rng;
+pub mod run;
+pub mod workload;

@@ -1,0 +1,132 @@
+//! `cronraft-chaos`: command-line entry of the Jepsen-style harness. Parses the run options, puts
+//! the harness in its self-cleaning network sandbox when a partition nemesis asks for one, runs,
+//! prints a summary, and exits 0 only when every checker passes (1 = a checker failed or could not
+//! decide, 2 = the run itself could not be carried out).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use cronraft_chaos::checker::{self, Verdict};
+use cronraft_chaos::nemesis::Fault;
+use cronraft_chaos::run::{self, RunConfig, WORKLOADS};
+use cronraft_chaos::{history, net};
+
+fn long_about() -> String {
+    let mut s = String::from("Jepsen-style chaos harness for cronraft.\n\nNemeses (--nemesis, comma-separated):\n");
+    for (name, _, help) in Fault::ALL {
+        s.push_str(&format!("  {name:<10} {help}\n"));
+    }
+    s.push_str("\nWorkloads (--workload, comma-separated):\n");
+    for (name, help) in WORKLOADS {
+        s.push_str(&format!("  {name:<10} {help}\n"));
+    }
+    s.push_str("\nUnsafe modes (--unsafe), which the checkers must catch:\n");
+    s.push_str("  local-reads  nodes serve linearizable reads locally (CRONRAFT_UNSAFE=local-reads)\n");
+    s
+}
+
+#[derive(Parser)]
+#[command(name = "cronraft-chaos", about = "Jepsen-style chaos harness for cronraft", long_about = long_about())]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a cluster, run workloads under faults, check the history.
+    #[command(long_about = long_about())]
+    Run {
+        /// Comma-separated nemeses: kill, pause, partition (empty = none).
+        #[arg(long, default_value = "", value_delimiter = ',')]
+        nemesis: Vec<String>,
+        /// Comma-separated workloads: register, set.
+        #[arg(long, default_value = "register", value_delimiter = ',')]
+        workload: Vec<String>,
+        /// Length of the main phase in seconds (the final heal and reads come after).
+        #[arg(long, default_value_t = 60)]
+        time_limit: u64,
+        /// Seed of the nemesis schedule and the workload choices.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Run directory (default: chaos-runs/<seed>-<unix time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Start nodes with CRONRAFT_UNSAFE=MODE (e.g. local-reads).
+        #[arg(long = "unsafe")]
+        unsafe_mode: Option<String>,
+        /// The cronraft binary (default: target/release/cronraft).
+        #[arg(long)]
+        bin: Option<PathBuf>,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+    },
+    /// Re-check a recorded history offline.
+    Check {
+        history: PathBuf,
+        #[arg(long, default_value = "register", value_delimiter = ',')]
+        workload: Vec<String>,
+    },
+}
+
+fn main() {
+    match real_main() {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("cronraft-chaos: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<i32> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { nemesis, workload, time_limit, seed, out, unsafe_mode, bin, nodes } => {
+            let mut nemeses = Vec::new();
+            for n in nemesis.iter().filter(|n| !n.is_empty()) {
+                match Fault::parse(n) {
+                    Some(f) => nemeses.push(f),
+                    None => bail!("unknown nemesis {n:?} (see --help)"),
+                }
+            }
+            if nemeses.contains(&Fault::Partition) && !net::in_sandbox() {
+                net::partitions_supported().context("the partition nemesis is unsupported here")?;
+                let status = net::reexec_in_sandbox().context("starting the unshare sandbox")?;
+                return Ok(status.code().unwrap_or(2));
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("chaos-runs/{seed}-{}", history::wall_ms() / 1000)));
+            let bin = bin.unwrap_or_else(|| PathBuf::from("target/release/cronraft"));
+            let cfg = RunConfig {
+                nemeses,
+                workloads: workload,
+                time_limit: Duration::from_secs(time_limit),
+                seed,
+                out: out.clone(),
+                unsafe_mode,
+                bin,
+                nodes,
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            let results = rt.block_on(run::run(cfg))?;
+            print!("{}", run::summary(&results, &out));
+            Ok(if results.verdict == Verdict::Pass { 0 } else { 1 })
+        }
+        Cmd::Check { history: path, workload } => {
+            let events = history::read(&path)?;
+            let mut all = Vec::new();
+            if workload.iter().any(|w| w == "register") {
+                all.push(checker::linearizable::check(&events, 2_000_000));
+            }
+            if workload.iter().any(|w| w == "set") {
+                all.push(checker::set_full::check(&events));
+            }
+            all.push(checker::convergence::check(&events));
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            Ok(if all.iter().all(|c| c.verdict == Verdict::Pass) { 0 } else { 1 })
+        }
+    }
+}

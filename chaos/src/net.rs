@@ -1,0 +1,142 @@
+//! The network sandbox that makes partitions possible: one network namespace per node, joined by a
+//! Linux bridge in the harness' own (private) namespace, and partitions as nftables DROP rules on
+//! the bridge's forward hook (node-to-node traffic only; the harness at 10.77.0.254 still reaches
+//! every node, so clients can observe what an isolated node answers).
+//!
+//! All of it lives inside `unshare --pid --net --mount --fork --kill-child`: the namespaces, the
+//! bridge, the rules and every node process vanish with the harness, even after `kill -9`.
+//! [`reexec_in_sandbox`] starts that sandbox around the harness itself.
+
+use std::process::{Command, ExitStatus};
+
+/// Set in the harness' environment once it runs inside the sandbox.
+pub const SANDBOX_ENV: &str = "CRONRAFT_CHAOS_SANDBOX";
+
+/// Why the sandbox could not be set up or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("`{cmd}` failed: {detail}")]
+    Command { cmd: String, detail: String },
+    #[error("partitions need {0}; this run cannot use them")]
+    Unsupported(String),
+}
+
+/// Whether this process already runs inside the sandbox.
+pub fn in_sandbox() -> bool {
+    std::env::var(SANDBOX_ENV).is_ok_and(|v| v == "1")
+}
+
+/// What partitions need: root, `unshare`, `ip`, `nft`. `Err` names what is missing.
+pub fn partitions_supported() -> Result<(), NetError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(NetError::Unsupported("root (network namespaces)".into()));
+    }
+    for (tool, arg) in [("unshare", "--version"), ("ip", "-V"), ("nft", "--version")] {
+        let ok = Command::new(tool).arg(arg).output().map(|o| o.status.success()).unwrap_or(false);
+        if !ok {
+            let pkg = match tool {
+                "nft" => "the `nft` tool (Debian package nftables)",
+                "ip" => "the `ip` tool (Debian package iproute2)",
+                _ => "the `unshare` tool (Debian package util-linux)",
+            };
+            return Err(NetError::Unsupported(pkg.into()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs this same program again inside a fresh PID, network and mount namespace and returns its
+/// exit status. The harness is PID 1 there: when it dies, the kernel kills every node.
+pub fn reexec_in_sandbox() -> std::io::Result<ExitStatus> {
+    let exe = std::env::current_exe()?;
+    Command::new("unshare")
+        .args(["--pid", "--net", "--mount", "--fork", "--kill-child", "--mount-proc", "--propagation", "private"])
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SANDBOX_ENV, "1")
+        .status()
+}
+
+fn sh(args: &[&str]) -> Result<(), NetError> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| NetError::Command { cmd: args.join(" "), detail: e.to_string() })?;
+    if !out.status.success() {
+        let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(NetError::Command { cmd: args.join(" "), detail });
+    }
+    Ok(())
+}
+
+/// The namespaces and bridge of one run (inside the sandbox).
+#[derive(Debug, Clone)]
+pub struct Net {
+    n: u64,
+}
+
+impl Net {
+    /// Creates the bridge (10.77.0.254) and `n` node namespaces (10.77.0.1..n). Must run inside
+    /// the sandbox: it mounts a private `/run/netns` and changes this namespace's links.
+    pub fn setup(n: u64) -> Result<Net, NetError> {
+        if !in_sandbox() {
+            return Err(NetError::Unsupported("the sandbox (run through `cronraft-chaos run`)".into()));
+        }
+        sh(&["mkdir", "-p", "/run/netns"])?;
+        sh(&["mount", "-t", "tmpfs", "chaos-netns", "/run/netns"])?;
+        sh(&["ip", "link", "set", "lo", "up"])?;
+        sh(&["ip", "link", "add", "br0", "type", "bridge"])?;
+        sh(&["ip", "addr", "add", "10.77.0.254/24", "dev", "br0"])?;
+        sh(&["ip", "link", "set", "br0", "up"])?;
+        let net = Net { n };
+        for id in 1..=n {
+            let ns = net.ns(id);
+            let veth = format!("veth{id}");
+            sh(&["ip", "netns", "add", &ns])?;
+            sh(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
+            sh(&["ip", "link", "set", &veth, "master", "br0", "up"])?;
+            sh(&["ip", "-n", &ns, "addr", "add", &format!("{}/24", net.ip(id)), "dev", "eth0"])?;
+            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        sh(&["nft", "add", "table", "bridge", "chaos"])?;
+        sh(&[
+            "nft",
+            "add",
+            "chain",
+            "bridge",
+            "chaos",
+            "grudge",
+            "{ type filter hook forward priority 0; policy accept; }",
+        ])?;
+        Ok(net)
+    }
+
+    pub fn ns(&self, id: u64) -> String {
+        format!("crn{id}")
+    }
+
+    pub fn ip(&self, id: u64) -> String {
+        format!("10.77.0.{id}")
+    }
+
+    /// Cuts all traffic, both ways, between `side` and every other node.
+    pub fn isolate(&self, side: &[u64]) -> Result<(), NetError> {
+        for a in side {
+            for b in (1..=self.n).filter(|b| !side.contains(b)) {
+                for (s, d) in [(self.ip(*a), self.ip(b)), (self.ip(b), self.ip(*a))] {
+                    sh(&[
+                        "nft", "add", "rule", "bridge", "chaos", "grudge", "ip", "saddr", &s, "ip", "daddr", &d, "drop",
+                    ])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every partition rule.
+    pub fn heal(&self) -> Result<(), NetError> {
+        sh(&["nft", "flush", "chain", "bridge", "chaos", "grudge"])
+    }
+}

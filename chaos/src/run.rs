@@ -1,0 +1,220 @@
+//! One run: start the cluster, run the workloads and the nemesis for the time limit, heal, wait
+//! for recovery, read every node, check the history, and write `history.jsonl` and
+//! `results.json` into the run directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use crate::checker::{self, CheckResult, Verdict};
+use crate::cluster::{Cluster, ClusterError, NodeOptions};
+use crate::history::{Kind, Recorder};
+use crate::nemesis::{self, Fault};
+use crate::net::{Net, NetError};
+use crate::workload::{self, Ctx, Request};
+
+/// The workloads, with their `--help` descriptions.
+pub const WORKLOADS: [(&str, &str); 2] = [
+    ("register", "per-task register: PUT description / linearizable GET on random nodes; WGL checker"),
+    ("set", "create uniquely named tasks on random nodes; final list from every node; set-full checker"),
+];
+
+/// Node config for runs: default Raft timing (election timeout 400–800 ms).
+const NODE_CONFIG: &str = "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n";
+
+/// What to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub nemeses: Vec<Fault>,
+    pub workloads: Vec<String>,
+    pub time_limit: Duration,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub unsafe_mode: Option<String>,
+    pub bin: PathBuf,
+    pub nodes: u64,
+}
+
+/// Why a run could not be carried out (as opposed to a checker failing).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unknown workload {0:?}")]
+    UnknownWorkload(String),
+    #[error("the cronraft binary {0} does not exist (build it: cargo build --release -p cronraft)")]
+    NoBinary(String),
+}
+
+/// The content of `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub verdict: Verdict,
+    pub seed: u64,
+    pub nemeses: Vec<Fault>,
+    pub workloads: Vec<String>,
+    pub unsafe_mode: Option<String>,
+    pub time_limit_s: u64,
+    pub elapsed_s: f64,
+    pub ops: Value,
+    pub nemesis_steps: Vec<nemesis::Step>,
+    pub checkers: Vec<CheckResult>,
+}
+
+pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
+    for w in &cfg.workloads {
+        if !WORKLOADS.iter().any(|(n, _)| n == w) {
+            return Err(RunError::UnknownWorkload(w.clone()));
+        }
+    }
+    if !cfg.bin.exists() {
+        return Err(RunError::NoBinary(cfg.bin.display().to_string()));
+    }
+    let began = Instant::now();
+    std::fs::create_dir_all(&cfg.out)?;
+    let net = if cfg.nemeses.contains(&Fault::Partition) { Some(Net::setup(cfg.nodes)?) } else { None };
+    let opts = NodeOptions { bin: cfg.bin.clone(), unsafe_mode: cfg.unsafe_mode.clone(), config: NODE_CONFIG.into() };
+    let cluster = Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?;
+    let nodes: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, cluster.url(id))).collect();
+    let cluster = Arc::new(Mutex::new(cluster));
+    let rec = Recorder::to_file(&cfg.out.join("history.jsonl"))?;
+    let ctx = Arc::new(Ctx::new(nodes, rec.clone(), cfg.seed));
+    let has = |w: &str| cfg.workloads.iter().any(|x| x == w);
+
+    // Setup, then the main phase: workers and the nemesis until the time limit.
+    let keys = if has("register") { workload::register::setup(&ctx, 5, Duration::from_secs(30)).await } else { vec![] };
+    let start = Instant::now();
+    let deadline = start + cfg.time_limit;
+    let steps = nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.time_limit, cfg.nodes);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(nemesis::run(cluster.clone(), steps.clone(), rec.clone(), start));
+    if has("register") {
+        for w in 0..4 {
+            let (ctx, keys) = (ctx.clone(), keys.clone());
+            tasks.spawn(async move { workload::register::worker(&ctx, w, &keys, deadline).await });
+        }
+    }
+    if has("set") {
+        for w in 0..2 {
+            let ctx = ctx.clone();
+            tasks.spawn(async move { workload::set::worker(&ctx, w, deadline).await });
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+
+    // Final phase: heal everything, wait for one leader, then read every node.
+    nemesis::heal_all(&cluster, &rec).await;
+    let healthy = cluster.lock().await.wait_healthy(Duration::from_secs(60)).await;
+    if let Err(e) = &healthy {
+        rec.record(
+            crate::history::Process::nemesis(),
+            Kind::Info,
+            "recovery",
+            None,
+            Value::Null,
+            None,
+            Some(e.to_string()),
+        );
+    }
+    converge(&ctx, Duration::from_secs(30)).await;
+    if has("set") {
+        workload::set::final_reads(&ctx, Duration::from_secs(30)).await;
+    }
+    cluster.lock().await.shutdown();
+
+    // Check.
+    let events = rec.snapshot();
+    let mut checkers = Vec::new();
+    if has("register") {
+        checkers.push(checker::linearizable::check(&events, 2_000_000));
+    }
+    if has("set") {
+        checkers.push(checker::set_full::check(&events));
+    }
+    checkers.push(checker::convergence::check(&events));
+    let verdict = if checkers.iter().all(|c| c.verdict == Verdict::Pass) {
+        Verdict::Pass
+    } else if checkers.iter().any(|c| c.verdict == Verdict::Fail) {
+        Verdict::Fail
+    } else {
+        Verdict::Unknown
+    };
+    let count = |k: Kind| events.iter().filter(|e| e.kind == k).count();
+    let results = Results {
+        verdict,
+        seed: cfg.seed,
+        nemeses: cfg.nemeses.clone(),
+        workloads: cfg.workloads.clone(),
+        unsafe_mode: cfg.unsafe_mode.clone(),
+        time_limit_s: cfg.time_limit.as_secs(),
+        elapsed_s: began.elapsed().as_secs_f64(),
+        ops: json!({"invoke": count(Kind::Invoke), "ok": count(Kind::Ok), "fail": count(Kind::Fail), "info": count(Kind::Info)}),
+        nemesis_steps: steps,
+        checkers,
+    };
+    std::fs::write(cfg.out.join("results.json"), serde_json::to_vec_pretty(&results).expect("serialize"))?;
+    Ok(results)
+}
+
+/// Records `digest` rounds (one op per node) until every node reports the same applied index and
+/// digest, or `limit` passes; the convergence checker judges the last round.
+async fn converge(ctx: &Ctx, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut seen = Vec::new();
+        for (node, _) in ctx.nodes.clone() {
+            let req = Request {
+                f: "digest",
+                key: "cluster",
+                value: Value::Null,
+                method: Method::GET,
+                path: "/api/v1/cluster/digest".into(),
+                body: None,
+                idempotency_key: None,
+                timeout: Duration::from_secs(3),
+                read_only: true,
+            };
+            let out = ctx.op(ctx.new_pid(), node, req, |b| b.clone()).await;
+            seen.push((out.kind == Kind::Ok).then(|| (out.body["applied_index"].clone(), out.body["digest"].clone())));
+        }
+        let equal = seen.iter().all(|s| s.is_some() && *s == seen[0]);
+        if equal || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A short human summary.
+pub fn summary(r: &Results, out: &std::path::Path) -> String {
+    let mut s = format!(
+        "cronraft-chaos: {:?} — seed {}, nemeses {:?}, workloads {:?}{}, {:.1} s, ops {}\n",
+        r.verdict,
+        r.seed,
+        r.nemeses.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        r.workloads,
+        r.unsafe_mode.as_ref().map(|m| format!(", UNSAFE {m}")).unwrap_or_default(),
+        r.elapsed_s,
+        r.ops,
+    );
+    s.push_str(&format!("  nemesis steps: {}\n", r.nemesis_steps.len()));
+    for c in &r.checkers {
+        s.push_str(&format!("  {:<13} {:?} {:?}\n", c.checker, c.verdict, c.counts));
+        for v in c.violations.iter().take(5) {
+            s.push_str(&format!("      - {v}\n"));
+        }
+    }
+    s.push_str(&format!("  history and results in {}\n", out.display()));
+    s
+}
