@@ -75,6 +75,9 @@ impl Node {
     /// Starts a node from `config`.
     pub async fn start(config: Config) -> Result<Node, NodeError> {
         config.validate()?;
+        if let Ok(modes) = std::env::var("CRONRAFT_UNSAFE") {
+            tracing::warn!(%modes, "CRONRAFT_UNSAFE is set: this node breaks guarantees on purpose (chaos testing only)");
+        }
         let http = bind(&config.http_addr).await?;
         let raft_listener = bind(&config.raft_addr).await?;
         let http_addr =
