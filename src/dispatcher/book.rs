@@ -47,8 +47,9 @@ pub struct Book {
 }
 
 impl Book {
-    /// Folds in the current state of an execution; `timeout_ms` is its task's timeout.
-    pub fn observe(&mut self, e: &Execution, timeout_ms: i64) {
+    /// Folds in the current state of an execution; `timeout_ms` gives its task's timeout (asked
+    /// only when a new running attempt needs a deadline: it reads the task).
+    pub fn observe(&mut self, e: &Execution, timeout_ms: impl FnOnce() -> i64) {
         let id = e.id;
         if let Some((nb, _)) = self.pending.remove(&id) {
             self.due.remove(&(nb, id));
@@ -88,7 +89,7 @@ impl Book {
         }
         if let Some(a) = current {
             if !self.running.contains_key(&id) && a.executor_id != 0 {
-                let deadline_ms = a.dispatched_ms.saturating_add(timeout_ms);
+                let deadline_ms = a.dispatched_ms.saturating_add(timeout_ms());
                 self.deadlines.insert((deadline_ms, id));
                 self.unsent.insert(id);
                 let r = Running {
@@ -255,13 +256,13 @@ mod tests {
     fn a_pending_execution_is_proposed_once_then_sent_once_then_timed_out_once() {
         let mut book = Book::default();
         // Phase 1: pending → due once; proposing it again before it is observed is impossible.
-        book.observe(&exec(1, ExecutionStatus::Pending), 5_000);
+        book.observe(&exec(1, ExecutionStatus::Pending), || 5_000);
         assert_eq!(book.take_due(0, 10), vec![(1, 1)]);
         assert!(book.take_due(0, 10).is_empty());
         // Phase 2: applied as running → sent once.
         let mut e = exec(1, ExecutionStatus::Running);
         (e.attempts, e.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
-        book.observe(&e, 5_000);
+        book.observe(&e, || 5_000);
         assert_eq!(book.take_unsent(10).len(), 1);
         assert!(book.take_unsent(10).is_empty());
         // Phase 3: past the deadline → one timeout proposal, not one per tick.
@@ -271,7 +272,7 @@ mod tests {
         // Phase 4: applied as timed out → the executor is told to stop.
         e.status = ExecutionStatus::Timeout;
         e.attempts[0].status = ExecutionStatus::Timeout;
-        book.observe(&e, 5_000);
+        book.observe(&e, || 5_000);
         let stops = book.take_stops();
         assert_eq!((stops.len(), stops[0].reason), (1, "timeout"));
         assert_eq!((book.pending_len(), book.running_len()), (0, 0));
@@ -282,15 +283,15 @@ mod tests {
         let mut book = Book::default();
         let mut e = exec(2, ExecutionStatus::Pending);
         (e.not_before_ms, e.attempt_count) = (10_000, 1);
-        book.observe(&e, 1_000);
+        book.observe(&e, || 1_000);
         assert!(book.take_due(9_999, 10).is_empty());
         assert_eq!(book.take_due(10_000, 10), vec![(2, 2)]);
         let mut r = exec(3, ExecutionStatus::Running);
         (r.attempts, r.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
-        book.observe(&r, 1_000);
+        book.observe(&r, || 1_000);
         (r.status, r.reason, r.attempts[0].status) =
             (ExecutionStatus::Cancelled, Some(Reason::Replaced), ExecutionStatus::Cancelled);
-        book.observe(&r, 1_000);
+        book.observe(&r, || 1_000);
         assert_eq!(book.take_stops()[0].reason, "replaced");
     }
 }

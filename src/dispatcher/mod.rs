@@ -206,7 +206,7 @@ impl Dispatcher {
         let view = self.sm.view();
         for id in ids {
             match view.execution(*id) {
-                Ok(Some(e)) => book.observe(&e, timeout_ms(&view, &e)),
+                Ok(Some(e)) => book.observe(&e, || timeout_ms(&view, &e)),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, execution = id, "dispatcher cannot read an execution"),
             }
@@ -221,7 +221,7 @@ impl Dispatcher {
                 Ok(Some(e)) if e.status == ExecutionStatus::Pending && !e.queued => {
                     book.unpropose(*id, e.not_before_ms.max(now_ms() + CAPACITY_RECHECK_MS))
                 }
-                Ok(Some(e)) => book.observe(&e, timeout_ms(&view, &e)),
+                Ok(Some(e)) => book.observe(&e, || timeout_ms(&view, &e)),
                 _ => book.unpropose(*id, now_ms()),
             }
         }
