@@ -313,3 +313,30 @@ async fn the_embedded_agent_runs_echo_hello_from_the_cli() {
     let table = cli(&node, &["execution", "list", "--task", "hello"]);
     assert!(table.contains("success"), "{table}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_purges_records_beyond_the_per_task_maximum_and_keeps_the_statistics() {
+    // Phase 1: a node that keeps 3 records per task and purges every 300 ms.
+    let config = "agent = false\n[retention]\nper_task_max = 3\ninterval_ms = 300\n";
+    let c = Cluster::start(1, config).await;
+    let node = c.nodes[&1].url();
+    let task = create_task(&node, manual_task("kept", "nobody", "round_robin")).await;
+    // Phase 2: six runs, each stopped (final records).
+    for _ in 0..6 {
+        let id = trigger(&node, task).await;
+        let (status, v) = post(&node, &format!("/api/v1/executions/{id}/stop"), json!({})).await;
+        assert!(status == 200 || v["error"]["code"] == "execution_finished", "{status} {v}");
+    }
+    // Phase 3: the oldest three go; the rollups still count all six.
+    let left = wait_for("retention to purge down to 3 records", Duration::from_secs(20), || async {
+        let page = get(&node, &format!("/api/v1/executions?task_id={task}&page_size=50")).await;
+        (page["total"] == 3).then_some(page)
+    })
+    .await;
+    let ids: Vec<u64> = left["items"].as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| *id >= 4), "the newest records stay: {ids:?}");
+    let stats = get(&node, &format!("/api/v1/tasks/{task}/stats")).await;
+    let w = &stats["windows"]["24h"];
+    assert_eq!(w["cancelled"].as_u64().unwrap() + w["failed"].as_u64().unwrap(), 6, "{stats}");
+}
