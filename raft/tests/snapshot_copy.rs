@@ -38,8 +38,7 @@ fn first_three() -> Vec<Entry<TypeConfig>> {
 }
 
 fn later_three() -> Vec<Entry<TypeConfig>> {
-    let mut patch = TaskPatch::default();
-    patch.description = Some("changed after the copy began".into());
+    let patch = TaskPatch { description: Some("changed after the copy began".into()), ..Default::default() };
     vec![
         entry(4, Command::CreateTask { spec: spec("t4") }),
         entry(5, Command::UpdateTask { id: 1, patch, expected_version: None }),

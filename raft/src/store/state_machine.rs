@@ -84,7 +84,7 @@ struct Inner {
     /// recorded by `apply` before it first changes the key. The copy reads the live tree without
     /// blocking applies, then puts these pre-images back: the result is the state at the copy's
     /// applied index. Bounded by the keys changed during one copy.
-    preimages: Mutex<Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>>,
+    preimages: Mutex<Option<Preimages>>,
 }
 
 /// The state-machine store. Cheap to clone; clones share everything.
@@ -204,7 +204,7 @@ impl StateMachineStore {
     }
 
     /// Every key and value of the state at the builder's applied index, in key order.
-    fn copy_pairs(&self, b: &mut SnapshotBuilder) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn copy_pairs(&self, b: &mut SnapshotBuilder) -> Result<Pairs, StoreError> {
         if b.live {
             let mut pairs = Vec::new();
             let read = b.tree.iter().try_for_each(|kv| kv.map(|(k, v)| pairs.push((k.to_vec(), v.to_vec()))));

@@ -168,8 +168,7 @@ fn only_online_healthy_instances_and_bound_ones_by_priority_are_chosen() {
     assert_eq!(h.distribution(t, 6).get(&b), Some(&6));
     // Bindings: register `c` with the task bound at a higher priority than a fresh binding of `b`.
     let mut up = |instance: &str, priority| {
-        let mut patch = TaskPatch::default();
-        patch.executor = Some("g".into());
+        let patch = TaskPatch { executor: Some("g".into()), ..Default::default() };
         let mut create = spec("f");
         create.executor = "g".into();
         let tasks = vec![TaskUpsert { create, patch, weight: 0, priority }];
