@@ -296,8 +296,13 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta<NodeId, NodeInfo>, data: 
     Ok(())
 }
 
+/// Every key and value of a state, in key order.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+/// Keys changed since a copy began, with their values then (`None` = absent).
+type Preimages = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
 /// Replaces the values of keys changed during a copy by their values when it began.
-fn merge_preimages(pairs: Vec<(Vec<u8>, Vec<u8>)>, pre: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn merge_preimages(pairs: Pairs, pre: Preimages) -> Pairs {
     let mut out = Vec::with_capacity(pairs.len());
     let mut pre = pre.into_iter().peekable();
     for (k, v) in pairs {
