@@ -23,7 +23,10 @@ fn long_about() -> String {
         s.push_str(&format!("  {name:<10} {help}\n"));
     }
     s.push_str("\nUnsafe modes (--unsafe), which the checkers must catch:\n");
-    s.push_str("  local-reads  nodes serve linearizable reads locally (CRONRAFT_UNSAFE=local-reads)\n");
+    s.push_str("  local-reads       nodes serve linearizable reads locally (caught by linearizable)\n");
+    s.push_str(
+        "  ignore-watermark  apply accepts slots at or before a task's fire watermark (caught by one_per_slot)\n",
+    );
     s
 }
 
@@ -42,7 +45,7 @@ enum Cmd {
         /// Comma-separated nemeses: kill, pause, partition (empty = none).
         #[arg(long, default_value = "", value_delimiter = ',')]
         nemesis: Vec<String>,
-        /// Comma-separated workloads: register, set.
+        /// Comma-separated workloads: register, set, cron.
         #[arg(long, default_value = "register", value_delimiter = ',')]
         workload: Vec<String>,
         /// Length of the main phase in seconds (the final heal and reads come after).
@@ -123,6 +126,9 @@ fn real_main() -> anyhow::Result<i32> {
             }
             if workload.iter().any(|w| w == "set") {
                 all.push(checker::set_full::check(&events));
+            }
+            if workload.iter().any(|w| w == "cron") {
+                all.extend(checker::schedule::check(&events));
             }
             all.push(checker::convergence::check(&events));
             println!("{}", serde_json::to_string_pretty(&all)?);
