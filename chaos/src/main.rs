@@ -42,7 +42,7 @@ enum Cmd {
     /// Start a cluster, run workloads under faults, check the history.
     #[command(long_about = long_about())]
     Run {
-        /// Comma-separated nemeses: kill, pause, partition (empty = none).
+        /// Comma-separated nemeses: kill, pause, partition, executor-kill, executor-slow (empty = none).
         #[arg(long, default_value = "", value_delimiter = ',')]
         nemesis: Vec<String>,
         /// Comma-separated workloads: register, set, cron.

@@ -60,6 +60,8 @@ pub enum RunError {
     History(#[from] crate::history::HistoryError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
     #[error("unknown workload {0:?}")]
     UnknownWorkload(String),
     #[error("the cronraft binary {0} does not exist (build it: cargo build --release -p cronraft)")]
@@ -88,6 +90,11 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         if !WORKLOADS.iter().any(|(n, _)| n == w) {
             return Err(RunError::UnknownWorkload(w.clone()));
         }
+    }
+    if cfg.nemeses.iter().any(|f| f.is_executor()) && !cfg.workloads.iter().any(|w| w == "cron") {
+        return Err(RunError::Invalid(
+            "executor-kill and executor-slow need the cron workload (its recording executor)".into(),
+        ));
     }
     if !cfg.bin.exists() {
         return Err(RunError::NoBinary(cfg.bin.display().to_string()));
@@ -121,7 +128,8 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     let deadline = start + cfg.time_limit;
     let steps = nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.time_limit, cfg.nodes);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(nemesis::run(cluster.clone(), steps.clone(), rec.clone(), start));
+    let targets = nemesis::Targets { cluster: cluster.clone(), executor: executor.clone() };
+    tasks.spawn(nemesis::run(targets.clone(), steps.clone(), rec.clone(), start));
     if has("register") {
         for w in 0..4 {
             let (ctx, keys) = (ctx.clone(), keys.clone());
@@ -141,7 +149,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     while tasks.join_next().await.is_some() {}
 
     // Final phase: heal everything, wait for one leader, then read every node.
-    nemesis::heal_all(&cluster, &rec).await;
+    nemesis::heal_all(&targets, &rec).await;
     let healthy = cluster.lock().await.wait_healthy(Duration::from_secs(60)).await;
     match &healthy {
         Err(e) => {
