@@ -16,19 +16,25 @@ use cronraft_chaos::{history, net};
 fn long_about() -> String {
     let mut s = String::from("Jepsen-style chaos harness for cronraft.\n\nNemeses (--nemesis, comma-separated):\n");
     for (name, _, help) in Fault::ALL {
-        s.push_str(&format!("  {name:<10} {help}\n"));
+        s.push_str(&format!("  {name:<14} {help}\n"));
     }
     s.push_str("\nWorkloads (--workload, comma-separated):\n");
     for (name, help) in WORKLOADS {
         s.push_str(&format!("  {name:<10} {help}\n"));
     }
     s.push_str("\nUnsafe modes (--unsafe), which the checkers must catch:\n");
-    s.push_str("  local-reads       nodes serve linearizable reads locally (caught by linearizable)\n");
-    s.push_str(
-        "  ignore-watermark  apply accepts slots at or before a task's fire watermark (caught by one_per_slot)\n",
-    );
+    for (name, help) in UNSAFE_MODES {
+        s.push_str(&format!("  {name:<22} {help}\n"));
+    }
     s
 }
+
+/// The node's test-only `CRONRAFT_UNSAFE` modes and the checker that must catch each.
+const UNSAFE_MODES: [(&str, &str); 3] = [
+    ("local-reads", "nodes serve linearizable reads locally (register: linearizable)"),
+    ("ignore-watermark", "apply neither filters slots by a task's fire watermark nor moves it (cron: one_per_slot)"),
+    ("dispatch-before-commit", "the scheduler sends /execute before proposing the fire (cron: committed_delivery)"),
+];
 
 #[derive(Parser)]
 #[command(name = "cronraft-chaos", about = "Jepsen-style chaos harness for cronraft", long_about = long_about())]
@@ -57,7 +63,7 @@ enum Cmd {
         /// Run directory (default: chaos-runs/<seed>-<unix time>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Start nodes with CRONRAFT_UNSAFE=MODE (e.g. local-reads).
+        /// Start nodes with CRONRAFT_UNSAFE=MODE: local-reads, ignore-watermark, dispatch-before-commit.
         #[arg(long = "unsafe")]
         unsafe_mode: Option<String>,
         /// The cronraft binary (default: target/release/cronraft).
