@@ -33,8 +33,12 @@ pub const WORKLOADS: [(&str, &str); 3] = [
 /// quiesced: the window in which the liveness checker expects every slot.
 const CRON_AFTER_HEAL: Duration = Duration::from_secs(12);
 
-/// Node config for runs: default Raft timing (election timeout 400–800 ms).
-const NODE_CONFIG: &str = "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n";
+/// Node config for runs: default Raft timing (election timeout 400–800 ms), and executor health
+/// checks every second instead of every 30 s: an instance that could not be reached once is
+/// ejected until two good checks, so with the default interval the `cron` workload's executor
+/// would stay ejected for up to a minute after `executor-kill`, longer than the liveness window.
+const NODE_CONFIG: &str = "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n\
+                           [executors]\nhealth_check_interval_ms = 1000\nhealth_check_timeout_ms = 500\n";
 
 /// What to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
