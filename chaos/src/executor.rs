@@ -198,3 +198,62 @@ async fn run(sh: &Shared, req: ExecuteRequest) {
 async fn stop(State(_): State<Arc<Shared>>, Json(_): Json<StopRequest>) -> StatusCode {
     StatusCode::OK
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn request(id: u64) -> serde_json::Value {
+        json!({
+            "execution_id": id, "attempt": 1, "task_id": 7, "task_name": "t", "parameters": {},
+            "timeout_seconds": 5, "scheduled_time": "2026-01-01T00:00:02Z", "term": 3, "log_index": 40,
+            "callback_urls": [], "callback_token": "x",
+        })
+    }
+
+    /// Polls the history until `f` events number `n` (or 5 s pass).
+    async fn wait_for(rec: &Recorder, f: &str, n: usize) -> Vec<crate::history::Event> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen: Vec<_> = rec.snapshot().into_iter().filter(|e| e.f == f).collect();
+            if seen.len() >= n || Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn records_deliveries_deduplicates_and_survives_down_and_up() {
+        // Phase 1: an executor with 50 ms runs; the same (execution, attempt) twice, then another.
+        let rec = Recorder::in_memory();
+        let ex = Executor::start("127.0.0.1", Duration::from_millis(50), rec.clone()).await.unwrap();
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let post = |id| http.post(format!("{}/execute", ex.url())).json(&request(id)).send();
+        for id in [1, 1, 2] {
+            assert!(post(id).await.unwrap().status().is_success());
+        }
+
+        // Phase 2: three deliveries (the repeat marked), two runs.
+        let delivered = wait_for(&rec, "deliver", 3).await;
+        let dup: Vec<bool> = delivered.iter().map(|e| e.value["duplicate"].as_bool().unwrap()).collect();
+        assert_eq!(dup, vec![false, true, false]);
+        assert_eq!(delivered[0].value["scheduled_ms"], 1_767_225_602_000i64);
+        assert_eq!(
+            (delivered[0].value["term"].as_u64(), delivered[0].value["log_index"].as_u64()),
+            (Some(3), Some(40))
+        );
+        assert_eq!(wait_for(&rec, "run_end", 2).await.len(), 2);
+
+        // Phase 3: down refuses connections; up serves again on the same address.
+        ex.down();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while post(3).await.is_ok() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(post(3).await.is_err(), "down must refuse connections");
+        ex.up().await.unwrap();
+        assert!(post(4).await.unwrap().status().is_success());
+    }
+}
