@@ -16,16 +16,25 @@ use cronraft_chaos::{history, net};
 fn long_about() -> String {
     let mut s = String::from("Jepsen-style chaos harness for cronraft.\n\nNemeses (--nemesis, comma-separated):\n");
     for (name, _, help) in Fault::ALL {
-        s.push_str(&format!("  {name:<10} {help}\n"));
+        s.push_str(&format!("  {name:<14} {help}\n"));
     }
     s.push_str("\nWorkloads (--workload, comma-separated):\n");
     for (name, help) in WORKLOADS {
         s.push_str(&format!("  {name:<10} {help}\n"));
     }
     s.push_str("\nUnsafe modes (--unsafe), which the checkers must catch:\n");
-    s.push_str("  local-reads  nodes serve linearizable reads locally (CRONRAFT_UNSAFE=local-reads)\n");
+    for (name, help) in UNSAFE_MODES {
+        s.push_str(&format!("  {name:<22} {help}\n"));
+    }
     s
 }
+
+/// The node's test-only `CRONRAFT_UNSAFE` modes and the checker that must catch each.
+const UNSAFE_MODES: [(&str, &str); 3] = [
+    ("local-reads", "nodes serve linearizable reads locally (register: linearizable)"),
+    ("ignore-watermark", "apply neither filters slots by a task's fire watermark nor moves it (cron: one_per_slot)"),
+    ("dispatch-before-commit", "the scheduler sends /execute before proposing the fire (cron: committed_delivery)"),
+];
 
 #[derive(Parser)]
 #[command(name = "cronraft-chaos", about = "Jepsen-style chaos harness for cronraft", long_about = long_about())]
@@ -39,10 +48,10 @@ enum Cmd {
     /// Start a cluster, run workloads under faults, check the history.
     #[command(long_about = long_about())]
     Run {
-        /// Comma-separated nemeses: kill, pause, partition (empty = none).
+        /// Comma-separated nemeses: kill, pause, partition, executor-kill, executor-slow (empty = none).
         #[arg(long, default_value = "", value_delimiter = ',')]
         nemesis: Vec<String>,
-        /// Comma-separated workloads: register, set.
+        /// Comma-separated workloads: register, set, cron.
         #[arg(long, default_value = "register", value_delimiter = ',')]
         workload: Vec<String>,
         /// Length of the main phase in seconds (the final heal and reads come after).
@@ -54,7 +63,7 @@ enum Cmd {
         /// Run directory (default: chaos-runs/<seed>-<unix time>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Start nodes with CRONRAFT_UNSAFE=MODE (e.g. local-reads).
+        /// Start nodes with CRONRAFT_UNSAFE=MODE: local-reads, ignore-watermark, dispatch-before-commit.
         #[arg(long = "unsafe")]
         unsafe_mode: Option<String>,
         /// The cronraft binary (default: target/release/cronraft).
@@ -123,6 +132,9 @@ fn real_main() -> anyhow::Result<i32> {
             }
             if workload.iter().any(|w| w == "set") {
                 all.push(checker::set_full::check(&events));
+            }
+            if workload.iter().any(|w| w == "cron") {
+                all.extend(checker::schedule::check(&events));
             }
             all.push(checker::convergence::check(&events));
             println!("{}", serde_json::to_string_pretty(&all)?);

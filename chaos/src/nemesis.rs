@@ -13,6 +13,7 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::cluster::Cluster;
+use crate::executor::Executor;
 use crate::history::{Kind, Process, Recorder};
 use crate::rng::Rng;
 
@@ -26,14 +27,30 @@ pub enum Fault {
     Pause,
     /// Cut one node off from the others (clients still reach it), then heal.
     Partition,
+    /// The recording executor stops listening (connections refused), then re-binds its port.
+    ExecutorKill,
+    /// The recording executor answers `/execute` only after [`crate::executor::SLOW_REPLY`],
+    /// beyond the node's 5 s dispatch timeout (the run itself still happens).
+    ExecutorSlow,
 }
 
 impl Fault {
-    pub const ALL: [(&'static str, Fault, &'static str); 3] = [
+    pub const ALL: [(&'static str, Fault, &'static str); 5] = [
         ("kill", Fault::Kill, "kill -9 a random node or the leader, then restart it (same addresses and data)"),
         ("pause", Fault::Pause, "SIGSTOP a random node or the leader past the election timeout, then SIGCONT"),
         ("partition", Fault::Partition, "isolate a random node or the leader from its peers (nftables, namespaces)"),
+        ("executor-kill", Fault::ExecutorKill, "the recording executor refuses connections for 3-6 s (cron workload)"),
+        (
+            "executor-slow",
+            Fault::ExecutorSlow,
+            "the recording executor answers /execute after 12 s, past the dispatch timeout (cron)",
+        ),
     ];
+
+    /// Whether the fault hits the recording executor (and so needs the `cron` workload).
+    pub fn is_executor(self) -> bool {
+        matches!(self, Fault::ExecutorKill | Fault::ExecutorSlow)
+    }
 
     pub fn parse(s: &str) -> Option<Fault> {
         Fault::ALL.iter().find(|(n, _, _)| *n == s).map(|(_, f, _)| *f)
@@ -76,7 +93,7 @@ pub fn schedule(seed: u64, faults: &[Fault], time_limit: Duration, n: u64) -> Ve
         let duration_ms = match fault {
             Fault::Kill => rng.range(1_500, 4_000),
             Fault::Pause => rng.range(1_500, 3_000),
-            Fault::Partition => rng.range(3_000, 6_000),
+            Fault::Partition | Fault::ExecutorKill | Fault::ExecutorSlow => rng.range(3_000, 6_000),
         };
         let target = if rng.chance(50) { Target::Leader } else { Target::Node(rng.range(1, n)) };
         if t + duration_ms + 1_000 > end {
@@ -88,26 +105,45 @@ pub fn schedule(seed: u64, faults: &[Fault], time_limit: Duration, n: u64) -> Ve
     steps
 }
 
-/// Runs `steps` relative to `start`, recording every start and end.
-pub async fn run(cluster: Arc<Mutex<Cluster>>, steps: Vec<Step>, rec: Recorder, start: Instant) {
+/// What the nemesis can hit: the cluster, and the recording executor when the `cron` workload
+/// runs one.
+#[derive(Clone)]
+pub struct Targets {
+    pub cluster: Arc<Mutex<Cluster>>,
+    pub executor: Option<Arc<Executor>>,
+}
+
+/// Runs `steps` relative to `start`, recording every start and end. Executor faults record no
+/// node (there is one executor).
+pub async fn run(targets: Targets, steps: Vec<Step>, rec: Recorder, start: Instant) {
     for step in steps {
         tokio::time::sleep_until((start + Duration::from_millis(step.at_ms)).into()).await;
         let node = match step.target {
-            Target::Node(id) => id,
-            Target::Leader => cluster.lock().await.leader().await.unwrap_or(1),
+            _ if step.fault.is_executor() => None,
+            Target::Node(id) => Some(id),
+            Target::Leader => Some(targets.cluster.lock().await.leader().await.unwrap_or(1)),
         };
         let value = json!({"fault": step.fault, "target": step.target, "duration_ms": step.duration_ms});
-        let error = apply(&cluster, step.fault, node, true).await;
-        rec.record(Process::nemesis(), Kind::Start, step.fault.name(), None, value.clone(), Some(node), error);
+        let error = apply(&targets, step.fault, node.unwrap_or(0), true).await;
+        rec.record(Process::nemesis(), Kind::Start, step.fault.name(), None, value.clone(), node, error);
         tokio::time::sleep(Duration::from_millis(step.duration_ms)).await;
-        let error = apply(&cluster, step.fault, node, false).await;
-        rec.record(Process::nemesis(), Kind::End, step.fault.name(), None, value, Some(node), error);
+        let error = apply(&targets, step.fault, node.unwrap_or(0), false).await;
+        rec.record(Process::nemesis(), Kind::End, step.fault.name(), None, value, node, error);
     }
 }
 
 /// Starts (`begin`) or heals one fault; returns an error description if it could not.
-async fn apply(cluster: &Arc<Mutex<Cluster>>, fault: Fault, node: u64, begin: bool) -> Option<String> {
-    let mut c = cluster.lock().await;
+async fn apply(targets: &Targets, fault: Fault, node: u64, begin: bool) -> Option<String> {
+    if fault.is_executor() {
+        let Some(ex) = &targets.executor else { return Some("no recording executor (needs --workload cron)".into()) };
+        match (fault, begin) {
+            (Fault::ExecutorKill, true) => ex.down(),
+            (Fault::ExecutorKill, false) => return ex.up().await.err().map(|e| e.to_string()),
+            (_, on) => ex.set_slow(on),
+        }
+        return None;
+    }
+    let mut c = targets.cluster.lock().await;
     match (fault, begin) {
         (Fault::Kill, true) => c.kill(node),
         (Fault::Kill, false) => return c.restart(node).err().map(|e| e.to_string()),
@@ -120,14 +156,22 @@ async fn apply(cluster: &Arc<Mutex<Cluster>>, fault: Fault, node: u64, begin: bo
             }
         }
         (Fault::Partition, false) => return c.net().and_then(|n| n.heal().err()).map(|e| e.to_string()),
+        (Fault::ExecutorKill | Fault::ExecutorSlow, _) => {}
     }
     None
 }
 
-/// The final generator: heal every partition, resume every paused node, restart every dead one.
-pub async fn heal_all(cluster: &Arc<Mutex<Cluster>>, rec: &Recorder) {
-    let mut c = cluster.lock().await;
+/// The final generator: heal every partition, resume every paused node, restart every dead one,
+/// and bring the recording executor back to normal.
+pub async fn heal_all(targets: &Targets, rec: &Recorder) {
     let mut errors = Vec::new();
+    if let Some(ex) = &targets.executor {
+        ex.set_slow(false);
+        if let Err(e) = ex.up().await {
+            errors.push(e.to_string());
+        }
+    }
+    let mut c = targets.cluster.lock().await;
     if let Some(net) = c.net() {
         if let Err(e) = net.heal() {
             errors.push(e.to_string());

@@ -9,6 +9,10 @@
 
 use std::process::{Command, ExitStatus};
 
+/// The harness' own address on the bridge: nodes in their namespaces reach it (and the
+/// recording executor listening on it) through the bridge; partitions never cut it.
+pub const BRIDGE_IP: &str = "10.77.0.254";
+
 /// Set in the harness' environment once it runs inside the sandbox.
 pub const SANDBOX_ENV: &str = "CRONRAFT_CHAOS_SANDBOX";
 

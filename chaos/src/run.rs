@@ -13,19 +13,32 @@ use tokio::sync::Mutex;
 
 use crate::checker::{self, CheckResult, Verdict};
 use crate::cluster::{Cluster, ClusterError, NodeOptions};
-use crate::history::{Kind, Recorder};
+use crate::executor::Executor;
+use crate::history::{Kind, Process, Recorder};
 use crate::nemesis::{self, Fault};
 use crate::net::{Net, NetError};
 use crate::workload::{self, Ctx, Request};
 
 /// The workloads, with their `--help` descriptions.
-pub const WORKLOADS: [(&str, &str); 2] = [
+pub const WORKLOADS: [(&str, &str); 3] = [
     ("register", "per-task register: PUT description / linearizable GET on random nodes; WGL checker"),
     ("set", "create uniquely named tasks on random nodes; final list from every node; set-full checker"),
+    (
+        "cron",
+        "1-2 s tasks (parallel, sequential, skip; one paused/resumed) run by a recording executor; schedule checkers",
+    ),
 ];
 
-/// Node config for runs: default Raft timing (election timeout 400–800 ms).
-const NODE_CONFIG: &str = "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n";
+/// How long the cron workload keeps running after the cluster is healthy again, before it is
+/// quiesced: the window in which the liveness checker expects every slot.
+const CRON_AFTER_HEAL: Duration = Duration::from_secs(12);
+
+/// Node config for runs: default Raft timing (election timeout 400–800 ms), and executor health
+/// checks every second instead of every 30 s: an instance that could not be reached once is
+/// ejected until two good checks, so with the default interval the `cron` workload's executor
+/// would stay ejected for up to a minute after `executor-kill`, longer than the liveness window.
+const NODE_CONFIG: &str = "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 400\nelection_timeout_max_ms = 800\n\
+                           [executors]\nhealth_check_interval_ms = 1000\nhealth_check_timeout_ms = 500\n";
 
 /// What to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,10 +64,14 @@ pub enum RunError {
     History(#[from] crate::history::HistoryError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
     #[error("unknown workload {0:?}")]
     UnknownWorkload(String),
     #[error("the cronraft binary {0} does not exist (build it: cargo build --release -p cronraft)")]
     NoBinary(String),
+    #[error(transparent)]
+    Executor(#[from] crate::executor::ExecutorError),
 }
 
 /// The content of `results.json`.
@@ -78,6 +95,11 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
             return Err(RunError::UnknownWorkload(w.clone()));
         }
     }
+    if cfg.nemeses.iter().any(|f| f.is_executor()) && !cfg.workloads.iter().any(|w| w == "cron") {
+        return Err(RunError::Invalid(
+            "executor-kill and executor-slow need the cron workload (its recording executor)".into(),
+        ));
+    }
     if !cfg.bin.exists() {
         return Err(RunError::NoBinary(cfg.bin.display().to_string()));
     }
@@ -94,16 +116,33 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
 
     // Setup, then the main phase: workers and the nemesis until the time limit.
     let keys = if has("register") { workload::register::setup(&ctx, 5, Duration::from_secs(30)).await } else { vec![] };
+    // The recording executor listens where every node can reach it: on the bridge when nodes
+    // live in their own network namespaces, on loopback otherwise.
+    let executor = match has("cron") {
+        true => {
+            let host = if cluster.lock().await.net().is_some() { crate::net::BRIDGE_IP } else { "127.0.0.1" };
+            let ex = Arc::new(Executor::start(host, workload::cron::RUN, rec.clone()).await?);
+            let registration = ex.registration(workload::cron::GROUP, &format!("chaos-{}", cfg.seed));
+            workload::cron::setup(&ctx, registration, Duration::from_secs(30)).await;
+            Some(ex)
+        }
+        false => None,
+    };
     let start = Instant::now();
     let deadline = start + cfg.time_limit;
     let steps = nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.time_limit, cfg.nodes);
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(nemesis::run(cluster.clone(), steps.clone(), rec.clone(), start));
+    let targets = nemesis::Targets { cluster: cluster.clone(), executor: executor.clone() };
+    tasks.spawn(nemesis::run(targets.clone(), steps.clone(), rec.clone(), start));
     if has("register") {
         for w in 0..4 {
             let (ctx, keys) = (ctx.clone(), keys.clone());
             tasks.spawn(async move { workload::register::worker(&ctx, w, &keys, deadline).await });
         }
+    }
+    if has("cron") {
+        let ctx = ctx.clone();
+        tasks.spawn(async move { workload::cron::worker(&ctx, deadline).await });
     }
     if has("set") {
         for w in 0..2 {
@@ -114,24 +153,31 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     while tasks.join_next().await.is_some() {}
 
     // Final phase: heal everything, wait for one leader, then read every node.
-    nemesis::heal_all(&cluster, &rec).await;
+    nemesis::heal_all(&targets, &rec).await;
     let healthy = cluster.lock().await.wait_healthy(Duration::from_secs(60)).await;
-    if let Err(e) = &healthy {
-        rec.record(
-            crate::history::Process::nemesis(),
-            Kind::Info,
-            "recovery",
-            None,
-            Value::Null,
-            None,
-            Some(e.to_string()),
-        );
+    match &healthy {
+        Err(e) => {
+            rec.record(Process::nemesis(), Kind::Info, "recovery", None, Value::Null, None, Some(e.to_string()));
+        }
+        Ok(_) => {
+            rec.record(Process::nemesis(), Kind::End, "healthy", None, Value::Null, None, None);
+        }
+    }
+    if has("cron") {
+        // Let the tasks run on the healed cluster (liveness), then pause them so it can converge.
+        tokio::time::sleep(CRON_AFTER_HEAL).await;
+        rec.record(Process::Named("harness".into()), Kind::Ok, "cron_quiesce", None, Value::Null, None, None);
+        workload::cron::quiesce(&ctx, Duration::from_secs(30)).await;
     }
     converge(&ctx, Duration::from_secs(30)).await;
+    if has("cron") {
+        workload::cron::final_reads(&ctx, Duration::from_secs(30)).await;
+    }
     if has("set") {
         workload::set::final_reads(&ctx, Duration::from_secs(30)).await;
     }
     cluster.lock().await.shutdown();
+    drop(executor);
 
     // Check.
     let events = rec.snapshot();
@@ -141,6 +187,9 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     }
     if has("set") {
         checkers.push(checker::set_full::check(&events));
+    }
+    if has("cron") {
+        checkers.extend(checker::schedule::check(&events));
     }
     checkers.push(checker::convergence::check(&events));
     let verdict = if checkers.iter().all(|c| c.verdict == Verdict::Pass) {

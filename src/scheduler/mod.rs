@@ -13,6 +13,7 @@
 //! never lost to an error, and never fired twice (apply's watermark).
 
 mod timers;
+mod unsafe_early;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -191,6 +192,10 @@ impl Scheduler {
 
     /// Proposes one fire entry; records fire lag. Returns whether it was committed.
     async fn propose(&self, term: u64, fires: Vec<TaskFire>, now: i64) -> bool {
+        if unsafe_early::enabled() {
+            let last_log_index = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+            unsafe_early::dispatch_early(&self.sm.view(), &fires, term, last_log_index);
+        }
         let req = Request {
             request_id: String::new(),
             now_ms: now,

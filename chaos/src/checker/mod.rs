@@ -6,7 +6,9 @@
 //! it never counts as a pass.
 
 pub mod convergence;
+pub mod cron_model;
 pub mod linearizable;
+pub mod schedule;
 pub mod set_full;
 
 use std::collections::{BTreeMap, HashMap};

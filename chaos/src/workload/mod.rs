@@ -2,6 +2,7 @@
 //! each one as `invoke` + completion. A process whose write ended `info` is retired and continues
 //! under a fresh process id (its old operation may still take effect at any time).
 
+pub mod cron;
 pub mod register;
 pub mod set;
 

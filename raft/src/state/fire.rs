@@ -87,9 +87,9 @@ fn fire_task(
         return Ok(());
     }
     let watermark = task.fire_watermark_ms;
-    let fresh: Vec<i64> = fire.slots.iter().copied().filter(|s| *s > watermark).collect();
+    let fresh: Vec<i64> = fire.slots.iter().copied().filter(|s| *s > watermark || unsafe_ignore_watermark()).collect();
     out.duplicate_slots += (fire.slots.len() - fresh.len()) as u64;
-    if let Some(span) = fire.missed_before.as_ref().filter(|s| s.first_ms > watermark) {
+    if let Some(span) = fire.missed_before.as_ref().filter(|s| s.first_ms > watermark || unsafe_ignore_watermark()) {
         missed_span(ws, at, &task, span)?;
         out.missed += span.count;
         task.fire_watermark_ms = task.fire_watermark_ms.max(span.last_ms);
@@ -134,7 +134,9 @@ fn fire_task(
     }
     // The watermark lives in the runtime record (read after the admissions, which update it too).
     let mut rt = runtime(ws, task.id)?;
-    rt.watermark_ms = rt.watermark_ms.max(task.fire_watermark_ms);
+    if !unsafe_ignore_watermark() {
+        rt.watermark_ms = rt.watermark_ms.max(task.fire_watermark_ms);
+    }
     put_runtime(ws, task.id, &rt)
 }
 
@@ -246,4 +248,21 @@ pub fn cancel_queued(ws: &mut WriteSet<'_>, at: At, task: u64) -> Result<(), Sto
         end_run(ws, at, id, ExecutionStatus::Cancelled, Some(Reason::Paused))?;
     }
     Ok(())
+}
+
+/// UNSAFE, TEST-ONLY (`CRONRAFT_UNSAFE=ignore-watermark`): apply ignores the task's fire
+/// watermark — it neither drops slots at or before it nor moves it forward on a fire. The leader
+/// that proposed a slot still remembers it (the scheduler's in-memory `fired_through`), so the
+/// damage shows when a scheduler rebuilds its timers from the replicated state — a new leader, a
+/// failed proposal: it re-derives every slot since the task's creation, update or resume and
+/// fires them again, giving a second execution for the same (task, slot). It exists only so the
+/// chaos harness can prove its one-execution-per-slot checker catches that
+/// (`cronraft-chaos run --unsafe ignore-watermark --nemesis kill --workload cron`).
+/// The variable is read once per process. Apply stays deterministic across replicas only if every
+/// node runs with the same value — the harness starts every node with the same environment.
+fn unsafe_ignore_watermark() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("CRONRAFT_UNSAFE").is_ok_and(|v| v.split(',').any(|m| m.trim() == "ignore-watermark"))
+    })
 }

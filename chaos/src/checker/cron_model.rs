@@ -1,0 +1,218 @@
+//! What the schedule checkers read from a history of the `cron` workload: the tasks (from their
+//! `cron_create` ops), the executor's deliveries and run ends, pause / resume operations, the
+//! final execution records, the final applied index and the heal / quiesce markers.
+//!
+//! Kept apart from the checks so each check is a small function over plain data, and so the unit
+//! tests can build bad histories event by event.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::history::{Event, Kind, Process};
+
+/// A workload task, as created.
+#[derive(Debug, Clone)]
+pub struct CronTask {
+    pub id: u64,
+    pub name: String,
+    /// Slot spacing: 1,000 for `* * * * * *`, 2,000 for `*/2 * * * * *`.
+    pub step_ms: i64,
+    pub mode: String,
+    pub pausable: bool,
+}
+
+/// One `/execute` the recording executor received.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub execution_id: u64,
+    pub attempt: u64,
+    pub task_id: u64,
+    pub scheduled_ms: i64,
+    pub term: u64,
+    pub log_index: u64,
+    pub duplicate: bool,
+    pub time_ns: u64,
+    pub wall_ms: i64,
+}
+
+/// One run at the executor, by the executor's own clock.
+#[derive(Debug, Clone)]
+pub struct RunSpan {
+    pub task_id: u64,
+    pub execution_id: u64,
+    pub attempt: u64,
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+}
+
+/// One final execution record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub id: u64,
+    pub task_id: u64,
+    pub scheduled_ms: i64,
+    pub trigger: String,
+    pub attempt_count: u64,
+    /// `(attempt, term, log_index)` of the attempts kept (at most the latest 16).
+    pub attempts: Vec<(u64, u64, u64)>,
+}
+
+/// How a pause or resume ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Ok,
+    Fail,
+    Info,
+}
+
+/// A `cron_pause` or `cron_resume` operation, with wall-clock times (slots are wall times).
+#[derive(Debug, Clone)]
+pub struct Toggle {
+    pub task: String,
+    pub pause: bool,
+    pub ended: Ended,
+    pub invoke_wall: i64,
+    pub done_wall: i64,
+}
+
+/// Everything the schedule checkers use.
+#[derive(Debug, Clone, Default)]
+pub struct CronHistory {
+    pub tasks: Vec<CronTask>,
+    pub deliveries: Vec<Delivery>,
+    pub runs: Vec<RunSpan>,
+    pub toggles: Vec<Toggle>,
+    /// Per task id; `None` when some task's final read never succeeded.
+    pub records: Option<BTreeMap<u64, Vec<Record>>>,
+    /// The highest applied index any node reported in a `digest` read.
+    pub final_applied: Option<u64>,
+    /// Wall time of the final heal (`heal_all`), of recovery (`healthy`) and of `cron_quiesce`.
+    pub heal_wall: Option<i64>,
+    pub healthy_wall: Option<i64>,
+    pub quiesce_wall: Option<i64>,
+}
+
+impl CronHistory {
+    pub fn task(&self, id: u64) -> Option<&CronTask> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+}
+
+/// The slot spacing of the workload's schedules (`*/N` or `*` in the seconds field).
+pub fn step_ms(cron: &str) -> Option<i64> {
+    let secs = cron.split_whitespace().next()?;
+    match secs {
+        "*" => Some(1_000),
+        s => s.strip_prefix("*/")?.parse::<i64>().ok().filter(|n| *n > 0).map(|n| n * 1_000),
+    }
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+/// Extracts the cron workload's view of a history.
+pub fn extract(events: &[Event]) -> CronHistory {
+    let mut h = CronHistory::default();
+    let mut open: HashMap<Process, &Event> = HashMap::new();
+    let mut finals: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    let mut starts: HashMap<(u64, u64), usize> = HashMap::new();
+    for e in events {
+        match (&e.process, e.kind, e.f.as_str()) {
+            (Process::Named(p), _, "deliver") if p == "executor" => {
+                let v = &e.value;
+                let d = Delivery {
+                    execution_id: u(v, "execution_id"),
+                    attempt: u(v, "attempt"),
+                    task_id: u(v, "task_id"),
+                    scheduled_ms: v["scheduled_ms"].as_i64().unwrap_or(0),
+                    term: u(v, "term"),
+                    log_index: u(v, "log_index"),
+                    duplicate: v["duplicate"].as_bool().unwrap_or(false),
+                    time_ns: e.time_ns,
+                    wall_ms: e.wall_ms,
+                };
+                if !d.duplicate {
+                    starts.insert((d.execution_id, d.attempt), h.runs.len());
+                    h.runs.push(RunSpan {
+                        task_id: d.task_id,
+                        execution_id: d.execution_id,
+                        attempt: d.attempt,
+                        start_ns: e.time_ns,
+                        end_ns: None,
+                    });
+                }
+                h.deliveries.push(d);
+            }
+            (Process::Named(p), _, "run_end") if p == "executor" => {
+                if let Some(i) = starts.get(&(u(&e.value, "execution_id"), u(&e.value, "attempt"))) {
+                    h.runs[*i].end_ns = Some(e.time_ns);
+                }
+            }
+            (_, _, "heal_all") => h.heal_wall = Some(e.wall_ms),
+            (_, _, "healthy") => h.healthy_wall = Some(e.wall_ms),
+            (_, _, "cron_quiesce") => h.quiesce_wall = h.quiesce_wall.or(Some(e.wall_ms)),
+            (Process::Client(_), Kind::Invoke, _) => {
+                open.insert(e.process.clone(), e);
+            }
+            (Process::Client(_), Kind::Ok | Kind::Fail | Kind::Info, f) => {
+                let Some(inv) = open.remove(&e.process) else { continue };
+                let ended = match e.kind {
+                    Kind::Ok => Ended::Ok,
+                    Kind::Fail => Ended::Fail,
+                    _ => Ended::Info,
+                };
+                let key = e.key.clone().unwrap_or_default();
+                match f {
+                    "cron_create" if ended == Ended::Ok => {
+                        let v = &e.value;
+                        h.tasks.push(CronTask {
+                            id: u(v, "id"),
+                            name: key,
+                            step_ms: v["cron"].as_str().and_then(step_ms).unwrap_or(1_000),
+                            mode: v["mode"].as_str().unwrap_or("parallel").to_string(),
+                            pausable: v["pausable"].as_bool().unwrap_or(false),
+                        });
+                    }
+                    "cron_pause" | "cron_resume" => h.toggles.push(Toggle {
+                        task: key,
+                        pause: f == "cron_pause",
+                        ended,
+                        invoke_wall: inv.wall_ms,
+                        done_wall: e.wall_ms,
+                    }),
+                    "cron_final" if ended == Ended::Ok => {
+                        let recs = e.value.as_array().cloned().unwrap_or_default();
+                        finals.insert(key, recs.iter().map(record).collect());
+                    }
+                    "digest" if ended == Ended::Ok => {
+                        let applied = e.value["applied_index"].as_u64();
+                        h.final_applied = h.final_applied.max(applied);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    if h.tasks.iter().all(|t| finals.contains_key(&t.name)) {
+        h.records = Some(h.tasks.iter().map(|t| (t.id, finals.remove(&t.name).unwrap_or_default())).collect());
+    }
+    h
+}
+
+fn record(v: &Value) -> Record {
+    let attempts = v["attempts"]
+        .as_array()
+        .map(|a| a.iter().map(|x| (u(x, "attempt"), u(x, "term"), u(x, "log_index"))).collect())
+        .unwrap_or_default();
+    Record {
+        id: u(v, "id"),
+        task_id: u(v, "task_id"),
+        scheduled_ms: v["scheduled_ms"].as_i64().unwrap_or(0),
+        trigger: v["trigger"].as_str().unwrap_or("").to_string(),
+        attempt_count: u(v, "attempt_count"),
+        attempts,
+    }
+}

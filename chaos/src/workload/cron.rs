@@ -1,0 +1,204 @@
+//! The cron workload: real short-interval tasks run by the harness' recording executor, so the
+//! schedule guarantees (one execution per slot, fencing, pause cut-off, no overlap, on-schedule
+//! slots, liveness after the heal) can be checked against what the executor actually received.
+//!
+//! Setup registers the executor (group [`GROUP`]) and creates four tasks, every one with
+//! `timeout_seconds` 5 and runs of 1.5 s (the executor's run time), so `sequential` and `skip`
+//! runs would overlap if the node let them:
+//!
+//! | task | schedule | mode | during the run |
+//! |---|---|---|---|
+//! | `cron-SEED-par` | every second | `parallel` | never paused |
+//! | `cron-SEED-seq` | even seconds | `sequential` | never paused |
+//! | `cron-SEED-skip` | every second | `skip` | never paused |
+//! | `cron-SEED-pp` | every second | `parallel` | paused and resumed every 2–4 s |
+//!
+//! Operations are recorded as `cron_create` (its `ok` value carries the task's id, schedule and
+//! mode), `cron_pause`, `cron_resume`; after the heal, [`quiesce`] pauses every task (so the
+//! cluster can converge) and [`final_reads`] records every execution record (`cron_final`).
+
+use std::time::{Duration, Instant};
+
+use chrono::DateTime;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{Ctx, Request};
+use crate::history::Kind;
+use crate::rng::Rng;
+
+/// The executor group of the workload's tasks.
+pub const GROUP: &str = "chaos";
+/// How long one run lasts at the executor.
+pub const RUN: Duration = Duration::from_millis(1_500);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `(suffix, cron expression, mode, paused during the run)`.
+pub const TASKS: [(&str, &str, &str, bool); 4] = [
+    ("par", "* * * * * *", "parallel", false),
+    ("seq", "*/2 * * * * *", "sequential", false),
+    ("skip", "* * * * * *", "skip", false),
+    ("pp", "* * * * * *", "parallel", true),
+];
+
+fn name(ctx: &Ctx, suffix: &str) -> String {
+    format!("cron-{}-{suffix}", ctx.seed)
+}
+
+fn write<'a>(
+    f: &'static str,
+    key: &'a str,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    idem: Option<String>,
+) -> Request<'a> {
+    Request {
+        f,
+        key,
+        value: Value::Null,
+        method,
+        path,
+        body,
+        idempotency_key: idem,
+        timeout: WRITE_TIMEOUT,
+        read_only: false,
+    }
+}
+
+/// Registers the executor (`registration` is its register body) and creates the tasks, retrying each until `limit`.
+/// Returns the names of the tasks created.
+pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let pid = ctx.new_pid();
+    loop {
+        let path = "/api/v1/executors/register".to_string();
+        let req = write("cron_register", GROUP, Method::POST, path, Some(registration.clone()), None);
+        if ctx.op(pid, ctx.nodes[0].0, req, |_| Value::Null).await.kind == Kind::Ok || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut created = Vec::new();
+    for (suffix, cron, mode, pausable) in TASKS {
+        let task = name(ctx, suffix);
+        let pid = ctx.new_pid();
+        loop {
+            let body = json!({
+                "name": task, "cron_expression": cron, "execution_mode": mode, "timeout_seconds": 5,
+                "executor": GROUP, "max_retry": 3,
+            });
+            let idem = Some(format!("create-{task}"));
+            let req = write("cron_create", &task, Method::POST, "/api/v1/tasks".into(), Some(body), idem);
+            let info =
+                |b: &Value| json!({"id": b["id"], "name": b["name"], "cron": cron, "mode": mode, "pausable": pausable});
+            let out = ctx.op(pid, ctx.nodes[0].0, req, info).await;
+            if out.kind == Kind::Ok {
+                created.push(task);
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    created
+}
+
+async fn pause_or_resume(ctx: &Ctx, pid: u64, node: u64, task: &str, pause: bool) -> Kind {
+    let (f, verb) = if pause { ("cron_pause", "pause") } else { ("cron_resume", "resume") };
+    let req = write(f, task, Method::POST, format!("/api/v1/tasks/{task}/{verb}"), None, None);
+    ctx.op(pid, node, req, |_| Value::Null).await.kind
+}
+
+/// Pauses and resumes the pausable tasks on random nodes every 2–4 s until `deadline`.
+pub async fn worker(ctx: &Ctx, deadline: Instant) {
+    let mut rng = Rng::fork(ctx.seed, 3000);
+    let mut pid = ctx.new_pid();
+    let mut pause = true;
+    let pausable: Vec<String> = TASKS.iter().filter(|t| t.3).map(|t| name(ctx, t.0)).collect();
+    while Instant::now() + Duration::from_secs(1) < deadline {
+        tokio::time::sleep(Duration::from_millis(rng.range(2_000, 4_000))).await;
+        for task in &pausable {
+            let node = rng.pick(&ctx.nodes).0;
+            if pause_or_resume(ctx, pid, node, task, pause).await == Kind::Info {
+                pid = ctx.new_pid();
+            }
+        }
+        pause = !pause;
+    }
+}
+
+/// After the heal: pauses every task (retrying until acknowledged or `limit`), so no new
+/// executions start and the cluster can converge, then waits one run time plus a margin so the
+/// last callbacks land.
+pub async fn quiesce(ctx: &Ctx, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    for (suffix, ..) in TASKS {
+        let task = name(ctx, suffix);
+        let pid = ctx.new_pid();
+        for i in 0.. {
+            let node = ctx.nodes[i % ctx.nodes.len()].0;
+            if pause_or_resume(ctx, pid, node, &task, true).await == Kind::Ok || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    tokio::time::sleep(RUN + Duration::from_secs(2)).await;
+}
+
+/// Reads every execution record of every task (linearizable, paginated), from the first node
+/// that answers, recording one `cron_final` op per task whose value is the compact record list.
+pub async fn final_reads(ctx: &Ctx, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    for (suffix, ..) in TASKS {
+        let task = name(ctx, suffix);
+        let pid = ctx.new_pid();
+        for i in 0.. {
+            let node = ctx.nodes[i % ctx.nodes.len()].0;
+            if read_task(ctx, pid, node, &task).await || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+async fn read_task(ctx: &Ctx, pid: u64, node: u64, task: &str) -> bool {
+    let url = ctx.nodes.iter().find(|(id, _)| *id == node).map(|(_, u)| u.clone()).expect("node");
+    let p = crate::history::Process::Client(pid);
+    ctx.rec.record(p.clone(), Kind::Invoke, "cron_final", Some(task), Value::Null, Some(node), None);
+    let mut records = Vec::new();
+    for page in 1.. {
+        let path = format!("/api/v1/executions?task_id={task}&page_size=500&page={page}&consistency=linearizable");
+        let out = crate::ops::send(&url, Duration::from_secs(5), Method::GET, &path, None, None).await;
+        if out.kind != Kind::Ok {
+            ctx.rec.record(p, Kind::Fail, "cron_final", Some(task), Value::Null, Some(node), out.error);
+            return false;
+        }
+        let items = out.body.get("items").and_then(|i| i.as_array()).cloned().unwrap_or_default();
+        records.extend(items.iter().map(compact));
+        if items.len() < 500 {
+            break;
+        }
+    }
+    ctx.rec.record(p, Kind::Ok, "cron_final", Some(task), Value::Array(records), Some(node), None);
+    true
+}
+
+/// The fields of an execution record the checkers use.
+fn compact(e: &Value) -> Value {
+    let ms = |v: &Value| v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.timestamp_millis());
+    let attempts: Vec<Value> = e["attempts"]
+        .as_array()
+        .map(|a| {
+            a.iter().map(|x| json!({"attempt": x["attempt"], "term": x["term"], "log_index": x["log_index"]})).collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "id": e["id"], "task_id": e["task_id"], "scheduled_ms": ms(&e["scheduled_time"]), "status": e["status"],
+        "trigger": e["trigger"], "slot_count": e["slot_count"], "attempt_count": e["attempt_count"], "attempts": attempts,
+    })
+}
