@@ -142,7 +142,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     }
     if has("cron") {
         let ctx = ctx.clone();
-        tasks.spawn(async move { workload::cron::worker(&ctx, deadline).await });
+        tasks.spawn(async move { workload::cron::worker(&ctx, start, deadline).await });
     }
     if has("set") {
         for w in 0..2 {
