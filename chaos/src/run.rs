@@ -142,7 +142,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     }
     if has("cron") {
         let ctx = ctx.clone();
-        tasks.spawn(async move { workload::cron::worker(&ctx, deadline).await });
+        tasks.spawn(async move { workload::cron::worker(&ctx, start, deadline).await });
     }
     if has("set") {
         for w in 0..2 {
@@ -177,6 +177,8 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         workload::set::final_reads(&ctx, Duration::from_secs(30)).await;
     }
     cluster.lock().await.shutdown();
+    // The last references to the recording executor: dropping them stops its server.
+    drop(targets);
     drop(executor);
 
     // Check.

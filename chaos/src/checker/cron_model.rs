@@ -66,7 +66,8 @@ pub enum Ended {
     Info,
 }
 
-/// A `cron_pause` or `cron_resume` operation, with wall-clock times (slots are wall times).
+/// A `cron_pause`, `cron_resume` or `cron_delete` (`pause: true`: a delete is a cut-off that
+/// nothing lifts) operation, with wall-clock times (slots are wall times).
 #[derive(Debug, Clone)]
 pub struct Toggle {
     pub task: String,
@@ -175,9 +176,10 @@ pub fn extract(events: &[Event]) -> CronHistory {
                             pausable: v["pausable"].as_bool().unwrap_or(false),
                         });
                     }
-                    "cron_pause" | "cron_resume" => h.toggles.push(Toggle {
+                    // A delete is a pause that no resume ever ends.
+                    "cron_pause" | "cron_resume" | "cron_delete" => h.toggles.push(Toggle {
                         task: key,
-                        pause: f == "cron_pause",
+                        pause: f != "cron_resume",
                         ended,
                         invoke_wall: inv.wall_ms,
                         done_wall: e.wall_ms,

@@ -5,7 +5,8 @@
 //! * `committed_delivery` — every delivery is backed by a committed record: its execution id is
 //!   in the final records with the same task and slot, the attempt's term and log index match the
 //!   record's attempt, and that log index is at most the cluster's final applied index.
-//! * `pause_cutoff` — no delivery for a slot after an acknowledged pause, until the next resume.
+//! * `pause_cutoff` — no delivery for a slot after an acknowledged pause, until the next resume,
+//!   or after an acknowledged delete, ever.
 //! * `no_overlap` — runs of a `sequential` or `skip` task never overlap at the executor.
 //! * `on_schedule` — every delivered slot is on the task's schedule.
 //! * `liveness` — after the heal, every slot of the never-paused `parallel` and `sequential`

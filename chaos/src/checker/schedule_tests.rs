@@ -208,3 +208,21 @@ fn schedule_steps_parse() {
     assert_eq!(step_ms("*/2 * * * * *"), Some(2_000));
     assert_eq!(step_ms("0 0 0 1 1 *"), None);
 }
+
+#[test]
+fn a_delivery_after_an_acknowledged_delete_is_caught() {
+    // Task 4 runs at 1 s and 2 s, is deleted at 2.5 s, and must never run again.
+    let mut h = healthy();
+    h.task(4, "del", "* * * * * *", "parallel", true);
+    h.run("del", 4, 950, T0 + 1_000);
+    h.run("del", 4, 951, T0 + 2_000);
+    h.op("cron_delete", "del", Kind::Ok, Value::Null, T0 + 2_400, T0 + 2_500);
+    let results = h.check();
+    assert!(only_failing(&results).is_empty(), "{results:#?}");
+
+    let mut h = healthy();
+    h.task(4, "del", "* * * * * *", "parallel", true);
+    h.op("cron_delete", "del", Kind::Ok, Value::Null, T0 + 2_400, T0 + 2_500);
+    h.run("del", 4, 952, T0 + 15_000);
+    assert_eq!(only_failing(&h.check()), vec!["pause_cutoff"]);
+}

@@ -2,7 +2,7 @@
 //! schedule guarantees (one execution per slot, fencing, pause cut-off, no overlap, on-schedule
 //! slots, liveness after the heal) can be checked against what the executor actually received.
 //!
-//! Setup registers the executor (group [`GROUP`]) and creates four tasks, every one with
+//! Setup registers the executor (group [`GROUP`]) and creates five tasks, every one with
 //! `timeout_seconds` 5 and runs of 1.5 s (the executor's run time), so `sequential` and `skip`
 //! runs would overlap if the node let them:
 //!
@@ -12,10 +12,12 @@
 //! | `cron-SEED-seq` | even seconds | `sequential` | never paused |
 //! | `cron-SEED-skip` | every second | `skip` | never paused |
 //! | `cron-SEED-pp` | every second | `parallel` | paused and resumed every 2–4 s |
+//! | `cron-SEED-del` | every second | `parallel` | deleted halfway through |
 //!
 //! Operations are recorded as `cron_create` (its `ok` value carries the task's id, schedule and
-//! mode), `cron_pause`, `cron_resume`; after the heal, [`quiesce`] pauses every task (so the
-//! cluster can converge) and [`final_reads`] records every execution record (`cron_final`).
+//! mode), `cron_pause`, `cron_resume`, `cron_delete`; after the heal, [`quiesce`] pauses every
+//! live task (so the cluster can converge) and [`final_reads`] records every execution record
+//! (`cron_final`).
 
 use std::time::{Duration, Instant};
 
@@ -33,12 +35,24 @@ pub const GROUP: &str = "chaos";
 pub const RUN: Duration = Duration::from_millis(1_500);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `(suffix, cron expression, mode, paused during the run)`.
-pub const TASKS: [(&str, &str, &str, bool); 4] = [
-    ("par", "* * * * * *", "parallel", false),
-    ("seq", "*/2 * * * * *", "sequential", false),
-    ("skip", "* * * * * *", "skip", false),
-    ("pp", "* * * * * *", "parallel", true),
+/// What the workload does to a task during the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Runs untouched until the quiesce (the liveness checker watches it).
+    Steady,
+    /// Paused and resumed every 2–4 s.
+    Toggled,
+    /// Deleted once, halfway through the main phase.
+    Deleted,
+}
+
+/// `(suffix, cron expression, mode, role)`.
+pub const TASKS: [(&str, &str, &str, Role); 5] = [
+    ("par", "* * * * * *", "parallel", Role::Steady),
+    ("seq", "*/2 * * * * *", "sequential", Role::Steady),
+    ("skip", "* * * * * *", "skip", Role::Steady),
+    ("pp", "* * * * * *", "parallel", Role::Toggled),
+    ("del", "* * * * * *", "parallel", Role::Deleted),
 ];
 
 fn name(ctx: &Ctx, suffix: &str) -> String {
@@ -80,7 +94,7 @@ pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<Strin
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut created = Vec::new();
-    for (suffix, cron, mode, pausable) in TASKS {
+    for (suffix, cron, mode, role) in TASKS {
         let task = name(ctx, suffix);
         let pid = ctx.new_pid();
         loop {
@@ -90,8 +104,7 @@ pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<Strin
             });
             let idem = Some(format!("create-{task}"));
             let req = write("cron_create", &task, Method::POST, "/api/v1/tasks".into(), Some(body), idem);
-            let info =
-                |b: &Value| json!({"id": b["id"], "name": b["name"], "cron": cron, "mode": mode, "pausable": pausable});
+            let info = |b: &Value| json!({"id": b["id"], "name": b["name"], "cron": cron, "mode": mode, "pausable": role != Role::Steady});
             let out = ctx.op(pid, ctx.nodes[0].0, req, info).await;
             if out.kind == Kind::Ok {
                 created.push(task);
@@ -112,21 +125,40 @@ async fn pause_or_resume(ctx: &Ctx, pid: u64, node: u64, task: &str, pause: bool
     ctx.op(pid, node, req, |_| Value::Null).await.kind
 }
 
-/// Pauses and resumes the pausable tasks on random nodes every 2–4 s until `deadline`.
-pub async fn worker(ctx: &Ctx, deadline: Instant) {
+fn with_role(ctx: &Ctx, role: Role) -> Vec<String> {
+    TASKS.iter().filter(|t| t.3 == role).map(|t| name(ctx, t.0)).collect()
+}
+
+/// Pauses and resumes the toggled tasks on random nodes every 2–4 s until `deadline`, and
+/// deletes the `Deleted` ones (`cron_delete`, by name) once half the time has passed, retrying
+/// while the outcome is unknown (a retry of a delete that did happen gets a definite 404).
+pub async fn worker(ctx: &Ctx, start: Instant, deadline: Instant) {
     let mut rng = Rng::fork(ctx.seed, 3000);
     let mut pid = ctx.new_pid();
     let mut pause = true;
-    let pausable: Vec<String> = TASKS.iter().filter(|t| t.3).map(|t| name(ctx, t.0)).collect();
+    let toggled = with_role(ctx, Role::Toggled);
+    let mut to_delete = with_role(ctx, Role::Deleted);
+    let half = start + (deadline - start) / 2;
     while Instant::now() + Duration::from_secs(1) < deadline {
         tokio::time::sleep(Duration::from_millis(rng.range(2_000, 4_000))).await;
-        for task in &pausable {
+        for task in &toggled {
             let node = rng.pick(&ctx.nodes).0;
             if pause_or_resume(ctx, pid, node, task, pause).await == Kind::Info {
                 pid = ctx.new_pid();
             }
         }
         pause = !pause;
+        if Instant::now() >= half {
+            let mut left = Vec::new();
+            for task in to_delete {
+                let req = write("cron_delete", &task, Method::DELETE, format!("/api/v1/tasks/{task}"), None, None);
+                if ctx.op(pid, rng.pick(&ctx.nodes).0, req, |_| Value::Null).await.kind == Kind::Info {
+                    pid = ctx.new_pid();
+                    left.push(task);
+                }
+            }
+            to_delete = left;
+        }
     }
 }
 
@@ -135,7 +167,7 @@ pub async fn worker(ctx: &Ctx, deadline: Instant) {
 /// last callbacks land.
 pub async fn quiesce(ctx: &Ctx, limit: Duration) {
     let deadline = Instant::now() + limit;
-    for (suffix, ..) in TASKS {
+    for (suffix, ..) in TASKS.iter().filter(|t| t.3 != Role::Deleted) {
         let task = name(ctx, suffix);
         let pid = ctx.new_pid();
         for i in 0.. {
@@ -149,16 +181,23 @@ pub async fn quiesce(ctx: &Ctx, limit: Duration) {
     tokio::time::sleep(RUN + Duration::from_secs(2)).await;
 }
 
-/// Reads every execution record of every task (linearizable, paginated), from the first node
-/// that answers, recording one `cron_final` op per task whose value is the compact record list.
+/// Reads every execution record of every created task (linearizable, paginated, by id: a
+/// deleted task's name no longer resolves), from the first node that answers, recording one
+/// `cron_final` op per task whose value is the compact record list.
 pub async fn final_reads(ctx: &Ctx, limit: Duration) {
     let deadline = Instant::now() + limit;
-    for (suffix, ..) in TASKS {
-        let task = name(ctx, suffix);
+    let created: Vec<(String, u64)> = ctx
+        .rec
+        .snapshot()
+        .into_iter()
+        .filter(|e| e.f == "cron_create" && e.kind == Kind::Ok)
+        .filter_map(|e| Some((e.key?, e.value["id"].as_u64()?)))
+        .collect();
+    for (task, id) in created {
         let pid = ctx.new_pid();
         for i in 0.. {
             let node = ctx.nodes[i % ctx.nodes.len()].0;
-            if read_task(ctx, pid, node, &task).await || Instant::now() >= deadline {
+            if read_task(ctx, pid, node, &task, id).await || Instant::now() >= deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -166,13 +205,13 @@ pub async fn final_reads(ctx: &Ctx, limit: Duration) {
     }
 }
 
-async fn read_task(ctx: &Ctx, pid: u64, node: u64, task: &str) -> bool {
+async fn read_task(ctx: &Ctx, pid: u64, node: u64, task: &str, id: u64) -> bool {
     let url = ctx.nodes.iter().find(|(id, _)| *id == node).map(|(_, u)| u.clone()).expect("node");
     let p = crate::history::Process::Client(pid);
     ctx.rec.record(p.clone(), Kind::Invoke, "cron_final", Some(task), Value::Null, Some(node), None);
     let mut records = Vec::new();
     for page in 1.. {
-        let path = format!("/api/v1/executions?task_id={task}&page_size=500&page={page}&consistency=linearizable");
+        let path = format!("/api/v1/executions?task_id={id}&page_size=500&page={page}&consistency=linearizable");
         let out = crate::ops::send(&url, Duration::from_secs(5), Method::GET, &path, None, None).await;
         if out.kind != Kind::Ok {
             ctx.rec.record(p, Kind::Fail, "cron_final", Some(task), Value::Null, Some(node), out.error);
