@@ -130,6 +130,17 @@ impl AgentArgs {
     }
 }
 
+/// Which page of a list to show.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Paging {
+    /// Page number, from 1.
+    #[arg(long, default_value_t = 1)]
+    pub page: u64,
+    /// Items per page (at most 500).
+    #[arg(long, default_value_t = 20)]
+    pub page_size: u64,
+}
+
 /// Where client commands send requests, and how they print.
 #[derive(Debug, Args, Clone)]
 pub struct Target {
@@ -230,10 +241,8 @@ pub enum TaskCommand {
         /// active | paused | deleted (default: active and paused)
         #[arg(long)]
         status: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        page: u64,
-        #[arg(long, default_value_t = 20)]
-        page_size: u64,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         target: Target,
     },
@@ -302,10 +311,8 @@ pub enum ExecutorCommand {
         /// Only this group.
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        page: u64,
-        #[arg(long, default_value_t = 20)]
-        page_size: u64,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         target: Target,
     },
@@ -344,10 +351,8 @@ pub enum ExecutionCommand {
         /// pending | running | success | failed | timeout | skipped | cancelled | missed
         #[arg(long)]
         status: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        page: u64,
-        #[arg(long, default_value_t = 20)]
-        page_size: u64,
+        #[command(flatten)]
+        paging: Paging,
         #[command(flatten)]
         target: Target,
     },

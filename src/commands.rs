@@ -208,8 +208,10 @@ pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
             let t = client(&target).create_task(&task_input(fields)?, key.as_deref()).await?;
             show_task(&t, target.json);
         }
-        TaskCommand::List { status, page, page_size, target } => {
-            let p = client(&target).list_tasks(status.as_deref(), page, page_size, Consistency::Linearizable).await?;
+        TaskCommand::List { status, paging, target } => {
+            let p = client(&target)
+                .list_tasks(status.as_deref(), paging.page, paging.page_size, Consistency::Linearizable)
+                .await?;
             if target.json {
                 print_json(&p);
             } else {

@@ -103,9 +103,15 @@ fn show(e: &ExecutionView, json: bool) {
 
 pub async fn run(cmd: ExecutionCommand) -> Result<(), CommandError> {
     match cmd {
-        ExecutionCommand::List { task, status, page, page_size, target } => {
+        ExecutionCommand::List { task, status, paging, target } => {
             let p = client(&target)
-                .list_executions(task.as_deref(), status.as_deref(), page, page_size, Consistency::Linearizable)
+                .list_executions(
+                    task.as_deref(),
+                    status.as_deref(),
+                    paging.page,
+                    paging.page_size,
+                    Consistency::Linearizable,
+                )
                 .await?;
             if target.json {
                 print_json(&p);

@@ -66,8 +66,10 @@ fn parse_status(raw: &str) -> Result<ExecutorStatus, CommandError> {
 
 pub async fn run(cmd: ExecutorCommand) -> Result<(), CommandError> {
     match cmd {
-        ExecutorCommand::List { name, page, page_size, target } => {
-            let p = client(&target).list_executors(name.as_deref(), page, page_size, Consistency::Linearizable).await?;
+        ExecutorCommand::List { name, paging, target } => {
+            let p = client(&target)
+                .list_executors(name.as_deref(), paging.page, paging.page_size, Consistency::Linearizable)
+                .await?;
             if target.json {
                 print_json(&p);
             } else {
