@@ -279,6 +279,10 @@ mod tests {
         assert_eq!(c.join, vec!["a:1", "b:2"]);
         let err = c.apply_env([("CRONRAFT_NODE_ID".to_string(), "x".to_string())].into_iter()).unwrap_err();
         assert!(err.to_string().contains("CRONRAFT_NODE_ID"), "{err}");
+        let err = c.apply_env([("CRONRAFT_AGENT".to_string(), "maybe".to_string())].into_iter()).unwrap_err();
+        assert!(err.to_string().contains("CRONRAFT_AGENT"), "{err}");
+        c.apply_env([("CRONRAFT_AGENT".to_string(), "off".to_string())].into_iter()).unwrap();
+        assert!(!c.agent);
     }
 
     #[test]
@@ -289,6 +293,10 @@ mod tests {
             (|c| c.raft.election_timeout_min_ms = 50, "election_timeout_min_ms"),
             (|c| c.raft.election_timeout_max_ms = c.raft.election_timeout_min_ms, "election_timeout_max_ms"),
             (|c| c.raft.snapshot_logs_since_last = 0, "snapshot_logs_since_last"),
+            (|c| c.agent_addr = "nowhere".into(), "agent_addr"),
+            (|c| c.executors.health_check_interval_ms = 10, "health_check_interval_ms"),
+            (|c| c.executors.failure_threshold = 0, "failure_threshold"),
+            (|c| c.retention.per_task_max = 0, "per_task_max"),
         ];
         for (mutate, expected) in cases {
             let mut c = Config::default();
