@@ -31,7 +31,7 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 use crate::config::ExecutorSettings;
 use crate::leadership::run_while_leader;
-use crate::scheduler::now_ms;
+use crate::scheduler::{now_ms, seed};
 pub use book::{Book, Running, StopOrder};
 use sender::Sender;
 
@@ -276,10 +276,4 @@ impl Dispatcher {
 fn timeout_ms(view: &cronraft_raft::state::StateView, e: &Execution) -> i64 {
     let seconds = view.task(e.task_id).ok().flatten().map(|t| t.spec.timeout_seconds).unwrap_or(300);
     i64::from(seconds) * 1_000
-}
-
-/// A fresh seed for a dispatch round (`random` balance and callback tokens).
-fn seed() -> u64 {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default())
 }

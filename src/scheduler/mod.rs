@@ -258,8 +258,9 @@ fn collect(view: &StateView, timers: &mut Timers, now: i64) -> Vec<TaskFire> {
     fires
 }
 
-/// A fresh seed for a fire entry's dispatches (`random` balance and callback tokens).
-fn seed() -> u64 {
+/// A fresh random seed for an entry that dispatches (fire entries and dispatch rounds): it drives
+/// the `random` balance strategy and the callback tokens, which must not be guessable.
+pub fn seed() -> u64 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default())
 }
