@@ -6,7 +6,7 @@
 //!
 //! | prefix | key | value |
 //! |---|---|---|
-//! | `m/` | `applied`, `membership`, `next_task_id`, `count/<status>`, `dedupe_len` | meta |
+//! | `m/` | `applied`, `membership`, `next_task_id`, `count/<status>`, `dedupe_len`, `dedupe_floor` | meta |
 //! | `t/` | task id (u64 BE) | [`StoredTask`] |
 //! | `n/` | task name | task id (u64 BE); only non-deleted tasks |
 //! | `s/` | status byte + task id | empty: the status index |
@@ -61,6 +61,7 @@ const KEY_APPLIED: &[u8] = b"m/applied";
 const KEY_MEMBERSHIP: &[u8] = b"m/membership";
 const KEY_NEXT_TASK_ID: &[u8] = b"m/next_task_id";
 const KEY_DEDUPE_LEN: &[u8] = b"m/dedupe_len";
+const KEY_DEDUPE_FLOOR: &[u8] = b"m/dedupe_floor";
 
 /// On-disk envelope of a task. Variants are appended, never changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +157,10 @@ fn fingerprint(command: &Command) -> Result<[u8; 16], StoreError> {
 }
 
 /// Stores the response under the request id and expires old ids, a bounded amount per call.
+///
+/// Expiry walks the `e/` index from a stored floor (`m/dedupe_floor`: no live `e/` key is below
+/// it), so each call reads only the keys it may expire, not the ones earlier calls of the same
+/// run already deleted.
 fn remember(
     ws: &mut WriteSet<'_>,
     request: &Request,
@@ -164,9 +169,15 @@ fn remember(
 ) -> Result<(), StoreError> {
     let stored = StoredDedupe::V1 { at_ms: request.now_ms, fingerprint, response: compact(response) };
     ws.insert(dedupe_key(&request.request_id), codec::encode(&stored)?);
-    ws.insert(expiry_key(request.now_ms, &request.request_id), Vec::new());
+    let expiry = expiry_key(request.now_ms, &request.request_id);
+    let mut floor = ws.get(KEY_DEDUPE_FLOOR)?.unwrap_or_else(|| b"e/".to_vec());
+    let floor_before = floor.clone();
+    if expiry < floor {
+        floor = expiry.clone();
+    }
+    ws.insert(expiry, Vec::new());
     let mut len = get_u64(ws, KEY_DEDUPE_LEN)? + 1;
-    let oldest = ws.scan_prefix(b"e/", DEDUPE_EVICT_PER_REQUEST)?;
+    let oldest = ws.scan_from(&floor, b"e/", DEDUPE_EVICT_PER_REQUEST)?;
     for (key, _) in oldest {
         let at_ms = parse_key_u64(&key[2..]).map(|n| (n ^ (1 << 63)) as i64).unwrap_or(i64::MIN);
         let expired = at_ms < request.now_ms.saturating_sub(DEDUPE_TTL_MS);
@@ -175,8 +186,13 @@ fn remember(
         }
         let request_id = &key[10..];
         ws.remove([b"d/".as_slice(), request_id].concat());
+        // The smallest key above the one expired.
+        floor = [key.as_slice(), &[0]].concat();
         ws.remove(key);
         len -= 1;
+    }
+    if floor != floor_before {
+        ws.insert(KEY_DEDUPE_FLOOR.to_vec(), floor);
     }
     put_u64(ws, KEY_DEDUPE_LEN, len);
     Ok(())

@@ -29,7 +29,7 @@ pub const PENDING_MAX: usize = 10_000;
 /// Most deliveries in progress at once. The cluster's group commit puts concurrent callbacks
 /// into one Raft entry, so more in flight means larger entries, not more fsyncs: with 16, one
 /// agent could not report more than a few hundred runs a second.
-pub const INFLIGHT_MAX: usize = 256;
+pub const INFLIGHT_MAX: usize = 1_024;
 /// How long one report is retried before it is given up.
 pub const DELIVERY_MAX: Duration = Duration::from_secs(600);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);

@@ -28,7 +28,9 @@ impl Sender {
             .tcp_nodelay(true)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .timeout(timeout)
-            .pool_max_idle_per_host(64)
+            // As many idle connections as sends in flight: a burst above the pool size would open
+            // (and then close) a connection per send.
+            .pool_max_idle_per_host(super::SENDS_INFLIGHT_MAX)
             .build()?;
         Ok(Sender { client })
     }

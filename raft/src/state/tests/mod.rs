@@ -162,6 +162,23 @@ fn dedupe_entries_expire_by_request_time() {
 }
 
 #[test]
+fn an_id_remembered_with_an_older_time_than_expired_ones_still_expires() {
+    // Expiry walks the time index from a floor above what it already expired; a request whose
+    // clock is behind lands below that floor and must lower it, or it would never expire.
+    let mut h = Harness::new();
+    h.apply_with("first", 0, Command::CreateTask { spec: spec("a") });
+    h.apply_with("second", DEDUPE_TTL_MS + 1_000, Command::PauseTask { id: 1 });
+    h.apply_with("third", 2 * DEDUPE_TTL_MS + 2_000, Command::ResumeTask { id: 1 });
+    assert!(h.tree.get(dedupe_key("second")).unwrap().is_none(), "expired, the floor moved past it");
+    h.apply_with("late", 500, Command::PauseTask { id: 1 });
+    assert!(h.tree.get(dedupe_key("late")).unwrap().is_some(), "remembered although below the floor");
+    h.apply_with("fourth", 3 * DEDUPE_TTL_MS + 3_000, Command::ResumeTask { id: 1 });
+    assert!(h.tree.get(dedupe_key("late")).unwrap().is_none(), "below the old floor, expired anyway");
+    assert!(h.tree.get(dedupe_key("third")).unwrap().is_none());
+    assert!(h.tree.get(dedupe_key("fourth")).unwrap().is_some());
+}
+
+#[test]
 fn replicas_applying_the_same_requests_have_the_same_digest() {
     let mut a = Harness::new();
     let mut b = Harness::new();
