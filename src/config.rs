@@ -164,6 +164,13 @@ impl Config {
                 "CRONRAFT_DATA_DIR" => self.data_dir = PathBuf::from(&value),
                 "CRONRAFT_JOIN" => self.join = split_list(&value),
                 "CRONRAFT_HEARTBEAT_MS" => self.raft.heartbeat_ms = value.parse().map_err(|_| bad("expected ms"))?,
+                "CRONRAFT_ELECTION_TIMEOUT_MIN_MS" => {
+                    self.raft.election_timeout_min_ms = value.parse().map_err(|_| bad("expected ms"))?
+                }
+                "CRONRAFT_ELECTION_TIMEOUT_MAX_MS" => {
+                    self.raft.election_timeout_max_ms = value.parse().map_err(|_| bad("expected ms"))?
+                }
+                "CRONRAFT_CACHE_BYTES" => self.cache_bytes = value.parse().map_err(|_| bad("expected bytes"))?,
                 "CRONRAFT_AGENT" => self.agent = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?,
                 "CRONRAFT_AGENT_ADDR" => self.agent_addr = value.clone(),
                 "CRONRAFT_HEALTH_CHECK_INTERVAL_MS" => {
