@@ -388,17 +388,26 @@ pub fn render(events: &[Event], limits: Limits) -> String {
         }
         let _ = writeln!(s, "</g>");
     }
-    // Markers on top.
+    // Markers on top; a label close to the previous one goes one line lower.
+    let mut last_label: Option<(f64, f64)> = None;
     for (t, what) in &markers {
+        let lx = x(*t) + 2.0;
+        let ly = match last_label {
+            Some((px, py)) if lx - px < 60.0 => py + 9.0,
+            _ => AXIS_H + 8.0,
+        };
+        last_label = Some((lx, ly));
         let _ = writeln!(
             s,
-            "<g class=\"marker\"><line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{height:.0}\" stroke=\"#000\" \
-             stroke-dasharray=\"4,3\"/><text x=\"{2:.1}\" y=\"{3}\" font-size=\"9\">{4}</text></g>",
+            "<g class=\"marker\"><title>{4} at {5:.2} s</title><line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" \
+             y2=\"{height:.0}\" stroke=\"#000\" stroke-dasharray=\"4,3\"/><text x=\"{2:.1}\" y=\"{3}\" \
+             font-size=\"9\">{4}</text></g>",
             x(*t),
             AXIS_H,
-            x(*t) + 2.0,
-            AXIS_H + 8.0,
-            esc(what)
+            lx,
+            ly,
+            esc(what),
+            t
         );
     }
     s.push_str("</svg>\n");
