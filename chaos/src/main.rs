@@ -139,7 +139,8 @@ fn real_main() -> anyhow::Result<i32> {
             all.push(checker::convergence::check(&events));
             println!("{}", serde_json::to_string_pretty(&all)?);
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-            let picture = timeline::write(dir, &events).with_context(|| format!("writing the timeline in {}", dir.display()))?;
+            let picture =
+                timeline::write(dir, &events).with_context(|| format!("writing the timeline in {}", dir.display()))?;
             eprintln!("timeline: {}", picture.display());
             Ok(if all.iter().all(|c| c.verdict == Verdict::Pass) { 0 } else { 1 })
         }

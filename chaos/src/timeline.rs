@@ -166,8 +166,10 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             _ => {}
         }
     }
-    let deliveries: Vec<&Event> =
-        events.iter().filter(|e| matches!(&e.process, Process::Named(p) if p == "executor") && e.f == "deliver").collect();
+    let deliveries: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(&e.process, Process::Named(p) if p == "executor") && e.f == "deliver")
+        .collect();
     let mut ticks_left = limits.ticks;
     let mut ticks_omitted = 0usize;
 
@@ -489,7 +491,16 @@ mod tests {
     use serde_json::json;
 
     #[allow(clippy::too_many_arguments)]
-    fn ev(i: usize, t_ms: u64, process: Process, kind: Kind, f: &str, key: Option<&str>, value: Value, node: Option<u64>) -> Event {
+    fn ev(
+        i: usize,
+        t_ms: u64,
+        process: Process,
+        kind: Kind,
+        f: &str,
+        key: Option<&str>,
+        value: Value,
+        node: Option<u64>,
+    ) -> Event {
         Event {
             index: i as u64,
             time_ns: t_ms * 1_000_000,
@@ -508,8 +519,24 @@ mod tests {
         let c = Process::Client;
         let nem = Process::nemesis;
         let rows = vec![
-            (0, Process::Named("sampler".into()), Kind::Info, "leader", None, json!({"leader": 1, "term": 2, "state": "leader"}), Some(1)),
-            (0, Process::Named("sampler".into()), Kind::Info, "leader", None, json!({"leader": 1, "term": 2, "state": "follower"}), Some(2)),
+            (
+                0,
+                Process::Named("sampler".into()),
+                Kind::Info,
+                "leader",
+                None,
+                json!({"leader": 1, "term": 2, "state": "leader"}),
+                Some(1),
+            ),
+            (
+                0,
+                Process::Named("sampler".into()),
+                Kind::Info,
+                "leader",
+                None,
+                json!({"leader": 1, "term": 2, "state": "follower"}),
+                Some(2),
+            ),
             (100, c(1), Kind::Invoke, "cron_create", Some("t"), Value::Null, Some(1)),
             (150, c(1), Kind::Ok, "cron_create", Some("t"), json!({"id": 7}), Some(1)),
             (1_000, c(2), Kind::Invoke, "write", Some("k"), json!(1), Some(1)),
@@ -517,17 +544,40 @@ mod tests {
             (1_100, c(2), Kind::Invoke, "read", Some("k"), Value::Null, Some(2)),
             (1_300, c(2), Kind::Fail, "read", Some("k"), Value::Null, Some(2)),
             (2_000, nem(), Kind::Start, "kill", None, json!({"fault": "kill"}), Some(1)),
-            (2_100, Process::Named("sampler".into()), Kind::Info, "leader", None, json!({"leader": null, "state": "unreachable"}), Some(1)),
+            (
+                2_100,
+                Process::Named("sampler".into()),
+                Kind::Info,
+                "leader",
+                None,
+                json!({"leader": null, "state": "unreachable"}),
+                Some(1),
+            ),
             (2_200, c(3), Kind::Invoke, "write", Some("k"), json!(2), Some(1)),
             (2_700, c(3), Kind::Info, "write", Some("k"), Value::Null, Some(1)),
-            (3_000, Process::Named("executor".into()), Kind::Ok, "deliver", Some("7"),
-                json!({"execution_id": 9, "attempt": 1, "task_id": 7, "scheduled_ms": 1_003_000, "duplicate": false}), None),
+            (
+                3_000,
+                Process::Named("executor".into()),
+                Kind::Ok,
+                "deliver",
+                Some("7"),
+                json!({"execution_id": 9, "attempt": 1, "task_id": 7, "scheduled_ms": 1_003_000, "duplicate": false}),
+                None,
+            ),
             (4_000, nem(), Kind::End, "kill", None, json!({"fault": "kill"}), Some(1)),
             (4_500, nem(), Kind::End, "heal_all", None, Value::Null, None),
             (5_000, c(4), Kind::Invoke, "cron_final", Some("t"), Value::Null, Some(2)),
-            (5_010, c(4), Kind::Ok, "cron_final", Some("t"), json!([
+            (
+                5_010,
+                c(4),
+                Kind::Ok,
+                "cron_final",
+                Some("t"),
+                json!([
                 {"id": 9, "scheduled_ms": 1_003_000, "created_ms": 1_003_005, "status": "success", "trigger": "schedule"},
-                {"id": 10, "scheduled_ms": 1_002_000, "created_ms": 1_009_000, "status": "missed", "trigger": "schedule"}]), Some(2)),
+                {"id": 10, "scheduled_ms": 1_002_000, "created_ms": 1_009_000, "status": "missed", "trigger": "schedule"}]),
+                Some(2),
+            ),
         ];
         rows.into_iter().enumerate().map(|(i, (t, p, k, f, key, v, n))| ev(i, t, p, k, f, key, v, n)).collect()
     }
@@ -576,7 +626,7 @@ mod tests {
         let limits = Limits { client_lanes: 7, ops_per_lane: 20, ops_total: 1_000, ticks: 1 };
         let page = render(&events, limits);
         assert!(page.contains("7 of 10 client processes drawn"), "{page}");
-        assert!(page.contains(">p 15</text>") == false && page.contains(">p 12</text>"));
+        assert!(!page.contains(">p 15</text>") && page.contains(">p 12</text>"));
         // Lanes 10–12 drew 20 each, keeping their fail.
         assert_eq!(page.matches("class=\"op fail\"").count(), 1 + 3);
         assert!(page.contains("90 ok operations not drawn"));

@@ -204,7 +204,11 @@ fn policy(task: &CronTask, recs: &[&Record], r: &mut CheckResult) -> bool {
                      was stamped {lateness} ms after the slot; that entry's latest misfired slot: {latest}",
                     task.name,
                     task.misfire_policy,
-                    if task.misfire_policy == "fire_all" { format!(", window {} s", task.catchup_window_s) } else { String::new() },
+                    if task.misfire_policy == "fire_all" {
+                        format!(", window {} s", task.catchup_window_s)
+                    } else {
+                        String::new()
+                    },
                     rec.scheduled_ms,
                     got,
                     rec.status,
