@@ -8,6 +8,7 @@
 //! create) and convergence (same applied index and state digest everywhere).
 //!
 //! The checkers only ever see the history, so they are unit-tested on hand-made bad histories.
+//! Every run also leaves `timeline.html`, a picture of the history (`timeline.rs`).
 
 pub mod checker;
 pub mod cluster;
@@ -18,4 +19,6 @@ pub mod net;
 pub mod ops;
 pub mod rng;
 pub mod run;
+pub mod sampler;
+pub mod timeline;
 pub mod workload;

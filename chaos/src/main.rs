@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use cronraft_chaos::checker::{self, Verdict};
 use cronraft_chaos::nemesis::Fault;
 use cronraft_chaos::run::{self, RunConfig, WORKLOADS};
-use cronraft_chaos::{history, net};
+use cronraft_chaos::{history, net, timeline};
 
 fn long_about() -> String {
     let mut s = String::from("Jepsen-style chaos harness for cronraft.\n\nNemeses (--nemesis, comma-separated):\n");
@@ -73,7 +73,7 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         nodes: u64,
     },
-    /// Re-check a recorded history offline.
+    /// Re-check a recorded history offline (and draw its timeline.html next to it).
     Check {
         history: PathBuf,
         #[arg(long, default_value = "register", value_delimiter = ',')]
@@ -138,6 +138,10 @@ fn real_main() -> anyhow::Result<i32> {
             }
             all.push(checker::convergence::check(&events));
             println!("{}", serde_json::to_string_pretty(&all)?);
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let picture =
+                timeline::write(dir, &events).with_context(|| format!("writing the timeline in {}", dir.display()))?;
+            eprintln!("timeline: {}", picture.display());
             Ok(if all.iter().all(|c| c.verdict == Verdict::Pass) { 0 } else { 1 })
         }
     }

@@ -1,6 +1,6 @@
 //! One run: start the cluster, run the workloads and the nemesis for the time limit, heal, wait
-//! for recovery, read every node, check the history, and write `history.jsonl` and
-//! `results.json` into the run directory.
+//! for recovery, read every node, check the history, and write `history.jsonl`,
+//! `results.json` and `timeline.html` into the run directory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,6 +111,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     let nodes: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, cluster.url(id))).collect();
     let cluster = Arc::new(Mutex::new(cluster));
     let rec = Recorder::to_file(&cfg.out.join("history.jsonl"))?;
+    let sampler = crate::sampler::spawn(nodes.clone(), rec.clone());
     let ctx = Arc::new(Ctx::new(nodes, rec.clone(), cfg.seed));
     let has = |w: &str| cfg.workloads.iter().any(|x| x == w);
 
@@ -176,6 +177,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     if has("set") {
         workload::set::final_reads(&ctx, Duration::from_secs(30)).await;
     }
+    sampler.abort();
     cluster.lock().await.shutdown();
     // The last references to the recording executor: dropping them stops its server.
     drop(targets);
@@ -201,7 +203,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     } else {
         Verdict::Unknown
     };
-    let count = |k: Kind| events.iter().filter(|e| e.kind == k).count();
+    let count = |k: Kind| events.iter().filter(|e| e.kind == k && matches!(e.process, Process::Client(_))).count();
     let results = Results {
         verdict,
         seed: cfg.seed,
@@ -215,6 +217,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         checkers,
     };
     std::fs::write(cfg.out.join("results.json"), serde_json::to_vec_pretty(&results).expect("serialize"))?;
+    crate::timeline::write(&cfg.out, &events)?;
     Ok(results)
 }
 
@@ -266,6 +269,6 @@ pub fn summary(r: &Results, out: &std::path::Path) -> String {
             s.push_str(&format!("      - {v}\n"));
         }
     }
-    s.push_str(&format!("  history and results in {}\n", out.display()));
+    s.push_str(&format!("  history, results and timeline.html in {}\n", out.display()));
     s
 }

@@ -1,6 +1,8 @@
 //! What the schedule checkers read from a history of the `cron` workload: the tasks (from their
-//! `cron_create` ops), the executor's deliveries and run ends, pause / resume operations, the
-//! final execution records, the final applied index and the heal / quiesce markers.
+//! `cron_create` ops, with their misfire policy), the executor's deliveries and run ends, pause /
+//! resume operations, the final execution records (with status, reason, creation time and log
+//! index for the misfire checker), the final applied index, the heal / quiesce markers and any
+//! clock skew a nemesis applied.
 //!
 //! Kept apart from the checks so each check is a small function over plain data, and so the unit
 //! tests can build bad histories event by event.
@@ -20,6 +22,15 @@ pub struct CronTask {
     pub step_ms: i64,
     pub mode: String,
     pub pausable: bool,
+    /// `fire_once` (the product's default, also assumed for histories that do not say),
+    /// `fire_all` or `skip`.
+    pub misfire_policy: String,
+    /// `fire_all`'s window (the product's default 3,600 s when the history does not say).
+    pub catchup_window_s: u64,
+    /// Wall times of the acknowledged create's invoke and completion: the task's watermark (the
+    /// create's command time) lies between them.
+    pub create_invoke_wall: i64,
+    pub create_done_wall: i64,
 }
 
 /// One `/execute` the recording executor received.
@@ -53,6 +64,18 @@ pub struct Record {
     pub task_id: u64,
     pub scheduled_ms: i64,
     pub trigger: String,
+    /// `pending`, `running`, `success`, …, `skipped`, `missed`.
+    pub status: String,
+    /// `misfire`, `overlap`, … (`None` when the record has none).
+    pub reason: Option<String>,
+    /// When the fire entry that created the record was stamped (its `now_ms`, the leader's
+    /// clock): `created_at`. `None` in histories recorded before the harness kept it.
+    pub created_ms: Option<i64>,
+    /// The log index of the entry that created the record (shared by every record of one fire
+    /// entry). `None` in older histories.
+    pub log_index: Option<u64>,
+    /// Slots the record stands for: more than 1 only for a summarized run of missed slots.
+    pub slot_count: u64,
     pub attempt_count: u64,
     /// `(attempt, term, log_index)` of the attempts kept (at most the latest 16).
     pub attempts: Vec<(u64, u64, u64)>,
@@ -92,6 +115,11 @@ pub struct CronHistory {
     pub heal_wall: Option<i64>,
     pub healthy_wall: Option<i64>,
     pub quiesce_wall: Option<i64>,
+    /// Wall time of the first `cron_final` invoke (the records are read from then on).
+    pub final_read_wall: Option<i64>,
+    /// One entry per clock nemesis fault (`start` events whose `f` names a clock or skew): the
+    /// skew it applied (`value.skew_ms` or `value.offset_ms`), `None` when the event does not say.
+    pub clock_skews: Vec<Option<i64>>,
 }
 
 impl CronHistory {
@@ -151,10 +179,16 @@ pub fn extract(events: &[Event]) -> CronHistory {
                     h.runs[*i].end_ns = Some(e.time_ns);
                 }
             }
+            (Process::Named(p), Kind::Start, f) if p == "nemesis" && (f.contains("clock") || f.contains("skew")) => {
+                h.clock_skews.push(e.value["skew_ms"].as_i64().or(e.value["offset_ms"].as_i64()));
+            }
             (_, _, "heal_all") => h.heal_wall = Some(e.wall_ms),
             (_, _, "healthy") => h.healthy_wall = Some(e.wall_ms),
             (_, _, "cron_quiesce") => h.quiesce_wall = h.quiesce_wall.or(Some(e.wall_ms)),
-            (Process::Client(_), Kind::Invoke, _) => {
+            (Process::Client(_), Kind::Invoke, f) => {
+                if f == "cron_final" {
+                    h.final_read_wall = h.final_read_wall.or(Some(e.wall_ms));
+                }
                 open.insert(e.process.clone(), e);
             }
             (Process::Client(_), Kind::Ok | Kind::Fail | Kind::Info, f) => {
@@ -174,6 +208,10 @@ pub fn extract(events: &[Event]) -> CronHistory {
                             step_ms: v["cron"].as_str().and_then(step_ms).unwrap_or(1_000),
                             mode: v["mode"].as_str().unwrap_or("parallel").to_string(),
                             pausable: v["pausable"].as_bool().unwrap_or(false),
+                            misfire_policy: v["misfire_policy"].as_str().unwrap_or("fire_once").to_string(),
+                            catchup_window_s: v["catchup_window_seconds"].as_u64().unwrap_or(3_600),
+                            create_invoke_wall: inv.wall_ms,
+                            create_done_wall: e.wall_ms,
                         });
                     }
                     // A delete is a pause that no resume ever ends.
@@ -214,6 +252,11 @@ fn record(v: &Value) -> Record {
         task_id: u(v, "task_id"),
         scheduled_ms: v["scheduled_ms"].as_i64().unwrap_or(0),
         trigger: v["trigger"].as_str().unwrap_or("").to_string(),
+        status: v["status"].as_str().unwrap_or("").to_string(),
+        reason: v["reason"].as_str().map(String::from),
+        created_ms: v["created_ms"].as_i64(),
+        log_index: v["log_index"].as_u64(),
+        slot_count: v["slot_count"].as_u64().unwrap_or(1).max(1),
         attempt_count: u(v, "attempt_count"),
         attempts,
     }

@@ -8,6 +8,7 @@
 pub mod convergence;
 pub mod cron_model;
 pub mod linearizable;
+pub mod misfire;
 pub mod schedule;
 pub mod set_full;
 

@@ -13,6 +13,8 @@
 //!   tasks was delivered: from the later of heal + [`HEAL_GRACE_MS`] and the moment every node
 //!   agreed on a leader again (`healthy`), to the quiesce − [`END_GRACE_MS`]. (`skip` tasks skip
 //!   slots by design; the paused task may legitimately miss slots.)
+//! * `misfire` — every slot of a task's active life has exactly one record, and late slots are
+//!   run or recorded `missed` exactly as the task's misfire policy says ([`super::misfire`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -30,10 +32,18 @@ pub const PAUSE_SLACK_MS: i64 = 100;
 /// Every schedule checker over `events`.
 pub fn check(events: &[Event]) -> Vec<CheckResult> {
     let h = extract(events);
-    vec![one_per_slot(&h), committed_delivery(&h), pause_cutoff(&h), no_overlap(&h), on_schedule(&h), liveness(&h)]
+    vec![
+        one_per_slot(&h),
+        committed_delivery(&h),
+        pause_cutoff(&h),
+        no_overlap(&h),
+        on_schedule(&h),
+        liveness(&h),
+        super::misfire::misfire(&h),
+    ]
 }
 
-fn unknown(mut r: CheckResult, why: &str) -> CheckResult {
+pub(super) fn unknown(mut r: CheckResult, why: &str) -> CheckResult {
     r.verdict = Verdict::Unknown;
     r.violations.push(why.to_string());
     r

@@ -1,5 +1,7 @@
 //! Unit tests of the schedule checkers: one hand-made healthy history that passes every check,
-//! then one bad variant per guarantee that the matching check must reject.
+//! then one bad variant per guarantee that the matching check must reject. (The misfire checker
+//! runs here too — a bad history often breaks "one record per slot" as well; its own tests, with
+//! late slots and each policy, are in `misfire_tests.rs`.)
 
 use serde_json::{json, Value};
 
@@ -46,7 +48,7 @@ impl H {
 
     fn task(&mut self, id: u64, name: &str, cron: &str, mode: &str, pausable: bool) {
         let v = json!({"id": id, "name": name, "cron": cron, "mode": mode, "pausable": pausable});
-        self.op("cron_create", name, Kind::Ok, v, T0 - 900, T0 - 800);
+        self.op("cron_create", name, Kind::Ok, v, T0 - 100, T0 + 50);
         self.records.insert(name.into(), Vec::new());
     }
 
@@ -56,6 +58,7 @@ impl H {
         let v = json!({"execution_id": exec, "attempt": 1, "task_id": task});
         self.ev(Process::Named("executor".into()), Kind::Ok, "run_end", "", v, slot + 1_510);
         let rec = json!({"id": exec, "task_id": task, "scheduled_ms": slot, "trigger": "schedule", "attempt_count": 1,
+            "status": "success", "created_ms": slot + 5, "log_index": idx(exec),
             "attempts": [{"attempt": 1, "term": 2, "log_index": idx(exec)}]});
         self.records.get_mut(name).expect("task").push(rec);
     }
@@ -70,9 +73,12 @@ impl H {
         self.ev(Process::nemesis(), Kind::End, f, "", Value::Null, wall);
     }
 
-    /// Final reads and the digest, then every check.
+    /// The quiesce (a pause of every task), final reads and the digest, then every check.
     fn check(mut self) -> Vec<CheckResult> {
         self.marker("cron_quiesce", T0 + 21_000);
+        for name in self.records.keys().cloned().collect::<Vec<_>>() {
+            self.op("cron_pause", &name, Kind::Ok, Value::Null, T0 + 21_000, T0 + 21_100);
+        }
         for (name, recs) in std::mem::take(&mut self.records) {
             self.op("cron_final", &name, Kind::Ok, Value::Array(recs), T0 + 25_000, T0 + 25_001);
         }
@@ -106,6 +112,7 @@ fn healthy() -> H {
     }
     h.op("cron_pause", "pp", Kind::Ok, Value::Null, T0 + 5_200, T0 + 5_300);
     h.op("cron_resume", "pp", Kind::Ok, Value::Null, T0 + 9_500, T0 + 9_600);
+    h.op("cron_pause", "pp", Kind::Ok, Value::Null, T0 + 12_400, T0 + 12_500);
     h
 }
 
@@ -130,7 +137,7 @@ fn a_healthy_history_passes_every_schedule_check() {
 fn a_slot_fired_twice_is_one_per_slot_violation() {
     let mut h = healthy();
     h.run("par", 1, 900, T0 + 3_000);
-    assert_eq!(only_failing(&h.check()), vec!["one_per_slot"]);
+    assert_eq!(only_failing(&h.check()), vec!["one_per_slot", "misfire"]);
 }
 
 #[test]
@@ -164,7 +171,8 @@ fn missing_final_records_make_the_record_checks_unknown() {
 fn a_delivery_after_an_acknowledged_pause_is_caught_unless_a_resume_is_indeterminate() {
     let mut h = healthy();
     h.run("pp", 3, 902, T0 + 7_000);
-    assert_eq!(only_failing(&h.check()), vec!["pause_cutoff"]);
+    // misfire: slot 6 s has no record although 7 s has one and no resume falls between.
+    assert_eq!(only_failing(&h.check()), vec!["pause_cutoff", "misfire"]);
 
     // The same delivery, but an earlier resume ended `info`: it may have taken effect late.
     let mut h = healthy();
@@ -188,7 +196,7 @@ fn overlapping_sequential_runs_are_caught() {
 fn a_slot_off_the_schedule_is_caught() {
     let mut h = healthy();
     h.run("seq", 2, 904, T0 + 7_000);
-    assert_eq!(only_failing(&h.check()), vec!["no_overlap", "on_schedule"]);
+    assert_eq!(only_failing(&h.check()), vec!["no_overlap", "on_schedule", "misfire"]);
 }
 
 #[test]
@@ -224,5 +232,6 @@ fn a_delivery_after_an_acknowledged_delete_is_caught() {
     h.task(4, "del", "* * * * * *", "parallel", true);
     h.op("cron_delete", "del", Kind::Ok, Value::Null, T0 + 2_400, T0 + 2_500);
     h.run("del", 4, 952, T0 + 15_000);
-    assert_eq!(only_failing(&h.check()), vec!["pause_cutoff"]);
+    // misfire: slots 1–14 s have no record although 15 s has one.
+    assert_eq!(only_failing(&h.check()), vec!["pause_cutoff", "misfire"]);
 }

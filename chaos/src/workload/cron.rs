@@ -2,7 +2,7 @@
 //! schedule guarantees (one execution per slot, fencing, pause cut-off, no overlap, on-schedule
 //! slots, liveness after the heal) can be checked against what the executor actually received.
 //!
-//! Setup registers the executor (group [`GROUP`]) and creates five tasks, every one with
+//! Setup registers the executor (group [`GROUP`]) and creates eight tasks, every one with
 //! `timeout_seconds` 5 and runs of 1.5 s (the executor's run time), so `sequential` and `skip`
 //! runs would overlap if the node let them:
 //!
@@ -13,11 +13,19 @@
 //! | `cron-SEED-skip` | every second | `skip` | never paused |
 //! | `cron-SEED-pp` | every second | `parallel` | paused and resumed every 2–4 s |
 //! | `cron-SEED-del` | every second | `parallel` | deleted halfway through |
+//! | `cron-SEED-once` | every second | `parallel`, misfire `fire_once` | never paused |
+//! | `cron-SEED-all` | every second | `parallel`, misfire `fire_all`, catch-up window 8 s | never paused |
+//! | `cron-SEED-mskip` | every second | `parallel`, misfire `skip` | never paused |
 //!
-//! Operations are recorded as `cron_create` (its `ok` value carries the task's id, schedule and
-//! mode), `cron_pause`, `cron_resume`, `cron_delete`; after the heal, [`quiesce`] pauses every
-//! live task (so the cluster can converge) and [`final_reads`] records every execution record
-//! (`cron_final`).
+//! The other tasks keep the product's default misfire policy (`fire_once`); the last three name
+//! each policy explicitly so the misfire checker sees all three (the 8 s window is short enough
+//! that a longer leaderless gap has slots on both sides of it).
+//!
+//! Operations are recorded as `cron_create` (its `ok` value carries the task's id, schedule, mode
+//! and misfire policy), `cron_pause`, `cron_resume`, `cron_delete`; after the heal, [`quiesce`]
+//! pauses every live task (so the cluster can converge) and [`final_reads`] records every
+//! execution record (`cron_final`, with the status, reason, trigger, creation time and log index
+//! the misfire checker reads).
 
 use std::time::{Duration, Instant};
 
@@ -47,13 +55,26 @@ pub enum Role {
 }
 
 /// `(suffix, cron expression, mode, role)`.
-pub const TASKS: [(&str, &str, &str, Role); 5] = [
+pub const TASKS: [(&str, &str, &str, Role); 8] = [
     ("par", "* * * * * *", "parallel", Role::Steady),
     ("seq", "*/2 * * * * *", "sequential", Role::Steady),
     ("skip", "* * * * * *", "skip", Role::Steady),
     ("pp", "* * * * * *", "parallel", Role::Toggled),
     ("del", "* * * * * *", "parallel", Role::Deleted),
+    ("once", "* * * * * *", "parallel", Role::Steady),
+    ("all", "* * * * * *", "parallel", Role::Steady),
+    ("mskip", "* * * * * *", "parallel", Role::Steady),
 ];
+
+/// The misfire policy and catch-up window (seconds) a task is created with: explicit for the
+/// three misfire tasks, the product's defaults (`fire_once`, 3,600 s) for the others.
+fn misfire(suffix: &str) -> (&'static str, u64) {
+    match suffix {
+        "all" => ("fire_all", 8),
+        "mskip" => ("skip", 3_600),
+        _ => ("fire_once", 3_600),
+    }
+}
 
 fn name(ctx: &Ctx, suffix: &str) -> String {
     format!("cron-{}-{suffix}", ctx.seed)
@@ -98,13 +119,17 @@ pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<Strin
         let task = name(ctx, suffix);
         let pid = ctx.new_pid();
         loop {
+            let (policy, window) = misfire(suffix);
             let body = json!({
                 "name": task, "cron_expression": cron, "execution_mode": mode, "timeout_seconds": 5,
-                "executor": GROUP, "max_retry": 3,
+                "executor": GROUP, "max_retry": 3, "misfire_policy": policy, "catchup_window_seconds": window,
             });
             let idem = Some(format!("create-{task}"));
             let req = write("cron_create", &task, Method::POST, "/api/v1/tasks".into(), Some(body), idem);
-            let info = |b: &Value| json!({"id": b["id"], "name": b["name"], "cron": cron, "mode": mode, "pausable": role != Role::Steady});
+            let info = |b: &Value| {
+                json!({"id": b["id"], "name": b["name"], "cron": cron, "mode": mode, "pausable": role != Role::Steady,
+                    "misfire_policy": b["misfire_policy"], "catchup_window_seconds": b["catchup_window_seconds"]})
+            };
             let out = ctx.op(pid, ctx.nodes[0].0, req, info).await;
             if out.kind == Kind::Ok {
                 created.push(task);
@@ -238,6 +263,7 @@ fn compact(e: &Value) -> Value {
         .unwrap_or_default();
     json!({
         "id": e["id"], "task_id": e["task_id"], "scheduled_ms": ms(&e["scheduled_time"]), "status": e["status"],
-        "trigger": e["trigger"], "slot_count": e["slot_count"], "attempt_count": e["attempt_count"], "attempts": attempts,
+        "trigger": e["trigger"], "reason": e["reason"], "created_ms": ms(&e["created_at"]), "log_index": e["log_index"],
+        "slot_count": e["slot_count"], "attempt_count": e["attempt_count"], "attempts": attempts,
     })
 }
