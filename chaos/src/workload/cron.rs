@@ -9,7 +9,7 @@
 //! | task | schedule | mode | during the run |
 //! |---|---|---|---|
 //! | `cron-SEED-par` | every second | `parallel` | never paused |
-//! | `cron-SEED-seq` | even seconds | `sequential` | never paused |
+//! | `cron-SEED-seq` | every 5 s | `sequential` | never paused |
 //! | `cron-SEED-skip` | every second | `skip` | never paused |
 //! | `cron-SEED-pp` | every second | `parallel` | paused and resumed every 2–4 s |
 //! | `cron-SEED-del` | every second | `parallel` | deleted halfway through |
@@ -57,7 +57,7 @@ pub enum Role {
 /// `(suffix, cron expression, mode, role)`.
 pub const TASKS: [(&str, &str, &str, Role); 8] = [
     ("par", "* * * * * *", "parallel", Role::Steady),
-    ("seq", "*/2 * * * * *", "sequential", Role::Steady),
+    ("seq", "*/5 * * * * *", "sequential", Role::Steady),
     ("skip", "* * * * * *", "skip", Role::Steady),
     ("pp", "* * * * * *", "parallel", Role::Toggled),
     ("del", "* * * * * *", "parallel", Role::Deleted),
