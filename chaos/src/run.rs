@@ -33,6 +33,10 @@ pub const WORKLOADS: [(&str, &str); 3] = [
 /// quiesced: the window in which the liveness checker expects every slot.
 const CRON_AFTER_HEAL: Duration = Duration::from_secs(12);
 
+/// How much longer the quiet period may last while a `sequential` task drains the backlog the
+/// faults left in its queue (see [`workload::cron::wait_caught_up`]).
+const CRON_CATCH_UP: Duration = Duration::from_secs(40);
+
 /// Node config for runs: default Raft timing (election timeout 400–800 ms), and executor health
 /// checks every second instead of every 30 s: an instance that could not be reached once is
 /// ejected until two good checks, so with the default interval the `cron` workload's executor
@@ -190,6 +194,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         let now = crate::history::wall_ms();
         let extra = skew.latest(now).saturating_sub(now).max(0) as u64;
         tokio::time::sleep(CRON_AFTER_HEAL + Duration::from_millis(extra)).await;
+        workload::cron::wait_caught_up(&ctx, CRON_CATCH_UP).await;
         rec.record(Process::Named("harness".into()), Kind::Ok, "cron_quiesce", None, Value::Null, None, None);
         workload::cron::quiesce(&ctx, Duration::from_secs(30)).await;
     }
