@@ -76,6 +76,12 @@ pub struct NodeOptions {
     pub faketime: Option<PathBuf>,
 }
 
+/// The nodes' log filter: `CRONRAFT_CHAOS_NODE_LOG` if set (e.g. `info,openraft=info` to see
+/// elections when investigating a run), else `info,openraft=warn`.
+fn node_log_filter() -> String {
+    std::env::var("CRONRAFT_CHAOS_NODE_LOG").unwrap_or_else(|_| "info,openraft=warn".into())
+}
+
 /// Where libfaketime is installed (Debian package `libfaketime`), if it is.
 pub fn find_libfaketime() -> Option<PathBuf> {
     let listed = Command::new("dpkg").args(["-L", "libfaketime"]).output().ok().and_then(|o| {
@@ -165,7 +171,7 @@ impl Cluster {
         };
         let log_path = dir.join("node.log");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-        cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).env("CRONRAFT_LOG", "info,openraft=warn");
+        cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).env("CRONRAFT_LOG", node_log_filter());
         let bin = self.opts.bin.display().to_string();
         let mut child = cmd.spawn().map_err(|source| ClusterError::Spawn { id, bin, source })?;
         let stdout = child.stdout.take().expect("piped stdout");

@@ -127,6 +127,18 @@ impl Net {
                 "oneway",
                 "{ type filter hook input priority 0; policy accept; }",
             ])?;
+            // A rule using conntrack turns connection tracking on in this namespace now, before
+            // any node connects. Turned on only by the first one-way rule, it would pick up
+            // connections mid-stream and take whichever side sent the next packet for the
+            // initiator, so a one-way cut would miss some pooled connections (seen: a muted
+            // leader kept replicating to one follower over its old keep-alive connection). It
+            // lives in a chain of its own, which `heal` never flushes.
+            let track = "{ type filter hook input priority -1; policy accept; }";
+            sh(&["ip", "netns", "exec", &ns, "nft", "add", "chain", "inet", "chaos", "track", track])?;
+            let count_invalid = ["ct", "state", "invalid", "counter"];
+            let mut rule = vec!["ip", "netns", "exec", &ns, "nft", "add", "rule", "inet", "chaos", "track"];
+            rule.extend(count_invalid);
+            sh(&rule)?;
         }
         sh(&["nft", "add", "table", "bridge", "chaos"])?;
         sh(&[
