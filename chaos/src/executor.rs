@@ -3,8 +3,8 @@
 //!
 //! The schedule checkers need ground truth that does not come from the cluster: what was really
 //! sent to an executor, when, and with which fencing data. So every `/execute` becomes a
-//! `deliver` event (`process: "executor"`) carrying execution id, attempt, task, slot, term and
-//! log index; a run lasts [`Executor::run_ms`] and then ends with a `run_end` event and a
+//! `deliver` event (`process: "executor"`) carrying execution id, attempt, task, slot, term,
+//! log index and the instance that received it (`at`, its listening address); a run lasts [`Executor::run_ms`] and then ends with a `run_end` event and a
 //! success callback (tried on each of `callback_urls` in turn, with retries, under the
 //! Idempotency-Key `cb-{id}-{attempt}`). Deliveries are deduplicated by `(execution_id, attempt)`
 //! as the protocol asks: a repeat is recorded (`duplicate: true`) but not run again.
@@ -92,11 +92,12 @@ impl Executor {
     }
 
     fn serve(&self, listener: tokio::net::TcpListener) -> oneshot::Sender<()> {
+        let at = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let app = Router::new()
             .route("/execute", post(execute))
             .route("/stop", post(stop))
             .route("/health", get(|| async { StatusCode::OK }))
-            .with_state(self.shared.clone());
+            .with_state((self.shared.clone(), Arc::<str>::from(at)));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -173,12 +174,15 @@ fn executor() -> Process {
     Process::Named("executor".into())
 }
 
-async fn execute(State(sh): State<Arc<Shared>>, Json(req): Json<ExecuteRequest>) -> StatusCode {
+/// The state of one instance's router: the shared recorder and the instance's address.
+type Instance = (Arc<Shared>, Arc<str>);
+
+async fn execute(State((sh, at)): State<Instance>, Json(req): Json<ExecuteRequest>) -> StatusCode {
     let duplicate = !sh.seen.lock().expect("executor lock").insert((req.execution_id, req.attempt));
     let value = json!({
         "execution_id": req.execution_id, "attempt": req.attempt, "task_id": req.task_id,
         "scheduled_ms": req.scheduled_time.timestamp_millis(), "term": req.term, "log_index": req.log_index,
-        "duplicate": duplicate,
+        "duplicate": duplicate, "at": &*at,
     });
     sh.rec.record(executor(), Kind::Ok, "deliver", Some(&req.task_id.to_string()), value, None, None);
     if !duplicate {
@@ -225,7 +229,7 @@ async fn run(sh: &Shared, req: ExecuteRequest) {
     }
 }
 
-async fn stop(State(_): State<Arc<Shared>>, Json(_): Json<StopRequest>) -> StatusCode {
+async fn stop(State(_): State<Instance>, Json(_): Json<StopRequest>) -> StatusCode {
     StatusCode::OK
 }
 
