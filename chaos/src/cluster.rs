@@ -6,6 +6,11 @@
 //! addresses are part of the replicated membership. With a [`Net`] each node runs inside its own
 //! network namespace (`ip netns exec`), so partitions can cut node-to-node traffic while the
 //! harness still reaches every node.
+//!
+//! With [`NodeOptions::faketime`] every node runs under libfaketime with a per-node offset file
+//! ([`Cluster::set_clock`] changes it while the node runs: the clock nemesis); a node can also be
+//! wiped and started again as a fresh joiner on its old addresses ([`Cluster::rejoin_fresh`]:
+//! the membership nemesis).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -39,6 +44,9 @@ pub struct Node {
     pub dir: PathBuf,
     child: Option<Child>,
     pub paused: bool,
+    /// `--join` URLs it was last started with: kept for restarts, so a node killed before its
+    /// join flow finished runs the flow again (the flow is idempotent).
+    join: Option<String>,
 }
 
 impl Node {
@@ -63,6 +71,35 @@ pub struct NodeOptions {
     /// Values for `CRONRAFT_UNSAFE` (empty = none).
     pub unsafe_mode: Option<String>,
     pub config: String,
+    /// `libfaketime.so.1`: when set, every node runs under it with its own offset file (the
+    /// clock nemesis). `None` = real clocks and no preload.
+    pub faketime: Option<PathBuf>,
+}
+
+/// The nodes' log filter: `CRONRAFT_CHAOS_NODE_LOG` if set (e.g. `info,openraft=info` to see
+/// elections when investigating a run), else `info,openraft=warn`.
+fn node_log_filter() -> String {
+    std::env::var("CRONRAFT_CHAOS_NODE_LOG").unwrap_or_else(|_| "info,openraft=warn".into())
+}
+
+/// Where libfaketime is installed (Debian package `libfaketime`), if it is.
+pub fn find_libfaketime() -> Option<PathBuf> {
+    let listed = Command::new("dpkg").args(["-L", "libfaketime"]).output().ok().and_then(|o| {
+        String::from_utf8_lossy(&o.stdout).lines().find(|l| l.ends_with("/libfaketime.so.1")).map(PathBuf::from)
+    });
+    let known = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ];
+    listed.into_iter().chain(known.iter().map(PathBuf::from)).find(|p| p.exists())
+}
+
+/// The content of a libfaketime offset file for `offset_ms` (relative seconds, e.g. `+12.345`).
+pub fn faketime_offset(offset_ms: i64) -> String {
+    let sign = if offset_ms < 0 { '-' } else { '+' };
+    let abs = offset_ms.unsigned_abs();
+    format!("{sign}{}.{:03}\n", abs / 1000, abs % 1000)
 }
 
 /// The cluster under test.
@@ -85,6 +122,10 @@ impl Cluster {
             c.spawn(id, Some(&join), None)?;
         }
         c.wait_healthy(Duration::from_secs(60)).await?;
+        // Every node is a voter now: restarts need no join flow (only fresh rejoiners keep one).
+        for node in c.nodes.values_mut() {
+            node.join = None;
+        }
         Ok(c)
     }
 
@@ -95,6 +136,10 @@ impl Cluster {
     fn spawn(&mut self, id: u64, join: Option<&str>, addrs: Option<(String, String)>) -> Result<(), ClusterError> {
         let dir = self.root.join(format!("n{id}"));
         std::fs::create_dir_all(&dir)?;
+        let clock_file = dir.join("faketime.rc");
+        if self.opts.faketime.is_some() && !clock_file.exists() {
+            std::fs::write(&clock_file, faketime_offset(0))?;
+        }
         let host = self.net.as_ref().map(|n| n.ip(id)).unwrap_or_else(|| "127.0.0.1".into());
         let (http, raft) = addrs.unwrap_or((format!("{host}:0"), format!("{host}:0")));
         let mut cmd = match &self.net {
@@ -110,13 +155,23 @@ impl Cluster {
         if let Some(j) = join {
             cmd.args(["--join", j]);
         }
+        if let Some(lib) = &self.opts.faketime {
+            // DONT_FAKE_MONOTONIC is not optional: a tokio runtime under libfaketime hangs at
+            // start without it (shared/research/jepsen-brief.md §4.4), and a real clock step
+            // moves CLOCK_REALTIME only. 0.9.10 reads both spellings.
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
+                .env("FAKETIME_NO_CACHE", "1")
+                .env("DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         match &self.opts.unsafe_mode {
             Some(m) => cmd.env("CRONRAFT_UNSAFE", m),
             None => cmd.env_remove("CRONRAFT_UNSAFE"),
         };
         let log_path = dir.join("node.log");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-        cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).env("CRONRAFT_LOG", "info,openraft=warn");
+        cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).env("CRONRAFT_LOG", node_log_filter());
         let bin = self.opts.bin.display().to_string();
         let mut child = cmd.spawn().map_err(|source| ClusterError::Spawn { id, bin, source })?;
         let stdout = child.stdout.take().expect("piped stdout");
@@ -146,16 +201,57 @@ impl Cluster {
             let _ = child.wait();
             return Err(ClusterError::NoListenLine { id, secs, log: log_path.display().to_string() });
         };
-        self.nodes.insert(id, Node { id, http, raft, dir, child: Some(child), paused: false });
+        let join = join.map(String::from);
+        self.nodes.insert(id, Node { id, http, raft, dir, child: Some(child), paused: false, join });
         Ok(())
+    }
+
+    /// Sets node `id`'s wall-clock offset (libfaketime re-reads the file on every clock read).
+    /// Written to a temporary file and renamed, so a node never reads half a line.
+    pub fn set_clock(&self, id: u64, offset_ms: i64) -> Result<(), ClusterError> {
+        if self.opts.faketime.is_none() {
+            return Err(ClusterError::Timeout("clock skew needs the nodes started under libfaketime".into()));
+        }
+        let dir = self.root.join(format!("n{id}"));
+        let tmp = dir.join("faketime.rc.tmp");
+        std::fs::write(&tmp, faketime_offset(offset_ms))?;
+        std::fs::rename(&tmp, dir.join("faketime.rc"))?;
+        Ok(())
+    }
+
+    /// Whether nodes run under libfaketime.
+    pub fn has_clock(&self) -> bool {
+        self.opts.faketime.is_some()
+    }
+
+    /// Kills node `id`, deletes its data directory and starts it again on its old addresses as
+    /// a fresh node joining through the others (`--join`): how an operator brings back a node
+    /// that was removed from the membership (docs/reference/api.md: a removed node must not be
+    /// restarted with its old data).
+    pub fn rejoin_fresh(&mut self, id: u64) -> Result<(), ClusterError> {
+        self.kill(id);
+        let node = &self.nodes[&id];
+        let addrs = (node.http.clone(), node.raft.clone());
+        let data = node.dir.join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        let join: Vec<String> = self.ids().into_iter().filter(|o| *o != id).map(|o| self.url(o)).collect();
+        self.spawn(id, Some(&join.join(",")), Some(addrs))
     }
 
     /// `kill -9` and reap.
     pub fn kill(&mut self, id: u64) {
         if let Some(node) = self.nodes.get_mut(&id) {
             if let Some(mut child) = node.child.take() {
+                let pid = child.id();
                 let _ = child.kill();
                 let _ = child.wait();
+                if self.opts.faketime.is_some() {
+                    // libfaketime leaves its shared memory behind when its process is killed.
+                    let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+                    let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+                }
             }
             node.paused = false;
         }
@@ -168,7 +264,8 @@ impl Cluster {
             return Ok(());
         }
         let addrs = (node.http.clone(), node.raft.clone());
-        self.spawn(id, None, Some(addrs))
+        let join = node.join.clone();
+        self.spawn(id, join.as_deref(), Some(addrs))
     }
 
     pub fn pause(&mut self, id: u64) {

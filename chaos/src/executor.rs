@@ -3,8 +3,8 @@
 //!
 //! The schedule checkers need ground truth that does not come from the cluster: what was really
 //! sent to an executor, when, and with which fencing data. So every `/execute` becomes a
-//! `deliver` event (`process: "executor"`) carrying execution id, attempt, task, slot, term and
-//! log index; a run lasts [`Executor::run_ms`] and then ends with a `run_end` event and a
+//! `deliver` event (`process: "executor"`) carrying execution id, attempt, task, slot, term,
+//! log index and the instance that received it (`at`, its listening address); a run lasts [`Executor::run_ms`] and then ends with a `run_end` event and a
 //! success callback (tried on each of `callback_urls` in turn, with retries, under the
 //! Idempotency-Key `cb-{id}-{attempt}`). Deliveries are deduplicated by `(execution_id, attempt)`
 //! as the protocol asks: a repeat is recorded (`duplicate: true`) but not run again.
@@ -12,6 +12,12 @@
 //! Executor faults (the `executor-kill` and `executor-slow` nemeses) act here: `down` drops the
 //! listener (connections are refused) and re-binds the same port when healed; `slow` delays the
 //! answer to `/execute` past the node's dispatch timeout.
+//!
+//! The `executor-churn` nemesis adds more instances of the same recording executor
+//! ([`Executor::add_instance`]: another port, the same history and the same deduplication, as
+//! several replicas of one service would share a database) and registers, deregisters and takes
+//! them offline through the REST API. Extra instances keep listening until the run ends, so an
+//! attempt dispatched just before its instance left still lands.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -52,6 +58,8 @@ pub struct Executor {
     addr: SocketAddr,
     shared: Arc<Shared>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// Extra instances (executor churn): their stop handles, dropped with the executor.
+    extra: Mutex<Vec<oneshot::Sender<()>>>,
 }
 
 impl Executor {
@@ -65,19 +73,32 @@ impl Executor {
             reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(3)).build().expect("http client");
         let shared =
             Arc::new(Shared { rec, run, client, seen: Mutex::new(HashSet::new()), slow: AtomicBool::new(false) });
-        let ex = Executor { addr, shared, stop: Mutex::new(None) };
-        ex.serve(listener);
+        let ex = Executor { addr, shared, stop: Mutex::new(None), extra: Mutex::new(Vec::new()) };
+        let tx = ex.serve(listener);
+        *ex.stop.lock().expect("executor lock") = Some(tx);
         Ok(ex)
     }
 
-    fn serve(&self, listener: tokio::net::TcpListener) {
+    /// Starts one more instance on the primary's host and a new port, sharing this executor's
+    /// history and deduplication; returns its base URL. It serves until the executor is dropped.
+    pub async fn add_instance(&self) -> Result<String, ExecutorError> {
+        let addr = format!("{}:0", self.addr.ip());
+        let listener =
+            tokio::net::TcpListener::bind(&addr).await.map_err(|source| ExecutorError::Bind { addr, source })?;
+        let local = listener.local_addr().map_err(|source| ExecutorError::Bind { addr: self.url(), source })?;
+        let tx = self.serve(listener);
+        self.extra.lock().expect("executor lock").push(tx);
+        Ok(format!("http://{local}"))
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) -> oneshot::Sender<()> {
+        let at = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let app = Router::new()
             .route("/execute", post(execute))
             .route("/stop", post(stop))
             .route("/health", get(|| async { StatusCode::OK }))
-            .with_state(self.shared.clone());
+            .with_state((self.shared.clone(), Arc::<str>::from(at)));
         let (tx, rx) = oneshot::channel::<()>();
-        *self.stop.lock().expect("executor lock") = Some(tx);
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
@@ -85,6 +106,7 @@ impl Executor {
                 })
                 .await;
         });
+        tx
     }
 
     pub fn url(&self) -> String {
@@ -93,7 +115,7 @@ impl Executor {
 
     /// The registration body for group `group`.
     pub fn registration(&self, group: &str, instance: &str) -> serde_json::Value {
-        json!({"name": group, "instance_id": instance, "base_url": self.url(), "health_check_url": format!("{}/health", self.url())})
+        registration(&self.url(), group, instance)
     }
 
     /// `executor-kill`: stop listening (new connections are refused). Runs already accepted
@@ -113,7 +135,8 @@ impl Executor {
         for _ in 0..50 {
             match tokio::net::TcpListener::bind(self.addr).await {
                 Ok(l) => {
-                    self.serve(l);
+                    let tx = self.serve(l);
+                    *self.stop.lock().expect("executor lock") = Some(tx);
                     return Ok(());
                 }
                 Err(e) => last = Some(e),
@@ -136,19 +159,30 @@ impl Executor {
 impl Drop for Executor {
     fn drop(&mut self) {
         self.down();
+        for tx in self.extra.lock().expect("executor lock").drain(..) {
+            let _ = tx.send(());
+        }
     }
+}
+
+/// The registration body of an instance at `base_url` in group `group`.
+pub fn registration(base_url: &str, group: &str, instance: &str) -> serde_json::Value {
+    json!({"name": group, "instance_id": instance, "base_url": base_url, "health_check_url": format!("{base_url}/health")})
 }
 
 fn executor() -> Process {
     Process::Named("executor".into())
 }
 
-async fn execute(State(sh): State<Arc<Shared>>, Json(req): Json<ExecuteRequest>) -> StatusCode {
+/// The state of one instance's router: the shared recorder and the instance's address.
+type Instance = (Arc<Shared>, Arc<str>);
+
+async fn execute(State((sh, at)): State<Instance>, Json(req): Json<ExecuteRequest>) -> StatusCode {
     let duplicate = !sh.seen.lock().expect("executor lock").insert((req.execution_id, req.attempt));
     let value = json!({
         "execution_id": req.execution_id, "attempt": req.attempt, "task_id": req.task_id,
         "scheduled_ms": req.scheduled_time.timestamp_millis(), "term": req.term, "log_index": req.log_index,
-        "duplicate": duplicate,
+        "duplicate": duplicate, "at": &*at,
     });
     sh.rec.record(executor(), Kind::Ok, "deliver", Some(&req.task_id.to_string()), value, None, None);
     if !duplicate {
@@ -195,7 +229,7 @@ async fn run(sh: &Shared, req: ExecuteRequest) {
     }
 }
 
-async fn stop(State(_): State<Arc<Shared>>, Json(_): Json<StopRequest>) -> StatusCode {
+async fn stop(State(_): State<Instance>, Json(_): Json<StopRequest>) -> StatusCode {
     StatusCode::OK
 }
 

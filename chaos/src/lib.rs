@@ -2,8 +2,9 @@
 //!
 //! It starts the real `cronraft` binary as separate processes, drives them with concurrent
 //! clients whose every operation is recorded (`invoke`, then `ok` / `fail` / `info`) in a JSON
-//! Lines history, injects real faults (kill -9, SIGSTOP, network partitions) on a schedule that
-//! is a pure function of the seed, heals everything, reads every node, and then runs offline
+//! Lines history, injects real faults (kill -9, SIGSTOP, network partitions of three shapes, clock
+//! skew, membership changes, executor faults and churn) on a schedule that is a pure function of
+//! the seed, heals everything, reads every node, and then runs offline
 //! checkers over the history: linearizability per key (WGL), set-full (no lost acknowledged
 //! create) and convergence (same applied index and state digest everywhere).
 //!
@@ -20,5 +21,6 @@ pub mod ops;
 pub mod rng;
 pub mod run;
 pub mod sampler;
+pub mod skew;
 pub mod timeline;
 pub mod workload;

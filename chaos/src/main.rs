@@ -16,8 +16,12 @@ use cronraft_chaos::{history, net, timeline};
 fn long_about() -> String {
     let mut s = String::from("Jepsen-style chaos harness for cronraft.\n\nNemeses (--nemesis, comma-separated):\n");
     for (name, _, help) in Fault::ALL {
-        s.push_str(&format!("  {name:<14} {help}\n"));
+        s.push_str(&format!("  {name:<17} {help}\n"));
     }
+    s.push_str(
+        "\nThe partition nemeses need root, nft, ip and unshare (the run re-executes itself in a\n\
+         sandbox); clock needs libfaketime; executor-* need the cron workload.\n",
+    );
     s.push_str("\nWorkloads (--workload, comma-separated):\n");
     for (name, help) in WORKLOADS {
         s.push_str(&format!("  {name:<10} {help}\n"));
@@ -48,7 +52,8 @@ enum Cmd {
     /// Start a cluster, run workloads under faults, check the history.
     #[command(long_about = long_about())]
     Run {
-        /// Comma-separated nemeses: kill, pause, partition, executor-kill, executor-slow (empty = none).
+        /// Comma-separated nemeses: kill, pause, partition, partition-bridge, partition-oneway, clock,
+        /// membership, executor-kill, executor-slow, executor-churn (empty = none; see above).
         #[arg(long, default_value = "", value_delimiter = ',')]
         nemesis: Vec<String>,
         /// Comma-separated workloads: register, set, cron.
@@ -102,7 +107,7 @@ fn real_main() -> anyhow::Result<i32> {
                     None => bail!("unknown nemesis {n:?} (see --help)"),
                 }
             }
-            if nemeses.contains(&Fault::Partition) && !net::in_sandbox() {
+            if nemeses.iter().any(|f| f.is_partition()) && !net::in_sandbox() {
                 net::partitions_supported().context("the partition nemesis is unsupported here")?;
                 let status = net::reexec_in_sandbox().context("starting the unshare sandbox")?;
                 return Ok(status.code().unwrap_or(2));

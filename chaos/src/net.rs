@@ -3,6 +3,13 @@
 //! the bridge's forward hook (node-to-node traffic only; the harness at 10.77.0.254 still reaches
 //! every node, so clients can observe what an isolated node answers).
 //!
+//! Three shapes: [`Net::isolate`] (a node or a group cut from the rest, both ways),
+//! [`Net::bridge`] (two halves that cannot talk, and one node that talks to both) and
+//! [`Net::one_way`] (A cannot reach B, B still reaches A). Symmetric cuts live on the bridge;
+//! one-way cuts need connection tracking and live in the receiving node's namespace (an `inet`
+//! table with an input hook), because a plain one-way packet drop is a two-way TCP partition:
+//! dropping A's packets to B also drops A's SYN-ACKs to B, so B cannot connect to A either.
+//!
 //! All of it lives inside `unshare --pid --net --mount --fork --kill-child`: the namespaces, the
 //! bridge, the rules and every node process vanish with the harness, even after `kill -9`.
 //! [`reexec_in_sandbox`] starts that sandbox around the harness itself.
@@ -104,6 +111,35 @@ impl Net {
             sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
             sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         }
+        for id in 1..=n {
+            let ns = net.ns(id);
+            sh(&["ip", "netns", "exec", &ns, "nft", "add", "table", "inet", "chaos"])?;
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &ns,
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "chaos",
+                "oneway",
+                "{ type filter hook input priority 0; policy accept; }",
+            ])?;
+            // A rule using conntrack turns connection tracking on in this namespace now, before
+            // any node connects. Turned on only by the first one-way rule, it would pick up
+            // connections mid-stream and take whichever side sent the next packet for the
+            // initiator, so a one-way cut would miss some pooled connections (seen: a muted
+            // leader kept replicating to one follower over its old keep-alive connection). It
+            // lives in a chain of its own, which `heal` never flushes.
+            let track = "{ type filter hook input priority -1; policy accept; }";
+            sh(&["ip", "netns", "exec", &ns, "nft", "add", "chain", "inet", "chaos", "track", track])?;
+            let count_invalid = ["ct", "state", "invalid", "counter"];
+            let mut rule = vec!["ip", "netns", "exec", &ns, "nft", "add", "rule", "inet", "chaos", "track"];
+            rule.extend(count_invalid);
+            sh(&rule)?;
+        }
         sh(&["nft", "add", "table", "bridge", "chaos"])?;
         sh(&[
             "nft",
@@ -127,9 +163,15 @@ impl Net {
 
     /// Cuts all traffic, both ways, between `side` and every other node.
     pub fn isolate(&self, side: &[u64]) -> Result<(), NetError> {
-        for a in side {
-            for b in (1..=self.n).filter(|b| !side.contains(b)) {
-                for (s, d) in [(self.ip(*a), self.ip(b)), (self.ip(b), self.ip(*a))] {
+        let rest: Vec<u64> = (1..=self.n).filter(|b| !side.contains(b)).collect();
+        self.cut(side, &rest)
+    }
+
+    /// Cuts all traffic, both ways, between every node of `a` and every node of `b`.
+    pub fn cut(&self, a: &[u64], b: &[u64]) -> Result<(), NetError> {
+        for x in a {
+            for y in b.iter().filter(|y| *y != x) {
+                for (s, d) in [(self.ip(*x), self.ip(*y)), (self.ip(*y), self.ip(*x))] {
                     sh(&[
                         "nft", "add", "rule", "bridge", "chaos", "grudge", "ip", "saddr", &s, "ip", "daddr", &d, "drop",
                     ])?;
@@ -139,8 +181,51 @@ impl Net {
         Ok(())
     }
 
-    /// Removes every partition rule.
+    /// The bridge partition: halves `a` and `b` cannot talk to each other; `bridge` (in neither)
+    /// still talks to both, so each half plus the bridge node is a majority and the two
+    /// majorities overlap in it.
+    pub fn bridge(&self, a: &[u64], b: &[u64]) -> Result<(), NetError> {
+        self.cut(a, b)
+    }
+
+    /// One-way: `from` can no longer reach `to` — every packet `from` sends on a connection it
+    /// opened to `to` (its SYN included) is dropped in `to`'s namespace — while `to` still opens
+    /// connections to `from` and gets `from`'s answers on them. For request/response traffic such
+    /// as Raft over HTTP this is "messages from A to B are lost, messages from B to A arrive".
+    /// Connections already open from `from` to `to` (pooled keep-alive ones too) stall as well.
+    pub fn one_way(&self, from: u64, to: u64) -> Result<(), NetError> {
+        let ns = self.ns(to);
+        let src = self.ip(from);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "chaos",
+            "oneway",
+            "ip",
+            "saddr",
+            &src,
+            "ct",
+            "direction",
+            "original",
+            "drop",
+        ])
+    }
+
+    /// Removes every partition rule (the bridge's and every node's one-way rules).
     pub fn heal(&self) -> Result<(), NetError> {
-        sh(&["nft", "flush", "chain", "bridge", "chaos", "grudge"])
+        let mut first_err = sh(&["nft", "flush", "chain", "bridge", "chaos", "grudge"]).err();
+        for id in 1..=self.n {
+            let ns = self.ns(id);
+            if let Err(e) = sh(&["ip", "netns", "exec", &ns, "nft", "flush", "chain", "inet", "chaos", "oneway"]) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 }

@@ -33,6 +33,10 @@ pub const WORKLOADS: [(&str, &str); 3] = [
 /// quiesced: the window in which the liveness checker expects every slot.
 const CRON_AFTER_HEAL: Duration = Duration::from_secs(12);
 
+/// How much longer the quiet period may last while a `sequential` task drains the backlog the
+/// faults left in its queue (see [`workload::cron::wait_caught_up`]).
+const CRON_CATCH_UP: Duration = Duration::from_secs(40);
+
 /// Node config for runs: default Raft timing (election timeout 400–800 ms), and executor health
 /// checks every second instead of every 30 s: an instance that could not be reached once is
 /// ejected until two good checks, so with the default interval the `cron` workload's executor
@@ -100,13 +104,29 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
             "executor-kill and executor-slow need the cron workload (its recording executor)".into(),
         ));
     }
+    if cfg.nemeses.iter().any(|f| f.is_partition()) && !crate::net::in_sandbox() {
+        return Err(RunError::Invalid(
+            "partition nemeses need the network sandbox (run them through `cronraft-chaos run`)".into(),
+        ));
+    }
+    let faketime = match cfg.nemeses.contains(&Fault::Clock) {
+        true => Some(crate::cluster::find_libfaketime().ok_or_else(|| {
+            RunError::Invalid("the clock nemesis needs libfaketime (Debian package libfaketime)".into())
+        })?),
+        false => None,
+    };
     if !cfg.bin.exists() {
         return Err(RunError::NoBinary(cfg.bin.display().to_string()));
     }
     let began = Instant::now();
     std::fs::create_dir_all(&cfg.out)?;
-    let net = if cfg.nemeses.contains(&Fault::Partition) { Some(Net::setup(cfg.nodes)?) } else { None };
-    let opts = NodeOptions { bin: cfg.bin.clone(), unsafe_mode: cfg.unsafe_mode.clone(), config: NODE_CONFIG.into() };
+    let net = if cfg.nemeses.iter().any(|f| f.is_partition()) { Some(Net::setup(cfg.nodes)?) } else { None };
+    let opts = NodeOptions {
+        bin: cfg.bin.clone(),
+        unsafe_mode: cfg.unsafe_mode.clone(),
+        config: NODE_CONFIG.into(),
+        faketime,
+    };
     let cluster = Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?;
     let nodes: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, cluster.url(id))).collect();
     let cluster = Arc::new(Mutex::new(cluster));
@@ -119,21 +139,23 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     let keys = if has("register") { workload::register::setup(&ctx, 5, Duration::from_secs(30)).await } else { vec![] };
     // The recording executor listens where every node can reach it: on the bridge when nodes
     // live in their own network namespaces, on loopback otherwise.
+    let instance = format!("chaos-{}", cfg.seed);
     let executor = match has("cron") {
         true => {
             let host = if cluster.lock().await.net().is_some() { crate::net::BRIDGE_IP } else { "127.0.0.1" };
             let ex = Arc::new(Executor::start(host, workload::cron::RUN, rec.clone()).await?);
-            let registration = ex.registration(workload::cron::GROUP, &format!("chaos-{}", cfg.seed));
+            let registration = ex.registration(workload::cron::GROUP, &instance);
             workload::cron::setup(&ctx, registration, Duration::from_secs(30)).await;
             Some(ex)
         }
         false => None,
     };
+    let executor_ids = executor.as_ref().map(|_| (workload::cron::GROUP.to_string(), instance.clone()));
     let start = Instant::now();
     let deadline = start + cfg.time_limit;
     let steps = nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.time_limit, cfg.nodes);
     let mut tasks = tokio::task::JoinSet::new();
-    let targets = nemesis::Targets { cluster: cluster.clone(), executor: executor.clone() };
+    let targets = nemesis::Targets { cluster: cluster.clone(), executor: executor.clone(), executor_ids };
     tasks.spawn(nemesis::run(targets.clone(), steps.clone(), rec.clone(), start));
     if has("register") {
         for w in 0..4 {
@@ -166,7 +188,14 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     }
     if has("cron") {
         // Let the tasks run on the healed cluster (liveness), then pause them so it can converge.
-        tokio::time::sleep(CRON_AFTER_HEAL).await;
+        // A clock that ran ahead moved watermarks into the future: slots up to the latest time
+        // any node's clock showed were fired early (or recorded missed), so the liveness window
+        // starts there (`crate::skew`), and the quiet period lasts until it has its full length.
+        let skew = crate::skew::Skew::from_history(&rec.snapshot());
+        let now = crate::history::wall_ms();
+        let extra = skew.latest(now).saturating_sub(now).max(0) as u64;
+        tokio::time::sleep(CRON_AFTER_HEAL + Duration::from_millis(extra)).await;
+        workload::cron::wait_caught_up(&ctx, CRON_CATCH_UP).await;
         rec.record(Process::Named("harness".into()), Kind::Ok, "cron_quiesce", None, Value::Null, None, None);
         workload::cron::quiesce(&ctx, Duration::from_secs(30)).await;
     }

@@ -15,12 +15,20 @@
 //!   slots by design; the paused task may legitimately miss slots.)
 //! * `misfire` — every slot of a task's active life has exactly one record, and late slots are
 //!   run or recorded `missed` exactly as the task's misfire policy says ([`super::misfire`]).
+//!
+//! Under the `clock` nemesis two expectations compare a node's clock with the harness' and are
+//! widened by the recorded skew ([`crate::skew`]), no more: the pause cut-off starts at the latest
+//! time any clock showed by the acknowledgement (a leader running ahead fired those slots early,
+//! before the pause) and a resume's effect may start as early as the earliest clock at its
+//! invocation; liveness starts no earlier than the latest time any clock showed by the heal (a
+//! clock that ran ahead moved watermarks there). The others are clock-free and unchanged.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::cron_model::{extract, CronHistory, Ended};
 use super::{CheckResult, Verdict};
 use crate::history::Event;
+use crate::skew::Skew;
 
 /// Slots this soon after the heal may still be lost to recovery (misfires, elections).
 pub const HEAL_GRACE_MS: i64 = 5_000;
@@ -28,17 +36,20 @@ pub const HEAL_GRACE_MS: i64 = 5_000;
 pub const END_GRACE_MS: i64 = 2_000;
 /// Clock-reading slack for the pause cut-off (the harness, nodes and executor share one clock).
 pub const PAUSE_SLACK_MS: i64 = 100;
+/// Under skew: how long after its invocation a resume may be stamped by the node receiving it.
+pub const RESUME_STAMP_SPAN_MS: i64 = 10_000;
 
-/// Every schedule checker over `events`.
+/// Every schedule checker over `events` (with the clock skew the history records, if any).
 pub fn check(events: &[Event]) -> Vec<CheckResult> {
     let h = extract(events);
+    let skew = Skew::from_history(events);
     vec![
         one_per_slot(&h),
         committed_delivery(&h),
-        pause_cutoff(&h),
+        pause_cutoff_skewed(&h, &skew),
         no_overlap(&h),
         on_schedule(&h),
-        liveness(&h),
+        liveness_skewed(&h, &skew),
         super::misfire::misfire(&h),
     ]
 }
@@ -106,6 +117,10 @@ pub fn committed_delivery(h: &CronHistory) -> CheckResult {
 }
 
 pub fn pause_cutoff(h: &CronHistory) -> CheckResult {
+    pause_cutoff_skewed(h, &Skew::none())
+}
+
+pub fn pause_cutoff_skewed(h: &CronHistory, skew: &Skew) -> CheckResult {
     let mut r = CheckResult::new("pause_cutoff");
     for task in &h.tasks {
         let toggles: Vec<_> = h.toggles.iter().filter(|t| t.task == task.name).collect();
@@ -117,10 +132,14 @@ pub fn pause_cutoff(h: &CronHistory) -> CheckResult {
                 continue;
             }
             let until = toggles.iter().filter(|t| !t.pause && t.invoke_wall > ack).map(|t| t.invoke_wall).min();
-            let until = until.unwrap_or(i64::MAX);
+            let until = until.map_or(i64::MAX, |u| skew.earliest(u, RESUME_STAMP_SPAN_MS));
             r.count("pauses_checked", 1);
+            let cutoff = skew.latest(ack);
+            if cutoff > ack {
+                r.count("pauses_widened_by_skew", 1);
+            }
             for d in h.deliveries.iter().filter(|d| d.task_id == task.id) {
-                if d.scheduled_ms > ack + PAUSE_SLACK_MS && d.scheduled_ms < until {
+                if d.scheduled_ms > cutoff + PAUSE_SLACK_MS && d.scheduled_ms < until {
                     r.violation(format!(
                         "task {} slot {} (execution {}) delivered after the pause acknowledged at {ack} (resume at {})",
                         task.name,
@@ -179,11 +198,15 @@ pub fn on_schedule(h: &CronHistory) -> CheckResult {
 }
 
 pub fn liveness(h: &CronHistory) -> CheckResult {
+    liveness_skewed(h, &Skew::none())
+}
+
+pub fn liveness_skewed(h: &CronHistory, skew: &Skew) -> CheckResult {
     let mut r = CheckResult::new("liveness");
     let (Some(heal), Some(healthy), Some(end)) = (h.heal_wall, h.healthy_wall, h.quiesce_wall) else {
         return unknown(r, "heal, recovery or quiesce marker missing (did the cluster recover?)");
     };
-    let from = (heal + HEAL_GRACE_MS).max(healthy);
+    let from = (heal + HEAL_GRACE_MS).max(healthy).max(skew.latest(heal));
     let to = end - END_GRACE_MS;
     for task in h.tasks.iter().filter(|t| !t.pausable && (t.mode == "parallel" || t.mode == "sequential")) {
         let got: HashSet<i64> = h.deliveries.iter().filter(|d| d.task_id == task.id).map(|d| d.scheduled_ms).collect();
