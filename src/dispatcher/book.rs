@@ -5,10 +5,32 @@
 //! dispatcher lost track, e.g. a lagged notification), then kept current by observing each
 //! execution the state machine applied. Nothing here is authoritative: apply decides, the book
 //! only says what to propose or send next. Pure data, no I/O, so it is unit-tested directly.
+//!
+//! Times in the book are on the leader's *book clock* ([`Clock`]): milliseconds that advance with
+//! the monotonic clock and never jump. Replicated times (a retry's `not_before_ms`, an attempt's
+//! `dispatched_ms`) are wall-clock stamps; they are converted when observed. So a wall clock that
+//! steps forward while attempts run does not time them out early (the chaos harness' `clock`
+//! nemesis found exactly that: a bumped leader timed out a `skip` run and retried it while the
+//! first attempt still ran), and one that steps back does not keep them running late.
 
 use std::collections::{BTreeSet, HashMap};
 
 use cronraft_raft::model::{Execution, ExecutionStatus};
+
+/// The leader's two clocks at one moment: the wall clock (what replicated stamps are in) and the
+/// book clock (what the book's deadlines and backoffs are in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub wall_ms: i64,
+    pub book_ms: i64,
+}
+
+impl Clock {
+    /// The book time of the wall-clock stamp `wall_ms`.
+    pub fn at(&self, wall_ms: i64) -> i64 {
+        self.book_ms.saturating_add(wall_ms.saturating_sub(self.wall_ms))
+    }
+}
 
 /// A running attempt as the dispatcher tracks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +38,7 @@ pub struct Running {
     pub attempt: u32,
     pub executor_id: u64,
     pub base_url: String,
-    /// When the attempt times out (leader clock, ms).
+    /// When the attempt times out (book clock, ms).
     pub deadline_ms: i64,
     /// Whether this term already sent `/execute` for it (a new term sends again: at-least-once).
     pub sent: bool,
@@ -47,9 +69,13 @@ pub struct Book {
 }
 
 impl Book {
-    /// Folds in the current state of an execution; `timeout_ms` gives its task's timeout (asked
-    /// only when a new running attempt needs a deadline: it reads the task).
-    pub fn observe(&mut self, e: &Execution, timeout_ms: impl FnOnce() -> i64) {
+    /// Folds in the current state of an execution at `clock`; `timeout_ms` gives its task's
+    /// timeout (asked only when a new running attempt needs a deadline: it reads the task).
+    ///
+    /// A new running attempt's deadline is what is left of its timeout by the wall clock, kept
+    /// between 0 and the whole timeout, from now on the book clock: an attempt this leader just
+    /// dispatched gets (almost) all of it whatever the wall clock does afterwards.
+    pub fn observe(&mut self, e: &Execution, clock: Clock, timeout_ms: impl FnOnce() -> i64) {
         let id = e.id;
         if let Some((nb, _)) = self.pending.remove(&id) {
             self.due.remove(&(nb, id));
@@ -84,12 +110,15 @@ impl Book {
         }
         if waiting {
             let next = e.attempt_count + 1;
-            self.pending.insert(id, (e.not_before_ms, next));
-            self.due.insert((e.not_before_ms, id));
+            let nb = clock.at(e.not_before_ms);
+            self.pending.insert(id, (nb, next));
+            self.due.insert((nb, id));
         }
         if let Some(a) = current {
             if !self.running.contains_key(&id) && a.executor_id != 0 {
-                let deadline_ms = a.dispatched_ms.saturating_add(timeout_ms());
+                let timeout = timeout_ms().max(0);
+                let left = a.dispatched_ms.saturating_add(timeout).saturating_sub(clock.wall_ms).clamp(0, timeout);
+                let deadline_ms = clock.book_ms.saturating_add(left);
                 self.deadlines.insert((deadline_ms, id));
                 self.unsent.insert(id);
                 let r = Running {
@@ -252,17 +281,20 @@ mod tests {
         }
     }
 
+    /// A clock whose wall and book times agree.
+    const T0: Clock = Clock { wall_ms: 1_000, book_ms: 1_000 };
+
     #[test]
     fn a_pending_execution_is_proposed_once_then_sent_once_then_timed_out_once() {
         let mut book = Book::default();
         // Phase 1: pending → due once; proposing it again before it is observed is impossible.
-        book.observe(&exec(1, ExecutionStatus::Pending), || 5_000);
+        book.observe(&exec(1, ExecutionStatus::Pending), T0, || 5_000);
         assert_eq!(book.take_due(0, 10), vec![(1, 1)]);
         assert!(book.take_due(0, 10).is_empty());
         // Phase 2: applied as running → sent once.
         let mut e = exec(1, ExecutionStatus::Running);
         (e.attempts, e.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
-        book.observe(&e, || 5_000);
+        book.observe(&e, T0, || 5_000);
         assert_eq!(book.take_unsent(10).len(), 1);
         assert!(book.take_unsent(10).is_empty());
         // Phase 3: past the deadline → one timeout proposal, not one per tick.
@@ -272,7 +304,7 @@ mod tests {
         // Phase 4: applied as timed out → the executor is told to stop.
         e.status = ExecutionStatus::Timeout;
         e.attempts[0].status = ExecutionStatus::Timeout;
-        book.observe(&e, || 5_000);
+        book.observe(&e, T0, || 5_000);
         let stops = book.take_stops();
         assert_eq!((stops.len(), stops[0].reason), (1, "timeout"));
         assert_eq!((book.pending_len(), book.running_len()), (0, 0));
@@ -283,15 +315,41 @@ mod tests {
         let mut book = Book::default();
         let mut e = exec(2, ExecutionStatus::Pending);
         (e.not_before_ms, e.attempt_count) = (10_000, 1);
-        book.observe(&e, || 1_000);
+        book.observe(&e, T0, || 1_000);
         assert!(book.take_due(9_999, 10).is_empty());
         assert_eq!(book.take_due(10_000, 10), vec![(2, 2)]);
         let mut r = exec(3, ExecutionStatus::Running);
         (r.attempts, r.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
-        book.observe(&r, || 1_000);
+        book.observe(&r, T0, || 1_000);
         (r.status, r.reason, r.attempts[0].status) =
             (ExecutionStatus::Cancelled, Some(Reason::Replaced), ExecutionStatus::Cancelled);
-        book.observe(&r, || 1_000);
+        book.observe(&r, T0, || 1_000);
         assert_eq!(book.take_stops()[0].reason, "replaced");
+    }
+
+    #[test]
+    fn a_wall_clock_jump_does_not_move_a_running_attempts_deadline() {
+        // Regression (chaos `clock` nemesis, seed 121): deadlines were wall-clock times, so a
+        // leader whose clock jumped ahead timed out a running `skip` run at once and retried it
+        // while the first attempt still ran (no_overlap failed).
+        let mut book = Book::default();
+        let mut e = exec(4, ExecutionStatus::Running);
+        (e.attempts, e.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
+        // Observed 200 ms after it was stamped (dispatched_ms 1,000): 4.8 s of 5 s left.
+        book.observe(&e, Clock { wall_ms: 1_200, book_ms: 50_000 }, || 5_000);
+        // The wall clock now says two minutes later; only the book clock decides.
+        assert!(book.take_expired(54_799).is_empty());
+        assert_eq!(book.take_expired(54_800), vec![(4, 1)]);
+        // An attempt stamped by a clock far ahead of ours gets the whole timeout, not more.
+        let mut f = exec(5, ExecutionStatus::Running);
+        (f.attempts, f.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
+        book.observe(&f, Clock { wall_ms: -120_000, book_ms: 50_000 }, || 5_000);
+        assert_eq!(book.take_expired(55_000), vec![(5, 1)]);
+        // A retry's backoff is converted to the book clock too.
+        let mut g = exec(6, ExecutionStatus::Pending);
+        (g.not_before_ms, g.attempt_count) = (3_000, 1);
+        book.observe(&g, Clock { wall_ms: 1_000, book_ms: 50_000 }, || 5_000);
+        assert!(book.take_due(51_999, 10).is_empty());
+        assert_eq!(book.take_due(52_000, 10), vec![(6, 2)]);
     }
 }

@@ -32,7 +32,7 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 use crate::config::ExecutorSettings;
 use crate::leadership::run_while_leader;
 use crate::scheduler::{now_ms, seed};
-pub use book::{Book, Running, StopOrder};
+pub use book::{Book, Clock, Running, StopOrder};
 use sender::Sender;
 
 /// Most executions in one dispatch round (one Raft entry).
@@ -93,12 +93,13 @@ impl Dispatcher {
         let mut ends: Vec<AttemptEnd> = Vec::new();
         loop {
             let now = now_ms();
+            let book_now = clock().book_ms;
             self.send_new(term, &mut book, &sender, &sends, &note_tx);
             for order in book.take_stops() {
                 let sender = sender.clone();
                 tokio::spawn(async move { sender.stop(&order).await });
             }
-            for (id, attempt) in book.take_expired(now) {
+            for (id, attempt) in book.take_expired(book_now) {
                 let error = "no final report within timeout_seconds".to_string();
                 ends.push(AttemptEnd { execution_id: id, attempt, kind: AttemptEndKind::Timeout, error });
             }
@@ -107,7 +108,7 @@ impl Dispatcher {
                 self.spawn_propose(Command::EndAttempts(batch), now, note_tx.clone(), Vec::new());
             }
             while let Ok(permit) = rounds.clone().try_acquire_owned() {
-                let due = book.take_due(now, ROUND_ITEMS_MAX);
+                let due = book.take_due(book_now, ROUND_ITEMS_MAX);
                 if due.is_empty() {
                     break;
                 }
@@ -119,7 +120,7 @@ impl Dispatcher {
             }
             let wait = match book.next_wake_ms() {
                 _ if book.has_unsent() => Duration::from_millis(5),
-                Some(t) => Duration::from_millis((t - now_ms()).clamp(1, IDLE_WAKE.as_millis() as i64) as u64),
+                Some(t) => Duration::from_millis((t - clock().book_ms).clamp(1, IDLE_WAKE.as_millis() as i64) as u64),
                 None => IDLE_WAKE,
             };
             tokio::select! {
@@ -206,7 +207,7 @@ impl Dispatcher {
         let view = self.sm.view();
         for id in ids {
             match view.execution(*id) {
-                Ok(Some(e)) => book.observe(&e, || timeout_ms(&view, &e)),
+                Ok(Some(e)) => book.observe(&e, clock(), || timeout_ms(&view, &e)),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, execution = id, "dispatcher cannot read an execution"),
             }
@@ -215,14 +216,15 @@ impl Dispatcher {
 
     fn recheck(&self, book: &mut Book, ids: &[u64]) {
         let view = self.sm.view();
+        let now = clock();
         for id in ids {
             match view.execution(*id) {
                 // Due but not acted on: every instance is at capacity. Look again shortly.
                 Ok(Some(e)) if e.status == ExecutionStatus::Pending && !e.queued => {
-                    book.unpropose(*id, e.not_before_ms.max(now_ms() + CAPACITY_RECHECK_MS))
+                    book.unpropose(*id, now.at(e.not_before_ms).max(now.book_ms + CAPACITY_RECHECK_MS))
                 }
-                Ok(Some(e)) => book.observe(&e, || timeout_ms(&view, &e)),
-                _ => book.unpropose(*id, now_ms()),
+                Ok(Some(e)) => book.observe(&e, now, || timeout_ms(&view, &e)),
+                _ => book.unpropose(*id, now.book_ms),
             }
         }
     }
@@ -276,4 +278,12 @@ impl Dispatcher {
 fn timeout_ms(view: &cronraft_raft::state::StateView, e: &Execution) -> i64 {
     let seconds = view.task(e.task_id).ok().flatten().map(|t| t.spec.timeout_seconds).unwrap_or(300);
     i64::from(seconds) * 1_000
+}
+
+/// The leader's wall clock and book clock now. The book clock is the wall clock at the first call
+/// plus monotonic time since, so it never jumps (see [`book`]).
+fn clock() -> Clock {
+    static START: std::sync::OnceLock<(i64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall0, start) = *START.get_or_init(|| (now_ms(), std::time::Instant::now()));
+    Clock { wall_ms: now_ms(), book_ms: wall0.saturating_add(start.elapsed().as_millis() as i64) }
 }
