@@ -4,8 +4,9 @@
 //! The schedule checkers need ground truth that does not come from the cluster: what was really
 //! sent to an executor, when, and with which fencing data. So every `/execute` becomes a
 //! `deliver` event (`process: "executor"`) carrying execution id, attempt, task, slot, term,
-//! log index and the instance that received it (`at`, its listening address); a run lasts [`Executor::run_ms`] and then ends with a `run_end` event and a
-//! success callback (tried on each of `callback_urls` in turn, with retries, under the
+//! log index and the instance that received it (`at`, its listening address); a run lasts
+//! [`Executor::run_ms`] (or the task parameter `run_ms`, when set) and then ends with a `run_end`
+//! event and a success callback (tried on each of `callback_urls` in turn, with retries, under the
 //! Idempotency-Key `cb-{id}-{attempt}`). Deliveries are deduplicated by `(execution_id, attempt)`
 //! as the protocol asks: a repeat is recorded (`duplicate: true`) but not run again.
 //!
@@ -198,7 +199,8 @@ async fn execute(State((sh, at)): State<Instance>, Json(req): Json<ExecuteReques
 /// One run: wait the run time, record its end, report success.
 async fn run(sh: &Shared, req: ExecuteRequest) {
     let start = chrono::Utc::now();
-    tokio::time::sleep(sh.run).await;
+    let run = req.parameters["run_ms"].as_u64().map_or(sh.run, Duration::from_millis);
+    tokio::time::sleep(run).await;
     let value = json!({"execution_id": req.execution_id, "attempt": req.attempt, "task_id": req.task_id});
     sh.rec.record(executor(), Kind::Ok, "run_end", Some(&req.task_id.to_string()), value, None, None);
     let body = CallbackRequest {

@@ -422,14 +422,33 @@ async fn urls(targets: &Targets, except: Option<u64>) -> Vec<String> {
     c.ids().into_iter().filter(|i| Some(*i) != except).map(|i| c.url(i)).collect()
 }
 
-/// The voters in `GET /cluster` of some node other than `except`.
-async fn voters(targets: &Targets, except: u64) -> Option<Vec<u64>> {
-    for url in urls(targets, Some(except)).await {
-        if let Ok(v) = Client::with_timeout([&url], Duration::from_secs(2)).cluster().await {
-            if v.leader_id.is_some() {
-                let configured = |r: &str| r != "learner";
-                return Some(v.nodes.iter().filter(|n| configured(&n.role)).map(|n| n.id).collect());
-            }
+/// Where a node stands in the replicated membership, as the leader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Voter,
+    /// A learner that is not yet caught up enough to be promoted.
+    Learner,
+    Absent,
+}
+
+/// Asks the leader (through any other node) where `node` stands, with `POST
+/// /cluster/nodes/{node}/promote`: `already_voter` — a voter; `node_not_found` — not a member;
+/// `learner_behind` — a learner; 200 — it was a learner and is a voter now. The only side effect
+/// is promoting a caught-up learner, which every caller wants anyway. (`GET /cluster` cannot
+/// tell: it shows each member's own idea of its role, and a removed node that never saw its
+/// removal still calls itself a candidate or follower.)
+async fn membership_of(targets: &Targets, node: u64) -> Option<Member> {
+    let path = format!("/api/v1/cluster/nodes/{node}/promote");
+    for url in urls(targets, Some(node)).await {
+        let client = Client::with_timeout([&url], ADMIN_TIMEOUT);
+        let Ok(r) = client.raw(Method::POST, &path, None, None).await else { continue };
+        let code =
+            serde_json::from_str::<Value>(&r.body).ok().and_then(|v| v["error"]["code"].as_str().map(String::from));
+        match (r.status, code.as_deref()) {
+            (200..=299, _) | (409, Some("already_voter")) => return Some(Member::Voter),
+            (409, Some("learner_behind")) => return Some(Member::Learner),
+            (404, Some("node_not_found")) => return Some(Member::Absent),
+            _ => {}
         }
     }
     None
@@ -451,48 +470,40 @@ async fn membership_begin(targets: &Targets, node: u64) -> Result<Value, String>
 
 /// Brings `node` back as a voter if it is not one: `wipe` — kill it, delete its data and start it
 /// as a fresh joiner on its old addresses (its own join flow adds and promotes it); otherwise
-/// re-add the running node with its old log and promote it. Waits until it votes (60 s at most).
+/// re-add the running node with its old log and promote it. Then waits until it is a voter and
+/// the cluster is healthy again (60 s at most in all).
 async fn membership_end(targets: &Targets, node: u64, wipe: bool) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let others = urls(targets, Some(node)).await;
-    // Which members vote now, as some other node sees it (the removal may still be settling).
-    let mut is_voter = None;
-    while Instant::now() < deadline {
-        if let Some(v) = voters(targets, node).await {
-            is_voter = Some(v.contains(&node));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    match is_voter {
-        None => return Err("no leader to ask about the membership".into()),
-        Some(true) => return Ok(()),
-        Some(false) => {}
-    }
-    if wipe {
-        targets.cluster.lock().await.rejoin_fresh(node).map_err(|e| e.to_string())?;
-    } else {
-        let (http, raft) = {
-            let c = targets.cluster.lock().await;
-            (c.nodes[&node].http.clone(), c.nodes[&node].raft.clone())
-        };
-        let body = json!({"id": node, "http_addr": http, "raft_addr": raft});
-        admin(&others, Method::POST, "/api/v1/cluster/nodes", Some(body), &[], Duration::from_secs(20)).await?;
-    }
-    let promote = format!("/api/v1/cluster/nodes/{node}/promote");
+    let mut rejoined = false;
     loop {
-        if voters(targets, node).await.is_some_and(|v| v.contains(&node)) {
-            return Ok(());
+        match membership_of(targets, node).await {
+            Some(Member::Voter) => break,
+            Some(Member::Absent) if !rejoined && wipe => {
+                targets.cluster.lock().await.rejoin_fresh(node).map_err(|e| e.to_string())?;
+                rejoined = true;
+            }
+            Some(Member::Absent) if !wipe => {
+                let (http, raft) = {
+                    let c = targets.cluster.lock().await;
+                    (c.nodes[&node].http.clone(), c.nodes[&node].raft.clone())
+                };
+                let body = json!({"id": node, "http_addr": http, "raft_addr": raft});
+                let limit = deadline.saturating_duration_since(Instant::now());
+                admin(&others, Method::POST, "/api/v1/cluster/nodes", Some(body), &[], limit).await?;
+            }
+            // A learner catching up (promoted by the next probe), a fresh joiner still joining,
+            // or no leader to ask yet.
+            _ => {}
         }
         if Instant::now() >= deadline {
             return Err(format!("node {node} is not a voter again within 60 s"));
         }
-        if !wipe {
-            // 409 learner_behind / in progress: retried; already_voter ends the loop above.
-            let _ = admin(&others, Method::POST, &promote, None, &[409], Duration::from_secs(1)).await;
-        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let limit = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(5));
+    let healthy = targets.cluster.lock().await.wait_healthy(limit).await;
+    healthy.map(|_| ()).map_err(|e| format!("node {node} is a voter again, but {e}"))
 }
 
 /// The instance id of the spare registered by churn step `index`.
@@ -580,8 +591,8 @@ pub async fn heal_all(targets: &Targets, rec: &Recorder) {
         c.ids()
     };
     for id in ids {
-        // Only acts on a node that is not a voter (a membership step cut short): re-add it.
-        if voters(targets, id).await.is_some_and(|v| !v.contains(&id)) {
+        // Only acts on a node that is not a voter (a membership step cut short): bring it back.
+        if matches!(membership_of(targets, id).await, Some(Member::Absent | Member::Learner)) {
             if let Err(e) = membership_end(targets, id, true).await {
                 errors.push(e);
             }

@@ -35,7 +35,7 @@ const CRON_AFTER_HEAL: Duration = Duration::from_secs(12);
 
 /// How much longer the quiet period may last while a `sequential` task drains the backlog the
 /// faults left in its queue (see [`workload::cron::wait_caught_up`]).
-const CRON_CATCH_UP: Duration = Duration::from_secs(40);
+const CRON_CATCH_UP: Duration = Duration::from_secs(60);
 
 /// Node config for runs: default Raft timing (election timeout 400–800 ms), and executor health
 /// checks every second instead of every 30 s: an instance that could not be reached once is

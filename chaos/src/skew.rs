@@ -8,8 +8,9 @@
 //!   up to `t + o`, and moves the task's watermark there (so after the heal those slots are not
 //!   fired again, and the ones between the heal and that watermark never run) — [`Skew::latest`];
 //! * stamp a command **late or early**: create, update and resume set a task's watermark to the
-//!   clock of the node that received the command, so a resume stamped by a clock `-o` behind
-//!   lets slots up to `o` before the resume's invocation fire — [`Skew::earliest`].
+//!   leader's clock (writes are proxied to the leader, whose handler builds the command), so a
+//!   resume stamped by a clock `-o` behind lets slots up to `o` before the resume's invocation
+//!   fire — [`Skew::earliest`].
 //!
 //! A clock stepping back never re-fires a slot: the replicated watermark refuses every slot at
 //! or before it, whatever the clock says, so `one_per_slot` needs no allowance. The windows come

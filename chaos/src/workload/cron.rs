@@ -3,13 +3,14 @@
 //! slots, liveness after the heal) can be checked against what the executor actually received.
 //!
 //! Setup registers the executor (group [`GROUP`]) and creates eight tasks, every one with
-//! `timeout_seconds` 5 and runs of 1.5 s (the executor's run time), so `sequential` and `skip`
-//! runs would overlap if the node let them:
+//! `timeout_seconds` 5 and runs of 1.5 s (the executor's run time; the `sequential` task's 0.5 s,
+//! [`SEQ_RUN_MS`], so its queue drains after faults), so `skip` runs would overlap if the node let
+//! them, and so would `sequential` ones whenever faults queued its slots:
 //!
 //! | task | schedule | mode | during the run |
 //! |---|---|---|---|
 //! | `cron-SEED-par` | every second | `parallel` | never paused |
-//! | `cron-SEED-seq` | every 5 s | `sequential` | never paused |
+//! | `cron-SEED-seq` | even seconds | `sequential` (0.5 s runs) | never paused |
 //! | `cron-SEED-skip` | every second | `skip` | never paused |
 //! | `cron-SEED-pp` | every second | `parallel` | paused and resumed every 2–4 s |
 //! | `cron-SEED-del` | every second | `parallel` | deleted halfway through |
@@ -41,6 +42,12 @@ use crate::rng::Rng;
 pub const GROUP: &str = "chaos";
 /// How long one run lasts at the executor.
 pub const RUN: Duration = Duration::from_millis(1_500);
+/// How long one run of the `sequential` task lasts (its `run_ms` parameter). Shorter than
+/// [`RUN`] on purpose: a queue that faults filled drains by period − run per slot, and at
+/// 1.5 s of every 2 s a 30 s backlog (retries during `executor-kill`) took two minutes to drain,
+/// longer than any liveness window (seed 8). Overlap is still tested: a backlog starts each
+/// queued run right after the previous one's callback.
+pub const SEQ_RUN_MS: u64 = 500;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the workload does to a task during the run.
@@ -57,7 +64,7 @@ pub enum Role {
 /// `(suffix, cron expression, mode, role)`.
 pub const TASKS: [(&str, &str, &str, Role); 8] = [
     ("par", "* * * * * *", "parallel", Role::Steady),
-    ("seq", "*/5 * * * * *", "sequential", Role::Steady),
+    ("seq", "*/2 * * * * *", "sequential", Role::Steady),
     ("skip", "* * * * * *", "skip", Role::Steady),
     ("pp", "* * * * * *", "parallel", Role::Toggled),
     ("del", "* * * * * *", "parallel", Role::Deleted),
@@ -120,9 +127,11 @@ pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<Strin
         let pid = ctx.new_pid();
         loop {
             let (policy, window) = misfire(suffix);
+            let run_ms = if mode == "sequential" { SEQ_RUN_MS } else { RUN.as_millis() as u64 };
             let body = json!({
                 "name": task, "cron_expression": cron, "execution_mode": mode, "timeout_seconds": 5,
                 "executor": GROUP, "max_retry": 3, "misfire_policy": policy, "catchup_window_seconds": window,
+                "parameters": {"run_ms": run_ms},
             });
             let idem = Some(format!("create-{task}"));
             let req = write("cron_create", &task, Method::POST, "/api/v1/tasks".into(), Some(body), idem);
