@@ -245,12 +245,16 @@ fn coverage(h: &CronHistory, task: &CronTask, recs: &[&Record], slack: Option<i6
     // Without a trustworthy clock relation only the gaps between records can be judged.
     let Some(slack) = slack else {
         let first = covered.keys().next().copied();
-        return gaps(h, task, &covered, first, None, r);
+        return gaps(h, task, &covered, first, None, RESUME_SKEW_MAX_MS, r);
     };
     let from = task.create_done_wall + slack;
     let end = h.final_read_wall.or(h.quiesce_wall).map(|w| w - CUTOFF_GRACE_MS - slack);
-    gaps(h, task, &covered, Some(from), end.map(|e| (e, slack)), r);
+    let resume_slack = if h.clock_skews.is_empty() { 0 } else { slack };
+    gaps(h, task, &covered, Some(from), end.map(|e| (e, slack)), resume_slack, r);
 }
+
+/// Under a clock nemesis whose offsets the history does not give: the largest skew it applies.
+const RESUME_SKEW_MAX_MS: i64 = 2 * 60 * 1000 + CLOCK_SLACK_MS;
 
 /// Judges every slot after `from` (exclusive) up to the last record, and up to `tail.0` when
 /// given, that has no record.
@@ -260,6 +264,7 @@ fn gaps(
     covered: &BTreeMap<i64, u64>,
     from: Option<i64>,
     tail: Option<(i64, i64)>,
+    resume_slack: i64,
     r: &mut CheckResult,
 ) {
     let step = task.step_ms;
@@ -281,9 +286,14 @@ fn gaps(
             continue;
         }
         let next = covered.range(m + 1..).next().map(|(k, _)| *k);
-        // A resume whose command time can lie in [m, next) moved the watermark past m.
+        // A resume whose command time can lie in [m, next) moved the watermark past m. Under
+        // clock skew the leader stamps the resume with its own clock, up to `resume_slack` ahead
+        // of the harness' (chaos run clock seed 121: a resume stamped 4 s ahead skipped the
+        // slots of those 4 s, which is what a resume means).
         let resumed = toggles.iter().any(|t| {
-            !t.pause && t.invoke_wall < next.unwrap_or(i64::MAX) && (t.ended == Ended::Info || t.done_wall >= m)
+            !t.pause
+                && t.invoke_wall < next.unwrap_or(i64::MAX)
+                && (t.ended == Ended::Info || t.done_wall.saturating_add(resume_slack) >= m)
         });
         if resumed {
             r.count("slots_skipped_by_resume", 1);
