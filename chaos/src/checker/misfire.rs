@@ -308,7 +308,13 @@ fn gaps(
             let slack = tail.map(|t| t.1).unwrap_or(0);
             let cutoff = toggles
                 .iter()
-                .filter(|t| t.pause && (t.ended == Ended::Info || last.is_none_or(|l| t.done_wall >= l)))
+                // Under skew a leader clock ahead fires slots up to the skew early, so the last
+                // record's slot can lie after a pause or delete that still ended the task's life
+                // (chaos run clock seed 131: slots fired 50 s ahead, then the delete).
+                .filter(|t| {
+                    t.pause
+                        && (t.ended == Ended::Info || last.is_none_or(|l| t.done_wall.saturating_add(resume_slack) >= l))
+                })
                 .map(|t| t.invoke_wall)
                 .min();
             match cutoff {
