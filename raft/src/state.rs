@@ -81,10 +81,25 @@ enum StoredMembershipConfig {
     V1(StoredMembership<NodeId, NodeInfo>),
 }
 
-/// What is remembered about an applied request id.
+/// What is remembered about an applied request id. Variants are appended, never changed; apply
+/// writes `V2` and still reads `V1`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum StoredDedupe {
     V1 { at_ms: i64, fingerprint: [u8; 16], response: Response },
+    V2 { at_ms: i64, fingerprint: [u8; 16], answer: StoredAnswer },
+}
+
+/// The answer a retry gets, as stored. A task answer is kept as the task's id only, because it
+/// is most of the table's size (a create's whole task, about 100 bytes, per request id, under
+/// every task ever created). A replay answers with the task as it is at the replay, which is the
+/// original answer unless the task changed in between: the retried write took effect once, and
+/// the client sees what it left behind (docs/internals/state-machine.md, "Deduplication").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StoredAnswer {
+    /// Any answer but a task, kept whole (executions shortened by [`compact`]).
+    Whole(Response),
+    /// A [`Response::Task`], by the task's id.
+    Task { id: u64 },
 }
 
 fn task_key(id: u64) -> Vec<u8> {
@@ -137,12 +152,15 @@ pub fn apply_request(ws: &mut WriteSet<'_>, request: &Request, log_index: u64) -
     }
     let fingerprint = fingerprint(&request.command)?;
     if let Some(bytes) = ws.get(&dedupe_key(&request.request_id))? {
-        let StoredDedupe::V1 { fingerprint: seen, response, .. } = codec::decode(&bytes)?;
+        let (seen, answer) = match codec::decode(&bytes)? {
+            StoredDedupe::V1 { fingerprint, response, .. } => (fingerprint, StoredAnswer::Whole(response)),
+            StoredDedupe::V2 { fingerprint, answer, .. } => (fingerprint, answer),
+        };
         if seen != fingerprint {
             let request_id = request.request_id.clone();
             return Ok(Response::Rejected(Rejection::RequestIdReused { request_id }));
         }
-        return Ok(response);
+        return replay(ws, answer);
     }
     let response = apply_command(ws, at, &request.command)?;
     remember(ws, request, fingerprint, &response)?;
@@ -167,7 +185,7 @@ fn remember(
     fingerprint: [u8; 16],
     response: &Response,
 ) -> Result<(), StoreError> {
-    let stored = StoredDedupe::V1 { at_ms: request.now_ms, fingerprint, response: compact(response) };
+    let stored = StoredDedupe::V2 { at_ms: request.now_ms, fingerprint, answer: compact(response) };
     ws.insert(dedupe_key(&request.request_id), codec::encode(&stored)?);
     let expiry = expiry_key(request.now_ms, &request.request_id);
     let mut floor = ws.get(KEY_DEDUPE_FLOOR)?.unwrap_or_else(|| b"e/".to_vec());
@@ -198,19 +216,32 @@ fn remember(
     Ok(())
 }
 
-/// The answer kept for a request id, bounded: an execution's logs and result (up to 64 KiB each)
-/// are kept as their last [`DEDUPE_TEXT_BYTES_MAX`] bytes, so the table's size is bounded by its
-/// entry count. A replayed callback answers with that shortened record.
-fn compact(response: &Response) -> Response {
+/// The answer kept for a request id, bounded: a task by its id, and an execution's logs and
+/// result (up to 64 KiB each) as their last [`DEDUPE_TEXT_BYTES_MAX`] bytes, so the table's size
+/// is bounded by its entry count. A replayed callback answers with that shortened record.
+fn compact(response: &Response) -> StoredAnswer {
     match response {
+        Response::Task(task) => StoredAnswer::Task { id: task.id },
         Response::Execution(e) if e.logs.len() + e.result.len() > 2 * DEDUPE_TEXT_BYTES_MAX => {
             let mut e = e.clone();
             e.logs = dispatch::truncate_tail(&e.logs, DEDUPE_TEXT_BYTES_MAX);
             e.result = dispatch::truncate_tail(&e.result, DEDUPE_TEXT_BYTES_MAX);
-            Response::Execution(e)
+            StoredAnswer::Whole(Response::Execution(e))
         }
-        other => other.clone(),
+        other => StoredAnswer::Whole(other.clone()),
     }
+}
+
+/// The answer a retry gets from what [`compact`] stored: a task as it is now (a task record is
+/// never removed, so it is there; the rejection is for a table written by a future version).
+fn replay(ws: &WriteSet<'_>, answer: StoredAnswer) -> Result<Response, StoreError> {
+    Ok(match answer {
+        StoredAnswer::Whole(response) => response,
+        StoredAnswer::Task { id } => match get_task_ws(ws, id)? {
+            Some(task) => Response::Task(task),
+            None => Response::Rejected(Rejection::TaskNotFound { id }),
+        },
+    })
 }
 
 type Outcome = Result<Task, Rejection>;

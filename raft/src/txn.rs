@@ -48,12 +48,7 @@ impl<'a> WriteSet<'a> {
     /// entries, so the cost is `limit` plus the pending deletes met on the way, not the size of
     /// the run's pending writes (a run of hundreds of requests under one prefix made every scan
     /// of the old merge-everything version quadratic).
-    pub fn scan_from(
-        &self,
-        start: &[u8],
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, sled::Error> {
+    pub fn scan_from(&self, start: &[u8], prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, sled::Error> {
         let mut tree = self.tree.range(start..).peekable();
         let mut pending = self.pending.range::<[u8], _>((Bound::Included(start), Bound::Unbounded)).peekable();
         let mut out = Vec::new();
@@ -156,10 +151,11 @@ mod tests {
         ws.insert(b"p/9".to_vec(), b"new".to_vec());
         ws.insert(b"o/0".to_vec(), b"other".to_vec());
         let all = ws.scan_prefix(b"p/", usize::MAX).unwrap();
-        let expect: Vec<(Vec<u8>, Vec<u8>)> = [("p/2", "new"), ("p/3", "over"), ("p/5", "tree"), ("p/7", "tree"), ("p/9", "new")]
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
-            .collect();
+        let expect: Vec<(Vec<u8>, Vec<u8>)> =
+            [("p/2", "new"), ("p/3", "over"), ("p/5", "tree"), ("p/7", "tree"), ("p/9", "new")]
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect();
         assert_eq!(all, expect);
         assert_eq!(ws.scan_prefix(b"p/", 2).unwrap(), expect[..2].to_vec());
         assert_eq!(ws.scan_from(b"p/4", b"p/", 2).unwrap(), expect[2..4].to_vec());

@@ -313,7 +313,8 @@ fn gaps(
                 // (chaos run clock seed 131: slots fired 50 s ahead, then the delete).
                 .filter(|t| {
                     t.pause
-                        && (t.ended == Ended::Info || last.is_none_or(|l| t.done_wall.saturating_add(resume_slack) >= l))
+                        && (t.ended == Ended::Info
+                            || last.is_none_or(|l| t.done_wall.saturating_add(resume_slack) >= l))
                 })
                 .map(|t| t.invoke_wall)
                 .min();

@@ -249,3 +249,52 @@ fn apply_cost_of_a_10k_slot_fire() {
     h.tree.apply_batch(batch).unwrap();
     println!("apply {n} slots: decide {applied:?}, sled batch {:?}", started.elapsed() - applied);
 }
+
+/// Where the bytes of 100,000 tasks go, shaped like the benchmark's `memory` scenario (64
+/// creates per apply run, a request id each): stored bytes per key prefix, and this process's RSS
+/// growth (run with `--ignored --nocapture`, in release; the log tree is not included).
+#[test]
+#[ignore]
+fn stored_bytes_of_100k_tasks() {
+    fn rss() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kb = s.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap();
+        kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
+    }
+    let h = Harness::new();
+    let r0 = rss();
+    let n = 100_000u64;
+    let mut i = 0;
+    while i < n {
+        let mut ws = WriteSet::new(&h.tree);
+        for _ in 0..64 {
+            if i >= n {
+                break;
+            }
+            let mut s = spec(&format!("mem-{i}"));
+            s.cron_expression = "0 0 0 1 1 *".into();
+            s.executor = "bench-none".into();
+            let req = crate::command::Request {
+                request_id: format!("{:032x}-{i}", i * 7919),
+                now_ms: T0 + i as i64,
+                command: Command::CreateTask { spec: s },
+            };
+            crate::state::apply_request(&mut ws, &req, i).unwrap();
+            i += 1;
+        }
+        h.tree.apply_batch(ws.into_batch()).unwrap();
+    }
+    let r1 = rss();
+    let mut by: std::collections::BTreeMap<Vec<u8>, (u64, u64)> = Default::default();
+    for kv in h.tree.iter() {
+        let (k, v) = kv.unwrap();
+        let p = k.iter().take_while(|b| **b != b'/').cloned().collect::<Vec<u8>>();
+        let e = by.entry(p).or_default();
+        e.0 += 1;
+        e.1 += (k.len() + v.len()) as u64;
+    }
+    for (p, (c, b)) in by {
+        println!("{:10} keys {c:8} bytes {b:10} per task {:.0}", String::from_utf8_lossy(&p), b as f64 / n as f64);
+    }
+    println!("rss {} -> {} MiB: {:.0} B/task", r0 >> 20, r1 >> 20, (r1 - r0) as f64 / n as f64);
+}

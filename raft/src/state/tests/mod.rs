@@ -152,6 +152,27 @@ fn a_retried_request_id_returns_the_first_answer_and_applies_once() {
 }
 
 #[test]
+fn a_retried_create_after_a_change_answers_with_the_task_as_it_is_now() {
+    // The dedupe table keeps a task answer as the task's id (to keep the table small), so a
+    // retry after a later change sees that change; it still does not create a second task.
+    let mut h = Harness::new();
+    let first = task(h.apply_with("create", 1_000, Command::CreateTask { spec: spec("a") }));
+    let patch = TaskPatch { description: Some("changed".into()), ..Default::default() };
+    task(h.apply_with("update", 2_000, Command::UpdateTask { id: first.id, patch, expected_version: None }));
+    let again = task(h.apply_with("create", 3_000, Command::CreateTask { spec: spec("a") }));
+    assert_eq!((again.id, again.version, again.spec.description.as_str()), (first.id, 2, "changed"));
+    assert_eq!(h.view().count(TaskStatus::Active).unwrap(), 1);
+
+    // A table written before this change (whole answers, `V1`) still replays its answer.
+    let command = Command::CreateTask { spec: spec("b") };
+    let stored =
+        StoredDedupe::V1 { at_ms: 1_000, fingerprint: fingerprint(&command).unwrap(), response: Response::Empty };
+    h.tree.insert(dedupe_key("old"), codec::encode(&stored).unwrap()).unwrap();
+    assert_eq!(h.apply_with("old", 4_000, command), Response::Empty);
+    assert!(h.view().task_by_name("b").unwrap().is_none(), "a replay applies nothing");
+}
+
+#[test]
 fn dedupe_entries_expire_by_request_time() {
     let mut h = Harness::new();
     h.apply_with("old", 0, Command::CreateTask { spec: spec("a") });
