@@ -100,10 +100,13 @@ impl Default for RaftTiming {
     fn default() -> Self {
         RaftTiming {
             heartbeat_ms: 100,
-            // A failover costs an election timeout; 4+ heartbeats keep spurious elections away
-            // when fsyncs stall a node briefly.
-            election_timeout_min_ms: 400,
-            election_timeout_max_ms: 800,
+            // openraft 0.9 makes a follower of a live leader wait its leader lease (the max) *plus*
+            // its own timeout (drawn once per process from [min, max)) before it stands, checked
+            // every 1.5 heartbeats: 500 + [300, 500) + up to 150 ms, so a failover is ~0.8–1.2 s
+            // of silence (400–800 gave 1.2–1.75 s, over the 1.5 s target). 8+ missed heartbeats
+            // still keep spurious elections away when fsyncs stall a node briefly.
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 500,
             // The scheduler writes up to ~1,000 entries a second and a snapshot copies the whole
             // state: every 100,000 entries keeps snapshots minutes apart.
             snapshot_logs_since_last: 100_000,
