@@ -100,6 +100,11 @@ impl<'a> WriteSet<'a> {
         self.pending.keys()
     }
 
+    /// Keys written or removed so far.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Turns the run into one atomic sled batch.
     pub fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();

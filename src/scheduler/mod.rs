@@ -12,6 +12,8 @@
 //! flight; a failed one makes the loop rebuild its timers from the replicated state, so a slot is
 //! never lost to an error, and never fired twice (apply's watermark).
 
+#[cfg(test)]
+mod tests;
 mod timers;
 mod unsafe_early;
 
@@ -52,6 +54,21 @@ pub struct Scheduler {
     pub sm: StateMachineStore,
     pub metrics: Arc<SchedulerMetrics>,
 }
+
+/// A fire entry on RaftCore's channel, and what its commit will be answered on.
+struct PendingCommit {
+    receiver: ResponseReceiver,
+    /// When it was handed over (for the commit time in the log).
+    started: std::time::Instant,
+}
+
+/// What `Raft::client_write_ff` answers on: openraft's default one-shot responder.
+type ResponseReceiver = tokio::sync::oneshot::Receiver<
+    Result<
+        openraft::raft::ClientWriteResponse<cronraft_raft::TypeConfig>,
+        openraft::error::ClientWriteError<NodeId, cronraft_raft::model::NodeInfo>,
+    >,
+>;
 
 /// How one leadership term ended.
 enum Exit {
@@ -179,10 +196,16 @@ impl Scheduler {
                 tracing::info!(tasks = fires.len(), collect_ms, "large fire batch collected");
             }
             let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            // Handed to RaftCore here, one after the other, so the log holds the entries in the
+            // order they were collected (see `enqueue`); only the wait for the commit is spawned.
+            let Some(commit) = self.enqueue(term, &fires, now).await else {
+                let _ = failed.try_send(());
+                return;
+            };
             let this = self.clone();
             let failed = failed.clone();
             tokio::spawn(async move {
-                if !this.propose(term, fires, now).await {
+                if !this.await_commit(commit, fires).await {
                     let _ = failed.try_send(());
                 }
                 drop(permit);
@@ -190,21 +213,43 @@ impl Scheduler {
         }
     }
 
-    /// Proposes one fire entry; records fire lag. Returns whether it was committed.
-    async fn propose(&self, term: u64, fires: Vec<TaskFire>, now: i64) -> bool {
+    /// Hands one fire entry to RaftCore without waiting for its commit.
+    ///
+    /// Order matters. Apply drops a task's slots at or before its watermark, and the watermark
+    /// only moves forward. If the entry holding a task's next slot were appended after the entry
+    /// holding the slot after it, apply would drop the earlier slot as already fired, and no
+    /// record would ever stand for it. (Regression: each entry used to be proposed from its own
+    /// spawned task, and under load the runtime could run them in any order; the sustained
+    /// benchmark found single slots without a record.) `client_write_ff` returns once the
+    /// request is on RaftCore's channel, which RaftCore reads in order, so calling it from this
+    /// one loop keeps the log in collection order. `None` means RaftCore has stopped.
+    async fn enqueue(&self, term: u64, fires: &[TaskFire], now: i64) -> Option<PendingCommit> {
         if unsafe_early::enabled() {
             let last_log_index = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
-            unsafe_early::dispatch_early(&self.sm.view(), &fires, term, last_log_index);
+            unsafe_early::dispatch_early(&self.sm.view(), fires, term, last_log_index);
         }
         let req = Request {
             request_id: String::new(),
             now_ms: now,
             // New runs get their first attempt in the same entry: one commit to the executor.
-            command: Command::FireAndDispatch { batch: FireBatch { tasks: fires.clone() }, seed: seed(), term },
+            command: Command::FireAndDispatch { batch: FireBatch { tasks: fires.to_vec() }, seed: seed(), term },
         };
         let started = std::time::Instant::now();
-        match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(req)).await {
-            Ok(Ok(resp)) => {
+        match self.raft.client_write_ff(req).await {
+            Ok(receiver) => Some(PendingCommit { receiver, started }),
+            Err(e) => {
+                tracing::info!(error = %e, "fire not proposed");
+                None
+            }
+        }
+    }
+
+    /// Waits for an enqueued fire entry to commit; records fire lag. Returns whether it was
+    /// committed.
+    async fn await_commit(&self, commit: PendingCommit, fires: Vec<TaskFire>) -> bool {
+        let PendingCommit { receiver, started } = commit;
+        match tokio::time::timeout(PROPOSE_TIMEOUT, receiver).await {
+            Ok(Ok(Ok(resp))) => {
                 let committed = now_ms();
                 if let Response::Fired(outcome) = &resp.data {
                     let commit_ms = started.elapsed().as_millis() as u64;
@@ -223,8 +268,12 @@ impl Scheduler {
                 self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Ok(Err(e)) => {
+            Ok(Ok(Err(e))) => {
                 tracing::info!(error = %e, "fire not committed");
+                false
+            }
+            Ok(Err(_)) => {
+                tracing::info!("fire not committed: RaftCore stopped");
                 false
             }
             Err(_) => {

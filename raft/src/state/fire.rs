@@ -89,8 +89,8 @@ fn fire_task(
     let watermark = task.fire_watermark_ms;
     let fresh: Vec<i64> = fire.slots.iter().copied().filter(|s| *s > watermark || unsafe_ignore_watermark()).collect();
     out.duplicate_slots += (fire.slots.len() - fresh.len()) as u64;
-    if let Some(span) = fire.missed_before.as_ref().filter(|s| s.first_ms > watermark || unsafe_ignore_watermark()) {
-        missed_span(ws, at, &task, span)?;
+    if let Some(span) = fire.missed_before.as_ref().and_then(|s| unfired_part(&task, s, watermark)) {
+        missed_span(ws, at, &task, &span)?;
         out.missed += span.count;
         task.fire_watermark_ms = task.fire_watermark_ms.max(span.last_ms);
     }
@@ -138,6 +138,37 @@ fn fire_task(
         rt.watermark_ms = rt.watermark_ms.max(task.fire_watermark_ms);
     }
     put_runtime(ws, task.id, &rt)
+}
+
+/// The slots of a summarized span that are after the watermark, still summarized.
+///
+/// Usually the whole span: the scheduler starts it after the watermark it read. But an entry
+/// proposed earlier may have fired into the span by the time this one is applied (a rebuild
+/// re-derives a long backlog while that entry is still in flight). Dropping the span then would
+/// leave the slots between the new watermark and the span's end without a record, so they are
+/// counted again from the task's schedule (the fire was made for this very version of the task;
+/// at most the span's own count is walked).
+fn unfired_part(task: &Task, span: &MissedSpan, watermark: i64) -> Option<MissedSpan> {
+    if span.first_ms > watermark || unsafe_ignore_watermark() {
+        return Some(span.clone());
+    }
+    if span.last_ms <= watermark {
+        return None;
+    }
+    let schedule = crate::spec::parse_schedule(&task.spec).ok()?;
+    let (mut first_ms, mut count, mut after) = (None, 0, watermark);
+    while count < span.count {
+        let Some(next) = chrono::DateTime::from_timestamp_millis(after)
+            .and_then(|t| schedule.next_after(t))
+            .map(|t| t.timestamp_millis())
+            .filter(|next| *next <= span.last_ms)
+        else {
+            break;
+        };
+        first_ms.get_or_insert(next);
+        (count, after) = (count + 1, next);
+    }
+    first_ms.map(|first_ms| MissedSpan { first_ms, last_ms: span.last_ms, count })
 }
 
 /// One `missed` record standing for a long run of slots that were not listed one by one.

@@ -190,6 +190,42 @@ fn a_long_backlog_is_summarized_in_one_missed_record() {
     assert_eq!(execs[1].trigger, Trigger::Catchup);
 }
 
+/// Regression: a summarized span that an earlier entry had partly fired was dropped whole, so
+/// the slots between that entry's last slot and the span's end got no record.
+#[test]
+fn a_span_partly_fired_by_an_earlier_entry_still_accounts_for_the_rest() {
+    let mut h = Harness::new();
+    let mut s = spec("every-second");
+    s.cron_expression = "* * * * * *".into();
+    let id = task(h.apply_with("c", T0, Command::CreateTask { spec: s })).id;
+    let now = T0 + 60_000;
+    let second = |k: i64| T0 + k * 1_000;
+
+    // Phase 1: an entry proposed before a rebuild lists slots 1 to 3 and is applied first.
+    h.fire(now, id, 1, &[second(1), second(2), second(3)]);
+
+    // Phase 2: the rebuilt scheduler's entry, made from the older watermark, summarizes 1 to 5
+    // and lists 6. Slots 4 and 5 must be recorded as missed, and 1 to 3 not again.
+    let span = MissedSpan { first_ms: second(1), last_ms: second(5), count: 5 };
+    let fire = TaskFire { task_id: id, task_version: 1, slots: vec![second(6)], missed_before: Some(span) };
+    let Response::Fired(out) = h.apply_with("", now, Command::Fire(FireBatch { tasks: vec![fire] })) else { panic!() };
+    assert_eq!((out.missed, out.executions), (2, 1));
+
+    // Phase 3: every slot from 1 to 6 is accounted for exactly once.
+    let execs = h.executions(id);
+    let span_record = execs.iter().find(|e| e.slot_count > 1).expect("a span record");
+    assert_eq!((span_record.scheduled_ms, span_record.slot_count), (second(5), 2));
+    assert!(span_record.result.contains(&format!("from {}", second(4))), "{}", span_record.result);
+    let slots: u64 = execs.iter().map(|e| e.slot_count).sum();
+    assert_eq!(slots, 6, "slots 1..=6 once each: {execs:?}");
+
+    // Phase 4: a span entirely at or before the watermark is a replay and adds nothing.
+    let span = MissedSpan { first_ms: second(1), last_ms: second(5), count: 5 };
+    let fire = TaskFire { task_id: id, task_version: 1, slots: vec![second(6)], missed_before: Some(span) };
+    let Response::Fired(out) = h.apply_with("", now, Command::Fire(FireBatch { tasks: vec![fire] })) else { panic!() };
+    assert_eq!((out.missed, out.executions, out.duplicate_slots), (0, 0, 1));
+}
+
 #[test]
 fn manual_trigger_bypasses_the_mode_and_records_who_asked() {
     let mut h = Harness::new();
@@ -248,6 +284,32 @@ fn apply_cost_of_a_10k_slot_fire() {
     let batch = ws.into_batch();
     h.tree.apply_batch(batch).unwrap();
     println!("apply {n} slots: decide {applied:?}, sled batch {:?}", started.elapsed() - applied);
+
+    // The same slots fired and dispatched in one entry (as the scheduler does), to a group
+    // nobody serves with no retry: each run is recorded `failed` (`no_healthy_executor`) — the
+    // benchmark's burst shape.
+    let mut h = Harness::new();
+    for i in 0..n {
+        let mut s = spec(&format!("t{i}"));
+        s.executor = "nobody".into();
+        s.max_retry = 0;
+        h.apply_with(&format!("c{i}"), T0, Command::CreateTask { spec: s });
+    }
+    let tasks = (1..=n)
+        .map(|id| TaskFire { task_id: id, task_version: 1, slots: vec![T0 + 60_000], missed_before: None })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut ws = WriteSet::new(&h.tree);
+    let command = Command::FireAndDispatch { batch: FireBatch { tasks }, seed: 1, term: 1 };
+    let req = crate::command::Request { request_id: String::new(), now_ms: T0 + 60_001, command };
+    crate::state::apply_request(&mut ws, &req, 1).unwrap();
+    let applied = started.elapsed();
+    let keys = ws.pending_len();
+    h.tree.apply_batch(ws.into_batch()).unwrap();
+    println!(
+        "fire and dispatch {n} slots: decide {applied:?} ({keys} keys written), sled batch {:?}",
+        started.elapsed() - applied
+    );
 }
 
 /// Where the bytes of 100,000 tasks go, shaped like the benchmark's `memory` scenario (64

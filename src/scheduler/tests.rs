@@ -1,0 +1,105 @@
+//! The scheduler against a real one-node Raft (sled store in a temp dir): what only the loop's
+//! use of openraft can show.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cronraft_api::scheduler_metrics::SchedulerMetrics;
+use cronraft_raft::command::{Command, Request, Response, TaskFire};
+use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, NodeInfo, TaskSpec};
+use cronraft_raft::network::HttpNetwork;
+use cronraft_raft::schedule::DstPolicy;
+use cronraft_raft::{store, Raft};
+
+use super::{now_ms, Scheduler};
+
+const ENTRIES: i64 = 200;
+
+fn every_second() -> TaskSpec {
+    TaskSpec {
+        name: "every-second".into(),
+        description: String::new(),
+        cron_expression: "* * * * * *".into(),
+        timezone: "UTC".into(),
+        parameters: "{}".into(),
+        execution_mode: ExecutionMode::Parallel,
+        load_balance_strategy: BalanceStrategy::RoundRobin,
+        max_retry: 0,
+        timeout_seconds: 60,
+        executor: "nobody".into(),
+        misfire_policy: MisfirePolicy::FireOnce,
+        catchup_window_seconds: 60,
+        dst_policy: DstPolicy::Shift,
+    }
+}
+
+async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineStore) {
+    let (log, sm) = store::open(dir, 64 << 20).unwrap();
+    let config = openraft::Config {
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
+        ..Default::default()
+    };
+    let raft =
+        Raft::new(1, Arc::new(config.validate().unwrap()), HttpNetwork::new().unwrap(), log, sm.clone()).await.unwrap();
+    let info = NodeInfo { http_addr: "127.0.0.1:1".into(), raft_addr: "127.0.0.1:1".into() };
+    raft.initialize(BTreeMap::from([(1, info)])).await.unwrap();
+    raft.wait(Some(Duration::from_secs(10))).current_leader(1, "one-node leader").await.unwrap();
+    (raft, sm)
+}
+
+/// Regression: each fire entry used to be proposed from its own spawned task, so the runtime
+/// could append the entry with a task's slot n+1 before the one with slot n; apply then dropped
+/// slot n as already fired (it is at or before the watermark), and no record stood for it. Here
+/// the waits for the commits run in reverse order, the worst the runtime could do: every slot
+/// must still get its own record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_entries_reach_the_log_in_collection_order_whatever_order_their_commits_are_awaited() {
+    // Phase 1: a one-node cluster with one task that fires every second.
+    let dir = tempfile::tempdir().unwrap();
+    let (raft, sm) = one_node_leader(dir.path()).await;
+    let created_ms = now_ms();
+    let create = Request {
+        request_id: "create".into(),
+        now_ms: created_ms,
+        command: Command::CreateTask { spec: every_second() },
+    };
+    let Response::Task(task) = raft.client_write(create).await.unwrap().data else { panic!("not created") };
+    let scheduler =
+        Scheduler { node_id: 1, raft: raft.clone(), sm: sm.clone(), metrics: Arc::new(SchedulerMetrics::default()) };
+
+    // Phase 2: one entry per slot, handed over in slot order, all in flight together.
+    let first_slot = (created_ms / 1_000 + 1) * 1_000;
+    let mut pending = Vec::new();
+    for k in 0..ENTRIES {
+        let fire = TaskFire {
+            task_id: task.id,
+            task_version: task.version,
+            slots: vec![first_slot + k * 1_000],
+            missed_before: None,
+        };
+        let fires = vec![fire];
+        let commit = scheduler.enqueue(1, &fires, now_ms()).await.expect("RaftCore is running");
+        pending.push((commit, fires));
+    }
+
+    // Phase 3: their commits awaited from spawned tasks, started newest first.
+    let mut waits = Vec::new();
+    for (commit, fires) in pending.into_iter().rev() {
+        let s = scheduler.clone();
+        waits.push(tokio::spawn(async move { s.await_commit(commit, fires).await }));
+    }
+    for w in waits {
+        assert!(w.await.unwrap(), "every entry commits");
+    }
+
+    // Phase 4: one record per slot, none dropped as a duplicate.
+    let page = sm.view().list_executions(Some(task.id), None, 1, 1_000).unwrap();
+    let mut slots: Vec<i64> = page.items.iter().map(|e| e.scheduled_ms).collect();
+    slots.sort_unstable();
+    let expected: Vec<i64> = (0..ENTRIES).map(|k| first_slot + k * 1_000).collect();
+    assert_eq!(slots, expected, "every slot has exactly one record");
+    raft.shutdown().await.unwrap();
+}
