@@ -37,6 +37,10 @@ const KEY_GENERATION: &[u8] = b"sm_generation";
 const SNAPSHOT_FILE: &str = "current.snap";
 /// Keys inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 10_000;
+/// Bytes of a snapshot file written between two syncs (see `write_snapshot_file`).
+const SNAPSHOT_WRITE_CHUNK: usize = 8 << 20;
+/// The `nice` value of the thread that builds a snapshot (see `build_snapshot`).
+const SNAPSHOT_THREAD_NICE: libc::c_int = 10;
 /// Apply notifications buffered per subscriber before it is told it lagged.
 const APPLIED_CHANNEL_LEN: usize = 1024;
 
@@ -286,14 +290,31 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta<NodeId, NodeInfo>, data: 
     let bytes = codec::encode(&StoredSnapshot::V1 { meta: meta.clone(), data })?;
     let tmp = dir.join(format!("{SNAPSHOT_FILE}.{}.tmp", meta.snapshot_id));
     {
+        // In chunks, each synced before the next is written: one large write followed by one
+        // fsync queues the whole file ahead of the log's next fdatasync on the same disk, and
+        // a follower that cannot append for that long makes the others call an election.
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        for chunk in bytes.chunks(SNAPSHOT_WRITE_CHUNK) {
+            f.write_all(chunk)?;
+            f.sync_data()?;
+        }
         f.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Lowers the calling thread's CPU priority to `SNAPSHOT_THREAD_NICE`. On Linux a `nice` value
+/// belongs to a thread, so the rest of the process keeps its priority. Best effort: a failure
+/// leaves the thread at normal priority, which is only slower for the others.
+fn lower_this_threads_priority() {
+    // SAFETY: gettid takes no arguments; setpriority only reads its integer arguments.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, SNAPSHOT_THREAD_NICE);
+    }
 }
 
 /// Every key and value of a state, in key order.
@@ -380,10 +401,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             seq: self.seq,
             dir: self.dir.clone(),
         };
-        let built = tokio::task::spawn_blocking(move || this.build())
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))
-            .and_then(|r| r);
+        // Its own thread at a lower CPU priority, not the blocking pool: a copy of a large state
+        // takes seconds of CPU on every node at once (they all cross the snapshot threshold at the
+        // same index), and it must not starve the threads that append, replicate and heartbeat.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            lower_this_threads_priority();
+            let _ = done_tx.send(this.build());
+        });
+        let built = match spawned {
+            Ok(_) => done_rx.await.map_err(|e| StoreError::Io(std::io::Error::other(e))).and_then(|r| r),
+            Err(e) => Err(StoreError::Io(e)),
+        };
         built.map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Write))
     }
 }
@@ -432,5 +461,49 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         self.read_snapshot_file().map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `nice` value of the calling thread, field 19 of `/proc/thread-self/stat`.
+    fn this_threads_nice() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // The command name (field 2) may hold spaces; the fields after it are plain.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn the_snapshot_thread_runs_below_normal_priority_and_the_rest_of_the_process_does_not() {
+        let before = this_threads_nice();
+        let inside = std::thread::spawn(|| {
+            lower_this_threads_priority();
+            this_threads_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, SNAPSHOT_THREAD_NICE as i64);
+        assert_eq!(this_threads_nice(), before, "only the snapshot thread is lowered");
+    }
+
+    #[test]
+    fn a_snapshot_file_of_several_write_chunks_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(2 * SNAPSHOT_WRITE_CHUNK + 12_345)).map(|i| (i % 251) as u8).collect();
+        let meta = SnapshotMeta {
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 0), 7)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "2-7-1".into(),
+        };
+        write_snapshot_file(dir.path(), &meta, data.clone()).unwrap();
+        let bytes = std::fs::read(dir.path().join(SNAPSHOT_FILE)).unwrap();
+        let StoredSnapshot::V1 { meta: read_meta, data: read_data } = codec::decode(&bytes).unwrap();
+        assert_eq!(read_meta, meta);
+        assert!(read_data == data, "the data read back differs from the data written");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from(SNAPSHOT_FILE)], "no temp file is left");
     }
 }
