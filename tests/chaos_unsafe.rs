@@ -50,8 +50,18 @@ fn assert_caught(results: &RunResults, checker: &str) {
 fn every_unsafe_mode_is_reported_by_its_checker() {
     if net::in_sandbox() {
         // Phase 3 (inside the sandbox): stale follower reads under partitions.
+        // A stale read shows only if a client reads, on the cut-off node, a key that the
+        // majority wrote meanwhile, and clients stuck on the cut-off node's writes read less.
+        // In 12 s that is likely, not certain (8 of 9 runs of seed 3 here), so a second seed
+        // (6, also caught) gets its chance before the test calls the checker blind. Both must
+        // miss for the test to fail.
         let dir = tempfile::tempdir().expect("temp dir");
-        let results = run_blocking(config(&dir, vec![Fault::Partition], "register", 3, "local-reads"));
+        let mut results = run_blocking(config(&dir, vec![Fault::Partition], "register", 3, "local-reads"));
+        if results.verdict == Verdict::Pass {
+            eprintln!("local-reads not caught with seed 3; trying seed 6");
+            let dir = tempfile::tempdir().expect("temp dir");
+            results = run_blocking(config(&dir, vec![Fault::Partition], "register", 6, "local-reads"));
+        }
         assert_caught(&results, "linearizable");
         return;
     }
