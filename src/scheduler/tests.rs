@@ -16,11 +16,12 @@ use super::{now_ms, Scheduler};
 
 const ENTRIES: i64 = 200;
 
-fn every_second() -> TaskSpec {
+/// A parallel task in a group nobody serves, with no retry (shared with the timers' tests).
+pub(super) fn spec(name: &str, cron: &str) -> TaskSpec {
     TaskSpec {
-        name: "every-second".into(),
+        name: name.into(),
         description: String::new(),
-        cron_expression: "* * * * * *".into(),
+        cron_expression: cron.into(),
         timezone: "UTC".into(),
         parameters: "{}".into(),
         execution_mode: ExecutionMode::Parallel,
@@ -64,7 +65,7 @@ async fn fire_entries_reach_the_log_in_collection_order_whatever_order_their_com
     let create = Request {
         request_id: "create".into(),
         now_ms: created_ms,
-        command: Command::CreateTask { spec: every_second() },
+        command: Command::CreateTask { spec: spec("every-second", "* * * * * *") },
     };
     let Response::Task(task) = raft.client_write(create).await.unwrap().data else { panic!("not created") };
     let scheduler =

@@ -166,24 +166,10 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskSpec};
+    use crate::scheduler::tests::spec;
 
     fn task(id: u64, version: u64, cron: &str, watermark_ms: i64) -> Task {
-        let spec = TaskSpec {
-            name: format!("t{id}"),
-            description: String::new(),
-            cron_expression: cron.into(),
-            timezone: "UTC".into(),
-            parameters: "{}".into(),
-            execution_mode: ExecutionMode::Parallel,
-            load_balance_strategy: BalanceStrategy::RoundRobin,
-            max_retry: 0,
-            timeout_seconds: 60,
-            executor: "local".into(),
-            misfire_policy: MisfirePolicy::FireOnce,
-            catchup_window_seconds: 60,
-            dst_policy: DstPolicy::Shift,
-        };
+        let spec = spec(&format!("t{id}"), cron);
         Task {
             id,
             spec,
