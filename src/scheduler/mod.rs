@@ -8,9 +8,12 @@
 //!
 //! Each tick collects every due task, computes its slots since its watermark (including slots
 //! that fell due while there was no leader — apply classifies late ones as misfires), and
-//! proposes them as one `Fire` entry, stamped with this leader's clock. Several entries may be in
-//! flight; a failed one makes the loop rebuild its timers from the replicated state, so a slot is
-//! never lost to an error, and never fired twice (apply's watermark).
+//! proposes them as one `FireAndDispatch` entry, stamped with this leader's clock. Several entries
+//! may be in flight, but the loop itself hands each one to RaftCore, so the log holds them in the
+//! order they were collected (apply's watermark would drop an earlier slot that arrived after a
+//! later one; see `Scheduler::enqueue`). A failed entry makes the loop rebuild its timers from
+//! the replicated state, so a slot is never lost to an error, and never fired twice (apply's
+//! watermark).
 
 #[cfg(test)]
 mod tests;

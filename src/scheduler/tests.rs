@@ -55,7 +55,9 @@ async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineSto
 /// could append the entry with a task's slot n+1 before the one with slot n; apply then dropped
 /// slot n as already fired (it is at or before the watermark), and no record stood for it. Here
 /// the waits for the commits run in reverse order, the worst the runtime could do: every slot
-/// must still get its own record.
+/// must still get its own record. What this guards is `enqueue`'s contract (the entry is on
+/// RaftCore's channel when it returns); `fire_due` keeps its side by calling it inline, never
+/// from a spawned task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fire_entries_reach_the_log_in_collection_order_whatever_order_their_commits_are_awaited() {
     // Phase 1: a one-node cluster with one task that fires every second.

@@ -5,8 +5,11 @@
 //! and until then the durable log holds the entries, which openraft re-applies after a crash.
 //!
 //! Snapshots. openraft calls `get_snapshot_builder` on the state-machine worker (serialized with
-//! `apply`) and then builds in a separate task while applies go on, so the builder copies the
-//! tree while it still has the worker. Installing a received snapshot is crash-atomic: the data
+//! `apply`) and then builds in a separate task while applies go on. So the builder fixes its
+//! index while it still has the worker and starts recording pre-images; the build then reads the
+//! live tree and puts the pre-images back (`copy_pairs`). It runs on a thread of its own at a
+//! lower CPU priority and writes its file in synced chunks, because every node builds at the same
+//! index and a large build must not stall appends into an election. Installing a received snapshot is crash-atomic: the data
 //! goes into a fresh tree `sm.<generation+1>`, which is synced, and only then does the generation
 //! pointer in `raft_meta` flip (one key, synced). A crash before the flip leaves the old state; the
 //! leftover tree is dropped on the next start.
