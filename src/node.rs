@@ -92,6 +92,7 @@ impl Node {
         let dir = config.data_dir.display().to_string();
         let (log, sm) = store::open(&config.data_dir, config.cache_bytes)
             .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
+        let commit_clock = log.commit_clock();
         let raft_config = raft_config(&config)?;
         let raft = Raft::new(config.node_id, raft_config, HttpNetwork::new()?, log, sm.clone())
             .await
@@ -105,8 +106,13 @@ impl Node {
             serve(http, cronraft_api::router(ctx), signal.clone()),
         ];
 
-        let scheduler =
-            Scheduler { node_id: config.node_id, raft: raft.clone(), sm: sm.clone(), metrics: scheduler_metrics };
+        let scheduler = Scheduler {
+            node_id: config.node_id,
+            raft: raft.clone(),
+            sm: sm.clone(),
+            metrics: scheduler_metrics,
+            commit_clock,
+        };
         let (node_id, settings) = (config.node_id, config.executors.clone());
         let dispatcher = Dispatcher { node_id, raft: raft.clone(), sm: sm.clone(), settings: settings.clone() };
         let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings };

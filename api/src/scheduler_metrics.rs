@@ -1,6 +1,11 @@
-//! What the leader's scheduler reports: fire lag (commit of the fire − the slot), fires and
-//! batches. Updated by the scheduler (crate `cronraft`), rendered by `/metrics` and
-//! `/scheduler/status`.
+//! What the leader's scheduler reports: fire lag (commit of the fire − the slot), applied lag
+//! (the leader's apply of the fire − the slot), fires and batches. Updated by the scheduler
+//! (crate `cronraft`), rendered by `/metrics` and `/scheduler/status`.
+//!
+//! Two lags because they part ways under a burst: the commit is when the slot is durable on a
+//! majority and accounted for (the definition of fire lag), the apply is when its record
+//! exists on the leader and its first attempt can go out. A 100,000-slot burst commits in a few
+//! seconds and takes longer to apply on every node.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -21,10 +26,13 @@ struct Lags {
     recent: VecDeque<u64>,
 }
 
-/// Counters and the lag histogram.
+/// Counters and the lag histograms.
 #[derive(Default)]
 pub struct SchedulerMetrics {
+    /// Commit of the fire entry − slot.
     lags: Mutex<Lags>,
+    /// The leader's apply of the fire entry − slot.
+    applied_lags: Mutex<Lags>,
     /// Fire entries committed by this node while leader.
     pub batches: AtomicU64,
     /// 1 while this node's scheduler runs (it leads).
@@ -42,26 +50,22 @@ pub struct LagSummary {
     pub max_ms: u64,
 }
 
-impl SchedulerMetrics {
-    /// Records the lag of each fired slot.
-    pub fn observe(&self, lags_ms: impl IntoIterator<Item = u64>) {
-        let mut l = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+impl Lags {
+    fn observe(&mut self, lags_ms: impl IntoIterator<Item = u64>) {
         for lag in lags_ms {
             let slot = LAG_BUCKETS_MS.iter().position(|b| lag <= *b).unwrap_or(LAG_BUCKETS_MS.len());
-            l.buckets[slot] += 1;
-            l.count += 1;
-            l.sum_ms += lag;
-            if l.recent.len() == RECENT_LAGS_MAX {
-                l.recent.pop_front();
+            self.buckets[slot] += 1;
+            self.count += 1;
+            self.sum_ms += lag;
+            if self.recent.len() == RECENT_LAGS_MAX {
+                self.recent.pop_front();
             }
-            l.recent.push_back(lag);
+            self.recent.push_back(lag);
         }
     }
 
-    /// p50/p99/max over the recent lags.
-    pub fn summary(&self) -> LagSummary {
-        let l = self.lags.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<u64> = l.recent.iter().copied().collect();
+    fn summary(&self) -> LagSummary {
+        let mut v: Vec<u64> = self.recent.iter().copied().collect();
         if v.is_empty() {
             return LagSummary::default();
         }
@@ -70,19 +74,48 @@ impl SchedulerMetrics {
         LagSummary { samples: v.len() as u64, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: *v.last().unwrap_or(&0) }
     }
 
-    /// Prometheus text.
-    pub fn render(&self, out: &mut String) {
-        let l = self.lags.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP cronraft_fire_lag_seconds Commit time of a fire minus its slot.\n");
-        out.push_str("# TYPE cronraft_fire_lag_seconds histogram\n");
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (i, b) in LAG_BUCKETS_MS.iter().enumerate() {
-            cumulative += l.buckets[i];
-            let _ = writeln!(out, "cronraft_fire_lag_seconds_bucket{{le=\"{}\"}} {cumulative}", *b as f64 / 1000.0);
+            cumulative += self.buckets[i];
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *b as f64 / 1000.0);
         }
-        let _ = writeln!(out, "cronraft_fire_lag_seconds_bucket{{le=\"+Inf\"}} {}", l.count);
-        let _ = writeln!(out, "cronraft_fire_lag_seconds_sum {}", l.sum_ms as f64 / 1000.0);
-        let _ = writeln!(out, "cronraft_fire_lag_seconds_count {}", l.count);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum_ms as f64 / 1000.0);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+impl SchedulerMetrics {
+    /// Records the fire lag (commit − slot) of each fired slot.
+    pub fn observe(&self, lags_ms: impl IntoIterator<Item = u64>) {
+        self.lags.lock().unwrap_or_else(|p| p.into_inner()).observe(lags_ms);
+    }
+
+    /// Records the applied lag (the leader's apply − slot) of each fired slot.
+    pub fn observe_applied(&self, lags_ms: impl IntoIterator<Item = u64>) {
+        self.applied_lags.lock().unwrap_or_else(|p| p.into_inner()).observe(lags_ms);
+    }
+
+    /// p50/p99/max over the recent fire lags.
+    pub fn summary(&self) -> LagSummary {
+        self.lags.lock().unwrap_or_else(|p| p.into_inner()).summary()
+    }
+
+    /// p50/p99/max over the recent applied lags.
+    pub fn applied_summary(&self) -> LagSummary {
+        self.applied_lags.lock().unwrap_or_else(|p| p.into_inner()).summary()
+    }
+
+    /// Prometheus text.
+    pub fn render(&self, out: &mut String) {
+        let lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
+        lags.render(out, "cronraft_fire_lag_seconds", "Commit time of a fire minus its slot.");
+        drop(lags);
+        let applied = self.applied_lags.lock().unwrap_or_else(|p| p.into_inner());
+        applied.render(out, "cronraft_fire_applied_lag_seconds", "The leader's apply of a fire minus its slot.");
+        drop(applied);
         let batches = self.batches.load(Ordering::Relaxed);
         let _ = writeln!(
             out,

@@ -250,6 +250,9 @@ pub struct SchedulerStatusView {
     pub executors_total: u64,
     pub executors_online: u64,
     pub executors_healthy: u64,
-    /// Recent fire lag measured by this node while leading.
+    /// Recent fire lag measured by this node while leading: commit of the fire − the slot.
     pub fire_lag: crate::scheduler_metrics::LagSummary,
+    /// The same slots' applied lag: this node's apply of the fire − the slot.
+    #[serde(default)]
+    pub fire_applied_lag: crate::scheduler_metrics::LagSummary,
 }

@@ -1,10 +1,11 @@
-//! A write set over one sled tree: how one `apply` call becomes one atomic sled batch.
+//! A write set over one sled tree: how applied entries become one atomic sled batch.
 //!
 //! openraft hands `apply` a run of committed entries. Each entry may read what an earlier entry of
-//! the same run wrote, so reads look in the pending writes first, then in the tree. When the run
-//! is done, every write goes to sled in one `apply_batch`, which is atomic: after a crash the
-//! state machine holds either all of the run (with its `last_applied`) or none of it, and openraft
-//! re-applies what is missing from the durable log.
+//! the same batch wrote, so reads look in the pending writes first, then in the tree. When the
+//! batch is done (the run, or the entries that reached the store's key bound), every write goes to
+//! sled in one `apply_batch`, which is atomic: after a crash the state machine holds either all of
+//! the batch (with its `last_applied`) or none of it, and openraft re-applies what is missing from
+//! the durable log.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -105,7 +106,7 @@ impl<'a> WriteSet<'a> {
         self.pending.len()
     }
 
-    /// Turns the run into one atomic sled batch.
+    /// Turns the pending writes into one atomic sled batch.
     pub fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();
         for (k, v) in self.pending {

@@ -28,20 +28,22 @@ use cronraft_api::scheduler_metrics::SchedulerMetrics;
 use cronraft_raft::command::{Command, FireBatch, Request, TaskFire};
 use cronraft_raft::model::TaskStatus;
 use cronraft_raft::state::StateView;
-use cronraft_raft::store::{Applied, StateMachineStore};
+use cronraft_raft::store::{Applied, CommitClock, StateMachineStore};
 use cronraft_raft::{NodeId, Raft, Response};
 use openraft::ServerState;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 pub use timers::Timers;
 
-/// Most slots in one fire entry: about 10 bytes each encoded, so an entry stays a few hundred KB,
-/// far below sled's inline-write limit (a quarter of its 8 MiB segment) and the Raft RPC body
-/// limit. A longer backlog goes out in the following entries.
-const BATCH_SLOTS_MAX: usize = 20_000;
-/// Fire entries in flight at once; slots that fall due while all are in flight go into the next
-/// entry, so under load entries grow instead of multiplying fsyncs.
-const INFLIGHT_MAX: usize = 8;
+/// Most slots in one fire entry. An entry is applied as one atomic sled batch, and sled holds a
+/// process-wide write lock for a batch (every log append on the node waits for it): a fired and
+/// dispatched slot writes about six keys, so 2,000 slots hold it for about 100 ms here. With
+/// 20,000-slot entries a 100,000-slot burst stalled appends for seconds and heartbeats timed out.
+/// A longer backlog goes out in the following entries.
+const BATCH_SLOTS_MAX: usize = 2_000;
+/// Fire entries in flight at once (up to 160,000 slots); slots that fall due while all are in
+/// flight go into the next entry, so under load entries grow instead of multiplying fsyncs.
+const INFLIGHT_MAX: usize = 80;
 /// Longest sleep between ticks when nothing is due (the loop also wakes on every change).
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How long one fire entry may take to commit before the loop rebuilds from state. Generous: a
@@ -56,6 +58,9 @@ pub struct Scheduler {
     pub raft: Raft,
     pub sm: StateMachineStore,
     pub metrics: Arc<SchedulerMetrics>,
+    /// When each log index was committed on this node (fed by the log store): fire lag is
+    /// measured to the commit, which openraft's answer (sent after the apply) comes later than.
+    pub commit_clock: Arc<CommitClock>,
 }
 
 /// A fire entry on RaftCore's channel, and what its commit will be answered on.
@@ -253,21 +258,29 @@ impl Scheduler {
         let PendingCommit { receiver, started } = commit;
         match tokio::time::timeout(PROPOSE_TIMEOUT, receiver).await {
             Ok(Ok(Ok(resp))) => {
-                let committed = now_ms();
+                let applied = now_ms();
+                // The commit moment, as wall time; the answer itself only comes after the apply.
+                let committed = self
+                    .commit_clock
+                    .committed_at(resp.log_id.index)
+                    .map(|at| applied - at.elapsed().as_millis() as i64)
+                    .unwrap_or(applied);
                 if let Response::Fired(outcome) = &resp.data {
                     let commit_ms = started.elapsed().as_millis() as u64;
                     if fires.len() >= 1_000 {
                         tracing::info!(
                             ?outcome,
                             commit_ms,
+                            apply_ms = applied - committed,
                             log_index = resp.log_id.index,
                             "large fire batch committed"
                         );
                     }
                     tracing::debug!(?outcome, commit_ms, log_index = resp.log_id.index, "fired");
                 }
-                let lags = fires.iter().flat_map(|f| f.slots.iter()).map(|s| (committed - s).max(0) as u64);
-                self.metrics.observe(lags);
+                let slots = || fires.iter().flat_map(|f| f.slots.iter());
+                self.metrics.observe(slots().map(|s| (committed - s).max(0) as u64));
+                self.metrics.observe_applied(slots().map(|s| (applied - s).max(0) as u64));
                 self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 true
             }
@@ -289,7 +302,7 @@ impl Scheduler {
 
 /// The fires of due tasks for one entry: tasks are taken one at a time until the entry holds
 /// [`BATCH_SLOTS_MAX`] slots (a task lists at most `FIRE_SLOTS_PER_TASK_MAX`), so an entry stays
-/// a few hundred KB however long the backlog. Tasks that changed or vanished meanwhile are
+/// tens of KB, and its apply one short sled batch, however long the backlog. Tasks that changed or vanished meanwhile are
 /// skipped: their timers are refreshed by the apply notification.
 fn collect(view: &StateView, timers: &mut Timers, now: i64) -> Vec<TaskFire> {
     let mut fires = Vec::new();

@@ -35,8 +35,9 @@ pub(super) fn spec(name: &str, cron: &str) -> TaskSpec {
     }
 }
 
-async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineStore) {
+async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineStore, Arc<store::CommitClock>) {
     let (log, sm) = store::open(dir, 64 << 20).unwrap();
+    let commit_clock = log.commit_clock();
     let config = openraft::Config {
         heartbeat_interval: 50,
         election_timeout_min: 150,
@@ -48,7 +49,7 @@ async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineSto
     let info = NodeInfo { http_addr: "127.0.0.1:1".into(), raft_addr: "127.0.0.1:1".into() };
     raft.initialize(BTreeMap::from([(1, info)])).await.unwrap();
     raft.wait(Some(Duration::from_secs(10))).current_leader(1, "one-node leader").await.unwrap();
-    (raft, sm)
+    (raft, sm, commit_clock)
 }
 
 /// Regression: each fire entry used to be proposed from its own spawned task, so the runtime
@@ -62,16 +63,20 @@ async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineSto
 async fn fire_entries_reach_the_log_in_collection_order_whatever_order_their_commits_are_awaited() {
     // Phase 1: a one-node cluster with one task that fires every second.
     let dir = tempfile::tempdir().unwrap();
-    let (raft, sm) = one_node_leader(dir.path()).await;
+    let (raft, sm, commit_clock) = one_node_leader(dir.path()).await;
     let created_ms = now_ms();
     let create = Request {
         request_id: "create".into(),
         now_ms: created_ms,
         command: Command::CreateTask { spec: spec("every-second", "* * * * * *") },
     };
-    let Response::Task(task) = raft.client_write(create).await.unwrap().data else { panic!("not created") };
+    let created = raft.client_write(create).await.unwrap();
+    // The log store saw the create's commit before openraft answered (the moment fire lag uses).
+    assert!(commit_clock.committed_at(created.log_id.index).is_some(), "the commit moment was recorded");
+    let Response::Task(task) = created.data else { panic!("not created") };
+    let metrics = Arc::new(SchedulerMetrics::default());
     let scheduler =
-        Scheduler { node_id: 1, raft: raft.clone(), sm: sm.clone(), metrics: Arc::new(SchedulerMetrics::default()) };
+        Scheduler { node_id: 1, raft: raft.clone(), sm: sm.clone(), metrics: metrics.clone(), commit_clock };
 
     // Phase 2: one entry per slot, handed over in slot order, all in flight together.
     let first_slot = (created_ms / 1_000 + 1) * 1_000;
@@ -104,5 +109,9 @@ async fn fire_entries_reach_the_log_in_collection_order_whatever_order_their_com
     slots.sort_unstable();
     let expected: Vec<i64> = (0..ENTRIES).map(|k| first_slot + k * 1_000).collect();
     assert_eq!(slots, expected, "every slot has exactly one record");
+    // Both lags were measured for every slot, and no slot was committed after it was applied.
+    let (fire, applied) = (metrics.summary(), metrics.applied_summary());
+    assert_eq!((fire.samples, applied.samples), (ENTRIES as u64, ENTRIES as u64));
+    assert!(fire.max_ms <= applied.max_ms, "commit lag {fire:?} is not above applied lag {applied:?}");
     raft.shutdown().await.unwrap();
 }

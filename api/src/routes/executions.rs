@@ -188,5 +188,6 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, Api
         executors_online: online.clone().count() as u64,
         executors_healthy: online.filter(|e| e.is_healthy).count() as u64,
         fire_lag: ctx.scheduler.summary(),
+        fire_applied_lag: ctx.scheduler.applied_summary(),
     }))
 }

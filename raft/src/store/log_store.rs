@@ -7,12 +7,13 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::time::Instant;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError, Vote};
 use serde::{Deserialize, Serialize};
 
-use super::Durability;
+use super::{CommitClock, Durability};
 use crate::codec::{self, key_u64};
 use crate::error::{log_err, StoreError};
 use crate::{NodeId, TypeConfig};
@@ -51,11 +52,24 @@ pub struct LogStore {
     log: sled::Tree,
     meta: sled::Tree,
     durability: Arc<Durability>,
+    /// Fed by `save_committed` (RaftCore, the moment the commit index moves); read by whoever
+    /// measures commit latency. Shared with every clone.
+    commit_clock: Arc<CommitClock>,
 }
 
 impl LogStore {
     pub fn new(db: &sled::Db, durability: Arc<Durability>) -> Result<Self, StoreError> {
-        Ok(LogStore { log: db.open_tree("raft_log")?, meta: db.open_tree("raft_meta")?, durability })
+        Ok(LogStore {
+            log: db.open_tree("raft_log")?,
+            meta: db.open_tree("raft_meta")?,
+            durability,
+            commit_clock: Arc::new(CommitClock::default()),
+        })
+    }
+
+    /// When each index became committed on this node (see [`CommitClock`]).
+    pub fn commit_clock(&self) -> Arc<CommitClock> {
+        self.commit_clock.clone()
     }
 
     fn decode_entry(bytes: &[u8]) -> Result<Entry<TypeConfig>, StoreError> {
@@ -132,6 +146,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         write().map_err(log_err(ErrorVerb::Write))?;
         self.durability.sync_async().await.map_err(log_err(ErrorVerb::Write))
+    }
+
+    /// Not persisted (`read_committed` keeps openraft's default, `None`): the state machine is
+    /// recovered from its own `last_applied`. Only the moment is noted, for fire lag.
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+        if let Some(id) = committed {
+            self.commit_clock.record(id.index, Instant::now());
+        }
+        Ok(())
     }
 
     /// Returns the stored vote, but never as *committed*.

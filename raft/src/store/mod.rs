@@ -8,6 +8,7 @@
 //! generation), `sm.<generation>` (the state machine, see [`crate::state`]). Snapshots are files in
 //! `<data-dir>/snapshots/`.
 
+pub mod commit_clock;
 pub mod durability;
 pub mod log_store;
 pub mod state_machine;
@@ -15,6 +16,7 @@ pub mod state_machine;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use commit_clock::CommitClock;
 pub use durability::Durability;
 pub use log_store::LogStore;
 pub use state_machine::{Applied, StateMachineStore};

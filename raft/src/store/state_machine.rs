@@ -1,8 +1,9 @@
 //! The state machine on sled, and its snapshots.
 //!
-//! `apply` writes each run of committed entries as one atomic sled batch (data and
-//! `last_applied` together) without its own fsync: the next log append's sync makes it durable,
-//! and until then the durable log holds the entries, which openraft re-applies after a crash.
+//! `apply` writes each run of committed entries as atomic sled batches of whole entries (data and
+//! `last_applied` together; a long run is cut at entry boundaries, see `apply_run`) without its
+//! own fsync: the next log append's sync makes it durable, and until then the durable log holds
+//! the entries, which openraft re-applies after a crash.
 //!
 //! Snapshots. openraft calls `get_snapshot_builder` on the state-machine worker (serialized with
 //! `apply`) and then builds in a separate task while applies go on. So the builder fixes its
@@ -44,6 +45,9 @@ const INSTALL_BATCH: usize = 10_000;
 const SNAPSHOT_WRITE_CHUNK: usize = 8 << 20;
 /// The `nice` value of the thread that builds a snapshot (see `build_snapshot`).
 const SNAPSHOT_THREAD_NICE: libc::c_int = 10;
+/// Keys written per sled batch by `apply` before it cuts the run at the next entry boundary (see
+/// `apply_run`): about 60 ms of sled's global write lock on this machine.
+const APPLY_BATCH_KEYS: usize = 8_192;
 /// Apply notifications buffered per subscriber before it is told it lagged.
 const APPLIED_CHANNEL_LEN: usize = 1024;
 
@@ -158,20 +162,33 @@ impl StateMachineStore {
         self.inner.current.read().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 
+    /// Applies a run of committed entries, writing them in sled batches of about
+    /// [`APPLY_BATCH_KEYS`] keys cut at entry boundaries (one entry is never split).
+    ///
+    /// Why not one batch per run: sled's `apply_batch` holds a process-wide write lock for the
+    /// whole batch, and every other sled read and write of the node waits on it, log appends
+    /// included. A run of a few large fire entries (hundreds of thousands of keys) held it for
+    /// seconds, RaftCore sat in `append` behind it, and heartbeats timed out (the 100,000-slot
+    /// burst). Each batch carries its entries' `last_applied`, so a crash between two batches
+    /// leaves the state at an entry boundary and openraft re-applies the rest from the log.
     fn apply_run(&self, entries: Vec<Entry<TypeConfig>>) -> Result<Vec<Response>, StoreError> {
         let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
         let tree = self.tree();
-        let mut ws = WriteSet::new(&tree);
         let mut out = Vec::with_capacity(entries.len());
-        for entry in &entries {
+        let mut ws = WriteSet::new(&tree);
+        for (i, entry) in entries.iter().enumerate() {
             out.push(apply_entry(&mut ws, entry)?);
+            if i + 1 == entries.len() || ws.pending_len() >= APPLY_BATCH_KEYS {
+                self.write_batch(&tree, std::mem::replace(&mut ws, WriteSet::new(&tree)), entry.log_id.index)?;
+            }
         }
-        let applied = Applied {
-            log_index: entries.last().map(|e| e.log_id.index).unwrap_or(0),
-            tasks: ws.touched_ids(b"t/"),
-            executions: ws.touched_ids(b"x/"),
-            reset: false,
-        };
+        Ok(out)
+    }
+
+    /// Writes one batch of applied entries (up to `log_index`) and announces it.
+    fn write_batch(&self, tree: &sled::Tree, ws: WriteSet<'_>, log_index: u64) -> Result<(), StoreError> {
+        let applied =
+            Applied { log_index, tasks: ws.touched_ids(b"t/"), executions: ws.touched_ids(b"x/"), reset: false };
         if let Some(pre) = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             for key in ws.keys() {
                 if !pre.contains_key(key) {
@@ -182,7 +199,7 @@ impl StateMachineStore {
         tree.apply_batch(ws.into_batch())?;
         // No subscriber is fine; a send error only means nobody listens.
         let _ = self.inner.applied_tx.send(Arc::new(applied));
-        Ok(out)
+        Ok(())
     }
 
     /// Starts a snapshot copy: notes the applied state and starts recording pre-images, under
@@ -434,7 +451,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        self.apply_run(entries.into_iter().collect()).map_err(sm_err(ErrorVerb::Write))
+        let entries: Vec<_> = entries.into_iter().collect();
+        blocking(|| self.apply_run(entries)).map_err(sm_err(ErrorVerb::Write))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -464,6 +482,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         self.read_snapshot_file().map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))
+    }
+}
+
+/// Runs a long synchronous storage call from async code: on a multi-threaded runtime the worker
+/// hands its other tasks over first (`block_in_place`), so a long apply does not stall them; on
+/// a current-thread runtime (some tests) it just runs.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

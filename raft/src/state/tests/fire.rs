@@ -265,7 +265,7 @@ fn listings_are_newest_first_with_exact_totals() {
 #[ignore]
 fn apply_cost_of_a_10k_slot_fire() {
     let mut h = Harness::new();
-    let n = 10_000u64;
+    let n: u64 = std::env::var("APPLY_COST_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     for i in 0..n {
         h.apply_with(&format!("c{i}"), T0, Command::CreateTask { spec: spec(&format!("t{i}")) });
     }
@@ -295,20 +295,27 @@ fn apply_cost_of_a_10k_slot_fire() {
         s.max_retry = 0;
         h.apply_with(&format!("c{i}"), T0, Command::CreateTask { spec: s });
     }
-    let tasks = (1..=n)
-        .map(|id| TaskFire { task_id: id, task_version: 1, slots: vec![T0 + 60_000], missed_before: None })
-        .collect();
+    let chunk: u64 = std::env::var("APPLY_COST_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
     let started = std::time::Instant::now();
-    let mut ws = WriteSet::new(&h.tree);
-    let command = Command::FireAndDispatch { batch: FireBatch { tasks }, seed: 1, term: 1 };
-    let req = crate::command::Request { request_id: String::new(), now_ms: T0 + 60_001, command };
-    crate::state::apply_request(&mut ws, &req, 1).unwrap();
-    let applied = started.elapsed();
-    let keys = ws.pending_len();
-    h.tree.apply_batch(ws.into_batch()).unwrap();
+    let (mut decide, mut write, mut keys) = (std::time::Duration::ZERO, std::time::Duration::ZERO, 0);
+    for (i, first) in (1..=n).step_by(chunk as usize).enumerate() {
+        let tasks = (first..(first + chunk).min(n + 1))
+            .map(|id| TaskFire { task_id: id, task_version: 1, slots: vec![T0 + 60_000], missed_before: None })
+            .collect();
+        let t = std::time::Instant::now();
+        let mut ws = WriteSet::new(&h.tree);
+        let command = Command::FireAndDispatch { batch: FireBatch { tasks }, seed: 1, term: 1 };
+        let req = crate::command::Request { request_id: String::new(), now_ms: T0 + 60_001, command };
+        crate::state::apply_request(&mut ws, &req, 1 + i as u64).unwrap();
+        decide += t.elapsed();
+        keys += ws.pending_len();
+        let t = std::time::Instant::now();
+        h.tree.apply_batch(ws.into_batch()).unwrap();
+        write += t.elapsed();
+    }
     println!(
-        "fire and dispatch {n} slots: decide {applied:?} ({keys} keys written), sled batch {:?}",
-        started.elapsed() - applied
+        "fire and dispatch {n} slots in entries of {chunk}: decide {decide:?} ({keys} keys written), sled batches {write:?}, total {:?}",
+        started.elapsed()
     );
 }
 
