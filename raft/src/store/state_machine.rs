@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
     StoredMembership,
 };
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,10 @@ const SNAPSHOT_THREAD_NICE: libc::c_int = 10;
 /// Keys written per sled batch by `apply` before it cuts the run at the next entry boundary (see
 /// `apply_run`): about 60 ms of sled's global write lock on this machine.
 const APPLY_BATCH_KEYS: usize = 8_192;
+/// A run of at least this many entries, or of fire entries with at least this many slots in all,
+/// is applied through `block_in_place` (see `is_heavy`): tens of milliseconds or more.
+const HEAVY_RUN_ENTRIES: usize = 256;
+const HEAVY_RUN_SLOTS: usize = 1_000;
 /// Apply notifications buffered per subscriber before it is told it lagged.
 const APPLIED_CHANNEL_LEN: usize = 1024;
 
@@ -452,7 +456,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        blocking(|| self.apply_run(entries)).map_err(sm_err(ErrorVerb::Write))
+        if is_heavy(&entries) {
+            blocking(|| self.apply_run(entries)).map_err(sm_err(ErrorVerb::Write))
+        } else {
+            self.apply_run(entries).map_err(sm_err(ErrorVerb::Write))
+        }
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -483,6 +491,27 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         self.read_snapshot_file().map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))
     }
+}
+
+/// Whether a run is long enough to apply through [`blocking`]: many entries, or fire entries
+/// holding many slots (about six keys each). Most runs are a few small entries that apply in well
+/// under a millisecond; handing the worker over for each of them cost more than it saved (the
+/// sustained benchmark applies hundreds of runs a second on every node).
+fn is_heavy(entries: &[Entry<TypeConfig>]) -> bool {
+    use crate::command::Command;
+    let slots: usize = entries
+        .iter()
+        .filter_map(|e| match &e.payload {
+            EntryPayload::Normal(r) => match &r.command {
+                Command::Fire(b) | Command::FireAndDispatch { batch: b, .. } => {
+                    Some(b.tasks.iter().map(|t| t.slots.len()).sum::<usize>())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .sum();
+    entries.len() >= HEAVY_RUN_ENTRIES || slots >= HEAVY_RUN_SLOTS
 }
 
 /// Runs a long synchronous storage call from async code: on a multi-threaded runtime the worker
