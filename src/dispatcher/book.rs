@@ -58,8 +58,9 @@ pub struct Book {
     /// Pending executions by (not before, id): the next attempt's number is in `next_attempt`.
     due: BTreeSet<(i64, u64)>,
     pending: HashMap<u64, (i64, u32)>,
-    /// Items proposed in a dispatch round and not yet seen applied.
-    proposed: HashMap<u64, u32>,
+    /// Items proposed in a dispatch round and not yet seen applied: the attempt number, and the
+    /// clocks when the round was proposed (its wall time is the attempt's `dispatched_ms`).
+    proposed: HashMap<u64, (u32, Clock)>,
     running: HashMap<u64, Running>,
     deadlines: BTreeSet<(i64, u64)>,
     /// Timeouts proposed and not yet seen applied (not proposed twice).
@@ -80,7 +81,7 @@ impl Book {
         if let Some((nb, _)) = self.pending.remove(&id) {
             self.due.remove(&(nb, id));
         }
-        self.proposed.remove(&id);
+        let proposal = self.proposed.remove(&id);
         let waiting = e.status == ExecutionStatus::Pending && !e.queued;
         let current = e.current_attempt().filter(|_| e.status == ExecutionStatus::Running);
         if let Some(old) = self.running.get(&id).cloned() {
@@ -117,8 +118,16 @@ impl Book {
         if let Some(a) = current {
             if !self.running.contains_key(&id) && a.executor_id != 0 {
                 let timeout = timeout_ms().max(0);
-                let left = a.dispatched_ms.saturating_add(timeout).saturating_sub(clock.wall_ms).clamp(0, timeout);
-                let deadline_ms = clock.book_ms.saturating_add(left);
+                // Measured from the proposal's own clocks when this leader proposed the attempt:
+                // a wall-clock jump between the proposal and now must not eat its timeout.
+                // (Regression: a jump forward in those few milliseconds timed the attempt out at
+                // once; its retry then ran beside it.) Otherwise, what the wall clock leaves.
+                let since = match proposal {
+                    Some((number, at)) if number == a.number => at,
+                    _ => clock,
+                };
+                let left = a.dispatched_ms.saturating_add(timeout).saturating_sub(since.wall_ms).clamp(0, timeout);
+                let deadline_ms = since.book_ms.saturating_add(left);
                 self.deadlines.insert((deadline_ms, id));
                 self.unsent.insert(id);
                 let r = Running {
@@ -142,16 +151,16 @@ impl Book {
 
     /// Pending executions whose backoff has passed, as (id, next attempt), at most `max`; they
     /// count as proposed until observed again.
-    pub fn take_due(&mut self, now_ms: i64, max: usize) -> Vec<(u64, u32)> {
+    pub fn take_due(&mut self, now: Clock, max: usize) -> Vec<(u64, u32)> {
         let mut out = Vec::new();
         while out.len() < max {
             let Some(&(nb, id)) = self.due.first() else { break };
-            if nb > now_ms {
+            if nb > now.book_ms {
                 break;
             }
             self.due.pop_first();
             if let Some((_, next)) = self.pending.remove(&id) {
-                self.proposed.insert(id, next);
+                self.proposed.insert(id, (next, now));
                 out.push((id, next));
             }
         }
@@ -160,7 +169,7 @@ impl Book {
 
     /// A proposed item that apply did not act on (stale, or the round failed): wait again.
     pub fn unpropose(&mut self, id: u64, not_before_ms: i64) {
-        if let Some(next) = self.proposed.remove(&id) {
+        if let Some((next, _)) = self.proposed.remove(&id) {
             self.pending.insert(id, (not_before_ms, next));
             self.due.insert((not_before_ms, id));
         }
@@ -284,13 +293,18 @@ mod tests {
     /// A clock whose wall and book times agree.
     const T0: Clock = Clock { wall_ms: 1_000, book_ms: 1_000 };
 
+    /// Clocks at book time `book_ms` (the wall time plays no part in `take_due`).
+    fn book_at(book_ms: i64) -> Clock {
+        Clock { wall_ms: book_ms, book_ms }
+    }
+
     #[test]
     fn a_pending_execution_is_proposed_once_then_sent_once_then_timed_out_once() {
         let mut book = Book::default();
         // Phase 1: pending → due once; proposing it again before it is observed is impossible.
         book.observe(&exec(1, ExecutionStatus::Pending), T0, || 5_000);
-        assert_eq!(book.take_due(0, 10), vec![(1, 1)]);
-        assert!(book.take_due(0, 10).is_empty());
+        assert_eq!(book.take_due(T0, 10), vec![(1, 1)]);
+        assert!(book.take_due(T0, 10).is_empty());
         // Phase 2: applied as running → sent once.
         let mut e = exec(1, ExecutionStatus::Running);
         (e.attempts, e.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
@@ -316,8 +330,8 @@ mod tests {
         let mut e = exec(2, ExecutionStatus::Pending);
         (e.not_before_ms, e.attempt_count) = (10_000, 1);
         book.observe(&e, T0, || 1_000);
-        assert!(book.take_due(9_999, 10).is_empty());
-        assert_eq!(book.take_due(10_000, 10), vec![(2, 2)]);
+        assert!(book.take_due(book_at(9_999), 10).is_empty());
+        assert_eq!(book.take_due(book_at(10_000), 10), vec![(2, 2)]);
         let mut r = exec(3, ExecutionStatus::Running);
         (r.attempts, r.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
         book.observe(&r, T0, || 1_000);
@@ -349,7 +363,27 @@ mod tests {
         let mut g = exec(6, ExecutionStatus::Pending);
         (g.not_before_ms, g.attempt_count) = (3_000, 1);
         book.observe(&g, Clock { wall_ms: 1_000, book_ms: 50_000 }, || 5_000);
-        assert!(book.take_due(51_999, 10).is_empty());
-        assert_eq!(book.take_due(52_000, 10), vec![(6, 2)]);
+        assert!(book.take_due(book_at(51_999), 10).is_empty());
+        assert_eq!(book.take_due(book_at(52_000), 10), vec![(6, 2)]);
+    }
+    #[test]
+    fn a_wall_clock_jump_between_proposing_an_attempt_and_seeing_it_applied_leaves_its_timeout_whole() {
+        // Regression (the `chaos_clock_smoke` test, seed 9, once in a debug build): the leader's
+        // clock jumped 16.8 s ahead in the milliseconds between proposing a dispatch round and
+        // seeing it applied. The attempt's deadline was what the new wall clock left of its
+        // timeout, nothing: it timed out at once, its retry started a second later, and the
+        // first attempt (a 1.5 s run) was still running (no_overlap failed).
+        let mut book = Book::default();
+        book.observe(&exec(7, ExecutionStatus::Pending), T0, || 5_000);
+        // Phase 1: proposed with the clocks of this pass (its wall time stamps the attempt).
+        let proposed_at = Clock { wall_ms: 1_000, book_ms: 70_000 };
+        assert_eq!(book.take_due(proposed_at, 10), vec![(7, 1)]);
+        // Phase 2: applied, and observed after the wall clock jumped 16.8 s ahead.
+        let mut e = exec(7, ExecutionStatus::Running);
+        (e.attempts, e.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
+        book.observe(&e, Clock { wall_ms: 17_810, book_ms: 70_010 }, || 5_000);
+        // Phase 3: the whole 5 s from the proposal, by the book clock.
+        assert!(book.take_expired(74_999).is_empty(), "timed out early");
+        assert_eq!(book.take_expired(75_000), vec![(7, 1)]);
     }
 }

@@ -92,8 +92,10 @@ impl Dispatcher {
         let mut book = self.rebuild().await;
         let mut ends: Vec<AttemptEnd> = Vec::new();
         loop {
-            let now = now_ms();
-            let book_now = clock().book_ms;
+            // One reading of both clocks: `now` stamps this pass's entries (an attempt's
+            // `dispatched_ms`), and the book remembers the pair with each proposed round.
+            let clocks = clock();
+            let (now, book_now) = (clocks.wall_ms, clocks.book_ms);
             self.send_new(term, &mut book, &sender, &sends, &note_tx);
             for order in book.take_stops() {
                 let sender = sender.clone();
@@ -108,7 +110,7 @@ impl Dispatcher {
                 self.spawn_propose(Command::EndAttempts(batch), now, note_tx.clone(), Vec::new());
             }
             while let Ok(permit) = rounds.clone().try_acquire_owned() {
-                let due = book.take_due(book_now, ROUND_ITEMS_MAX);
+                let due = book.take_due(clocks, ROUND_ITEMS_MAX);
                 if due.is_empty() {
                     break;
                 }

@@ -302,8 +302,8 @@ impl Scheduler {
 
 /// The fires of due tasks for one entry: tasks are taken one at a time until the entry holds
 /// [`BATCH_SLOTS_MAX`] slots (a task lists at most `FIRE_SLOTS_PER_TASK_MAX`), so an entry stays
-/// tens of KB, and its apply one short sled batch, however long the backlog. Tasks that changed or vanished meanwhile are
-/// skipped: their timers are refreshed by the apply notification.
+/// tens of KB, and its apply one short sled batch, however long the backlog. Tasks that changed
+/// or vanished meanwhile are skipped: their timers are refreshed by the apply notification.
 fn collect(view: &StateView, timers: &mut Timers, now: i64) -> Vec<TaskFire> {
     let mut fires = Vec::new();
     let mut slots = 0;

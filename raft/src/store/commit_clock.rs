@@ -41,7 +41,9 @@ impl CommitClock {
     }
 
     /// When `index` became committed: the first advance that reached it. `None` when it is not
-    /// committed yet, or committed so long ago that its advance was forgotten.
+    /// committed yet, or committed so long ago that its advance was forgotten. The clock starts
+    /// empty with the process, so an index committed before a restart reads as committed at the
+    /// first advance after it (the scheduler only asks about entries it proposed since).
     pub fn committed_at(&self, index: u64) -> Option<Instant> {
         let a = self.advances.lock().unwrap_or_else(|p| p.into_inner());
         let first_reaching = a.partition_point(|(i, _)| *i < index);
