@@ -182,9 +182,11 @@ pub struct FireBatch {
     pub tasks: Vec<TaskFire>,
 }
 
-/// The due slots of one task. The leader lists them explicitly (apply never enumerates a
-/// schedule, so replicas cannot diverge across versions of the schedule code) and names the task
-/// version it computed them from (a fire computed before an update is refused).
+/// The due slots of one task. The leader lists them explicitly (apply does not enumerate a
+/// schedule to find slots, so replicas cannot diverge across versions of the schedule code) and
+/// names the task version it computed them from (a fire computed before an update is refused).
+/// The one exception is a [`MissedSpan`] that an earlier entry partly fired: apply counts its
+/// remaining slots from the schedule (`state::fire::unfired_part`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskFire {
     pub task_id: u64,
@@ -221,6 +223,17 @@ pub struct FireOutcome {
 }
 
 impl Command {
+    /// Slots listed in a fire entry (0 for every other command): a measure of how long its apply
+    /// takes, about six sled keys per slot.
+    pub fn fire_slots(&self) -> usize {
+        match self {
+            Command::Fire(batch) | Command::FireAndDispatch { batch, .. } => {
+                batch.tasks.iter().map(|t| t.slots.len()).sum()
+            }
+            _ => 0,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -6,11 +6,12 @@
 //!
 //! Trees: `raft_log` (index → entry), `raft_meta` (vote, last purged id, active state-machine
 //! generation), `sm.<generation>` (the state machine, see [`crate::state`]). Snapshots are files in
-//! `<data-dir>/snapshots/`.
+//! `<data-dir>/snapshots/` ([`snapshot_file`]).
 
 pub mod commit_clock;
 pub mod durability;
 pub mod log_store;
+mod snapshot_file;
 pub mod state_machine;
 
 use std::path::Path;

@@ -9,11 +9,12 @@
 //! `apply`) and then builds in a separate task while applies go on. So the builder fixes its
 //! index while it still has the worker and starts recording pre-images; the build then reads the
 //! live tree and puts the pre-images back (`copy_pairs`). It runs on a thread of its own at a
-//! lower CPU priority and writes its file in synced chunks, because every node builds at the same
-//! index and a large build must not stall appends into an election. Installing a received snapshot is crash-atomic: the data
-//! goes into a fresh tree `sm.<generation+1>`, which is synced, and only then does the generation
-//! pointer in `raft_meta` flip (one key, synced). A crash before the flip leaves the old state; the
-//! leftover tree is dropped on the next start.
+//! lower CPU priority and writes its file in synced chunks ([`super::snapshot_file`]), because
+//! every node builds at the same index and a large build must not stall appends into an
+//! election. Installing a received snapshot is crash-atomic: the data goes into a fresh tree
+//! `sm.<generation+1>`, which is synced, and only then does the generation pointer in `raft_meta`
+//! flip (one key, synced). A crash before the flip leaves the old state; the leftover tree is
+//! dropped on the next start.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -28,7 +29,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::Durability;
+use super::{snapshot_file, Durability};
 use crate::codec;
 use crate::command::Response;
 use crate::error::{sm_err, StoreError};
@@ -38,11 +39,8 @@ use crate::txn::WriteSet;
 use crate::{NodeId, TypeConfig};
 
 const KEY_GENERATION: &[u8] = b"sm_generation";
-const SNAPSHOT_FILE: &str = "current.snap";
 /// Keys inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 10_000;
-/// Bytes of a snapshot file written between two syncs (see `write_snapshot_file`).
-const SNAPSHOT_WRITE_CHUNK: usize = 8 << 20;
 /// The `nice` value of the thread that builds a snapshot (see `build_snapshot`).
 const SNAPSHOT_THREAD_NICE: libc::c_int = 10;
 /// Keys written per sled batch by `apply` before it cuts the run at the next entry boundary (see
@@ -73,12 +71,6 @@ pub struct Applied {
 #[derive(Serialize, Deserialize)]
 enum SnapshotPayload {
     V1 { pairs: Vec<(Vec<u8>, Vec<u8>)> },
-}
-
-/// A snapshot file: its meta and its body.
-#[derive(Serialize, Deserialize)]
-enum StoredSnapshot {
-    V1 { meta: SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8> },
 }
 
 struct Inner {
@@ -276,58 +268,17 @@ impl StateMachineStore {
         self.inner.db.drop_tree(tree_name(old.0))?;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
         let _ = self.inner.applied_tx.send(Arc::new(Applied { log_index: index, reset: true, ..Default::default() }));
-        write_snapshot_file(&self.inner.snapshot_dir, meta, data)
+        snapshot_file::write(&self.inner.snapshot_dir, meta, data)
     }
 
     fn read_snapshot_file(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
-        let path = self.inner.snapshot_dir.join(SNAPSHOT_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let StoredSnapshot::V1 { meta, data } = codec::decode(&bytes)?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        let read = snapshot_file::read(&self.inner.snapshot_dir)?;
+        Ok(read.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }
 
 fn tree_name(generation: u64) -> String {
     format!("sm.{generation}")
-}
-
-/// Serializes snapshot file writes: a build (in its own task) and an install may finish in any
-/// order, and the older snapshot must never replace the newer file.
-static SNAPSHOT_FILE_LOCK: Mutex<()> = Mutex::new(());
-
-/// Writes the snapshot file crash-atomically (temp file, fsync, rename, fsync the directory),
-/// unless the file already holds a snapshot at least as new.
-fn write_snapshot_file(dir: &Path, meta: &SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8>) -> Result<(), StoreError> {
-    let _one_writer = SNAPSHOT_FILE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let path = dir.join(SNAPSHOT_FILE);
-    if let Ok(existing) = std::fs::read(&path) {
-        if let Ok(StoredSnapshot::V1 { meta: old, .. }) = codec::decode(&existing) {
-            if old.last_log_id > meta.last_log_id {
-                return Ok(());
-            }
-        }
-    }
-    let bytes = codec::encode(&StoredSnapshot::V1 { meta: meta.clone(), data })?;
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.{}.tmp", meta.snapshot_id));
-    {
-        // In chunks, each synced before the next is written: one large write followed by one
-        // fsync queues the whole file ahead of the log's next fdatasync on the same disk, and
-        // a follower that cannot append for that long makes the others call an election.
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        for chunk in bytes.chunks(SNAPSHOT_WRITE_CHUNK) {
-            f.write_all(chunk)?;
-            f.sync_data()?;
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// Lowers the calling thread's CPU priority to `SNAPSHOT_THREAD_NICE`. On Linux a `nice` value
@@ -408,7 +359,7 @@ impl SnapshotBuilder {
             None => format!("0-0-{}", self.seq),
         };
         let meta = SnapshotMeta { last_log_id: self.applied, last_membership: self.membership.clone(), snapshot_id };
-        write_snapshot_file(&self.dir, &meta, data.clone())?;
+        snapshot_file::write(&self.dir, &meta, data.clone())?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
@@ -498,17 +449,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 /// under a millisecond; handing the worker over for each of them cost more than it saved (the
 /// sustained benchmark applies hundreds of runs a second on every node).
 fn is_heavy(entries: &[Entry<TypeConfig>]) -> bool {
-    use crate::command::Command;
     let slots: usize = entries
         .iter()
-        .filter_map(|e| match &e.payload {
-            EntryPayload::Normal(r) => match &r.command {
-                Command::Fire(b) | Command::FireAndDispatch { batch: b, .. } => {
-                    Some(b.tasks.iter().map(|t| t.slots.len()).sum::<usize>())
-                }
-                _ => None,
-            },
-            _ => None,
+        .map(|e| match &e.payload {
+            EntryPayload::Normal(request) => request.command.fire_slots(),
+            _ => 0,
         })
         .sum();
     entries.len() >= HEAVY_RUN_ENTRIES || slots >= HEAVY_RUN_SLOTS
@@ -547,23 +492,5 @@ mod tests {
         .unwrap();
         assert_eq!(inside, SNAPSHOT_THREAD_NICE as i64);
         assert_eq!(this_threads_nice(), before, "only the snapshot thread is lowered");
-    }
-
-    #[test]
-    fn a_snapshot_file_of_several_write_chunks_reads_back_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..(2 * SNAPSHOT_WRITE_CHUNK + 12_345)).map(|i| (i % 251) as u8).collect();
-        let meta = SnapshotMeta {
-            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(2, 0), 7)),
-            last_membership: StoredMembership::default(),
-            snapshot_id: "2-7-1".into(),
-        };
-        write_snapshot_file(dir.path(), &meta, data.clone()).unwrap();
-        let bytes = std::fs::read(dir.path().join(SNAPSHOT_FILE)).unwrap();
-        let StoredSnapshot::V1 { meta: read_meta, data: read_data } = codec::decode(&bytes).unwrap();
-        assert_eq!(read_meta, meta);
-        assert!(read_data == data, "the data read back differs from the data written");
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from(SNAPSHOT_FILE)], "no temp file is left");
     }
 }
