@@ -62,8 +62,11 @@ pub(super) fn write(dir: &Path, meta: &SnapshotMeta<NodeId, NodeInfo>, data: Vec
     Ok(())
 }
 
-/// The snapshot in `dir`, if there is one: its meta and its body.
-pub(super) fn read(dir: &Path) -> Result<Option<(SnapshotMeta<NodeId, NodeInfo>, Vec<u8>)>, StoreError> {
+/// A snapshot as read back: its meta and its body.
+pub(super) type MetaAndData = (SnapshotMeta<NodeId, NodeInfo>, Vec<u8>);
+
+/// The snapshot in `dir`, if there is one.
+pub(super) fn read(dir: &Path) -> Result<Option<MetaAndData>, StoreError> {
     let bytes = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
