@@ -50,7 +50,7 @@ mod dst;
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use dialect::Rule;
@@ -158,6 +158,21 @@ impl Schedule {
         (next > after && next <= last).then_some(next)
     }
 
+    /// The slots strictly after `after_ms` and at or before `through_ms` (UTC milliseconds), in
+    /// increasing order: how the leader lists a task's due slots and how apply counts what is
+    /// left of a partly fired span. Callers bound it (`take`) when the range may be long.
+    pub fn slots_ms(&self, after_ms: i64, through_ms: i64) -> impl Iterator<Item = i64> + '_ {
+        let mut cursor = after_ms;
+        std::iter::from_fn(move || {
+            let after = Utc.timestamp_millis_opt(cursor).single().unwrap_or_default();
+            let next = self.next_after(after)?.timestamp_millis();
+            (next <= through_ms).then(|| {
+                cursor = next;
+                next
+            })
+        })
+    }
+
     /// Up to `count` consecutive slots strictly after `after`, in increasing order.
     /// Callers exposing this (REST) should bound `count`.
     #[must_use]
@@ -207,4 +222,21 @@ fn invalid(expression: &str, reason: String) -> ScheduleError {
         expression.push('…');
     }
     ScheduleError::InvalidExpression { expression, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_ms_walks_strictly_after_and_up_to_the_bounds() {
+        let every_second = Schedule::parse("* * * * * *", "UTC").unwrap();
+        let slots: Vec<i64> = every_second.slots_ms(10_000, 13_000).collect();
+        assert_eq!(slots, vec![11_000, 12_000, 13_000], "after is excluded, through is included");
+        let from_mid_second: Vec<i64> = every_second.slots_ms(10_500, 12_999).collect();
+        assert_eq!(from_mid_second, vec![11_000, 12_000]);
+        assert_eq!(every_second.slots_ms(13_000, 13_000).count(), 0, "an empty range has no slot");
+        // Unbounded ranges are bounded by the caller.
+        assert_eq!(every_second.slots_ms(0, i64::MAX).take(5).count(), 5);
+    }
 }

@@ -22,7 +22,7 @@ use cronraft_raft::schedule::{DstPolicy, Schedule};
 use cronraft_raft::spec::parse_schedule;
 
 /// Most slots enumerated for one task in one tick; a longer backlog continues next tick.
-const SCAN_SLOTS_MAX: u64 = 1_000_000;
+const SCAN_SLOTS_MAX: usize = 1_000_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -139,11 +139,7 @@ impl Timers {
         let mut after = entry.fired_through.max(task.fire_watermark_ms);
         let mut listed: VecDeque<i64> = VecDeque::new();
         let mut span: Option<MissedSpan> = None;
-        let mut scanned = 0;
-        while let Some(next) = schedule.next_after(at(after)).map(|t| t.timestamp_millis()) {
-            if next > now_ms || scanned >= SCAN_SLOTS_MAX {
-                break;
-            }
+        for next in schedule.slots_ms(after, now_ms).take(SCAN_SLOTS_MAX) {
             if listed.len() == FIRE_SLOTS_PER_TASK_MAX {
                 let old = listed.pop_front().unwrap_or(next);
                 let s = span.get_or_insert(MissedSpan { first_ms: old, last_ms: old, count: 0 });
@@ -151,7 +147,6 @@ impl Timers {
             }
             listed.push_back(next);
             after = next;
-            scanned += 1;
         }
         let generation = entry.generation.wrapping_add(1);
         self.tasks.insert(task.id, Entry { fired_through: after, generation, ..entry });

@@ -156,19 +156,10 @@ fn unfired_part(task: &Task, span: &MissedSpan, watermark: i64) -> Option<Missed
         return None;
     }
     let schedule = crate::spec::parse_schedule(&task.spec).ok()?;
-    let (mut first_ms, mut count, mut after) = (None, 0, watermark);
-    while count < span.count {
-        let Some(next) = chrono::DateTime::from_timestamp_millis(after)
-            .and_then(|t| schedule.next_after(t))
-            .map(|t| t.timestamp_millis())
-            .filter(|next| *next <= span.last_ms)
-        else {
-            break;
-        };
-        first_ms.get_or_insert(next);
-        (count, after) = (count + 1, next);
-    }
-    first_ms.map(|first_ms| MissedSpan { first_ms, last_ms: span.last_ms, count })
+    let mut unfired = schedule.slots_ms(watermark, span.last_ms).take(span.count as usize);
+    let first_ms = unfired.next()?;
+    let count = 1 + unfired.count() as u64;
+    Some(MissedSpan { first_ms, last_ms: span.last_ms, count })
 }
 
 /// One `missed` record standing for a long run of slots that were not listed one by one.
