@@ -5,49 +5,27 @@
 //! write lock, so a run of a few large fire entries (a 100,000-slot burst) blocked every log
 //! append of the node for seconds and heartbeats timed out.
 
+mod common;
+
 use cronraft_raft::command::{Command, Request};
-use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskSpec};
-use cronraft_raft::store::{self, StateMachineStore};
 use cronraft_raft::TypeConfig;
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+use common::{open, spec};
 
 /// Creates in the run: each writes at least five keys (task, name, status, dedupe answer and
 /// expiry), so the run is well over one batch's 8,192 keys.
 const CREATES: u64 = 2_000;
 
-fn spec(name: &str) -> TaskSpec {
-    TaskSpec {
-        name: name.into(),
-        description: String::new(),
-        cron_expression: "0 0 0 1 1 *".into(),
-        timezone: "UTC".into(),
-        parameters: "{}".into(),
-        execution_mode: ExecutionMode::Parallel,
-        load_balance_strategy: BalanceStrategy::RoundRobin,
-        max_retry: 0,
-        timeout_seconds: 300,
-        executor: "local".into(),
-        misfire_policy: MisfirePolicy::FireOnce,
-        catchup_window_seconds: 3600,
-        dst_policy: Default::default(),
-    }
-}
-
 fn creates() -> Vec<Entry<TypeConfig>> {
     (1..=CREATES)
         .map(|i| {
-            let command = Command::CreateTask { spec: spec(&format!("t{i}")) };
+            let command = Command::CreateTask { spec: spec(&format!("t{i}"), "0 0 0 1 1 *") };
             let request = Request { request_id: format!("r{i}"), now_ms: 1_000 * i as i64, command };
             Entry { log_id: LogId::new(CommittedLeaderId::new(1, 0), i), payload: EntryPayload::Normal(request) }
         })
         .collect()
-}
-
-fn open() -> (tempfile::TempDir, StateMachineStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let (_log, sm) = store::open(dir.path(), 16 * 1024 * 1024).unwrap();
-    (dir, sm)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

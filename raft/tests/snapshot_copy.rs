@@ -2,31 +2,15 @@
 //! (regression: the copy used to hold the apply gate for the whole copy, stalling every apply —
 //! and the scheduler's fires — for hundreds of milliseconds once the state was large).
 
+mod common;
+
 use cronraft_raft::command::{Command, Request};
-use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskSpec};
 use cronraft_raft::spec::TaskPatch;
-use cronraft_raft::store::{self, StateMachineStore};
 use cronraft_raft::TypeConfig;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 
-fn spec(name: &str) -> TaskSpec {
-    TaskSpec {
-        name: name.into(),
-        description: String::new(),
-        cron_expression: "0 * * * * *".into(),
-        timezone: "UTC".into(),
-        parameters: "{}".into(),
-        execution_mode: ExecutionMode::Parallel,
-        load_balance_strategy: BalanceStrategy::RoundRobin,
-        max_retry: 3,
-        timeout_seconds: 300,
-        executor: "local".into(),
-        misfire_policy: MisfirePolicy::FireOnce,
-        catchup_window_seconds: 3600,
-        dst_policy: Default::default(),
-    }
-}
+use common::{open, spec};
 
 fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
     let request = Request { request_id: format!("r{index}"), now_ms: 1_000 * index as i64, command };
@@ -34,22 +18,16 @@ fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
 }
 
 fn first_three() -> Vec<Entry<TypeConfig>> {
-    (1..=3).map(|i| entry(i, Command::CreateTask { spec: spec(&format!("t{i}")) })).collect()
+    (1..=3).map(|i| entry(i, Command::CreateTask { spec: spec(&format!("t{i}"), "0 * * * * *") })).collect()
 }
 
 fn later_three() -> Vec<Entry<TypeConfig>> {
     let patch = TaskPatch { description: Some("changed after the copy began".into()), ..Default::default() };
     vec![
-        entry(4, Command::CreateTask { spec: spec("t4") }),
+        entry(4, Command::CreateTask { spec: spec("t4", "0 * * * * *") }),
         entry(5, Command::UpdateTask { id: 1, patch, expected_version: None }),
         entry(6, Command::DeleteTask { id: 2 }),
     ]
-}
-
-fn open() -> (tempfile::TempDir, StateMachineStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let (_log, sm) = store::open(dir.path(), 16 * 1024 * 1024).unwrap();
-    (dir, sm)
 }
 
 #[tokio::test]

@@ -260,12 +260,22 @@ fn listings_are_newest_first_with_exact_totals() {
     assert_eq!(v.active_execution_ids().unwrap().len(), 3);
 }
 
-/// Cost of applying one large fire batch (run with `--ignored --nocapture`, in release).
+/// A size from the environment for the measurement below, or `default`; a value that is not a
+/// positive number stops the run instead of silently measuring the default.
+fn size_from_env(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v.parse().ok().filter(|n| *n > 0).unwrap_or_else(|| panic!("{name}={v:?} is not a positive number")),
+        Err(_) => default,
+    }
+}
+
+/// The apply cost of one large fire (release, `--ignored --nocapture`). `APPLY_COST_N` sets the
+/// slots (default 10,000) and `APPLY_COST_CHUNK` the slots per entry (default: all in one).
 #[test]
 #[ignore]
 fn apply_cost_of_a_10k_slot_fire() {
     let mut h = Harness::new();
-    let n: u64 = std::env::var("APPLY_COST_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let n = size_from_env("APPLY_COST_N", 10_000);
     for i in 0..n {
         h.apply_with(&format!("c{i}"), T0, Command::CreateTask { spec: spec(&format!("t{i}")) });
     }
@@ -295,7 +305,7 @@ fn apply_cost_of_a_10k_slot_fire() {
         s.max_retry = 0;
         h.apply_with(&format!("c{i}"), T0, Command::CreateTask { spec: s });
     }
-    let chunk: u64 = std::env::var("APPLY_COST_CHUNK").ok().and_then(|v| v.parse().ok()).unwrap_or(n);
+    let chunk = size_from_env("APPLY_COST_CHUNK", n);
     let started = std::time::Instant::now();
     let (mut decide, mut write, mut keys) = (std::time::Duration::ZERO, std::time::Duration::ZERO, 0);
     for (i, first) in (1..=n).step_by(chunk as usize).enumerate() {
