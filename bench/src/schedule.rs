@@ -263,16 +263,19 @@ pub async fn burst(http: &reqwest::Client, c: &mut Cluster, n: u64, limit_ms: u6
     if now_ms() > slot_ms - 2_000 {
         bail!("creating {n} tasks took {took:?}, past the slot; retry on a quieter machine");
     }
-    let (_, count0) = lag_histogram(http, &leader).await?;
+    let (before, count0) = lag_histogram(http, &leader).await?;
     let wait = (slot_ms - now_ms()).max(0) as u64 + limit_ms * 3 + 5_000;
     run_for(c, Duration::from_millis(wait)).await?;
-    let (_, count1) = lag_histogram(http, &leader).await?;
+    let (after, count1) = lag_histogram(http, &leader).await?;
     let st = status(http, &leader).await?;
     let (s, a) = (st.fire_lag, st.fire_applied_lag);
     let fired = count1 - count0;
-    let met = fired == n && s.max_ms <= limit_ms;
+    // The exact max is over the leader's last 10,000 fires (the burst's last entries, which
+    // commit last); the histogram bounds every fire of the burst, to its bucket.
+    let all_within = bucket_quantile(&before, &after, 1.0);
+    let met = fired == n && s.max_ms <= limit_ms && all_within <= limit_ms as f64;
     let figures = format!(
-        "{fired} of {n} slots committed; the last {} ms after the slot (p50 of the last 10,000: {} ms); applied on the leader: the last {} ms after the slot",
+        "{fired} of {n} slots committed; the last {} ms after the slot (p50 of the last 10,000: {} ms; every one within the ≤ {all_within} ms bucket); applied on the leader: the last {} ms after the slot",
         s.max_ms, s.p50_ms, a.max_ms
     );
     Ok(Line::new(
