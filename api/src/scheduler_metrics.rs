@@ -134,3 +134,27 @@ impl SchedulerMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_and_applied_lags_are_kept_apart_and_both_rendered() {
+        let m = SchedulerMetrics::default();
+        m.observe([3, 4]);
+        m.observe_applied([700, 900]);
+        let (fire, applied) = (m.summary(), m.applied_summary());
+        assert_eq!((fire.samples, fire.max_ms), (2, 4));
+        assert_eq!((applied.samples, applied.max_ms), (2, 900));
+
+        let mut text = String::new();
+        m.render(&mut text);
+        // Both lags of 3 and 4 ms fall in the 5 ms bucket; both applied lags in the 1 s one.
+        assert!(text.contains("cronraft_fire_lag_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
+        assert!(text.contains("cronraft_fire_lag_seconds_bucket{le=\"0.002\"} 0\n"), "{text}");
+        assert!(text.contains("cronraft_fire_applied_lag_seconds_bucket{le=\"0.5\"} 0\n"), "{text}");
+        assert!(text.contains("cronraft_fire_applied_lag_seconds_bucket{le=\"1\"} 2\n"), "{text}");
+        assert!(text.contains("cronraft_fire_applied_lag_seconds_count 2\n"), "{text}");
+    }
+}
