@@ -123,13 +123,13 @@ impl Scheduler {
         let mut events = self.sm.subscribe();
         let mut server = self.raft.server_metrics();
         let Some(mut timers) = self.rebuild().await else { return Exit::Lost };
-        let slots = Arc::new(Semaphore::new(INFLIGHT_MAX));
+        let inflight = Arc::new(Semaphore::new(INFLIGHT_MAX));
         let (failed_tx, mut failed_rx) = mpsc::channel::<()>(INFLIGHT_MAX);
         loop {
             if !self.still_leading(term) {
                 return Exit::Lost;
             }
-            self.fire_due(term, &mut timers, &slots, &failed_tx).await;
+            self.fire_due(term, &mut timers, &inflight, &failed_tx).await;
             self.metrics.timers.store(timers.len() as u64, Ordering::Relaxed);
             let wait = match timers.next_due() {
                 Some(t) => Duration::from_millis((t - now_ms()).clamp(0, IDLE_TICK.as_millis() as i64) as u64),
@@ -190,7 +190,7 @@ impl Scheduler {
     }
 
     /// Proposes every due slot, in entries of at most [`BATCH_SLOTS_MAX`] slots.
-    async fn fire_due(&self, term: u64, timers: &mut Timers, slots: &Arc<Semaphore>, failed: &mpsc::Sender<()>) {
+    async fn fire_due(&self, term: u64, timers: &mut Timers, inflight: &Arc<Semaphore>, failed: &mpsc::Sender<()>) {
         let view = self.sm.view();
         loop {
             let now = now_ms();
@@ -203,7 +203,7 @@ impl Scheduler {
                 let collect_ms = started.elapsed().as_millis() as u64;
                 tracing::info!(tasks = fires.len(), collect_ms, "large fire batch collected");
             }
-            let Ok(permit) = slots.clone().acquire_owned().await else { return };
+            let Ok(permit) = inflight.clone().acquire_owned().await else { return };
             // Handed to RaftCore here, one after the other, so the log holds the entries in the
             // order they were collected (see `enqueue`); only the wait for the commit is spawned.
             let Some(commit) = self.enqueue(term, &fires, now).await else {
