@@ -53,15 +53,16 @@ const HEAVY_RUN_SLOTS: usize = 1_000;
 /// Apply notifications buffered per subscriber before it is told it lagged.
 const APPLIED_CHANNEL_LEN: usize = 1024;
 
-/// What one apply run changed, announced to subscribers (the scheduler, the dispatcher) after the
-/// run is written. A subscriber that falls behind gets `Lagged` and must re-read the state.
+/// What one written batch of applied entries changed, announced to subscribers (the scheduler,
+/// the dispatcher) after it is written: one per apply run, or several for a long run (see
+/// `apply_run`). A subscriber that falls behind gets `Lagged` and must re-read the state.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
-    /// Last log index of the run.
+    /// Last log index of the batch.
     pub log_index: u64,
-    /// Tasks written by the run (created, updated, paused, fired…).
+    /// Tasks written by the batch (created, updated, paused, fired…).
     pub tasks: Vec<u64>,
-    /// Executions written by the run.
+    /// Executions written by the batch.
     pub executions: Vec<u64>,
     /// The whole state was replaced (a snapshot was installed): re-read everything.
     pub reset: bool,
@@ -85,7 +86,7 @@ struct Inner {
     snapshot_dir: PathBuf,
     /// Makes snapshot ids unique within a process run.
     snapshot_seq: AtomicU64,
-    /// Announces each apply run; bounded per subscriber (see [`Applied`]).
+    /// Announces each written batch; bounded per subscriber (see [`Applied`]).
     applied_tx: tokio::sync::broadcast::Sender<Arc<Applied>>,
     /// While a snapshot copy runs: the value each key had when the copy began (`None` = absent),
     /// recorded by `apply` before it first changes the key. The copy reads the live tree without
