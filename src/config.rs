@@ -26,7 +26,9 @@ pub struct Config {
     /// API URLs of existing members to join through; empty = bootstrap a one-node cluster.
     pub join: Vec<String>,
     pub raft: RaftTiming,
-    /// sled page cache.
+    /// sled page cache, counted as sled counts it: bytes of pages *as stored*. Their decoded
+    /// form in memory is about 3.5 times that, so this is what sets a node's RSS beyond a few
+    /// hundred bytes per task (measured in `docs/performance.md`, "Memory").
     pub cache_bytes: u64,
     /// Run the bundled agent inside the node, registered in group `local` (`--no-agent` turns
     /// it off). On by default so that `cronraft serve` alone can run `echo hello`.
@@ -126,7 +128,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./cronraft-data"),
             join: Vec::new(),
             raft: RaftTiming::default(),
-            cache_bytes: 256 * 1024 * 1024,
+            // 12 MiB: 100,000 tasks cost 760–910 bytes of RSS each per node (the target is
+            // 1 KiB); 256 MiB cost 1,660–1,750. 8 MiB raised the 5,000 fires/s run's p99.
+            cache_bytes: 12 * 1024 * 1024,
             agent: true,
             agent_addr: "127.0.0.1:0".into(),
             executors: ExecutorSettings::default(),
@@ -172,6 +176,9 @@ impl Config {
                 }
                 "CRONRAFT_ELECTION_TIMEOUT_MAX_MS" => {
                     self.raft.election_timeout_max_ms = value.parse().map_err(|_| bad("expected ms"))?
+                }
+                "CRONRAFT_SNAPSHOT_LOGS_SINCE_LAST" => {
+                    self.raft.snapshot_logs_since_last = value.parse().map_err(|_| bad("expected a count"))?
                 }
                 "CRONRAFT_CACHE_BYTES" => self.cache_bytes = value.parse().map_err(|_| bad("expected bytes"))?,
                 "CRONRAFT_AGENT" => self.agent = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?,

@@ -8,6 +8,7 @@
 //! - [`dispatcher`]: the leader-only dispatcher (attempts → executors, timeouts, stops).
 //! - [`health`]: the leader-only health checker (only transitions go through Raft).
 //! - [`retention`]: the leader-only purge of old execution records.
+//! - [`http_server`]: serving a router until the stop signal (node and agent listeners).
 //! - [`leadership`]: running a service only while this node leads.
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
 //! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod config;
 pub mod dispatcher;
 pub mod health;
+pub mod http_server;
 pub mod join;
 pub mod leadership;
 pub mod node;

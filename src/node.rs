@@ -24,6 +24,7 @@ use crate::agent::{Agent, AgentConfig};
 use crate::config::{Config, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::health::HealthChecker;
+use crate::http_server::serve;
 use crate::retention::RetentionService;
 use crate::scheduler::Scheduler;
 
@@ -102,8 +103,8 @@ impl Node {
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
         let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone())?);
         let servers = vec![
-            serve(raft_listener, network::router(raft.clone()), signal.clone()),
-            serve(http, cronraft_api::router(ctx), signal.clone()),
+            serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft"),
+            serve(http, cronraft_api::router(ctx), signal.clone(), "api"),
         ];
 
         let scheduler = Scheduler {
@@ -188,17 +189,6 @@ async fn start_agent(config: &Config, info: &NodeInfo) -> Result<Agent, NodeErro
 
 async fn bind(addr: &str) -> Result<TcpListener, NodeError> {
     TcpListener::bind(addr).await.map_err(|source| NodeError::Bind { addr: addr.to_string(), source })
-}
-
-fn serve(listener: TcpListener, app: axum::Router, mut signal: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = signal.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-            tracing::error!(error = %e, "http server failed");
-        }
-    })
 }
 
 /// openraft's config from ours. Timeouts are sized for HTTP plus an fsync on each side.

@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::http_server::serve;
 use register::Registration;
 use report::Reporter;
 use runs::Runs;
@@ -141,7 +142,7 @@ impl Agent {
 
         let (stop, signal) = watch::channel(false);
         let (stop_reports, reports_signal) = watch::channel(false);
-        let server = serve(listener, server::router(shared.clone()), signal.clone());
+        let server = serve(listener, server::router(shared.clone()), signal.clone(), "agent");
         let reporter = tokio::spawn(reporter.run(reports_signal));
 
         let body = register_request(&config, &instance_id, &base_url);
@@ -242,17 +243,6 @@ fn register_request(config: &AgentConfig, instance_id: &str, base_url: &str) -> 
         metadata: Some(serde_json::Value::Object(metadata)),
         tasks: Vec::new(),
     }
-}
-
-fn serve(listener: TcpListener, app: axum::Router, mut signal: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = signal.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-            tracing::error!(error = %e, "agent http server failed");
-        }
-    })
 }
 
 /// This machine's host name, if it has a usable one.
