@@ -300,6 +300,12 @@ mod tests {
         assert!(err.to_string().contains("CRONRAFT_AGENT"), "{err}");
         c.apply_env([("CRONRAFT_AGENT".to_string(), "off".to_string())].into_iter()).unwrap();
         assert!(!c.agent);
+        // The benchmarks size the snapshot interval and the page cache per run.
+        let vars = [("CRONRAFT_SNAPSHOT_LOGS_SINCE_LAST".to_string(), "500".to_string())];
+        c.apply_env(vars.into_iter()).unwrap();
+        assert_eq!(c.raft.snapshot_logs_since_last, 500);
+        let err = c.apply_env([("CRONRAFT_SNAPSHOT_LOGS_SINCE_LAST".into(), "many".into())].into_iter()).unwrap_err();
+        assert!(err.to_string().contains("CRONRAFT_SNAPSHOT_LOGS_SINCE_LAST"), "{err}");
     }
 
     #[test]
