@@ -94,6 +94,15 @@ impl Net {
         if !in_sandbox() {
             return Err(NetError::Unsupported("the sandbox (run through `cronraft-chaos run`)".into()));
         }
+        // A second run in the same sandbox (a test retrying with another seed) finds the first
+        // run's bridge and veths: remove them, or `ip link add` fails with "File exists".
+        // Deleting a veth deletes its peer in the old node namespace too. Errors only mean
+        // there was nothing to remove.
+        let mut leftovers = vec!["br0".to_string()];
+        leftovers.extend((1..=n).map(|id| format!("veth{id}")));
+        for link in &leftovers {
+            let _ = Command::new("ip").args(["link", "del", link]).output();
+        }
         sh(&["mkdir", "-p", "/run/netns"])?;
         sh(&["mount", "-t", "tmpfs", "chaos-netns", "/run/netns"])?;
         sh(&["ip", "link", "set", "lo", "up"])?;
