@@ -13,11 +13,6 @@ use crate::types::{TaskInput, TaskView};
 pub mod executor;
 pub use executor::{executor_spec, status_reason, task_upserts};
 
-pub const DEFAULT_EXECUTOR: &str = "local";
-pub const DEFAULT_MAX_RETRY: u32 = 3;
-pub const DEFAULT_TIMEOUT_SECONDS: u32 = 300;
-pub const DEFAULT_CATCHUP_WINDOW_SECONDS: u64 = 3600;
-
 impl From<SpecError> for ApiError {
     fn from(e: SpecError) -> Self {
         let code = match e.code.as_str() {
@@ -37,21 +32,9 @@ pub fn new_spec(input: TaskInput) -> Result<TaskSpec, ApiError> {
     if input.version.is_some() {
         return Err(ApiError::unprocessable("invalid_field", "`version` is only accepted by PUT"));
     }
-    let base = TaskSpec {
-        name: input.name.clone().ok_or_else(|| missing("name"))?,
-        description: String::new(),
-        cron_expression: input.cron_expression.clone().ok_or_else(|| missing("cron_expression"))?,
-        timezone: "UTC".into(),
-        parameters: "{}".into(),
-        execution_mode: Default::default(),
-        load_balance_strategy: Default::default(),
-        max_retry: DEFAULT_MAX_RETRY,
-        timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
-        executor: DEFAULT_EXECUTOR.into(),
-        misfire_policy: Default::default(),
-        catchup_window_seconds: DEFAULT_CATCHUP_WINDOW_SECONDS,
-        dst_policy: Default::default(),
-    };
+    let name = input.name.clone().ok_or_else(|| missing("name"))?;
+    let cron_expression = input.cron_expression.clone().ok_or_else(|| missing("cron_expression"))?;
+    let base = TaskSpec::new(&name, &cron_expression);
     let spec = patch(input)?.0.merged_into(&base);
     check_spec(&spec)?;
     Ok(spec)

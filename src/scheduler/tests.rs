@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use cronraft_api::scheduler_metrics::SchedulerMetrics;
 use cronraft_raft::command::{Command, Request, Response, TaskFire};
-use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, NodeInfo, TaskSpec};
+use cronraft_raft::model::{NodeInfo, TaskSpec};
 use cronraft_raft::network::HttpNetwork;
-use cronraft_raft::schedule::DstPolicy;
 use cronraft_raft::{store, Raft};
 
 use super::{now_ms, Scheduler};
@@ -19,19 +18,11 @@ const ENTRIES: i64 = 200;
 /// A parallel task in a group nobody serves, with no retry (shared with the timers' tests).
 pub(super) fn spec(name: &str, cron: &str) -> TaskSpec {
     TaskSpec {
-        name: name.into(),
-        description: String::new(),
-        cron_expression: cron.into(),
-        timezone: "UTC".into(),
-        parameters: "{}".into(),
-        execution_mode: ExecutionMode::Parallel,
-        load_balance_strategy: BalanceStrategy::RoundRobin,
         max_retry: 0,
         timeout_seconds: 60,
         executor: "nobody".into(),
-        misfire_policy: MisfirePolicy::FireOnce,
         catchup_window_seconds: 60,
-        dst_policy: DstPolicy::Shift,
+        ..TaskSpec::new(name, cron)
     }
 }
 

@@ -1,26 +1,12 @@
 //! Fixtures shared by the storage crate's integration tests: a task spec and a fresh store.
 //! (Integration tests cannot reach the crate's unit-test helpers, so they keep their own.)
 
-use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskSpec};
+use cronraft_raft::model::TaskSpec;
 use cronraft_raft::store::{self, StateMachineStore};
 
 /// A valid spec with the product's defaults: `parallel`, round robin, `fire_once`.
 pub fn spec(name: &str, cron: &str) -> TaskSpec {
-    TaskSpec {
-        name: name.into(),
-        description: String::new(),
-        cron_expression: cron.into(),
-        timezone: "UTC".into(),
-        parameters: "{}".into(),
-        execution_mode: ExecutionMode::Parallel,
-        load_balance_strategy: BalanceStrategy::RoundRobin,
-        max_retry: 3,
-        timeout_seconds: 300,
-        executor: "local".into(),
-        misfire_policy: MisfirePolicy::FireOnce,
-        catchup_window_seconds: 3600,
-        dst_policy: Default::default(),
-    }
+    TaskSpec::new(name, cron)
 }
 
 /// A state machine on a fresh temp dir (keep the dir alive as long as the store).

@@ -1,24 +1,9 @@
 //! Unit tests of `apply`'s decisions: ids, names, status transitions, patches, deduplication.
 
 use super::*;
-use crate::model::{BalanceStrategy, ExecutionMode, MisfirePolicy};
 
 fn spec(name: &str) -> TaskSpec {
-    TaskSpec {
-        name: name.into(),
-        description: String::new(),
-        cron_expression: "0 * * * * *".into(),
-        timezone: "UTC".into(),
-        parameters: "{}".into(),
-        execution_mode: ExecutionMode::Parallel,
-        load_balance_strategy: BalanceStrategy::RoundRobin,
-        max_retry: 3,
-        timeout_seconds: 300,
-        executor: "local".into(),
-        misfire_policy: MisfirePolicy::FireOnce,
-        catchup_window_seconds: 3600,
-        dst_policy: Default::default(),
-    }
+    TaskSpec::new(name, "0 * * * * *")
 }
 
 /// A state machine tree plus a counter for request ids.
