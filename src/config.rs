@@ -27,7 +27,7 @@ pub struct Config {
     pub join: Vec<String>,
     pub raft: RaftTiming,
     /// sled page cache, counted as sled counts it: bytes of pages *as stored*. Their decoded
-    /// form in memory is about 3.5 times that, so this is what sets a node's RSS beyond a few
+    /// form in memory is about 3.6 times that, so this is what sets a node's RSS beyond a few
     /// hundred bytes per task (measured in `docs/performance.md`, "Memory").
     pub cache_bytes: u64,
     /// Run the bundled agent inside the node, registered in group `local` (`--no-agent` turns
@@ -128,7 +128,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./cronraft-data"),
             join: Vec::new(),
             raft: RaftTiming::default(),
-            // 12 MiB: 100,000 tasks cost 760–910 bytes of RSS each per node (the target is
+            // 12 MiB: 100,000 tasks cost 760–930 bytes of RSS each per node (the target is
             // 1 KiB); 256 MiB cost 1,660–1,750. 8 MiB raised the 5,000 fires/s run's p99.
             cache_bytes: 12 * 1024 * 1024,
             agent: true,
