@@ -15,9 +15,13 @@ pub enum StoreError {
     /// Stored or received bytes did not decode (corruption or a format mismatch).
     #[error("codec: {0}")]
     Codec(#[from] CodecError),
-    /// A file operation outside sled (fsync, snapshot file) failed.
+    /// A file or thread operation outside sled (fsync, the snapshot copy's thread) failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A snapshot copy could not give the state at its point: a snapshot from the leader was
+    /// installed meanwhile. The sender asks for a new snapshot.
+    #[error("the state was replaced by an installed snapshot while a snapshot copy ran")]
+    SnapshotReplaced,
 }
 
 impl StoreError {

@@ -14,8 +14,6 @@
 //! This crate knows nothing of user-facing HTTP, of clocks or of executors: time and ids arrive
 //! inside commands.
 
-use std::io::Cursor;
-
 pub mod codec;
 pub mod command;
 pub mod error;
@@ -42,7 +40,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::store::SnapshotBody,
 );
 
 /// The Raft handle of a cronraft node.

@@ -5,13 +5,13 @@
 //! `apply` skip its own fsync (see `docs/internals/storage.md`).
 //!
 //! Trees: `raft_log` (index → entry), `raft_meta` (vote, last purged id, active state-machine
-//! generation), `sm.<generation>` (the state machine, see [`crate::state`]). Snapshots are files in
-//! `<data-dir>/snapshots/` ([`snapshot_file`]).
+//! generation), `sm.<generation>` (the state machine, see [`crate::state`]). Snapshots are not
+//! stored: one is copied from the state machine when it is sent ([`snapshot_body`]).
 
 pub mod commit_clock;
 pub mod durability;
 pub mod log_store;
-mod snapshot_file;
+pub mod snapshot_body;
 pub mod state_machine;
 
 use std::path::Path;
@@ -20,6 +20,7 @@ use std::sync::Arc;
 pub use commit_clock::CommitClock;
 pub use durability::Durability;
 pub use log_store::LogStore;
+pub use snapshot_body::SnapshotBody;
 pub use state_machine::{Applied, StateMachineStore};
 
 use crate::error::StoreError;

@@ -5,20 +5,21 @@
 //! own fsync: the next log append's sync makes it durable, and until then the durable log holds
 //! the entries, which openraft re-applies after a crash.
 //!
-//! Snapshots. openraft calls `get_snapshot_builder` on the state-machine worker (serialized with
-//! `apply`) and then builds in a separate task while applies go on. So the builder fixes its
-//! index while it still has the worker and starts recording pre-images; the build then reads the
-//! live tree and puts the pre-images back (`copy_pairs`). It runs on a thread of its own at a
-//! lower CPU priority and writes its file in synced chunks ([`super::snapshot_file`]), because
-//! every node builds at the same index and a large build must not stall appends into an
-//! election. Installing a received snapshot is crash-atomic: the data goes into a fresh tree
-//! `sm.<generation+1>`, which is synced, and only then does the generation pointer in `raft_meta`
-//! flip (one key, synced). A crash before the flip leaves the old state; the leftover tree is
-//! dropped on the next start.
+//! Snapshots. The state machine is itself durable, so a snapshot needs no copy of its own until
+//! someone reads it. A [`SnapshotCopy`] fixes its point (the applied log id and membership) under
+//! the apply gate, a moment, and from then on `apply` records the pre-image of every key it
+//! changes. Only when the snapshot's body is read (openraft sends it to a follower that is too far
+//! behind) does the copy run, on a thread of its own at a lower CPU priority: it reads the live
+//! tree without blocking applies and puts the pre-images back, which gives the state at the fixed
+//! point ([`super::snapshot_body`]). openraft's periodic build therefore costs one fsync (the
+//! point must be durable before the log behind it is purged), not a copy of the state on every
+//! node at once. Installing a received snapshot is crash-atomic: the data goes into a fresh tree
+//! `sm.<generation+1>`, which is synced, and only then does the generation pointer in
+//! `raft_meta` flip (one key, synced). A crash before the flip leaves the old state; the leftover
+//! tree is dropped on the next start.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -29,7 +30,8 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{snapshot_file, Durability};
+use super::snapshot_body::SnapshotBody;
+use super::Durability;
 use crate::codec;
 use crate::command::Response;
 use crate::error::{sm_err, StoreError};
@@ -41,7 +43,7 @@ use crate::{NodeId, TypeConfig};
 const KEY_GENERATION: &[u8] = b"sm_generation";
 /// Keys inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 10_000;
-/// The `nice` value of the thread that builds a snapshot (see `build_snapshot`).
+/// The `nice` value of the thread that copies a snapshot (see `SnapshotCopy::spawn`).
 const SNAPSHOT_THREAD_NICE: libc::c_int = 10;
 /// Keys written per sled batch by `apply` before it cuts the run at the next entry boundary (see
 /// `apply_run`): about 60 ms of sled's global write lock on this machine.
@@ -83,16 +85,16 @@ struct Inner {
     /// Held by `apply`, snapshot copy/install and digest, so a digest sees one applied index.
     apply_gate: Mutex<()>,
     durability: Arc<Durability>,
-    snapshot_dir: PathBuf,
-    /// Makes snapshot ids unique within a process run.
-    snapshot_seq: AtomicU64,
+    /// Names each snapshot copy, as its key in `preimages`.
+    copy_seq: AtomicU64,
     /// Announces each written batch; bounded per subscriber (see [`Applied`]).
     applied_tx: tokio::sync::broadcast::Sender<Arc<Applied>>,
-    /// While a snapshot copy runs: the value each key had when the copy began (`None` = absent),
-    /// recorded by `apply` before it first changes the key. The copy reads the live tree without
-    /// blocking applies, then puts these pre-images back: the result is the state at the copy's
-    /// applied index. Bounded by the keys changed during one copy.
-    preimages: Mutex<Option<Preimages>>,
+    /// Per snapshot copy in existence (by its seq): the value each key had at the copy's point
+    /// (`None` = absent), recorded by `apply` before it first changes the key. The copy reads the
+    /// live tree without blocking applies, then puts these pre-images back: the result is the
+    /// state at the copy's point. An entry lives from the point until the copy ran or was
+    /// dropped; it is bounded by the keys changed meanwhile.
+    preimages: Mutex<BTreeMap<u64, Preimages>>,
 }
 
 /// The state-machine store. Cheap to clone; clones share everything.
@@ -102,8 +104,13 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    pub fn new(db: sled::Db, durability: Arc<Durability>, snapshot_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(snapshot_dir)?;
+    /// Opens the state machine in `db`. `old_snapshot_dir` is where earlier versions kept a
+    /// snapshot file; snapshots are no longer stored, so it is removed if it exists.
+    pub fn new(db: sled::Db, durability: Arc<Durability>, old_snapshot_dir: &Path) -> Result<Self, StoreError> {
+        match std::fs::remove_dir_all(old_snapshot_dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         let meta = db.open_tree("raft_meta")?;
         let generation = meta.get(KEY_GENERATION)?.as_deref().and_then(codec::parse_key_u64).unwrap_or(0);
         let tree = db.open_tree(tree_name(generation))?;
@@ -119,10 +126,9 @@ impl StateMachineStore {
             current: RwLock::new((generation, tree)),
             apply_gate: Mutex::new(()),
             durability,
-            snapshot_dir: snapshot_dir.to_path_buf(),
-            snapshot_seq: AtomicU64::new(0),
+            copy_seq: AtomicU64::new(0),
             applied_tx: tokio::sync::broadcast::channel(APPLIED_CHANNEL_LEN).0,
-            preimages: Mutex::new(None),
+            preimages: Mutex::new(BTreeMap::new()),
         };
         Ok(StateMachineStore { inner: Arc::new(inner) })
     }
@@ -186,70 +192,46 @@ impl StateMachineStore {
     fn write_batch(&self, tree: &sled::Tree, ws: WriteSet<'_>, log_index: u64) -> Result<(), StoreError> {
         let applied =
             Applied { log_index, tasks: ws.touched_ids(b"t/"), executions: ws.touched_ids(b"x/"), reset: false };
-        if let Some(pre) = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            for key in ws.keys() {
-                if !pre.contains_key(key) {
-                    pre.insert(key.clone(), tree.get(key)?.map(|v| v.to_vec()));
-                }
-            }
-        }
+        record_preimages(&mut self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()), tree, ws.keys())?;
         tree.apply_batch(ws.into_batch())?;
         // No subscriber is fine; a send error only means nobody listens.
         let _ = self.inner.applied_tx.send(Arc::new(applied));
         Ok(())
     }
 
-    /// Starts a snapshot copy: notes the applied state and starts recording pre-images, under
-    /// the gate (a moment); the copy itself runs later, in [`SnapshotBuilder::build`].
-    fn start_snapshot(&self) -> Result<SnapshotBuilder, StoreError> {
+    /// Fixes a snapshot's point at the applied state and starts recording pre-images for it,
+    /// under the gate (a moment). The copy itself runs only if the snapshot's body is read
+    /// ([`SnapshotCopy::run`]).
+    fn start_copy(&self) -> Result<SnapshotCopy, StoreError> {
         let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
         let (generation, tree) = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).clone();
         let (applied, membership) = StateView::new(tree.clone()).applied_state()?;
-        let mut pre = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
-        let live = pre.is_none();
-        if live {
-            *pre = Some(BTreeMap::new());
-        }
-        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let store = self.clone();
-        Ok(SnapshotBuilder {
-            store,
-            generation,
-            tree,
-            live,
-            applied,
-            membership,
-            seq,
-            dir: self.inner.snapshot_dir.clone(),
-        })
+        let seq = self.inner.copy_seq.fetch_add(1, Ordering::Relaxed);
+        self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).insert(seq, Preimages::new());
+        // The state at a log id is the same on every node and every time (apply is deterministic),
+        // so the log id names it: a snapshot built and one read later at the same point are equal.
+        let snapshot_id = applied.map_or("0-0".to_string(), |id| format!("{}-{}", id.leader_id.term, id.index));
+        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
+        Ok(SnapshotCopy { store: self.clone(), seq, generation, tree, meta })
     }
 
-    /// Every key and value of the state at the builder's applied index, in key order.
-    fn copy_pairs(&self, b: &mut SnapshotBuilder) -> Result<Pairs, StoreError> {
-        if b.live {
-            let mut pairs = Vec::new();
-            let read = b.tree.iter().try_for_each(|kv| kv.map(|(k, v)| pairs.push((k.to_vec(), v.to_vec()))));
-            let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
-            let pre = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
-            let same = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 == b.generation;
-            if read.is_ok() && same {
-                return Ok(merge_preimages(pairs, pre));
-            }
-        }
-        // A snapshot was installed meanwhile (or another copy was running): copy under the gate.
-        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
-        let tree = self.tree();
-        (b.applied, b.membership) = StateView::new(tree.clone()).applied_state()?;
+    /// Every key and value of the state at the copy's point, in key order.
+    fn copy_pairs(&self, copy: &SnapshotCopy) -> Result<Pairs, StoreError> {
         let mut pairs = Vec::new();
-        for kv in tree.iter() {
-            let (k, v) = kv?;
-            pairs.push((k.to_vec(), v.to_vec()));
+        let read = copy.tree.iter().try_for_each(|kv| kv.map(|(k, v)| pairs.push((k.to_vec(), v.to_vec()))));
+        // Under the gate, so that no batch is between recording its pre-images and writing.
+        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let pre = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).remove(&copy.seq);
+        // An install replaces the tree (and drops the old one, so the read may have failed too).
+        let same = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 == copy.generation;
+        match pre {
+            Some(pre) if same => Ok(read.map(|()| merge_preimages(pairs, pre))?),
+            _ => Err(StoreError::SnapshotReplaced),
         }
-        Ok(pairs)
     }
 
-    fn install(&self, meta: &SnapshotMeta<NodeId, NodeInfo>, data: Vec<u8>) -> Result<(), StoreError> {
-        let SnapshotPayload::V1 { pairs } = codec::decode(&data)?;
+    fn install(&self, meta: &SnapshotMeta<NodeId, NodeInfo>, body: SnapshotBody) -> Result<(), StoreError> {
+        let SnapshotPayload::V1 { pairs } = codec::decode(&body.into_bytes()?)?;
         let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 + 1;
         let tree = self.inner.db.open_tree(tree_name(generation))?;
@@ -269,12 +251,7 @@ impl StateMachineStore {
         self.inner.db.drop_tree(tree_name(old.0))?;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
         let _ = self.inner.applied_tx.send(Arc::new(Applied { log_index: index, reset: true, ..Default::default() }));
-        snapshot_file::write(&self.inner.snapshot_dir, meta, data)
-    }
-
-    fn read_snapshot_file(&self) -> Result<Option<Snapshot<TypeConfig>>, StoreError> {
-        let read = snapshot_file::read(&self.inner.snapshot_dir)?;
-        Ok(read.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        Ok(())
     }
 }
 
@@ -297,6 +274,31 @@ fn lower_this_threads_priority() {
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 /// Keys changed since a copy began, with their values then (`None` = absent).
 type Preimages = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Records, for every snapshot copy in existence, the value each key of a batch has before the
+/// batch changes it, unless the copy already holds an older one. One read per key at most.
+fn record_preimages<'k>(
+    copies: &mut BTreeMap<u64, Preimages>,
+    tree: &sled::Tree,
+    keys: impl Iterator<Item = &'k Vec<u8>>,
+) -> Result<(), StoreError> {
+    if copies.is_empty() {
+        return Ok(());
+    }
+    for key in keys {
+        let mut before: Option<Option<Vec<u8>>> = None;
+        for pre in copies.values_mut() {
+            if !pre.contains_key(key) {
+                let value = match &before {
+                    Some(v) => v.clone(),
+                    None => before.insert(tree.get(key)?.map(|v| v.to_vec())).clone(),
+                };
+                pre.insert(key.clone(), value);
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Replaces the values of keys changed during a copy by their values when it began.
 fn merge_preimages(pairs: Pairs, pre: Preimages) -> Pairs {
@@ -325,71 +327,67 @@ fn merge_preimages(pairs: Pairs, pre: Preimages) -> Pairs {
     out
 }
 
-/// A snapshot in the making: the copy of the state runs in `build`, off the apply path, and is
-/// made consistent with the recorded pre-images (see `Inner::preimages`).
-pub struct SnapshotBuilder {
+/// A snapshot whose point is fixed and whose copy has not run yet (see `Inner::preimages`).
+/// Dropping it stops the recording of its pre-images.
+pub struct SnapshotCopy {
     store: StateMachineStore,
+    /// Its key in `Inner::preimages`.
+    seq: u64,
+    /// The generation and tree at the point; a copy across an install fails.
     generation: u64,
     tree: sled::Tree,
-    /// Whether pre-images are recorded for this copy (else it copies under the gate).
-    live: bool,
-    applied: Option<LogId<NodeId>>,
-    membership: StoredMembership<NodeId, NodeInfo>,
-    seq: u64,
-    dir: PathBuf,
+    meta: SnapshotMeta<NodeId, NodeInfo>,
 }
 
-impl Drop for SnapshotBuilder {
-    /// A builder dropped before its copy ran stops the recording of pre-images.
+impl Drop for SnapshotCopy {
     fn drop(&mut self) {
-        if self.live {
-            *self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        }
+        self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.seq);
     }
 }
 
-impl SnapshotBuilder {
-    fn build(mut self) -> Result<Snapshot<TypeConfig>, StoreError> {
-        let store = self.store.clone();
-        let pairs = store.copy_pairs(&mut self);
-        self.live = false; // the copy took the pre-images (or never had them)
-        let pairs = pairs?;
-        let data = codec::encode(&SnapshotPayload::V1 { pairs })?;
-        let snapshot_id = match self.applied {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.seq),
-            None => format!("0-0-{}", self.seq),
-        };
-        let meta = SnapshotMeta { last_log_id: self.applied, last_membership: self.membership.clone(), snapshot_id };
-        snapshot_file::write(&self.dir, &meta, data.clone())?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+impl SnapshotCopy {
+    /// The snapshot with this copy as its (deferred) body.
+    fn into_snapshot(self) -> Snapshot<TypeConfig> {
+        Snapshot { meta: self.meta.clone(), snapshot: Box::new(SnapshotBody::deferred(self)) }
     }
+
+    /// Copies the state at the point and encodes it, on the calling thread.
+    pub(super) fn run(self) -> Result<Vec<u8>, StoreError> {
+        let pairs = self.store.copy_pairs(&self)?;
+        Ok(codec::encode(&SnapshotPayload::V1 { pairs })?)
+    }
+
+    /// Runs the copy on a thread of its own at a lower CPU priority, not the blocking pool: a copy
+    /// of a large state takes seconds of CPU, and it must not starve the threads that append,
+    /// replicate and heartbeat.
+    pub(super) fn spawn(self) -> std::io::Result<tokio::sync::oneshot::Receiver<Result<Vec<u8>, StoreError>>> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            lower_this_threads_priority();
+            let _ = done_tx.send(self.run());
+        })?;
+        Ok(done_rx)
+    }
+}
+
+/// openraft's periodic snapshot: a point behind which the log may be purged. The state machine
+/// is durable, so nothing is copied (see the module docs).
+pub struct SnapshotBuilder {
+    /// Fixed in `get_snapshot_builder`, on the state-machine worker, so the point is the applied
+    /// state there; taken by the first `build_snapshot`.
+    copy: Option<SnapshotCopy>,
+    durability: Arc<Durability>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let this = SnapshotBuilder {
-            store: self.store.clone(),
-            generation: self.generation,
-            tree: self.tree.clone(),
-            live: std::mem::replace(&mut self.live, false),
-            applied: self.applied,
-            membership: self.membership.clone(),
-            seq: self.seq,
-            dir: self.dir.clone(),
-        };
-        // Its own thread at a lower CPU priority, not the blocking pool: a copy of a large state
-        // takes seconds of CPU on every node at once (they all cross the snapshot threshold at the
-        // same index), and it must not starve the threads that append, replicate and heartbeat.
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
-            lower_this_threads_priority();
-            let _ = done_tx.send(this.build());
-        });
-        let built = match spawned {
-            Ok(_) => done_rx.await.map_err(|e| StoreError::Io(std::io::Error::other(e))).and_then(|r| r),
-            Err(e) => Err(StoreError::Io(e)),
-        };
-        built.map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Write))
+        let err = |e: StoreError| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Write);
+        let copy =
+            self.copy.take().ok_or_else(|| err(std::io::Error::other("a snapshot builder builds once").into()))?;
+        // openraft may purge the log up to the point once this returns: the applied state up to
+        // it must be on disk first. One fsync per snapshot; the purge would sync as well.
+        self.durability.sync_async().await.map_err(err)?;
+        Ok(copy.into_snapshot())
     }
 }
 
@@ -418,22 +416,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         // Reading the applied state can only fail if the store is broken: panic loudly rather
         // than build a snapshot that claims no applied id.
-        self.start_snapshot().expect("start a state machine snapshot")
+        let copy = self.start_copy().expect("start a state machine snapshot");
+        SnapshotBuilder { copy: Some(copy), durability: self.inner.durability.clone() }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotBody>, StorageError<NodeId>> {
+        Ok(Box::new(SnapshotBody::empty()))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, NodeInfo>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotBody>,
     ) -> Result<(), StorageError<NodeId>> {
         let this = self.clone();
         let meta_owned = meta.clone();
-        let data = snapshot.into_inner();
-        let installed = tokio::task::spawn_blocking(move || this.install(&meta_owned, data))
+        let installed = tokio::task::spawn_blocking(move || this.install(&meta_owned, *snapshot))
             .await
             .map_err(|e| StoreError::Io(std::io::Error::other(e)))
             .and_then(|r| r);
@@ -441,7 +439,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        self.read_snapshot_file().map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))
+        // The snapshot at the current applied state, copied only if its body is read: openraft
+        // asks for it at startup (for its meta) and to send it to a follower (then it reads it).
+        let copy = self.start_copy().map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
+        Ok(copy.meta.last_log_id.is_some().then(|| copy.into_snapshot()))
     }
 }
 
@@ -493,5 +494,42 @@ mod tests {
         .unwrap();
         assert_eq!(inside, SNAPSHOT_THREAD_NICE as i64);
         assert_eq!(this_threads_nice(), before, "only the snapshot thread is lowered");
+    }
+
+    fn recorders(sm: &StateMachineStore) -> usize {
+        sm.inner.preimages.lock().unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn snapshots_record_pre_images_only_while_their_copy_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, mut sm) = super::super::open(dir.path(), 1 << 20).unwrap();
+        // Phase 1: openraft asks for the current snapshot at startup only for its meta and drops
+        // it: nothing keeps recording (the recording would grow with every apply).
+        let snapshot = sm.get_current_snapshot().await.unwrap();
+        assert!(snapshot.is_none(), "nothing applied, no snapshot");
+        let builder = sm.get_snapshot_builder().await;
+        assert_eq!(recorders(&sm), 1);
+        drop(builder);
+        assert_eq!(recorders(&sm), 0);
+
+        // Phase 2: a built snapshot records until its body is copied, then stops.
+        let mut builder = sm.get_snapshot_builder().await;
+        let built = builder.build_snapshot().await.unwrap();
+        drop(builder);
+        assert_eq!(recorders(&sm), 1, "the built snapshot's body is still to be copied");
+        let bytes = tokio::task::spawn_blocking(move || built.snapshot.into_bytes()).await.unwrap().unwrap();
+        assert!(!bytes.is_empty());
+        assert_eq!(recorders(&sm), 0);
+    }
+
+    #[test]
+    fn an_old_snapshot_directory_is_removed_at_open() {
+        // Earlier versions kept `snapshots/current.snap`, as large as the whole state.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
+        std::fs::write(dir.path().join("snapshots/current.snap"), b"old").unwrap();
+        let _store = super::super::open(dir.path(), 1 << 20).unwrap();
+        assert!(!dir.path().join("snapshots").exists());
     }
 }
