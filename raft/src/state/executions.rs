@@ -289,7 +289,15 @@ impl StateView {
             }
         };
         let mut items = Vec::with_capacity(take);
+        // With a task and a status the walk reads the task's index and filters. The task's exact
+        // count of that status lets it stop at the last match (or not start when the page lies
+        // past every match) instead of reading a million records to find none.
+        let filtered = task.is_some() && status.is_some();
+        if filtered && skip as u64 >= total {
+            return Ok(ExecutionPage { items, total });
+        }
         let mut skipped = 0;
+        let mut matched = 0u64;
         for kv in self.tree.scan_prefix(&prefix).rev() {
             let (k, v) = kv?;
             let exec = if prefix.starts_with(b"x/") {
@@ -301,15 +309,16 @@ impl StateView {
                     None => continue,
                 }
             };
-            if task.is_some() && status.is_some() && Some(exec.status) != status {
+            if filtered && Some(exec.status) != status {
                 continue;
             }
+            matched += 1;
             if skipped < skip {
                 skipped += 1;
                 continue;
             }
             items.push(exec);
-            if items.len() >= take {
+            if items.len() >= take || (filtered && matched >= total) {
                 break;
             }
         }

@@ -255,6 +255,13 @@ fn listings_are_newest_first_with_exact_totals() {
     assert_eq!((page.total, page.items.len()), (3, 2));
     assert!(page.items[0].id > page.items[1].id, "newest first");
     assert_eq!(v.list_executions(Some(a), Some(ExecutionStatus::Skipped), 1, 10).unwrap().total, 2);
+    // A task and a status: the walk stops at the task's last match, or never starts.
+    let past = v.list_executions(Some(a), Some(ExecutionStatus::Skipped), 2, 2).unwrap();
+    assert_eq!((past.total, past.items.len()), (2, 0));
+    let none = v.list_executions(Some(a), Some(ExecutionStatus::Failed), 1, 10).unwrap();
+    assert_eq!((none.total, none.items.len()), (0, 0));
+    let last = v.list_executions(Some(a), Some(ExecutionStatus::Skipped), 2, 1).unwrap();
+    assert_eq!((last.total, last.items.len()), (2, 1));
     assert_eq!(v.list_executions(None, Some(ExecutionStatus::Pending), 1, 10).unwrap().total, 3);
     assert_eq!(v.list_executions(None, None, 2, 4).unwrap().items.len(), 1);
     assert_eq!(v.active_execution_ids().unwrap().len(), 3);
@@ -326,6 +333,62 @@ fn apply_cost_of_a_10k_slot_fire() {
     println!(
         "fire and dispatch {n} slots in entries of {chunk}: decide {decide:?} ({keys} keys written), sled batches {write:?}, total {:?}",
         started.elapsed()
+    );
+}
+
+/// Listing the latest page of a task with a million records (release, `--ignored --nocapture`;
+/// `LISTING_RECORDS` sets the count). The per-task index `y/<task><id>` is read backwards from
+/// its end, so the first page costs the same whatever the history's size; a status filter on top
+/// of a task reads the task's index until the page is full, so a rare status costs more.
+#[test]
+#[ignore]
+fn listing_the_latest_page_of_a_task_with_a_million_records() {
+    let mut h = Harness::new();
+    let n = size_from_env("LISTING_RECORDS", 1_000_000);
+    let a = h.task_with("a", ExecutionMode::Parallel, MisfirePolicy::FireOnce);
+    let b = h.task_with("b", ExecutionMode::Parallel, MisfirePolicy::FireOnce);
+
+    // Phase 1: task `a` gets `n` records in entries of 2,000 slots; each entry is applied at its
+    // last slot, so most are recorded `missed` and the newest `pending` (one record per slot
+    // either way). Task `b` gets one record per entry, interleaved with `a`'s ids.
+    let started = std::time::Instant::now();
+    let mut fired = 0u64;
+    while fired < n {
+        let k = (n - fired).min(2_000);
+        let slots: Vec<i64> = (fired..fired + k).map(|i| T0 + 1_000 * (i as i64 + 1)).collect();
+        let now = *slots.last().unwrap();
+        h.fire(now, a, 1, &slots);
+        h.fire(now, b, 1, &[now]);
+        fired += k;
+    }
+    println!("{n} records of one task written in {:?}", started.elapsed());
+
+    // Phase 2: the first page, newest first, with the exact total; timed over 100 reads.
+    let v = h.view();
+    let time = |reads: u32, f: &dyn Fn() -> crate::state::ExecutionPage| {
+        let started = std::time::Instant::now();
+        let mut page = f();
+        for _ in 1..reads {
+            page = f();
+        }
+        (page, started.elapsed() / reads)
+    };
+    let (page, first) = time(100, &|| v.list_executions(Some(a), None, 1, 50).unwrap());
+    assert_eq!((page.total, page.items.len()), (n, 50));
+    assert!(page.items.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert!(page.items.iter().all(|e| e.task_id == a));
+    assert_eq!(page.items[0].scheduled_ms, T0 + 1_000 * n as i64);
+    let (_, page_100) = time(100, &|| v.list_executions(Some(a), None, 100, 50).unwrap());
+    let (pending, by_status) =
+        time(100, &|| v.list_executions(Some(a), Some(ExecutionStatus::Pending), 1, 50).unwrap());
+    assert_eq!(pending.items.len(), 50);
+    assert!(pending.items.iter().all(|e| e.status == ExecutionStatus::Pending));
+    // The worst case: a status the task has no record in reads the task's whole index.
+    let (none, absent) = time(1, &|| v.list_executions(Some(a), Some(ExecutionStatus::Failed), 1, 50).unwrap());
+    assert_eq!((none.total, none.items.len()), (0, 0));
+    println!(
+        "task with {n} records, page size 50: first page {first:?}, page 100 {page_100:?}, first page of `pending` ({} of them) {by_status:?}, a status with no record {absent:?}",
+        pending.total
     );
 }
 
