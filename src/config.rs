@@ -109,8 +109,9 @@ impl Default for RaftTiming {
             // still keep spurious elections away when fsyncs stall a node briefly.
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 500,
-            // The scheduler writes up to ~1,000 entries a second and a snapshot copies the whole
-            // state: every 100,000 entries keeps snapshots minutes apart.
+            // A snapshot point costs one fsync (the state is copied only when sent), but the log
+            // behind it is purged, and a follower that falls behind the purge gets a whole copy:
+            // 100,000 entries keep minutes of log at the scheduler's ~1,000 entries a second.
             snapshot_logs_since_last: 100_000,
             logs_kept_after_snapshot: 1_000,
         }
