@@ -283,7 +283,6 @@ mod tests {
     use super::*;
 
     fn entries(indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry<TypeConfig>> {
-        let id = |i| LogId::new(CommittedLeaderId::new(1, 0), i);
         indexes.map(|i| Entry { log_id: id(i), payload: EntryPayload::Blank }).collect()
     }
 
