@@ -142,14 +142,25 @@ async fn leader_url(http: &reqwest::Client, c: &Cluster) -> Result<String> {
     bail!("no node runs the scheduler")
 }
 
+/// The leader's fire-lag histogram (commit of the fire − slot) and applied-lag histogram (its
+/// apply − slot).
+const FIRE_LAG: &str = "cronraft_fire_lag_seconds";
+const APPLIED_LAG: &str = "cronraft_fire_applied_lag_seconds";
+
 /// `cronraft_fire_lag_seconds` histogram: (upper bound in ms, cumulative count), and the count.
 async fn lag_histogram(http: &reqwest::Client, url: &str) -> Result<(Vec<(f64, u64)>, u64)> {
-    histogram(http, url, "cronraft_fire_lag_seconds").await
+    let text = http.get(format!("{url}/metrics")).send().await?.text().await?;
+    parse_histogram(&text, FIRE_LAG)
 }
 
-/// The buckets (bound in ms, cumulative count) and the count of one of the node's histograms.
-async fn histogram(http: &reqwest::Client, url: &str, name: &str) -> Result<(Vec<(f64, u64)>, u64)> {
+/// The node's fire-lag and applied-lag buckets, from one read of `/metrics`.
+async fn both_lag_histograms(http: &reqwest::Client, url: &str) -> Result<(Vec<(f64, u64)>, Vec<(f64, u64)>)> {
     let text = http.get(format!("{url}/metrics")).send().await?.text().await?;
+    Ok((parse_histogram(&text, FIRE_LAG)?.0, parse_histogram(&text, APPLIED_LAG)?.0))
+}
+
+/// The buckets (bound in ms, cumulative count) and the count of one histogram in a `/metrics` text.
+fn parse_histogram(text: &str, name: &str) -> Result<(Vec<(f64, u64)>, u64)> {
     let (bucket_prefix, count_prefix) = (format!("{name}_bucket{{le=\""), format!("{name}_count "));
     let mut buckets = Vec::new();
     let mut count = 0;
@@ -299,9 +310,6 @@ pub async fn burst(http: &reqwest::Client, c: &mut Cluster, n: u64, limit_ms: u6
     ))
 }
 
-/// The leader's applied-lag histogram (apply of the fire − slot).
-const APPLIED_LAG: &str = "cronraft_fire_applied_lag_seconds";
-
 pub async fn sustained(http: &reqwest::Client, c: &mut Cluster, n: u64, seconds: u64) -> Result<Line> {
     let mut leader = leader_url(http, c).await?;
     let first_leader = leader.clone();
@@ -321,7 +329,7 @@ pub async fn sustained(http: &reqwest::Client, c: &mut Cluster, n: u64, seconds:
     let mut worst_max = 0.0f64;
     let mut worst_applied_p99 = 0.0f64;
     let mut over_50_ms = 0;
-    let mut window_start = (before.clone(), histogram(http, &leader, APPLIED_LAG).await?.0);
+    let mut window_start = both_lag_histograms(http, &leader).await?;
     let term0 = status(http, &leader).await?.term;
     let mut term_seen = term0;
     // Elections, counted by the term moving (the same node may win again).
@@ -334,14 +342,14 @@ pub async fn sustained(http: &reqwest::Client, c: &mut Cluster, n: u64, seconds:
             leader = leader_url(http, c).await?;
             st = status(http, &leader).await?;
             eprintln!("{:.0} s: the leader changed (now {leader})", started.elapsed().as_secs_f64());
-            window_start = (lag_histogram(http, &leader).await?.0, histogram(http, &leader, APPLIED_LAG).await?.0);
+            window_start = both_lag_histograms(http, &leader).await?;
         }
         if st.term != term_seen {
             elections += 1;
             eprintln!("{:.0} s: term {term_seen} → {}", started.elapsed().as_secs_f64(), st.term);
             term_seen = st.term;
         }
-        let now = (lag_histogram(http, &leader).await?.0, histogram(http, &leader, APPLIED_LAG).await?.0);
+        let now = both_lag_histograms(http, &leader).await?;
         let (p99, max) =
             (bucket_quantile(&window_start.0, &now.0, 0.99), bucket_quantile(&window_start.0, &now.0, 1.0));
         let applied_p99 = bucket_quantile(&window_start.1, &now.1, 0.99);
