@@ -50,6 +50,16 @@ pub struct ServeArgs {
     /// Raft RPC address [default: 127.0.0.1:7341].
     #[arg(long)]
     pub raft_addr: Option<String>,
+    /// API address other hosts connect to (required when --http-addr is 0.0.0.0 or [::]);
+    /// a host name is resolved at each connection.
+    #[arg(long)]
+    pub advertise_http_addr: Option<String>,
+    /// Raft address other nodes connect to (required when --raft-addr is a wildcard).
+    #[arg(long)]
+    pub advertise_raft_addr: Option<String>,
+    /// Where the embedded agent listens [default: the API's IP, a free port].
+    #[arg(long)]
+    pub agent_listen: Option<String>,
     /// Data directory [default: ./cronraft-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -73,7 +83,16 @@ impl ServeArgs {
         };
         c.apply_env(env)?;
         if self.no_agent {
-            c.agent = false;
+            c.agent.enabled = false;
+        }
+        if let Some(v) = &self.advertise_http_addr {
+            c.advertise_http_addr = Some(v.clone());
+        }
+        if let Some(v) = &self.advertise_raft_addr {
+            c.advertise_raft_addr = Some(v.clone());
+        }
+        if let Some(v) = &self.agent_listen {
+            c.agent.listen = Some(v.clone());
         }
         if let Some(v) = self.node_id {
             c.node_id = v;

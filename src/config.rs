@@ -1,10 +1,11 @@
 //! Node configuration: defaults, then a TOML file, then `CRONRAFT_*` environment variables, then
 //! flags (each overriding the previous), and `validate()` explaining bad values.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use cronraft_raft::address::HostPort;
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -12,14 +13,16 @@ use serde::Deserialize;
 pub struct Config {
     /// This node's Raft id; unique in the cluster, never reused for another machine.
     pub node_id: u64,
-    /// REST API / UI listener (`host:port`; port 0 picks a free port).
+    /// REST API / UI listener (`host:port`, the host an IP or a name; port 0 picks a free port).
     pub http_addr: String,
     /// Raft RPC listener.
     pub raft_addr: String,
-    /// The API address other nodes and clients should use, when it differs from the bound one
-    /// (e.g. the node binds 0.0.0.0). Default: the bound address.
+    /// The API address other nodes, agents and clients use, when it differs from the bound one.
+    /// Required when `http_addr` is a wildcard (`0.0.0.0`, `[::]`), which nobody can connect
+    /// to. Default: `http_addr` as written (a host name stays a name, resolved by each client at
+    /// connect time), with the bound port. The embedded agent's address takes its host.
     pub advertise_http_addr: Option<String>,
-    /// Likewise for Raft RPC.
+    /// Likewise for Raft RPC; required when `raft_addr` is a wildcard.
     pub advertise_raft_addr: Option<String>,
     /// Where sled and snapshots live.
     pub data_dir: PathBuf,
@@ -30,13 +33,31 @@ pub struct Config {
     /// form in memory is about 3.6 times that, so this is what sets a node's RSS beyond a few
     /// hundred bytes per task (measured in `docs/performance.md`, "Memory").
     pub cache_bytes: u64,
-    /// Run the bundled agent inside the node, registered in group `local` (`--no-agent` turns
-    /// it off). On by default so that `cronraft serve` alone can run `echo hello`.
-    pub agent: bool,
-    /// Where the embedded agent listens (port 0 = any free port).
-    pub agent_addr: String,
+    /// The embedded agent (`[agent]`).
+    pub agent: AgentSettings,
     pub executors: ExecutorSettings,
     pub retention: Retention,
+}
+
+/// The bundled agent that runs inside the node (`[agent]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentSettings {
+    /// Run it, registered in group `local` (`--no-agent` turns it off). On by default so that
+    /// `cronraft serve` alone can run `echo hello`.
+    pub enabled: bool,
+    /// Where it listens (`host:port`). Default: the IP the API is bound to, port 0 (a free
+    /// port); pin the port here when a firewall must know it.
+    pub listen: Option<String>,
+    /// The base URL registered for it. Default: `http://` + the host of the advertised API
+    /// address + `:` + the agent's bound port, so every host reaches it where it reaches the API.
+    pub advertise_url: Option<String>,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings { enabled: true, listen: None, advertise_url: None }
+    }
 }
 
 /// The leader's dispatcher and health checker.
@@ -132,8 +153,7 @@ impl Default for Config {
             // 12 MiB: 100,000 tasks cost 760–930 bytes of RSS each per node (the target is
             // 1 KiB); 256 MiB cost 1,660–1,750. 8 MiB raised the 5,000 fires/s run's p99.
             cache_bytes: 12 * 1024 * 1024,
-            agent: true,
-            agent_addr: "127.0.0.1:0".into(),
+            agent: AgentSettings::default(),
             executors: ExecutorSettings::default(),
             retention: Retention::default(),
         }
@@ -169,6 +189,8 @@ impl Config {
                 "CRONRAFT_NODE_ID" => self.node_id = value.parse().map_err(|_| bad("expected an integer"))?,
                 "CRONRAFT_HTTP_ADDR" => self.http_addr = value.clone(),
                 "CRONRAFT_RAFT_ADDR" => self.raft_addr = value.clone(),
+                "CRONRAFT_ADVERTISE_HTTP_ADDR" => self.advertise_http_addr = Some(value.clone()),
+                "CRONRAFT_ADVERTISE_RAFT_ADDR" => self.advertise_raft_addr = Some(value.clone()),
                 "CRONRAFT_DATA_DIR" => self.data_dir = PathBuf::from(&value),
                 "CRONRAFT_JOIN" => self.join = split_list(&value),
                 "CRONRAFT_HEARTBEAT_MS" => self.raft.heartbeat_ms = value.parse().map_err(|_| bad("expected ms"))?,
@@ -182,8 +204,11 @@ impl Config {
                     self.raft.snapshot_logs_since_last = value.parse().map_err(|_| bad("expected a count"))?
                 }
                 "CRONRAFT_CACHE_BYTES" => self.cache_bytes = value.parse().map_err(|_| bad("expected bytes"))?,
-                "CRONRAFT_AGENT" => self.agent = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?,
-                "CRONRAFT_AGENT_ADDR" => self.agent_addr = value.clone(),
+                "CRONRAFT_AGENT" => {
+                    self.agent.enabled = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?
+                }
+                "CRONRAFT_AGENT_LISTEN" => self.agent.listen = Some(value.clone()),
+                "CRONRAFT_AGENT_ADVERTISE_URL" => self.agent.advertise_url = Some(value.clone()),
                 "CRONRAFT_HEALTH_CHECK_INTERVAL_MS" => {
                     self.executors.health_check_interval_ms = value.parse().map_err(|_| bad("expected ms"))?
                 }
@@ -205,23 +230,7 @@ impl Config {
     /// Explains the first value that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        for (field, addr) in [("http_addr", &self.http_addr), ("raft_addr", &self.raft_addr)] {
-            if addr.parse::<SocketAddr>().is_err() {
-                return invalid(format!("{field} must be an IP address and port like 127.0.0.1:7340, got {addr:?}"));
-            }
-        }
-        for (field, addr) in
-            [("advertise_http_addr", &self.advertise_http_addr), ("advertise_raft_addr", &self.advertise_raft_addr)]
-        {
-            if let Some(a) = addr {
-                if a.parse::<SocketAddr>().map(|s| s.ip().is_unspecified() || s.port() == 0).unwrap_or(true) {
-                    return invalid(format!("{field} must be a reachable IP address and port, got {a:?}"));
-                }
-            }
-        }
-        if self.http_addr == self.raft_addr && !self.http_addr.ends_with(":0") {
-            return invalid(format!("http_addr and raft_addr must differ (both are {})", self.http_addr));
-        }
+        self.validate_addresses()?;
         let t = &self.raft;
         if t.heartbeat_ms == 0 || t.election_timeout_min_ms <= t.heartbeat_ms {
             return invalid(format!(
@@ -243,9 +252,6 @@ impl Config {
         if self.cache_bytes < 1024 * 1024 {
             return invalid("cache_bytes must be at least 1 MiB".into());
         }
-        if self.agent && self.agent_addr.parse::<SocketAddr>().is_err() {
-            return invalid(format!("agent_addr must be an IP address and port, got {:?}", self.agent_addr));
-        }
         let x = &self.executors;
         if x.health_check_interval_ms < 100 || x.health_check_timeout_ms == 0 || x.dispatch_timeout_ms == 0 {
             return invalid("executors.health_check_interval_ms must be at least 100 and the timeouts above 0".into());
@@ -258,6 +264,58 @@ impl Config {
             return invalid(
                 "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
             );
+        }
+        Ok(())
+    }
+
+    /// The listeners and the addresses given to others: well formed, and never a wildcard
+    /// where another host must connect (that would start a node nobody can reach).
+    fn validate_addresses(&self) -> Result<(), ConfigError> {
+        let parse =
+            |field: &str, text: &str| HostPort::parse(text).map_err(|e| ConfigError::Invalid(format!("{field}: {e}")));
+        let http = parse("http_addr", &self.http_addr)?;
+        let raft = parse("raft_addr", &self.raft_addr)?;
+        if http == raft && http.port != 0 {
+            return Err(ConfigError::Invalid(format!("http_addr and raft_addr must differ (both are {http})")));
+        }
+        let pairs = [
+            ("http_addr", "advertise_http_addr", "--advertise-http-addr", &http, &self.advertise_http_addr),
+            ("raft_addr", "advertise_raft_addr", "--advertise-raft-addr", &raft, &self.advertise_raft_addr),
+        ];
+        for (bind_field, field, flag, bound, advertised) in pairs {
+            match advertised {
+                Some(text) => {
+                    let a = parse(field, text)?;
+                    if a.is_wildcard() || a.port == 0 {
+                        return Err(ConfigError::Invalid(format!(
+                            "{field} ({flag}) must be an address other hosts can connect to, with a port; got {text:?}"
+                        )));
+                    }
+                }
+                None if bound.is_wildcard() => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{bind_field} {bound} is a wildcard address that no other host can connect to: \
+                         set {flag} ({field}) to this host's reachable address, e.g. 10.0.0.1:{}",
+                        bound.port
+                    )))
+                }
+                None => {}
+            }
+        }
+        if let Some(listen) = &self.agent.listen {
+            parse("agent.listen", listen)?;
+        }
+        if let Some(url) = &self.agent.advertise_url {
+            let rest = url.strip_prefix("http://").ok_or_else(|| {
+                ConfigError::Invalid(format!("agent.advertise_url must start with http://, got {url:?}"))
+            })?;
+            let host_port = rest.split('/').next().unwrap_or_default();
+            let hp = parse("agent.advertise_url", host_port)?;
+            if hp.is_wildcard() || hp.port == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "agent.advertise_url must name an address other hosts can connect to, got {url:?}"
+                )));
+            }
         }
         Ok(())
     }
@@ -300,7 +358,7 @@ mod tests {
         let err = c.apply_env([("CRONRAFT_AGENT".to_string(), "maybe".to_string())].into_iter()).unwrap_err();
         assert!(err.to_string().contains("CRONRAFT_AGENT"), "{err}");
         c.apply_env([("CRONRAFT_AGENT".to_string(), "off".to_string())].into_iter()).unwrap();
-        assert!(!c.agent);
+        assert!(!c.agent.enabled);
         // The benchmarks size the snapshot interval and the page cache per run.
         let vars = [("CRONRAFT_SNAPSHOT_LOGS_SINCE_LAST".to_string(), "500".to_string())];
         c.apply_env(vars.into_iter()).unwrap();
@@ -317,7 +375,9 @@ mod tests {
             (|c| c.raft.election_timeout_min_ms = 50, "election_timeout_min_ms"),
             (|c| c.raft.election_timeout_max_ms = c.raft.election_timeout_min_ms, "election_timeout_max_ms"),
             (|c| c.raft.snapshot_logs_since_last = 0, "snapshot_logs_since_last"),
-            (|c| c.agent_addr = "nowhere".into(), "agent_addr"),
+            (|c| c.agent.listen = Some("nowhere".into()), "agent.listen"),
+            (|c| c.agent.advertise_url = Some("ftp://10.0.0.1:1".into()), "agent.advertise_url"),
+            (|c| c.agent.advertise_url = Some("http://0.0.0.0:7390".into()), "agent.advertise_url"),
             (|c| c.executors.health_check_interval_ms = 10, "health_check_interval_ms"),
             (|c| c.executors.failure_threshold = 0, "failure_threshold"),
             (|c| c.retention.per_task_max = 0, "per_task_max"),
@@ -328,6 +388,54 @@ mod tests {
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should mention {expected}");
         }
+    }
+
+    #[test]
+    fn a_wildcard_bind_needs_an_advertised_address_and_the_error_names_the_flag() {
+        // Phase 1: 0.0.0.0 alone would register an address nobody can connect to: refused.
+        let mut c = Config { http_addr: "0.0.0.0:7340".into(), ..Config::default() };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("--advertise-http-addr") && err.contains("wildcard"), "{err}");
+        c.raft_addr = "[::]:7341".into();
+        c.advertise_http_addr = Some("10.0.0.1:7340".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("--advertise-raft-addr"), "{err}");
+        // Phase 2: with both advertised (a host name is fine: resolved at connect time), it starts.
+        c.advertise_raft_addr = Some("node1.lan:7341".into());
+        c.validate().unwrap();
+        // Phase 3: an advertised address must itself be connectable.
+        c.advertise_http_addr = Some("0.0.0.0:7340".into());
+        assert!(c.validate().unwrap_err().to_string().contains("advertise_http_addr"));
+        c.advertise_http_addr = Some("10.0.0.1:0".into());
+        assert!(c.validate().unwrap_err().to_string().contains("advertise_http_addr"));
+    }
+
+    #[test]
+    fn host_names_are_accepted_for_listeners_and_advertised_addresses() {
+        let vars = [
+            ("CRONRAFT_HTTP_ADDR", "node1.lan:7340"),
+            ("CRONRAFT_RAFT_ADDR", "node1.lan:7341"),
+            ("CRONRAFT_ADVERTISE_RAFT_ADDR", "raft1.lan:7341"),
+            ("CRONRAFT_AGENT_LISTEN", "10.0.0.1:7390"),
+            ("CRONRAFT_AGENT_ADVERTISE_URL", "http://agent1.lan:7390"),
+        ];
+        let mut c = Config::default();
+        c.apply_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.advertise_raft_addr.as_deref(), Some("raft1.lan:7341"));
+        assert_eq!(c.agent.listen.as_deref(), Some("10.0.0.1:7390"));
+    }
+
+    #[test]
+    fn the_agent_table_sets_listen_and_advertise_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[agent]\nenabled = false\nlisten = \"10.0.0.1:7390\"\n").unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert!(!c.agent.enabled);
+        assert_eq!(c.agent.listen.as_deref(), Some("10.0.0.1:7390"));
+        std::fs::write(&path, "[agent]\nport = 1\n").unwrap();
+        assert!(Config::from_file(&path).is_err(), "unknown keys in [agent] are refused");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`http_server`]: serving a router until the stop signal (node and agent listeners).
 //! - [`leadership`]: running a service only while this node leads.
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
+//! - [`fsperm`]: the data directory `0700`, its files `0600`.
 //! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
 //! - [`agent`]: the bundled executor agent (`cronraft agent`): runs shell commands and HTTP
 //!   requests for the cluster and reports back.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dispatcher;
+pub mod fsperm;
 pub mod health;
 pub mod http_server;
 pub mod join;

@@ -34,6 +34,8 @@ fn init_logging() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    // Before anything is created: the data files are private (see `cronraft::fsperm`).
+    cronraft::fsperm::restrict_umask();
     let config = args.to_config(std::env::vars()).context("configuration")?;
     let node = Node::start(config).await.context("starting the node")?;
     // One machine-readable line: tests and the benchmark read the real ports from it (port 0).

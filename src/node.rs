@@ -27,6 +27,7 @@ use crate::health::HealthChecker;
 use crate::http_server::serve;
 use crate::retention::RetentionService;
 use crate::scheduler::Scheduler;
+use cronraft_raft::address::HostPort;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +77,7 @@ impl Node {
     /// Starts a node from `config`.
     pub async fn start(config: Config) -> Result<Node, NodeError> {
         config.validate()?;
-        if let Ok(modes) = std::env::var("CRONRAFT_UNSAFE") {
-            tracing::warn!(%modes, "CRONRAFT_UNSAFE is set: this node breaks guarantees on purpose (chaos testing only)");
-        }
+        cronraft_raft::unsafe_modes::warn_if_set();
         let http = bind(&config.http_addr).await?;
         let raft_listener = bind(&config.raft_addr).await?;
         let http_addr =
@@ -86,11 +85,17 @@ impl Node {
         let raft_addr =
             raft_listener.local_addr().map_err(|source| NodeError::Bind { addr: config.raft_addr.clone(), source })?;
         let info = NodeInfo {
-            http_addr: config.advertise_http_addr.clone().unwrap_or_else(|| http_addr.to_string()),
-            raft_addr: config.advertise_raft_addr.clone().unwrap_or_else(|| raft_addr.to_string()),
+            http_addr: advertised(config.advertise_http_addr.as_deref(), &config.http_addr, http_addr),
+            raft_addr: advertised(config.advertise_raft_addr.as_deref(), &config.raft_addr, raft_addr),
         };
+        warn_if_reachable(http_addr, raft_addr);
 
         let dir = config.data_dir.display().to_string();
+        match crate::fsperm::private_data_dir(&config.data_dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(data_dir = %dir, entries = n, "made the data directory private (0700, files 0600)"),
+            Err(source) => return Err(NodeError::Storage { dir, source: source.into() }),
+        }
         let (log, sm) = store::open(&config.data_dir, config.cache_bytes)
             .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
         let commit_clock = log.commit_clock();
@@ -141,7 +146,7 @@ impl Node {
             raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
             tracing::info!(node_id = config.node_id, "bootstrapped a one-node cluster");
         }
-        let agent = if config.agent { Some(start_agent(&config, &info).await?) } else { None };
+        let agent = if config.agent.enabled { Some(start_agent(&config, &info, http_addr).await?) } else { None };
         tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, "node started");
         Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join, agent })
     }
@@ -178,13 +183,61 @@ impl Node {
 
 /// The embedded agent: group `local`, registered through this node (which forwards to the
 /// leader), with an instance id that survives restarts so the registry entry is reused.
-async fn start_agent(config: &Config, info: &NodeInfo) -> Result<Agent, NodeError> {
+///
+/// It listens on `[agent] listen`, by default on the IP the API is bound to (port 0), and
+/// registers `[agent] advertise_url`, by default the advertised API host with the agent's port:
+/// where other hosts reach this node's API, they reach its agent (a loopback default would
+/// make every agent but the leader's own unreachable).
+async fn start_agent(config: &Config, info: &NodeInfo, http_bound: SocketAddr) -> Result<Agent, NodeError> {
     let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![format!("http://{}", info.http_addr)]);
     agent.instance_id = format!("{EMBEDDED_AGENT_GROUP}-node{}", config.node_id);
-    agent.listen = config.agent_addr.parse().map_err(|_| {
-        NodeError::Config(ConfigError::Invalid(format!("agent_addr {:?} is not an address", config.agent_addr)))
-    })?;
+    agent.listen = match &config.agent.listen {
+        Some(text) => resolve(text).await?,
+        None => SocketAddr::new(http_bound.ip(), 0),
+    };
+    agent.advertise_url = config.agent.advertise_url.clone();
+    agent.advertise_host = Some(HostPort::parse(&info.http_addr).map(|hp| hp.host).map_err(invalid)?);
     Agent::start(agent).await.map_err(|e| NodeError::Agent(e.to_string()))
+}
+
+/// The address given to others: the configured one, else the bound address; a host name the
+/// operator wrote stays a name (with the bound port), resolved by each client at connect time.
+fn advertised(configured: Option<&str>, written: &str, bound: SocketAddr) -> String {
+    if let Some(a) = configured {
+        return a.to_string();
+    }
+    match HostPort::parse(written) {
+        Ok(hp) if hp.ip().is_none() => hp.with_port(bound.port()).to_string(),
+        _ => HostPort::from(bound).to_string(),
+    }
+}
+
+/// One warning when a listener is reachable from other hosts: nothing on it is authenticated yet.
+fn warn_if_reachable(http: SocketAddr, raft: SocketAddr) {
+    let exposed: Vec<String> = [("api", http), ("raft", raft)]
+        .iter()
+        .filter(|(_, a)| !a.ip().is_loopback())
+        .map(|(n, a)| format!("{n}={a}"))
+        .collect();
+    if !exposed.is_empty() {
+        tracing::warn!(
+            listeners = %exposed.join(" "),
+            "listening beyond loopback WITHOUT AUTHENTICATION: anyone who can reach these ports can create tasks \
+             (and so run shell commands on every node with an embedded agent) and change the membership; \
+             keep them on a private network behind a firewall (docs/operating/deploy.md)"
+        );
+    }
+}
+
+/// The first address `text` resolves to (a host name is looked up once, at bind time).
+async fn resolve(text: &str) -> Result<SocketAddr, NodeError> {
+    let mut addrs =
+        tokio::net::lookup_host(text).await.map_err(|source| NodeError::Bind { addr: text.into(), source })?;
+    addrs.next().ok_or_else(|| NodeError::Bind { addr: text.into(), source: std::io::Error::other("no address") })
+}
+
+fn invalid(e: cronraft_raft::address::AddressError) -> NodeError {
+    NodeError::Config(ConfigError::Invalid(e.to_string()))
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, NodeError> {

@@ -165,6 +165,13 @@ async fn every_endpoint_answers_bad_input_with_a_coded_json_error() {
             422,
             "invalid_address",
         ),
+        (
+            Method::POST,
+            "/api/v1/cluster/nodes",
+            Some(r#"{"id":5,"http_addr":"node5.lan:7340","raft_addr":"0.0.0.0:7341"}"#),
+            422,
+            "invalid_address",
+        ),
         (Method::POST, "/api/v1/cluster/nodes", Some(r#"{"id":5}"#), 422, "invalid_field"),
         (
             Method::POST,

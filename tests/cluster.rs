@@ -214,3 +214,43 @@ async fn sigterm_stops_gracefully_and_restart_keeps_data() {
     let t = c.client(1).get_task("survives", Consistency::Linearizable).await.unwrap();
     assert_eq!(t.name, "survives");
 }
+
+/// Regression (issue "Three real hosts"): every embedded agent registered `127.0.0.1:<port>`,
+/// so on three machines only the leader's own agent could be reached. Three nodes on three
+/// loopback "hosts" (127.0.0.2, 127.0.0.3, and the host name `localhost`) must each register
+/// their agent at their own host, and the leader must find all three healthy.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_embedded_agent_registers_its_own_host_and_the_leader_reaches_all() {
+    let mut c = Cluster::new("[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n");
+    c.agent = true;
+    c.spawn(1, None, Some(("127.0.0.2:0".into(), "127.0.0.2:0".into())));
+    let join = c.nodes[&1].url();
+    c.spawn(2, Some(&join), Some(("127.0.0.3:0".into(), "127.0.0.3:0".into())));
+    c.spawn(3, Some(&join), Some(("localhost:0".into(), "localhost:0".into())));
+    c.wait_voters(3).await;
+
+    // Phase 1: the membership carries each node's own host; a host name stays a name.
+    let view = c.view(1).await.expect("cluster view");
+    let http_of = |id: u64| view.nodes.iter().find(|n| n.id == id).map(|n| n.http_addr.clone()).unwrap();
+    assert!(http_of(1).starts_with("127.0.0.2:") && http_of(2).starts_with("127.0.0.3:"), "{view:?}");
+    assert!(http_of(3).starts_with("localhost:"), "a host name is advertised as the name: {view:?}");
+
+    // Phase 2: three agents, each at its node's host, all healthy as seen by the leader.
+    let client = c.client(1);
+    let executors = wait_for("three healthy embedded agents", Duration::from_secs(30), || async {
+        let list = client.list_executors(Some("local"), 1, 10, Consistency::Linearizable).await.ok()?;
+        (list.items.len() == 3 && list.items.iter().all(|e| e.is_healthy)).then_some(list.items)
+    })
+    .await;
+    for (id, host) in [(1, "http://127.0.0.2:"), (2, "http://127.0.0.3:"), (3, "http://localhost:")] {
+        let e = executors.iter().find(|e| e.instance_id == format!("local-node{id}")).expect("agent of each node");
+        assert!(e.base_url.starts_with(host), "node {id}'s agent registered {}", e.base_url);
+    }
+
+    // Phase 3: the data directory is private (0700) and so are the files in it (0600).
+    use std::os::unix::fs::PermissionsExt;
+    let data = c.root().join("node1").join("data");
+    assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+    let db = data.join("sled").join("db");
+    assert_eq!(std::fs::metadata(&db).unwrap().permissions().mode() & 0o777, 0o600, "{}", db.display());
+}

@@ -16,7 +16,8 @@ use common::{wait_for, Cluster};
 use serde_json::{json, Value};
 
 /// Health checks every 300 ms so ejection and recovery take about a second; no embedded agent.
-const CONFIG: &str = "agent = false\n[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n";
+const CONFIG: &str =
+    "[agent]\nenabled = false\n[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n";
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
@@ -317,7 +318,7 @@ async fn the_embedded_agent_runs_echo_hello_from_the_cli() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retention_purges_records_beyond_the_per_task_maximum_and_keeps_the_statistics() {
     // Phase 1: a node that keeps 3 records per task and purges every 300 ms.
-    let config = "agent = false\n[retention]\nper_task_max = 3\ninterval_ms = 300\n";
+    let config = "[agent]\nenabled = false\n[retention]\nper_task_max = 3\ninterval_ms = 300\n";
     let c = Cluster::start(1, config).await;
     let node = c.nodes[&1].url();
     let task = create_task(&node, manual_task("kept", "nobody", "round_robin")).await;

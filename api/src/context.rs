@@ -157,10 +157,10 @@ impl ApiContext {
 /// UNSAFE, TEST-ONLY: `CRONRAFT_UNSAFE=local-reads` makes every linearizable read a local one (no
 /// ReadIndex, no leader check), so stale reads become possible. It exists only so the chaos harness
 /// can prove that its linearizability checker catches them (`cronraft-chaos run --unsafe
-/// local-reads`); it is ignored unless the variable is set, and no deployment should set it.
+/// local-reads`); it exists only in a build with the `unsafe-modes` feature
+/// ([`cronraft_raft::unsafe_modes`]).
 fn unsafe_local_reads() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("CRONRAFT_UNSAFE").is_ok_and(|v| v.split(',').any(|m| m.trim() == "local-reads")))
+    cronraft_raft::unsafe_modes::enabled("local-reads")
 }
 
 /// Wall-clock milliseconds: the time stamped into commands built on this node.

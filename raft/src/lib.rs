@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`model`]: what is replicated (tasks, node addresses).
+//! - [`address`]: `host:port` node addresses (IPs or host names, resolved at connect time).
 //! - [`command`]: the write vocabulary — every change is one [`command::Request`] in the log.
 //! - [`state`]: the deterministic `apply` and read-only queries ([`state::StateView`]).
 //! - [`spec`]: the rules a task spec must satisfy, and partial updates (`PUT`).
@@ -10,10 +11,12 @@
 //! - [`store`]: the sled log store and state machine, with fsync-backed durability and snapshots.
 //! - [`network`]: Raft RPC over HTTP (client and server side).
 //! - [`membership`]: add, promote and remove nodes with typed errors.
+//! - [`unsafe_modes`]: the chaos harness's test-only switches (cargo feature `unsafe-modes`).
 //!
 //! This crate knows nothing of user-facing HTTP, of clocks or of executors: time and ids arrive
 //! inside commands.
 
+pub mod address;
 pub mod codec;
 pub mod command;
 pub mod error;
@@ -25,6 +28,7 @@ pub mod spec;
 pub mod state;
 pub mod store;
 mod txn;
+pub mod unsafe_modes;
 
 pub use command::{Command, Rejection, Request, Response};
 pub use model::NodeInfo;

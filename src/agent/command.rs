@@ -49,6 +49,7 @@ pub async fn run(job: &CommandJob, timeout: Option<Duration>, mut stop: StopSign
     if let Some(dir) = &job.cwd {
         cmd.current_dir(dir);
     }
+    crate::fsperm::restore_umask_in_child(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => return Outcome::failed(spawn_error(job, &e)),

@@ -62,8 +62,12 @@ pub struct AgentConfig {
     pub cluster: Vec<String>,
     /// Where to listen; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// The base URL to register (default: `http://{bound address}`).
+    /// The base URL to register. Default: `http://{advertise_host}:{bound port}`, or
+    /// `http://{bound address}` without an `advertise_host`.
     pub advertise_url: Option<String>,
+    /// The host other machines reach this agent at, when `advertise_url` is unset (the embedded
+    /// agent passes its node's advertised API host). A wildcard `listen` needs one of the two.
+    pub advertise_host: Option<String>,
     /// Most concurrent runs; 0 = unlimited.
     pub capacity: u32,
     /// Sent with the registration; `capacity` is set from the field above.
@@ -79,6 +83,7 @@ impl AgentConfig {
             cluster,
             listen: DEFAULT_LISTEN.parse().expect("a valid default address"),
             advertise_url: None,
+            advertise_host: None,
             capacity: DEFAULT_CAPACITY,
             metadata: serde_json::Map::new(),
         }
@@ -122,9 +127,10 @@ impl Agent {
             .await
             .map_err(|source| AgentError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| AgentError::Bind { addr: config.listen, source })?;
-        let base_url = match &config.advertise_url {
-            Some(url) => normalize_url(url)?,
-            None => format!("http://{addr}"),
+        let base_url = match (&config.advertise_url, &config.advertise_host) {
+            (Some(url), _) => normalize_url(url)?,
+            (None, Some(host)) => format!("http://{host}:{}", addr.port()),
+            (None, None) => format!("http://{addr}"),
         };
         let instance_id = match config.instance_id.trim() {
             "" => format!("{}-{}-{}", config.name, hostname().unwrap_or_else(|| addr.ip().to_string()), addr.port()),
@@ -212,6 +218,14 @@ fn check(config: &AgentConfig) -> Result<Vec<String>, AgentError> {
     }
     if config.cluster.is_empty() {
         return Err(AgentError::Config("cluster must list at least one node API URL".into()));
+    }
+    if config.listen.ip().is_unspecified() && config.advertise_url.is_none() && config.advertise_host.is_none() {
+        return Err(AgentError::Config(format!(
+            "listen {} is a wildcard address that the cluster cannot connect to: set --advertise-url to the \
+             URL the cluster reaches this agent at, e.g. http://10.0.0.5:{}",
+            config.listen,
+            config.listen.port()
+        )));
     }
     config.cluster.iter().map(|u| normalize_url(u)).collect()
 }

@@ -11,7 +11,6 @@
 //! (`cronraft-chaos run --unsafe dispatch-before-commit --workload cron`). Ignored unless the
 //! variable names the mode; read once per process.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -20,11 +19,9 @@ use cronraft_raft::command::TaskFire;
 use cronraft_raft::state::StateView;
 
 /// Whether `CRONRAFT_UNSAFE` names `dispatch-before-commit`.
+/// Only in a build with the `unsafe-modes` feature ([`cronraft_raft::unsafe_modes`]).
 pub fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var("CRONRAFT_UNSAFE").is_ok_and(|v| v.split(',').any(|m| m.trim() == "dispatch-before-commit"))
-    })
+    cronraft_raft::unsafe_modes::enabled("dispatch-before-commit")
 }
 
 /// The made-up execution id of an optimistic dispatch (high bit set: never a real id).

@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use cronraft_raft::address::HostPort;
 use cronraft_raft::NodeInfo;
 use openraft::ServerState;
 
@@ -110,15 +111,20 @@ async fn digest(State(ctx): State<Ctx>) -> Result<Json<DigestView>, ApiError> {
     Ok(Json(DigestView { node_id: ctx.node_id, applied_index: applied.map(|l| l.index).unwrap_or(0), digest }))
 }
 
+/// A member's address: host:port with an IP or a host name (resolved by each peer at connect
+/// time), connectable (no wildcard, no port 0), at most [`ADDR_LEN_MAX`] bytes.
 fn check_addr(field: &str, addr: &str) -> Result<(), ApiError> {
-    let ok = addr.len() <= ADDR_LEN_MAX && addr.parse::<std::net::SocketAddr>().is_ok();
-    if ok {
-        return Ok(());
+    let parsed = (addr.len() <= ADDR_LEN_MAX).then(|| HostPort::parse(addr).ok()).flatten();
+    match parsed {
+        Some(hp) if !hp.is_wildcard() && hp.port != 0 => Ok(()),
+        _ => Err(ApiError::unprocessable(
+            "invalid_address",
+            format!(
+                "`{field}` must be host:port with an IP address or a host name that other nodes can connect to \
+                 (no 0.0.0.0, no port 0), got {addr:?}"
+            ),
+        )),
     }
-    Err(ApiError::unprocessable(
-        "invalid_address",
-        format!("`{field}` must be host:port with an IP address, got {addr:?}"),
-    ))
 }
 
 fn parse_id(raw: &str) -> Result<u64, ApiError> {

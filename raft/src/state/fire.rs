@@ -280,11 +280,7 @@ pub fn cancel_queued(ws: &mut WriteSet<'_>, at: At, task: u64) -> Result<(), Sto
 /// fires them again, giving a second execution for the same (task, slot). It exists only so the
 /// chaos harness can prove its one-execution-per-slot checker catches that
 /// (`cronraft-chaos run --unsafe ignore-watermark --nemesis kill --workload cron`).
-/// The variable is read once per process. Apply stays deterministic across replicas only if every
-/// node runs with the same value — the harness starts every node with the same environment.
+/// Only in a build with the `unsafe-modes` feature (see [`crate::unsafe_modes`]).
 fn unsafe_ignore_watermark() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        std::env::var("CRONRAFT_UNSAFE").is_ok_and(|v| v.split(',').any(|m| m.trim() == "ignore-watermark"))
-    })
+    crate::unsafe_modes::enabled("ignore-watermark")
 }
