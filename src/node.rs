@@ -103,8 +103,8 @@ impl Node {
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
         let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone())?);
         let servers = vec![
-            serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft"),
-            serve(http, cronraft_api::router(ctx), signal.clone(), "api"),
+            serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft", config.listeners.raft()),
+            serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api()),
         ];
 
         let scheduler = Scheduler {
@@ -184,6 +184,7 @@ async fn start_agent(config: &Config, info: &NodeInfo) -> Result<Agent, NodeErro
     agent.listen = config.agent_addr.parse().map_err(|_| {
         NodeError::Config(ConfigError::Invalid(format!("agent_addr {:?} is not an address", config.agent_addr)))
     })?;
+    agent.limits = config.listeners.agent();
     Agent::start(agent).await.map_err(|e| NodeError::Agent(e.to_string()))
 }
 

@@ -244,6 +244,18 @@ pub async fn read_body_capped(mut resp: reqwest::Response, bytes_max: usize) -> 
     Ok(buf.freeze())
 }
 
+/// Largest error answer read as text from a peer (an agent's view of a node's error answer).
+pub const ERROR_TEXT_BYTES_MAX: usize = 16 * 1024;
+
+/// The body of an error answer as text, for a log line or a message, at most `bytes_max` bytes
+/// read; a body over the cap or unreadable gives a note saying so instead.
+pub async fn read_text_capped(resp: reqwest::Response, bytes_max: usize) -> String {
+    match read_body_capped(resp, bytes_max).await {
+        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+        Err(e) => format!("({e})"),
+    }
+}
+
 /// An error with its causes: reqwest's own message rarely says what went wrong (a refused
 /// address, for one, is only in the chain).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
