@@ -210,6 +210,8 @@ async fn serve_connection(
     let mut draining = false;
     loop {
         tokio::select! {
+            // The connection first: the other two branches are rare events.
+            biased;
             done = conn.as_mut() => {
                 if let Err(e) = done {
                     tracing::debug!(server = shared.what, error = %e, "connection ended with an error");
