@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
+use cronraft_raft::outbound::AddressPolicy;
+use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::http_server::ListenerLimits;
 use cronraft_raft::address::HostPort;
 
 /// Everything a node needs to start.
@@ -37,6 +40,8 @@ pub struct Config {
     pub agent: AgentSettings,
     pub executors: ExecutorSettings,
     pub retention: Retention,
+    /// Limits of the API, Raft and agent listeners (`[listeners.api]`, ...).
+    pub listeners: Listeners,
 }
 
 /// The bundled agent that runs inside the node (`[agent]`).
@@ -74,6 +79,19 @@ pub struct ExecutorSettings {
     pub recovery_threshold: u32,
     /// How long `POST /execute` may take before the attempt counts as refused.
     pub dispatch_timeout_ms: u64,
+    /// If not empty, the leader calls executors (dispatch, stop, health) only at addresses in
+    /// these nets (`["10.0.0.0/8"]`). Checked on the address actually connected to, after DNS.
+    pub allow_cidrs: Vec<IpNet>,
+    /// The leader never calls executors at addresses in these nets, even allowed ones: e.g.
+    /// `["169.254.0.0/16"]` keeps registrations away from cloud metadata endpoints.
+    pub deny_cidrs: Vec<IpNet>,
+}
+
+impl ExecutorSettings {
+    /// The address policy the executor client enforces.
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy { allow: self.allow_cidrs.clone(), deny: self.deny_cidrs.clone() }
+    }
 }
 
 impl Default for ExecutorSettings {
@@ -84,7 +102,65 @@ impl Default for ExecutorSettings {
             failure_threshold: 3,
             recovery_threshold: 2,
             dispatch_timeout_ms: 5_000,
+            allow_cidrs: Vec::new(),
+            deny_cidrs: Vec::new(),
         }
+    }
+}
+
+/// `[listeners]`: per listener kind, the values that override its [`ListenerLimits`] defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Listeners {
+    pub api: ListenerOverrides,
+    pub raft: ListenerOverrides,
+    pub agent: ListenerOverrides,
+}
+
+/// Some of a listener's limits; a field left out keeps that listener kind's default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerOverrides {
+    pub header_read_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub connections_max: Option<u32>,
+    pub requests_inflight_max: Option<u32>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+impl ListenerOverrides {
+    /// `defaults` with these overrides applied.
+    pub fn over(&self, defaults: ListenerLimits) -> ListenerLimits {
+        ListenerLimits {
+            header_read_timeout_ms: self.header_read_timeout_ms.unwrap_or(defaults.header_read_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.unwrap_or(defaults.idle_timeout_ms),
+            connections_max: self.connections_max.unwrap_or(defaults.connections_max),
+            requests_inflight_max: self.requests_inflight_max.unwrap_or(defaults.requests_inflight_max),
+            request_timeout_ms: self.request_timeout_ms.unwrap_or(defaults.request_timeout_ms),
+        }
+    }
+}
+
+impl Listeners {
+    /// The REST API listener's limits.
+    pub fn api(&self) -> ListenerLimits {
+        self.api.over(ListenerLimits::API)
+    }
+    /// The Raft RPC listener's limits.
+    pub fn raft(&self) -> ListenerLimits {
+        self.raft.over(ListenerLimits::RAFT)
+    }
+    /// The embedded agent's listener's limits.
+    pub fn agent(&self) -> ListenerLimits {
+        self.agent.over(ListenerLimits::AGENT)
+    }
+
+    /// Explains the first listener whose limits cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, limits) in [("api", self.api()), ("raft", self.raft()), ("agent", self.agent())] {
+            limits.check().map_err(|e| ConfigError::Invalid(format!("listeners.{name}: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -156,6 +232,7 @@ impl Default for Config {
             agent: AgentSettings::default(),
             executors: ExecutorSettings::default(),
             retention: Retention::default(),
+            listeners: Listeners::default(),
         }
     }
 }
@@ -259,6 +336,7 @@ impl Config {
         if x.failure_threshold == 0 || x.recovery_threshold == 0 {
             return invalid("executors.failure_threshold and recovery_threshold must be at least 1".into());
         }
+        self.listeners.validate()?;
         let r = &self.retention;
         if r.max_age_days == 0 || r.per_task_max == 0 || r.interval_ms < 100 {
             return invalid(
@@ -436,6 +514,45 @@ mod tests {
         assert_eq!(c.agent.listen.as_deref(), Some("10.0.0.1:7390"));
         std::fs::write(&path, "[agent]\nport = 1\n").unwrap();
         assert!(Config::from_file(&path).is_err(), "unknown keys in [agent] are refused");
+    }
+
+    #[test]
+    fn listener_limits_override_field_by_field_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = "[listeners.api]\nrequests_inflight_max = 4\nheader_read_timeout_ms = 1000\n[listeners.raft]\nconnections_max = 9\n";
+        std::fs::write(&path, text).unwrap();
+        let c = Config::from_file(&path).unwrap();
+        c.validate().unwrap();
+        let api = c.listeners.api();
+        assert_eq!((api.requests_inflight_max, api.header_read_timeout_ms), (4, 1000));
+        assert_eq!(api.connections_max, ListenerLimits::API.connections_max, "left out: the api default");
+        assert_eq!(c.listeners.raft().connections_max, 9);
+        assert_eq!(c.listeners.raft().request_timeout_ms, ListenerLimits::RAFT.request_timeout_ms);
+        assert_eq!(c.listeners.agent(), ListenerLimits::AGENT);
+        let mut bad = Config::default();
+        bad.listeners.agent.idle_timeout_ms = Some(1);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("listeners.agent") && err.contains("idle_timeout_ms"), "{err}");
+        std::fs::write(&path, "[listeners.api]\nconnection_max = 1\n").unwrap();
+        assert!(Config::from_file(&path).is_err(), "a misspelt limit is refused");
+    }
+
+    #[test]
+    fn executor_cidrs_parse_and_become_the_address_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = "[executors]\nallow_cidrs = [\"10.0.0.0/8\"]\ndeny_cidrs = [\"169.254.0.0/16\", \"fd00::/8\"]\n";
+        std::fs::write(&path, text).unwrap();
+        let c = Config::from_file(&path).unwrap();
+        c.validate().unwrap();
+        let policy = c.executors.address_policy();
+        assert!(policy.check("10.1.1.1".parse().unwrap()).is_ok());
+        assert!(policy.check("169.254.169.254".parse().unwrap()).is_err());
+        assert!(Config::default().executors.address_policy().is_open(), "no lists: every address");
+        std::fs::write(&path, "[executors]\ndeny_cidrs = [\"169.254.0.0\"]\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("deny_cidrs") || err.contains("invalid IP"), "a CIDR needs its prefix: {err}");
     }
 
     #[test]

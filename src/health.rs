@@ -1,5 +1,6 @@
 //! The leader's health checker: asks every executor's `health_check_url` each interval and
-//! proposes only the transitions.
+//! proposes only the transitions. Its client comes from [`outbound::executors`]: no redirects,
+//! the `[executors]` address policy (a refused address is a failed check).
 //!
 //! An instance turns unhealthy after `failure_threshold` consecutive failed checks and healthy
 //! again after `recovery_threshold` consecutive successes. The streaks live in memory (they
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use cronraft_raft::command::{Command, HealthChange, Request};
 use cronraft_raft::model::Executor;
+use cronraft_raft::outbound::{self, error_chain, read_body_capped, ExecutorClient, EXECUTOR_BODY_BYTES_MAX};
 use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, Raft};
 use futures::future::join_all;
@@ -63,11 +65,8 @@ impl Streak {
 
 impl HealthChecker {
     pub async fn run(self, stop: watch::Receiver<bool>) {
-        let client = match reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_millis(self.settings.health_check_timeout_ms))
-            .build()
-        {
+        let timeout = Duration::from_millis(self.settings.health_check_timeout_ms);
+        let client = match outbound::executors(self.settings.address_policy(), timeout, 1) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "health checker cannot build its HTTP client");
@@ -78,7 +77,7 @@ impl HealthChecker {
         run_while_leader(raft, node_id, stop, "health", |term| self.clone().lead(term, client.clone())).await;
     }
 
-    async fn lead(self, term: u64, client: reqwest::Client) {
+    async fn lead(self, term: u64, client: ExecutorClient) {
         let mut streaks: HashMap<u64, Streak> = HashMap::new();
         let interval = Duration::from_millis(self.settings.health_check_interval_ms);
         let mut tick = tokio::time::interval(interval);
@@ -109,7 +108,7 @@ impl HealthChecker {
     /// Checks every instance once (bounded concurrency) and returns the transitions.
     async fn check_round(
         &self,
-        client: &reqwest::Client,
+        client: &ExecutorClient,
         executors: &[Executor],
         streaks: &mut HashMap<u64, Streak>,
     ) -> Vec<HealthChange> {
@@ -135,10 +134,26 @@ impl HealthChecker {
     }
 }
 
-async fn check(client: &reqwest::Client, url: &str) -> bool {
-    match client.get(url).send().await {
-        Ok(resp) => resp.status().is_success(),
-        Err(_) => false,
+/// One check: a 2xx within the timeout, without following a redirect, at an allowed address.
+async fn check(client: &ExecutorClient, url: &str) -> bool {
+    let target = match client.target(url) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(%url, error = %e, "health check not sent");
+            return false;
+        }
+    };
+    match client.client.get(target).send().await {
+        Ok(resp) => {
+            let ok = resp.status().is_success();
+            // Read (capped) so the connection goes back to the pool.
+            let _ = read_body_capped(resp, EXECUTOR_BODY_BYTES_MAX).await;
+            ok
+        }
+        Err(e) => {
+            tracing::debug!(%url, error = %error_chain(&e), "health check failed");
+            false
+        }
     }
 }
 

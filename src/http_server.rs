@@ -1,33 +1,359 @@
-//! Serving an axum router on a bound listener until a stop signal: one function for the node's
-//! two listeners (REST and Raft RPC) and the agent's, so they shut down and set their sockets
-//! up the same way.
+//! The one place where every listener is built: the node's REST API and Raft RPC listeners and
+//! the agent's all go through [`serve`], so they share one hardening and one shutdown.
+//!
+//! A listener is a plain accept loop over hyper's HTTP/1 connection (what `axum::serve` does,
+//! plus limits it does not have), each bounded by its [`ListenerLimits`]:
+//!
+//! - **Connections**: at most `connections_max` at once. One more is accepted and closed at once,
+//!   never left queued in the kernel's backlog, so a flood cannot stall the accept loop.
+//! - **Header read**: hyper drops a connection whose request head is not complete within
+//!   `header_read_timeout_ms` of the connection becoming ready for it: a new connection that
+//!   never sends anything, a slow-loris head, and a kept-alive connection idle between requests.
+//! - **Stalls**: a connection that moves no byte either way for `idle_timeout_ms` is closed (a
+//!   client that stops reading its answer, or stops sending its body). Longer than the request
+//!   timeout, so a handler still working is never cut by it.
+//! - **Requests in flight**: at most `requests_inflight_max` handlers run at once per listener;
+//!   one more is answered at once with 503 `overloaded` (the API's JSON error), never queued.
+//! - **Request time**: a handler that has not answered within `request_timeout_ms` is dropped
+//!   and answered 503 `request_timeout`. Above every internal wait (forwarded writes give up at
+//!   12 s, membership changes at 10 s, reads at 3 s + 3 s), so it only cuts what is stuck.
+//!
+//! The limits cost no task hop and no allocation per request: the in-flight cap is a semaphore
+//! `try_acquire`, the timeout a timer inside the request's own future, and the stall watch a
+//! counter bumped on each read or write, looked at by one timer per connection.
+//!
+//! Accepted sockets get `TCP_NODELAY`: an answer goes out at once instead of waiting, when it is
+//! written in two parts, for the peer's delayed ACK. On the stop signal the loop stops accepting,
+//! every connection finishes its in-flight request and closes, and [`serve`]'s task ends when
+//! the last one has. TLS (next) wraps the accepted stream in [`serve_connection`], in one place.
 
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
+use cronraft_api::error::ApiError;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tower::Service as _;
 
-/// Serves `app` on `listener` until `signal` turns true; `what` names the server in its log.
-///
-/// Accepted connections get `TCP_NODELAY`: an answer goes out at once instead of waiting, when
-/// it is written in two parts, for the peer's delayed ACK.
+/// The limits of one listener. Each kind has its defaults ([`ListenerLimits::API`],
+/// [`ListenerLimits::RAFT`], [`ListenerLimits::AGENT`]); `[listeners.api|raft|agent]` in the
+/// config file overrides them field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// A request head (new connection or next request on a kept-alive one) must be complete
+    /// within this, or the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A connection moving no byte either way for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Most open connections; more are closed as soon as they are accepted.
+    pub connections_max: u32,
+    /// Most requests being handled at once; more get 503 `overloaded` at once.
+    pub requests_inflight_max: u32,
+    /// Longest a handler may take before it is dropped and 503 `request_timeout` is answered.
+    pub request_timeout_ms: u64,
+}
+
+impl ListenerLimits {
+    /// The REST API: clients, forwarded writes from other nodes, agents' reports.
+    pub const API: ListenerLimits = ListenerLimits {
+        header_read_timeout_ms: 10_000,
+        idle_timeout_ms: 60_000,
+        connections_max: 2_048,
+        requests_inflight_max: 1_024,
+        request_timeout_ms: 30_000,
+    };
+    /// Raft RPC: a few connections per peer; a snapshot install may take long to apply.
+    pub const RAFT: ListenerLimits = ListenerLimits {
+        header_read_timeout_ms: 10_000,
+        idle_timeout_ms: 120_000,
+        connections_max: 256,
+        requests_inflight_max: 256,
+        request_timeout_ms: 60_000,
+    };
+    /// An agent: the leader keeps up to 512 `/execute` calls in flight to one executor.
+    pub const AGENT: ListenerLimits = ListenerLimits {
+        header_read_timeout_ms: 10_000,
+        idle_timeout_ms: 60_000,
+        connections_max: 1_024,
+        requests_inflight_max: 1_024,
+        request_timeout_ms: 30_000,
+    };
+
+    /// Explains the first value that cannot work.
+    pub fn check(&self) -> Result<(), String> {
+        let l = self;
+        if l.header_read_timeout_ms == 0 || l.request_timeout_ms == 0 || l.connections_max == 0 {
+            return Err("header_read_timeout_ms, request_timeout_ms and connections_max must be above 0".into());
+        }
+        if l.requests_inflight_max == 0 || l.requests_inflight_max as usize > Semaphore::MAX_PERMITS {
+            return Err("requests_inflight_max must be at least 1".into());
+        }
+        // The stall watch must never cut a handler still within its time, nor a connection
+        // hyper is still giving its header time.
+        if l.idle_timeout_ms <= l.request_timeout_ms || l.idle_timeout_ms <= l.header_read_timeout_ms {
+            return Err(format!(
+                "idle_timeout_ms ({}) must be greater than request_timeout_ms ({}) and header_read_timeout_ms ({})",
+                l.idle_timeout_ms, l.request_timeout_ms, l.header_read_timeout_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What every connection of one listener shares.
+struct Shared {
+    what: &'static str,
+    limits: ListenerLimits,
+    http: http1::Builder,
+    /// One permit per request being handled.
+    inflight: Arc<Semaphore>,
+    /// When a refusal was last logged (ms since the Unix epoch): at most one line per 10 s.
+    warned_ms: AtomicI64,
+}
+
+impl Shared {
+    /// Logs a refusal, at most once per 10 s per listener (a flood must not flood the log).
+    fn warn_refused(&self, reason: &'static str) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let last = self.warned_ms.load(Ordering::Relaxed);
+        if now - last >= 10_000
+            && self.warned_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(server = self.what, reason, limits = ?self.limits, "refusing work beyond the listener's limits");
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `signal` turns true; `what` names the server
+/// in its log. The task ends once every connection has drained.
 pub fn serve(
     listener: TcpListener,
     app: axum::Router,
-    mut signal: watch::Receiver<bool>,
+    signal: watch::Receiver<bool>,
     what: &'static str,
+    limits: ListenerLimits,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let stop = async move {
-            let _ = signal.wait_for(|stop| *stop).await;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms));
+    let inflight = Arc::new(Semaphore::new(limits.requests_inflight_max as usize));
+    let shared = Arc::new(Shared { what, limits, http, inflight, warned_ms: AtomicI64::new(0) });
+    tokio::spawn(accept_loop(listener, app, signal, shared))
+}
+
+async fn accept_loop(listener: TcpListener, app: axum::Router, mut signal: watch::Receiver<bool>, shared: Arc<Shared>) {
+    let connections_max = shared.limits.connections_max;
+    let connections = Arc::new(Semaphore::new(connections_max as usize));
+    loop {
+        let tcp = tokio::select! {
+            _ = stopped(&mut signal) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of descriptors, most likely: give closing connections a moment.
+                    tracing::warn!(server = shared.what, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-            }
-        });
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-            tracing::error!(error = %e, server = what, "http server failed");
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            shared.warn_refused("connections_max");
+            drop(tcp);
+            continue;
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
         }
-    })
+        let service = Guarded { app: app.clone(), shared: shared.clone() };
+        tokio::spawn(serve_connection(tcp, service, signal.clone(), permit));
+    }
+    drop(listener);
+    // Every connection holds a permit until it has closed.
+    let _ = connections.acquire_many(connections_max).await;
+}
+
+/// Resolves once the stop signal is true (or its sender is gone).
+async fn stopped(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
+}
+
+/// One connection, from the accepted socket to its close. `_permit` counts it against
+/// `connections_max` until it ends.
+async fn serve_connection(
+    tcp: TcpStream,
+    service: Guarded,
+    mut signal: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let shared = service.shared.clone();
+    let progress = Arc::new(AtomicU64::new(0));
+    // TLS: the acceptor's handshake goes here, over the watched stream.
+    let io = TokioIo::new(Watched { inner: tcp, progress: progress.clone() });
+    let conn = shared.http.serve_connection(io, service);
+    tokio::pin!(conn);
+    let half_idle = Duration::from_millis(shared.limits.idle_timeout_ms / 2).max(Duration::from_millis(1));
+    let mut watch = tokio::time::interval_at(tokio::time::Instant::now() + half_idle, half_idle);
+    let (mut seen, mut quiet) = (0, 0);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            // The connection first: the other two branches are rare events.
+            biased;
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(server = shared.what, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = stopped(&mut signal), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = watch.tick() => {
+                let now = progress.load(Ordering::Relaxed);
+                quiet = if now == seen { quiet + 1 } else { 0 };
+                seen = now;
+                // Two quiet ticks: nothing moved for at least `idle_timeout_ms`.
+                if quiet >= 2 {
+                    tracing::debug!(server = shared.what, "closing a stalled connection");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The app behind the in-flight cap and the request timeout.
+#[derive(Clone)]
+struct Guarded {
+    app: axum::Router,
+    shared: Arc<Shared>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for Guarded {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = GuardedFuture;
+
+    fn call(&self, req: hyper::Request<Incoming>) -> GuardedFuture {
+        let Ok(permit) = self.shared.inflight.clone().try_acquire_owned() else {
+            self.shared.warn_refused("requests_inflight_max");
+            return GuardedFuture::Rejected { response: Some(ApiError::overloaded().into_response()) };
+        };
+        let limit_ms = self.shared.limits.request_timeout_ms;
+        // `Router` is always ready; cloning it is one reference count, as in `axum::serve`.
+        let handler = self.app.clone().call(req.map(axum::body::Body::new));
+        let handler = tokio::time::timeout(Duration::from_millis(limit_ms), handler);
+        GuardedFuture::Running { handler, _permit: permit, limit_ms }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer: at once when over the cap, else the handler's within the timeout.
+    #[project = GuardedProj]
+    enum GuardedFuture {
+        Rejected { response: Option<Response> },
+        Running {
+            #[pin]
+            handler: tokio::time::Timeout<RouteFuture<Infallible>>,
+            // Released when hyper drops this future, once the handler has answered.
+            _permit: OwnedSemaphorePermit,
+            limit_ms: u64,
+        },
+    }
+}
+
+impl Future for GuardedFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GuardedProj::Rejected { response } => Poll::Ready(Ok(response.take().expect("polled after completion"))),
+            GuardedProj::Running { handler, limit_ms, .. } => match ready!(handler.poll(cx)) {
+                Ok(answer) => Poll::Ready(answer),
+                Err(_elapsed) => Poll::Ready(Ok(ApiError::request_timeout(*limit_ms).into_response())),
+            },
+        }
+    }
+}
+
+/// A stream that counts the reads and writes that moved bytes, for the stall watch.
+struct Watched<S> {
+    inner: S,
+    progress: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
+        if buf.filled().len() > before {
+            self.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        Poll::Ready(res)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let res = ready!(Pin::new(&mut self.inner).poll_write(cx, buf));
+        if matches!(res, Ok(n) if n > 0) {
+            self.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        Poll::Ready(res)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs));
+        if matches!(res, Ok(n) if n > 0) {
+            self.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        Poll::Ready(res)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_limits_are_explained() {
+        for l in [ListenerLimits::API, ListenerLimits::RAFT, ListenerLimits::AGENT] {
+            l.check().unwrap();
+            assert!(l.request_timeout_ms >= 30_000, "above every internal wait");
+        }
+        let idle_short = ListenerLimits { idle_timeout_ms: 5_000, ..ListenerLimits::API };
+        assert!(idle_short.check().unwrap_err().contains("idle_timeout_ms"));
+        let no_requests = ListenerLimits { requests_inflight_max: 0, ..ListenerLimits::API };
+        assert!(no_requests.check().unwrap_err().contains("requests_inflight_max"));
+    }
 }

@@ -108,8 +108,8 @@ impl Node {
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
         let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone())?);
         let servers = vec![
-            serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft"),
-            serve(http, cronraft_api::router(ctx), signal.clone(), "api"),
+            serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft", config.listeners.raft()),
+            serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api()),
         ];
 
         let scheduler = Scheduler {
@@ -197,6 +197,7 @@ async fn start_agent(config: &Config, info: &NodeInfo, http_bound: SocketAddr) -
     };
     agent.advertise_url = config.agent.advertise_url.clone();
     agent.advertise_host = Some(HostPort::parse(&info.http_addr).map(|hp| hp.host).map_err(invalid)?);
+    agent.limits = config.listeners.agent();
     Agent::start(agent).await.map_err(|e| NodeError::Agent(e.to_string()))
 }
 

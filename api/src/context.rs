@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cronraft_raft::membership::MembershipAdmin;
+use cronraft_raft::outbound::read_body_capped;
 use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, NodeInfo, Raft, Request, Response};
 use openraft::error::{CheckIsLeaderError, RaftError};
@@ -16,6 +17,10 @@ use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
 use crate::scheduler_metrics::SchedulerMetrics;
 
+/// Largest body read from a peer's answer to an internal request (read index, a node's view of
+/// itself); those answers are a few hundred bytes.
+pub const PEER_ANSWER_BYTES_MAX: usize = 64 * 1024;
+
 /// How long a linearizable read waits for leadership confirmation and local apply.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -26,7 +31,8 @@ pub struct ApiContext {
     pub sm: StateMachineStore,
     pub membership: MembershipAdmin,
     /// Client for forwarding writes and read-index requests to the leader's API, and for
-    /// gathering `/cluster` views. Its own pool, separate from Raft RPC (openraft#1716).
+    /// gathering `/cluster` views, built by [`cronraft_raft::outbound::peers`]. Its own pool,
+    /// separate from Raft RPC (openraft#1716).
     pub peers: reqwest::Client,
     pub metrics: HttpMetrics,
     /// Filled by the scheduler while this node leads.
@@ -62,11 +68,7 @@ impl ApiContext {
         sm: StateMachineStore,
         scheduler: Arc<SchedulerMetrics>,
     ) -> Result<Self, reqwest::Error> {
-        let peers = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_millis(500))
-            .build()?;
+        let peers = cronraft_raft::outbound::peers().map_err(|e| e.source)?;
         let membership = MembershipAdmin::new(raft.clone());
         let batcher = Batcher::start(raft.clone());
         Ok(ApiContext { node_id, raft, sm, membership, peers, metrics: HttpMetrics::default(), scheduler, batcher })
@@ -136,7 +138,10 @@ impl ApiContext {
         if !resp.status().is_success() {
             return Err(ApiError::unavailable("no_leader", format!("leader refused read index: {}", resp.status())));
         }
-        let ri: ReadIndex = resp.json().await.map_err(|e| ApiError::internal(e.to_string()))?;
+        let body = read_body_capped(resp, PEER_ANSWER_BYTES_MAX)
+            .await
+            .map_err(|e| ApiError::unavailable("leader_unreachable", format!("leader's read index: {e}")))?;
+        let ri: ReadIndex = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(ri.index)
     }
 

@@ -53,6 +53,20 @@ impl ApiError {
     pub fn not_leader() -> Self {
         ApiError { retry_elsewhere: Some(false), ..Self::unavailable("not_leader", "this node is not the leader") }
     }
+    /// The listener already serves as many requests as its `requests_inflight_max` allows; this
+    /// one was not started, so it is safe to retry.
+    pub fn overloaded() -> Self {
+        Self::unavailable("overloaded", "too many requests in flight on this node; nothing was done, retry shortly")
+    }
+    /// The request ran longer than the listener's `request_timeout_ms` and was abandoned. The limit
+    /// is above every internal wait, so this is rare; a write may still take effect.
+    pub fn request_timeout(limit_ms: u64) -> Self {
+        let message = format!(
+            "the request did not finish within the server's limit of {limit_ms} ms; a write may still take \
+             effect: retry with the same Idempotency-Key"
+        );
+        Self::unavailable("request_timeout", message)
+    }
     /// Leadership was lost while the write was pending: it may or may not take effect.
     pub fn leadership_lost() -> Self {
         let e = Self::unavailable("leadership_lost", "leadership changed while the write was pending");

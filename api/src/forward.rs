@@ -18,6 +18,8 @@ use axum::http::{request::Parts, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use cronraft_raft::outbound::{read_body_capped, BodyError};
+
 use crate::context::Ctx;
 use crate::error::{ApiError, RETRY_HEADER};
 use crate::extract::BODY_BYTES_MAX;
@@ -30,6 +32,9 @@ const FORWARD_DEADLINE: Duration = Duration::from_secs(12);
 const ATTEMPT_MIN: Duration = Duration::from_secs(1);
 /// Marks a request that was already proxied once; a non-leader receiving it does not proxy again.
 const FORWARDED_HEADER: &str = "x-cronraft-forwarded";
+/// Largest relayed answer of the leader. Answers to writes are one task, execution or executor
+/// (a few KiB at most); the cap only bounds what a misbehaving peer can make this node buffer.
+pub const LEADER_ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Longest accepted `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
 
@@ -97,7 +102,7 @@ async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key:
                     Some(v) => maybe_proposed |= v.as_bytes() == b"proposed",
                 },
                 // Refused before anything was sent: no effect.
-                Err(e) if e.is_connect() => {}
+                Err(ProxyError::Send(e)) if e.is_connect() => {}
                 Err(_) => maybe_proposed = true,
             }
         } else {
@@ -120,14 +125,24 @@ async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key:
     }
 }
 
-/// Sends the request to the leader's API and relays its answer.
+/// Why a proxied attempt gave no answer to relay.
+#[derive(Debug, thiserror::Error)]
+enum ProxyError {
+    #[error("{0}")]
+    Send(#[from] reqwest::Error),
+    /// The leader answered, but its body could not be read within [`LEADER_ANSWER_BYTES_MAX`].
+    #[error("{0}")]
+    Body(#[from] BodyError),
+}
+
+/// Sends the request to the leader's API and relays its answer (its body read with a cap).
 async fn proxy(
     ctx: &Ctx,
     leader_http: &str,
     parts: &Parts,
     bytes: Bytes,
     timeout: Duration,
-) -> Result<Response, reqwest::Error> {
+) -> Result<Response, ProxyError> {
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut out = ctx.peers.request(method, format!("http://{leader_http}{path}")).timeout(timeout);
@@ -140,7 +155,7 @@ async fn proxy(
     let resp = out.header(FORWARDED_HEADER, "1").body(bytes.to_vec()).send().await?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.bytes().await?;
+    let body = read_body_capped(resp, LEADER_ANSWER_BYTES_MAX).await?;
     let mut relayed = Response::new(Body::from(body));
     *relayed.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     for (name, value) in headers.iter() {

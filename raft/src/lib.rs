@@ -10,6 +10,7 @@
 //! - [`schedule`]: the cron dialect and time-zone rules, shared by apply, the scheduler and the API.
 //! - [`store`]: the sled log store and state machine, with fsync-backed durability and snapshots.
 //! - [`network`]: Raft RPC over HTTP (client and server side).
+//! - [`outbound`]: every outbound HTTP client (peers, executors, agents) and capped body reads.
 //! - [`membership`]: add, promote and remove nodes with typed errors.
 //! - [`unsafe_modes`]: the chaos harness's test-only switches (cargo feature `unsafe-modes`).
 //!
@@ -23,6 +24,7 @@ pub mod error;
 pub mod membership;
 pub mod model;
 pub mod network;
+pub mod outbound;
 pub mod schedule;
 pub mod spec;
 pub mod state;

@@ -36,7 +36,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::http_server::serve;
+use cronraft_raft::outbound;
+
+use crate::http_server::{serve, ListenerLimits};
 use register::Registration;
 use report::Reporter;
 use runs::Runs;
@@ -72,6 +74,8 @@ pub struct AgentConfig {
     pub capacity: u32,
     /// Sent with the registration; `capacity` is set from the field above.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The listener's limits (default [`ListenerLimits::AGENT`]).
+    pub limits: ListenerLimits,
 }
 
 impl AgentConfig {
@@ -86,6 +90,7 @@ impl AgentConfig {
             advertise_host: None,
             capacity: DEFAULT_CAPACITY,
             metadata: serde_json::Map::new(),
+            limits: ListenerLimits::AGENT,
         }
     }
 }
@@ -98,8 +103,8 @@ pub enum AgentError {
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("http client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Http(#[from] outbound::BuildError),
 }
 
 /// A running agent. Dropping it without [`Agent::shutdown`] stops its server and background
@@ -137,18 +142,14 @@ impl Agent {
             id => id.to_string(),
         };
 
-        let cluster_client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(2))
-            .build()?;
-        let jobs_client = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
+        let cluster_client = outbound::agent_cluster()?;
+        let jobs_client = outbound::agent_jobs()?;
         let reporter = Arc::new(Reporter::new(cluster_client.clone()));
         let shared = Arc::new(Shared { runs: Runs::new(config.capacity), reporter: reporter.clone(), jobs_client });
 
         let (stop, signal) = watch::channel(false);
         let (stop_reports, reports_signal) = watch::channel(false);
-        let server = serve(listener, server::router(shared.clone()), signal.clone(), "agent");
+        let server = serve(listener, server::router(shared.clone()), signal.clone(), "agent", config.limits);
         let reporter = tokio::spawn(reporter.run(reports_signal));
 
         let body = register_request(&config, &instance_id, &base_url);
@@ -272,17 +273,7 @@ fn hostname() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// An error with its causes: reqwest's own message rarely says what went wrong.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
+pub(crate) use outbound::error_chain;
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,8 @@ use std::time::Duration;
 use cronraft_api::protocol::RegisterRequest;
 use tokio::sync::watch;
 
+use cronraft_raft::outbound::{read_text_capped, ERROR_TEXT_BYTES_MAX};
+
 use super::error_chain;
 
 /// How often a registered agent registers again.
@@ -41,7 +43,7 @@ impl Registration {
                 Ok(resp) if resp.status().is_success() => return Ok(node.clone()),
                 Ok(resp) => {
                     let status = resp.status();
-                    last = format!("{url}: HTTP {status}: {}", resp.text().await.unwrap_or_default());
+                    last = format!("{url}: HTTP {status}: {}", read_text_capped(resp, ERROR_TEXT_BYTES_MAX).await);
                 }
                 Err(e) => last = format!("{url}: {}", error_chain(&e)),
             }

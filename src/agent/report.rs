@@ -22,6 +22,8 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use cronraft_raft::outbound::{read_text_capped, ERROR_TEXT_BYTES_MAX};
+
 use super::error_chain;
 
 /// Most reports waiting for delivery; beyond it the oldest is dropped (with an error log).
@@ -178,7 +180,7 @@ impl Reporter {
         if status.is_success() {
             return Try::Delivered;
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = read_text_capped(resp, ERROR_TEXT_BYTES_MAX).await;
         if is_moot(status) {
             Try::Moot(status, text)
         } else {

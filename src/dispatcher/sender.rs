@@ -1,9 +1,10 @@
 //! The dispatcher's HTTP side: `POST /execute` and `POST /stop` to executors.
 //!
-//! One pooled client (no proxy, small connect timeout) serves every executor. A send reports
-//! only what the leader must act on: nothing for a 2xx, `Unreachable` when no connection could
-//! be made (the instance is ejected), `Refused` for any other failure (an error status, a reply
-//! slower than `dispatch_timeout_ms`). A refused attempt may still run on the executor; the
+//! One pooled client from [`outbound::executors`] serves every executor: no proxy, no redirects,
+//! the `[executors]` address policy. A send reports only what the leader must act on: nothing
+//! for a 2xx, `Unreachable` when no connection could be made or the address is refused (the
+//! instance is ejected), `Refused` for any other failure (an error status, a reply slower than
+//! `dispatch_timeout_ms`). Answers' bodies are read with a cap and never recorded. A refused attempt may still run on the executor; the
 //! retry it leads to is a new attempt, which is what at-least-once means.
 
 use std::time::Duration;
@@ -13,62 +14,82 @@ use cronraft_api::protocol::{ExecuteRequest, StopRequest};
 use cronraft_raft::command::{AttemptEnd, AttemptEndKind};
 use cronraft_raft::model::{Execution, Task};
 
+use cronraft_raft::outbound::{self, error_chain, read_body_capped, ExecutorClient, EXECUTOR_BODY_BYTES_MAX};
+
 use super::book::{Running, StopOrder};
 use crate::config::ExecutorSettings;
 
 pub struct Sender {
-    client: reqwest::Client,
+    client: ExecutorClient,
 }
 
 impl Sender {
-    pub fn new(settings: &ExecutorSettings) -> Result<Sender, reqwest::Error> {
+    pub fn new(settings: &ExecutorSettings) -> Result<Sender, outbound::BuildError> {
         let timeout = Duration::from_millis(settings.dispatch_timeout_ms);
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(timeout.min(Duration::from_secs(2)))
-            .timeout(timeout)
-            // As many idle connections as sends in flight: a burst above the pool size would open
-            // (and then close) a connection per send.
-            .pool_max_idle_per_host(super::SENDS_INFLIGHT_MAX)
-            .build()?;
+        // As many idle connections as sends in flight: a burst above the pool size would open
+        // (and then close) a connection per send.
+        let client = outbound::executors(settings.address_policy(), timeout, super::SENDS_INFLIGHT_MAX)?;
         Ok(Sender { client })
     }
 
-    /// Sends one attempt; returns the failure to propose, if any.
+    /// Sends one attempt; returns the failure to propose, if any. The error text recorded is
+    /// ours (status code and reason, or why no connection was made), never the executor's body.
     pub async fn execute(&self, running: &Running, request: ExecuteRequest, term: u64) -> Option<AttemptEnd> {
         let url = format!("{}/execute", running.base_url.trim_end_matches('/'));
         let (id, attempt) = (request.execution_id, request.attempt);
         let end = |kind, error: String| Some(AttemptEnd { execution_id: id, attempt, kind, error });
-        match self.client.post(&url).json(&request).send().await {
+        let target = match self.client.target(&url) {
+            Ok(t) => t,
+            Err(e) => return end(AttemptEndKind::Unreachable, format!("not calling {url}: {e}")),
+        };
+        match self.client.client.post(target).json(&request).send().await {
             Ok(resp) if resp.status().is_success() => {
+                // Read (capped) so the connection goes back to the pool.
+                let _ = read_body_capped(resp, EXECUTOR_BODY_BYTES_MAX).await;
                 tracing::debug!(execution = id, attempt, term, %url, "dispatched");
                 None
             }
             Ok(resp) => {
-                let status = resp.status();
-                let body = resp.text().await.unwrap_or_default();
-                let body: String = body.chars().take(512).collect();
-                end(AttemptEndKind::Refused, format!("{url} answered {status}: {body}"))
+                let answer = status_line(resp.status());
+                let _ = read_body_capped(resp, EXECUTOR_BODY_BYTES_MAX).await;
+                end(AttemptEndKind::Refused, format!("executor answered {answer}"))
             }
-            Err(e) if e.is_connect() => end(AttemptEndKind::Unreachable, format!("cannot connect to {url}: {e}")),
-            Err(e) if e.is_timeout() => end(AttemptEndKind::Refused, format!("{url} did not answer in time: {e}")),
-            Err(e) => end(AttemptEndKind::Refused, format!("sending to {url} failed: {e}")),
+            Err(e) if e.is_connect() => {
+                end(AttemptEndKind::Unreachable, format!("cannot connect to {url}: {}", error_chain(&e)))
+            }
+            Err(e) if e.is_timeout() => end(AttemptEndKind::Refused, format!("{url} did not answer in time")),
+            Err(e) => end(AttemptEndKind::Refused, format!("sending to {url} failed: {}", error_chain(&e))),
         }
     }
 
     /// Tells an executor to stop a run; failures are logged (the run's record already ended).
     pub async fn stop(&self, order: &StopOrder) {
         let url = format!("{}/stop", order.base_url.trim_end_matches('/'));
+        let target = match self.client.target(&url) {
+            Ok(t) => t,
+            Err(e) => return tracing::warn!(execution = order.execution_id, error = %e, "stop not sent"),
+        };
         let body =
             StopRequest { execution_id: order.execution_id, attempt: order.attempt, reason: order.reason.into() };
-        match self.client.post(&url).json(&body).send().await {
+        match self.client.client.post(target).json(&body).send().await {
             Ok(resp) if resp.status().is_success() => {
+                let _ = read_body_capped(resp, EXECUTOR_BODY_BYTES_MAX).await;
                 tracing::debug!(execution = order.execution_id, reason = order.reason, "stop sent")
             }
             Ok(resp) => tracing::warn!(execution = order.execution_id, status = %resp.status(), %url, "stop refused"),
-            Err(e) => tracing::warn!(execution = order.execution_id, error = %e, %url, "stop not delivered"),
+            Err(e) => {
+                tracing::warn!(execution = order.execution_id, error = %error_chain(&e), %url, "stop not delivered")
+            }
         }
+    }
+}
+
+/// `HTTP 500 Internal Server Error`: the status and its standard reason, nothing the executor
+/// chose to say (its body could carry anything, secrets included, into the API).
+pub fn status_line(status: reqwest::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
     }
 }
 
@@ -96,4 +117,15 @@ pub fn execute_request(e: &Execution, task: &Task, attempt: u32, callback_urls: 
         callback_urls: callback_urls.to_vec(),
         callback_token: a.callback_token.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_are_recorded_as_status_and_reason_only() {
+        assert_eq!(status_line(reqwest::StatusCode::INTERNAL_SERVER_ERROR), "HTTP 500 Internal Server Error");
+        assert_eq!(status_line(reqwest::StatusCode::from_u16(599).unwrap()), "HTTP 599");
+    }
 }
