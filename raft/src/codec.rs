@@ -37,9 +37,19 @@
 //! ([`CodecError::TooLarge`]) without decoding.
 //!
 //! The limit only affects decoding: the bytes written are the same as without it.
+//!
+//! # Nesting
+//!
+//! A claim limit does not bound recursion. `Command::Batch` holds `Request`s, which hold
+//! `Command`s (and `Response::Batch` holds `Response`s), so a few bytes per level could nest a
+//! batch a million deep and overflow the decoding thread's stack, which aborts the process. Those
+//! fields decode through [`nesting_bounded`], which refuses more than [`NESTING_MAX`] levels on
+//! one thread. No proposer nests a batch at all (`apply` treats a nested one as empty).
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use std::cell::Cell;
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The one bincode configuration used everywhere (disk and wire must agree). Decoding adds a
 /// limit ([`decode`]), which does not change the format.
@@ -109,6 +119,40 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 fn decode_limited<T: DeserializeOwned, const N: usize>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, _read) = bincode::serde::decode_from_slice(bytes, config().with_limit::<N>())?;
     Ok(value)
+}
+
+/// The deepest nesting of recursive values ([`nesting_bounded`]) a decode accepts.
+pub const NESTING_MAX: usize = 16;
+
+thread_local! {
+    /// How many [`nesting_bounded`] values the decode on this thread is inside.
+    static NESTING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Leaves one level of nesting when dropped (also when the inner decode fails).
+struct Level;
+
+impl Drop for Level {
+    fn drop(&mut self) {
+        NESTING.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
+/// A serde `deserialize_with` for a field through which a type recurses: decodes it normally,
+/// unless this thread is already [`NESTING_MAX`] such fields deep (see the module docs). The
+/// encoding is unchanged.
+pub fn nesting_bounded<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let depth = NESTING.with(|n| n.get());
+    if depth >= NESTING_MAX {
+        return Err(D::Error::custom(format!("values nested deeper than {NESTING_MAX} levels")));
+    }
+    NESTING.with(|n| n.set(depth + 1));
+    let _level = Level;
+    T::deserialize(deserializer)
 }
 
 /// A big-endian key for `n`: byte order equals numeric order.
@@ -185,6 +229,22 @@ mod tests {
         assert_eq!(decode::<Vec<u128>>(&encode(&values).unwrap()).unwrap(), values);
         let small: Vec<u128> = vec![0; 3];
         assert_eq!(decode::<Vec<u128>>(&encode(&small).unwrap()).unwrap(), small);
+    }
+
+    #[test]
+    fn a_batch_nested_a_hundred_thousand_deep_is_refused_without_overflowing_the_stack() {
+        use crate::command::{Command, Request};
+        let leaf = Request { request_id: String::new(), now_ms: 0, command: Command::Batch(vec![]) };
+        let enc = encode(&leaf).unwrap();
+        assert_eq!(enc.last(), Some(&0), "an empty batch ends with its length, 0");
+        // One level: the same request whose batch holds one request (length 1).
+        let level = [&enc[..enc.len() - 1], &[1u8][..]].concat();
+        let nested = |depth: usize| [level.repeat(depth), enc.clone()].concat();
+        assert!(decode::<Request>(&nested(100_000)).is_err());
+        assert!(decode::<Request>(&nested(NESTING_MAX - 1)).is_ok(), "shallow nesting still decodes");
+        assert!(decode::<Request>(&nested(NESTING_MAX)).is_err());
+        // The counter is back at zero: a plain batch still decodes on this thread.
+        assert!(decode::<Request>(&nested(1)).is_ok());
     }
 
     #[test]
