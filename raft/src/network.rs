@@ -217,8 +217,8 @@ struct RpcState {
 }
 
 /// The server side: `POST /raft/{append,vote,snapshot}` on the raft listener, with the limits in
-/// the module docs. Must be called inside a tokio runtime only when a snapshot arrives (its
-/// watchdog is a task).
+/// the module docs. A snapshot receive starts its watchdog with `tokio::spawn`, so the router is
+/// served inside a tokio runtime (as axum always is).
 pub fn router(raft: Raft) -> Router {
     let limits = BodyLimits::from_config(raft.config());
     let snapshots = SnapshotReceiver::new(snapshot::stall_after(raft.config()));

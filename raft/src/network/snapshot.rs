@@ -192,10 +192,8 @@ mod tests {
 
     #[test]
     fn the_stall_is_at_least_30_s_and_follows_a_longer_chunk_timeout() {
-        let mut c = openraft::Config::default();
-        c.install_snapshot_timeout = 200;
-        assert_eq!(stall_after(&c), Duration::from_secs(30));
-        c.install_snapshot_timeout = 20_000;
-        assert_eq!(stall_after(&c), Duration::from_secs(60));
+        let with = |ms| openraft::Config { install_snapshot_timeout: ms, ..Default::default() };
+        assert_eq!(stall_after(&with(200)), Duration::from_secs(30));
+        assert_eq!(stall_after(&with(20_000)), Duration::from_secs(60));
     }
 }
