@@ -25,7 +25,8 @@ use tokio::net::TcpStream;
 
 /// Small API limits so a test can reach each of them: a 1.5 s header timeout, 16 connections,
 /// 2 requests in flight, 3 s per request. No embedded agent.
-const SMALL_LIMITS: &str = "[agent]\nenabled = false\n[listeners.api]\nheader_read_timeout_ms = 1500\nconnections_max = 16\n\
+const SMALL_LIMITS: &str =
+    "[agent]\nenabled = false\n[listeners.api]\nheader_read_timeout_ms = 1500\nconnections_max = 16\n\
      requests_inflight_max = 2\nrequest_timeout_ms = 3000\nidle_timeout_ms = 6000\n";
 
 /// A client that keeps no idle connection, so it never holds one of the node's connection slots.
@@ -210,7 +211,8 @@ async fn first_attempt_error(url: &str, id: u64) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn executor_redirects_are_not_followed_and_error_bodies_are_not_recorded() {
-    let config = "[agent]\nenabled = false\n[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n";
+    let config =
+        "[agent]\nenabled = false\n[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n";
     let c = Cluster::start(1, config).await;
     let url = c.nodes[&1].url();
 
@@ -271,7 +273,8 @@ async fn executor_redirects_are_not_followed_and_error_bodies_are_not_recorded()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn denied_executor_addresses_are_refused_with_a_reason_naming_the_setting() {
-    let config = "[agent]\nenabled = false\n[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n\
+    let config =
+        "[agent]\nenabled = false\n[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n\
                   deny_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n";
     let c = Cluster::start(1, config).await;
     let url = c.nodes[&1].url();

@@ -56,7 +56,7 @@ pub enum Command {
     },
     /// Several client requests in one entry (group commit: one fsync per node for all of them).
     /// Each keeps its own request id and gets its own response, in order.
-    Batch(Vec<Request>),
+    Batch(#[serde(deserialize_with = "crate::codec::nesting_bounded")] Vec<Request>),
     /// Upsert an instance by `instance_id`; optionally upsert tasks by name and bind them to it.
     RegisterExecutor {
         spec: ExecutorSpec,
@@ -271,7 +271,7 @@ pub enum Response {
     Fired(FireOutcome),
     Execution(Execution),
     /// The responses of a [`Command::Batch`], in order.
-    Batch(Vec<Response>),
+    Batch(#[serde(deserialize_with = "crate::codec::nesting_bounded")] Vec<Response>),
     Executor(Executor),
     /// A registration: the instance and the ids of the tasks it upserted and bound.
     Registered {

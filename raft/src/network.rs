@@ -5,10 +5,19 @@
 //! One pooled `reqwest::Client` serves every peer: openraft asks the factory for a new client per
 //! replication stream, vote round and linearizable-read heartbeat, so creating one must be cheap.
 //! Per-RPC timeouts come from openraft (`RPCOption::hard_ttl`), which sizes them from the config.
+//!
+//! Bad bytes are bounded at both ends (issue 15): every body is decoded with a claim limit from
+//! its length ([`codec::decode`]); each endpoint has its own body limit ([`BodyLimits`]); at most
+//! [`RPCS_CONCURRENT_MAX`] RPCs are handled at once and the next one is answered 503 at once; a
+//! snapshot is received in order, capped and dropped when it stalls ([`snapshot`]); and a peer's
+//! answer is read up to [`RESPONSE_BYTES_MAX`] only.
 
-use std::time::Duration;
+pub mod snapshot;
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,13 +32,53 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use self::snapshot::{Rejected, SnapshotReceiver};
 use crate::codec;
 use crate::model::NodeInfo;
 use crate::{NodeId, Raft, TypeConfig};
 
-/// Largest Raft RPC body accepted: a snapshot chunk or an append batch plus framing.
-pub const RPC_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// The largest append body accepted, whatever the config says (see [`BodyLimits`]).
+pub const APPEND_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// The largest log entry we expect on the wire: sled keeps every value below about 2 MiB
+/// (`docs/internals/storage.md`, "Segment size"). Sizes the append limit from the config.
+pub const ENTRY_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// The largest vote body: a vote and a log id are a few dozen bytes.
+pub const VOTE_BODY_BYTES_MAX: usize = 4 * 1024;
+/// Room for a snapshot chunk's framing: the vote, offset and the meta with its membership.
+pub const SNAPSHOT_FRAMING_BYTES: usize = 64 * 1024;
+/// Raft RPCs handled at once by one node; the next is answered 503 at once instead of queueing.
+/// A healthy cluster has a handful in flight (one replication stream per peer, a vote round).
+pub const RPCS_CONCURRENT_MAX: usize = 64;
+/// The largest answer read from a peer: answers are a vote, a log id or an error, well under
+/// this; a longer one is cut off and counts as a network error.
+pub const RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 const OCTET_STREAM: &str = "application/octet-stream";
+
+/// Per-endpoint body limits of the Raft listener, from openraft's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// `max_payload_entries` entries of up to [`ENTRY_BYTES_MAX`], at most
+    /// [`APPEND_BODY_BYTES_MAX`] (openraft batches by count, not bytes; a batch of ordinary
+    /// entries is far below the cap).
+    pub append: usize,
+    /// [`VOTE_BODY_BYTES_MAX`].
+    pub vote: usize,
+    /// `snapshot_max_chunk_size` plus [`SNAPSHOT_FRAMING_BYTES`].
+    pub snapshot: usize,
+}
+
+impl BodyLimits {
+    /// The limits for a node running with `config`.
+    pub fn from_config(config: &openraft::Config) -> Self {
+        let entries = usize::try_from(config.max_payload_entries).unwrap_or(usize::MAX);
+        let chunk = usize::try_from(config.snapshot_max_chunk_size).unwrap_or(usize::MAX);
+        BodyLimits {
+            append: entries.saturating_mul(ENTRY_BYTES_MAX).clamp(VOTE_BODY_BYTES_MAX, APPEND_BODY_BYTES_MAX),
+            vote: VOTE_BODY_BYTES_MAX,
+            snapshot: chunk.saturating_add(SNAPSHOT_FRAMING_BYTES),
+        }
+    }
+}
 
 /// The client side: hands openraft one [`PeerClient`] per target, all sharing one pool.
 #[derive(Clone)]
@@ -39,12 +88,7 @@ pub struct HttpNetwork {
 
 impl HttpNetwork {
     pub fn new() -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_millis(500))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+        let client = crate::outbound::raft_peers().map_err(|e| e.source)?;
         Ok(HttpNetwork { client })
     }
 }
@@ -95,10 +139,41 @@ impl PeerClient {
             let msg = format!("raft rpc {path} to node {}: HTTP {}", self.target, resp.status());
             return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(msg))));
         }
-        let bytes = resp.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let bytes =
+            read_capped(resp, RESPONSE_BYTES_MAX).await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let result: Result<Resp, E> = codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
+}
+
+/// A peer's answer was longer than the cap, or its body failed midway.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The body went past `max` bytes; reading stopped there.
+    #[error("answer longer than {max} bytes")]
+    TooLong {
+        /// The cap.
+        max: usize,
+    },
+    /// The connection failed while the body was read.
+    #[error("read the answer: {0}")]
+    Body(#[from] reqwest::Error),
+}
+
+/// Reads a response body chunk by chunk, stopping as soon as it passes `max` bytes (a declared
+/// longer length is refused before reading).
+pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(ReadError::TooLong { max });
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > max {
+            return Err(ReadError::TooLong { max });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
@@ -128,14 +203,33 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
-/// The server side: `POST /raft/{append,vote,snapshot}` on the raft listener.
+/// What the Raft handlers share.
+#[derive(Clone)]
+struct RpcState {
+    raft: Raft,
+    snapshots: Arc<SnapshotReceiver>,
+}
+
+/// The server side: `POST /raft/{append,vote,snapshot}` on the raft listener, with the limits in
+/// the module docs. A snapshot receive starts its watchdog with `tokio::spawn`, so the router is
+/// served inside a tokio runtime (as axum always is).
 pub fn router(raft: Raft) -> Router {
+    let limits = BodyLimits::from_config(raft.config());
+    let snapshots = SnapshotReceiver::new(snapshot::stall_after(raft.config()));
+    // Load shedding in front of the concurrency limit: a request beyond the limit fails at once
+    // (`Overloaded`) instead of waiting for a slot, and becomes a 503 here.
+    let shed = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|e: tower::BoxError| async move {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("raft listener busy ({RPCS_CONCURRENT_MAX} RPCs in flight): {e}"))
+        }))
+        .load_shed()
+        .concurrency_limit(RPCS_CONCURRENT_MAX);
     Router::new()
-        .route("/raft/append", post(append))
-        .route("/raft/vote", post(vote))
-        .route("/raft/snapshot", post(snapshot))
-        .layer(DefaultBodyLimit::max(RPC_BODY_BYTES_MAX))
-        .with_state(raft)
+        .route("/raft/append", post(append).layer(DefaultBodyLimit::max(limits.append)))
+        .route("/raft/vote", post(vote).layer(DefaultBodyLimit::max(limits.vote)))
+        .route("/raft/snapshot", post(snapshot).layer(DefaultBodyLimit::max(limits.snapshot)))
+        .layer(shed)
+        .with_state(RpcState { raft, snapshots })
 }
 
 fn reply<T: Serialize>(value: &T) -> Response {
@@ -149,23 +243,33 @@ fn bad_body(e: codec::CodecError) -> Response {
     (StatusCode::BAD_REQUEST, format!("undecodable raft rpc body: {e}")).into_response()
 }
 
-async fn append(State(raft): State<Raft>, body: Bytes) -> Response {
+async fn append(State(rpc): State<RpcState>, body: Bytes) -> Response {
     match codec::decode::<AppendEntriesRequest<TypeConfig>>(&body) {
-        Ok(req) => reply(&raft.append_entries(req).await),
+        Ok(req) => {
+            drop(body);
+            reply(&rpc.raft.append_entries(req).await)
+        }
         Err(e) => bad_body(e),
     }
 }
 
-async fn vote(State(raft): State<Raft>, body: Bytes) -> Response {
+async fn vote(State(rpc): State<RpcState>, body: Bytes) -> Response {
     match codec::decode::<VoteRequest<NodeId>>(&body) {
-        Ok(req) => reply(&raft.vote(req).await),
+        Ok(req) => reply(&rpc.raft.vote(req).await),
         Err(e) => bad_body(e),
     }
 }
 
-async fn snapshot(State(raft): State<Raft>, body: Bytes) -> Response {
-    match codec::decode::<InstallSnapshotRequest<TypeConfig>>(&body) {
-        Ok(req) => reply(&raft.install_snapshot(req).await),
-        Err(e) => bad_body(e),
+async fn snapshot(State(rpc): State<RpcState>, body: Bytes) -> Response {
+    let req = match codec::decode::<InstallSnapshotRequest<TypeConfig>>(&body) {
+        Ok(req) => req,
+        Err(e) => return bad_body(e),
+    };
+    // The chunk's data is a copy now; the body need not wait for the install.
+    drop(body);
+    match rpc.snapshots.receive(&rpc.raft, req).await {
+        Ok(resp) => reply(&Ok::<_, RaftError<NodeId, InstallSnapshotError>>(resp)),
+        Err(Rejected::Raft(e)) => reply(&Err::<InstallSnapshotResponse<NodeId>, _>(e)),
+        Err(e @ Rejected::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
     }
 }

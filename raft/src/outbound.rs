@@ -4,7 +4,7 @@
 //! nowhere else (and TLS, next, is added here once):
 //!
 //! - [`peers`]: node to node (write forwarding, read index, `/cluster` views; the Raft network
-//!   will move here too). No proxy, no redirects, a short connect timeout.
+//!   has its own pool, [`raft_peers`]). No proxy, no redirects, a short connect timeout.
 //! - [`executors`]: the leader's calls to executor URLs (`/execute`, `/stop`, health checks).
 //!   Those URLs come from registrations, so they are untrusted: no proxy, **no redirects** (a
 //!   redirect could point the leader anywhere), and an [`AddressPolicy`] checked on the address
@@ -63,6 +63,18 @@ pub fn peers() -> Result<reqwest::Client, BuildError> {
         .connect_timeout(PEER_CONNECT_TIMEOUT)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT);
     build("peers", b)
+}
+
+/// Raft RPC to the other nodes (`raft/src/network.rs`): the same settings as [`peers`], in a pool
+/// of its own so heartbeats never queue behind forwarded client requests (openraft#1716).
+pub fn raft_peers() -> Result<reqwest::Client, BuildError> {
+    let b = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .redirect(Policy::none())
+        .connect_timeout(PEER_CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+    build("raft peers", b)
 }
 
 /// An agent's client for the node APIs (registration, reports).

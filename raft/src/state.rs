@@ -534,18 +534,47 @@ impl StateView {
         Ok(out)
     }
 
-    /// A digest of every replicated key and value. Replicas that applied the same log index
-    /// must produce the same digest; the caller holds the apply gate so nothing moves meanwhile.
+    /// A digest of every replicated key and value, read from the live tree. Replicas that applied
+    /// the same log index produce the same digest if nothing applies meanwhile; the node's
+    /// `/cluster/digest` uses `StateMachineStore::digest`, which gives this value at a fixed point
+    /// while applies go on.
     pub fn digest(&self) -> Result<String, StoreError> {
-        let mut hasher = blake3::Hasher::new();
+        let mut digest = StateDigest::new();
         for kv in self.tree.iter() {
             let (k, v) = kv?;
-            hasher.update(&(k.len() as u64).to_be_bytes());
-            hasher.update(&k);
-            hasher.update(&(v.len() as u64).to_be_bytes());
-            hasher.update(&v);
+            digest.add(&k, &v);
         }
-        Ok(hasher.finalize().to_hex().to_string())
+        Ok(digest.finish())
+    }
+}
+
+/// The state digest: blake3 over every key and value in key order, each prefixed by its length
+/// (so no two states share a byte stream). The one definition of the digest's bytes.
+pub struct StateDigest(blake3::Hasher);
+
+impl StateDigest {
+    /// An empty digest.
+    pub fn new() -> Self {
+        StateDigest(blake3::Hasher::new())
+    }
+
+    /// Adds the next key (in key order) and its value.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        self.0.update(&(key.len() as u64).to_be_bytes());
+        self.0.update(key);
+        self.0.update(&(value.len() as u64).to_be_bytes());
+        self.0.update(value);
+    }
+
+    /// The digest in hex.
+    pub fn finish(&self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
+}
+
+impl Default for StateDigest {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -17,8 +17,14 @@
 //! `sm.<generation+1>`, which is synced, and only then does the generation pointer in
 //! `raft_meta` flip (one key, synced). A crash before the flip leaves the old state; the leftover
 //! tree is dropped on the next start.
+//!
+//! The digest (`/cluster/digest`) uses the same fixed point: it fixes one under the gate, then
+//! hashes the live tree on a thread of its own, putting pre-images in as it goes
+//! ([`SnapshotCopy::digest`]). Until issue 15 it held the apply gate for the whole scan, so a
+//! client calling it in a loop stalled every apply (and so every fire) for the length of a scan.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -36,7 +42,7 @@ use crate::codec;
 use crate::command::Response;
 use crate::error::{sm_err, StoreError};
 use crate::model::NodeInfo;
-use crate::state::{apply_entry, StateView};
+use crate::state::{apply_entry, StateDigest, StateView};
 use crate::txn::WriteSet;
 use crate::{NodeId, TypeConfig};
 
@@ -82,8 +88,13 @@ struct Inner {
     meta: sled::Tree,
     /// The active generation and its tree. Swapped (write lock) only by snapshot install.
     current: RwLock<(u64, sled::Tree)>,
-    /// Held by `apply`, snapshot copy/install and digest, so a digest sees one applied index.
+    /// Held by `apply` and snapshot install, and for a moment by whoever fixes a point (a
+    /// snapshot copy, a digest), so that a point is one applied index.
     apply_gate: Mutex<()>,
+    /// One digest at a time per node (the next waits): each one records pre-images and takes a
+    /// scan's worth of CPU, so a client calling in a loop from many connections cannot multiply
+    /// either.
+    digest_gate: Mutex<()>,
     durability: Arc<Durability>,
     /// Names each snapshot copy, as its key in `preimages`.
     copy_seq: AtomicU64,
@@ -125,6 +136,7 @@ impl StateMachineStore {
             meta,
             current: RwLock::new((generation, tree)),
             apply_gate: Mutex::new(()),
+            digest_gate: Mutex::new(()),
             durability,
             copy_seq: AtomicU64::new(0),
             applied_tx: tokio::sync::broadcast::channel(APPLIED_CHANNEL_LEN).0,
@@ -144,11 +156,26 @@ impl StateMachineStore {
         StateView::new(self.tree())
     }
 
-    /// The applied log index and a digest of the state at exactly that index.
+    /// The applied log index and a digest of the state at exactly that index (the same value as
+    /// [`StateView::digest`] of that state). Fixes the point under the apply gate, a moment, then
+    /// scans on a thread of its own at a lower CPU priority while applies go on (see the module
+    /// docs). One digest at a time per node: a second caller waits for the first. Blocks.
     pub fn digest(&self) -> Result<(Option<LogId<NodeId>>, String), StoreError> {
-        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
-        let view = self.view();
-        Ok((view.applied_state()?.0, view.digest()?))
+        let _one_at_a_time = self.inner.digest_gate.lock().unwrap_or_else(|p| p.into_inner());
+        let copy = self.start_copy()?;
+        let applied = copy.meta.last_log_id;
+        let scan = std::thread::Builder::new().name("digest".into()).spawn(move || {
+            lower_this_threads_priority();
+            copy.digest()
+        })?;
+        let digest = scan.join().map_err(|_| StoreError::Io(std::io::Error::other("the digest thread panicked")))??;
+        Ok((applied, digest))
+    }
+
+    /// How many fixed points (snapshot copies not yet run, digests in progress) are recording
+    /// pre-images: each costs one read per key an apply changes.
+    pub fn recording_points(&self) -> usize {
+        self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Makes every write so far durable (used at shutdown).
@@ -300,6 +327,16 @@ fn record_preimages<'k>(
     Ok(())
 }
 
+/// Adds, in key order, the keys between `from` and `to` that existed at the point and were
+/// deleted since (a pre-image with a value, absent from the live tree's scan).
+fn add_deleted(digest: &mut StateDigest, pre: &Preimages, from: Bound<&[u8]>, to: Bound<&[u8]>) {
+    for (k, v) in pre.range::<[u8], _>((from, to)) {
+        if let Some(v) = v {
+            digest.add(k, v);
+        }
+    }
+}
+
 /// Replaces the values of keys changed during a copy by their values when it began.
 fn merge_preimages(pairs: Pairs, pre: Preimages) -> Pairs {
     let mut out = Vec::with_capacity(pairs.len());
@@ -355,6 +392,58 @@ impl SnapshotCopy {
     pub(super) fn run(self) -> Result<Vec<u8>, StoreError> {
         let pairs = self.store.copy_pairs(&self)?;
         Ok(codec::encode(&SnapshotPayload::V1 { pairs })?)
+    }
+
+    /// The digest of the state at the point, streamed: the live tree in key order, where a key an
+    /// apply changed since the point counts with its pre-image instead, and a key deleted since
+    /// then is put back from its pre-image in order. Correct while applies go on because `apply`
+    /// records a key's pre-image *before* it writes the key (`write_batch`): a key read from the
+    /// tree that has no pre-image after the read was not written since the point, and a key the
+    /// scan did not see (deleted since) has its pre-image before the scan passes it.
+    fn digest(&self) -> Result<String, StoreError> {
+        let mut digest = StateDigest::new();
+        let mut last: Option<sled::IVec> = None;
+        let replaced = || StoreError::SnapshotReplaced;
+        for kv in self.tree.iter() {
+            let (k, v) = kv.map_err(|e| self.replaced_or(e.into()))?;
+            if last.as_ref().is_some_and(|l| *l >= k) {
+                return Err(StoreError::Io(std::io::Error::other("the state tree went backwards during a digest")));
+            }
+            let preimages = self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = preimages.get(&self.seq).ok_or_else(replaced)?;
+            add_deleted(
+                &mut digest,
+                mine,
+                last.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+                Bound::Excluded(&k),
+            );
+            match mine.get(k.as_ref()) {
+                Some(Some(before)) => digest.add(&k, before),
+                Some(None) => {} // created since the point
+                None => digest.add(&k, &v),
+            }
+            drop(preimages);
+            last = Some(k);
+        }
+        // Under the gate, as in `copy_pairs`: no install is half done.
+        let _gate = self.store.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+        if self.store.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 != self.generation {
+            return Err(replaced());
+        }
+        let preimages = self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
+        let mine = preimages.get(&self.seq).ok_or_else(replaced)?;
+        add_deleted(&mut digest, mine, last.as_deref().map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded);
+        Ok(digest.finish())
+    }
+
+    /// A failed tree read during a digest: the tree was dropped by an install, or sled failed.
+    fn replaced_or(&self, e: StoreError) -> StoreError {
+        let generation = self.store.inner.current.read().unwrap_or_else(|p| p.into_inner()).0;
+        if generation != self.generation {
+            StoreError::SnapshotReplaced
+        } else {
+            e
+        }
     }
 
     /// Runs the copy on a thread of its own at a lower CPU priority, not the blocking pool: a copy
