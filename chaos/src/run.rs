@@ -126,6 +126,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         unsafe_mode: cfg.unsafe_mode.clone(),
         config: NODE_CONFIG.into(),
         faketime,
+        agent: false,
     };
     let cluster = Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?;
     let nodes: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, cluster.url(id))).collect();
