@@ -67,6 +67,7 @@ async fn scenario() {
         assert!(cluster.nodes[&id].http.starts_with(&format!("{}:", net.ip(id))), "node {id} on its own host");
     }
     let all: Vec<u64> = (1..=HOSTS).collect();
+    let began = Instant::now();
 
     // Phase 2: each host's agent is registered at its own host's address, and healthy — the
     // leader reaches every host's agent (the bug: all but its own were unreachable loopbacks).
@@ -92,6 +93,7 @@ async fn scenario() {
     for (instance, base_url) in &ran {
         assert_eq!(Some(base_url), agents.get(instance), "{instance} ran where it registered");
     }
+    eprintln!("phase 3: {} runs on {:?}; {:?}", ran.len(), agents, began.elapsed());
 
     // Phase 4: kill -9 the leader (its agent dies with it). Runs go on, on the survivors' agents
     // only: the new leader reaches both, and the dead host's instance gets nothing.
@@ -101,14 +103,30 @@ async fn scenario() {
     let after_kill = wait_runs(&cluster, &survivors, "after the leader's kill", killed_at, &survivors, 5).await;
     let dead = instance(leader);
     assert!(after_kill.iter().all(|(i, _)| *i != dead), "a run on the killed host's agent: {after_kill:?}");
+    let ejected = wait_until("the new leader's health checks eject the dead agent", Duration::from_secs(10), || {
+        let (cluster, survivors, dead) = (&cluster, &survivors, &dead);
+        async move {
+            let list = executors(cluster, survivors).await?;
+            let shown = format!("{list:?}");
+            list.into_iter().find(|e| e.instance_id == *dead && !e.is_healthy).ok_or(shown)
+        }
+    })
+    .await;
+    eprintln!(
+        "phase 4: {} runs on the survivors; {} ejected; {:?}",
+        after_kill.len(),
+        ejected.base_url,
+        began.elapsed()
+    );
 
     // Phase 5: the killed host restarts on its old data directory and addresses, rejoins, its
     // agent registers again (a new port, the same host) and runs the task again.
     cluster.restart(leader).expect("restart the killed node");
     let restarted_at = Utc::now();
     cluster.wait_healthy(Duration::from_secs(30)).await.expect("the restarted node rejoins");
-    wait_agents(&cluster, &net, &all, &all).await;
+    let again = wait_agents(&cluster, &net, &all, &[leader]).await;
     wait_runs(&cluster, &all, "on the restarted host", restarted_at, &[leader], 1).await;
+    eprintln!("phase 5: {} back at {}; {:?}", instance(leader), again[&instance(leader)], began.elapsed());
 }
 
 fn instance(id: u64) -> String {
