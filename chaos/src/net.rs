@@ -95,6 +95,9 @@ fn sh(args: &[&str]) -> Result<(), NetError> {
 #[derive(Debug, Clone)]
 pub struct Net {
     n: u64,
+    /// Whether the nftables chains of partitions exist ([`Net::setup`]); without them
+    /// ([`Net::hosts`]) there is nothing to heal.
+    partitions: bool,
 }
 
 impl Net {
@@ -102,8 +105,9 @@ impl Net {
     /// chains partitions use. Must run inside the sandbox: it mounts a private `/run/netns` and
     /// changes this namespace's links.
     pub fn setup(n: u64) -> Result<Net, NetError> {
-        let net = Net::hosts(n)?;
+        let mut net = Net::hosts(n)?;
         net.add_partition_chains()?;
+        net.partitions = true;
         Ok(net)
     }
 
@@ -129,7 +133,7 @@ impl Net {
         sh(&["ip", "link", "add", "br0", "type", "bridge"])?;
         sh(&["ip", "addr", "add", "10.77.0.254/24", "dev", "br0"])?;
         sh(&["ip", "link", "set", "br0", "up"])?;
-        let net = Net { n };
+        let net = Net { n, partitions: false };
         for id in 1..=n {
             let ns = net.ns(id);
             let veth = format!("veth{id}");
@@ -251,8 +255,12 @@ impl Net {
         ])
     }
 
-    /// Removes every partition rule (the bridge's and every node's one-way rules).
+    /// Removes every partition rule (the bridge's and every node's one-way rules); nothing to do
+    /// on namespaces made without partition chains.
     pub fn heal(&self) -> Result<(), NetError> {
+        if !self.partitions {
+            return Ok(());
+        }
         let mut first_err = sh(&["nft", "flush", "chain", "bridge", "chaos", "grudge"]).err();
         for id in 1..=self.n {
             let ns = self.ns(id);
