@@ -10,7 +10,8 @@
 //! With [`NodeOptions::faketime`] every node runs under libfaketime with a per-node offset file
 //! ([`Cluster::set_clock`] changes it while the node runs: the clock nemesis); a node can also be
 //! wiped and started again as a fresh joiner on its old addresses ([`Cluster::rejoin_fresh`]:
-//! the membership nemesis).
+//! the membership nemesis). With [`NodeOptions::agent`] every node also runs its embedded agent on
+//! its own host, so tasks of group `local` run on the nodes' hosts themselves.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -74,6 +75,10 @@ pub struct NodeOptions {
     /// `libfaketime.so.1`: when set, every node runs under it with its own offset file (the
     /// clock nemesis). `None` = real clocks and no preload.
     pub faketime: Option<PathBuf>,
+    /// Run each node's embedded agent (group `local`, instance `local-nodeN`, listening on the
+    /// node's own host): the `cron-embedded` workload and the three-host test. `false` starts
+    /// nodes with `--no-agent`, so only the harness' recording executor runs anything.
+    pub agent: bool,
 }
 
 /// The nodes' log filter: `CRONRAFT_CHAOS_NODE_LOG` if set (e.g. `info,openraft=info` to see
@@ -150,7 +155,10 @@ impl Cluster {
             }
             None => Command::new(&self.opts.bin),
         };
-        cmd.args(["serve", "--node-id", &id.to_string(), "--http-addr", &http, "--raft-addr", &raft, "--no-agent"]);
+        cmd.args(["serve", "--node-id", &id.to_string(), "--http-addr", &http, "--raft-addr", &raft]);
+        if !self.opts.agent {
+            cmd.arg("--no-agent");
+        }
         cmd.arg("--data-dir").arg(dir.join("data")).arg("--config").arg(self.root.join("config.toml"));
         if let Some(j) = join {
             cmd.args(["--join", j]);

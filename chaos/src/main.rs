@@ -1,5 +1,6 @@
 //! `cronraft-chaos`: command-line entry of the Jepsen-style harness. Parses the run options, puts
-//! the harness in its self-cleaning network sandbox when a partition nemesis asks for one, runs,
+//! the harness in its self-cleaning network sandbox when a partition nemesis or the
+//! `cron-embedded` workload (a host per node) asks for one, runs,
 //! prints a summary, and exits 0 only when every checker passes (1 = a checker failed or could not
 //! decide, 2 = the run itself could not be carried out).
 
@@ -20,7 +21,8 @@ fn long_about() -> String {
     }
     s.push_str(
         "\nThe partition nemeses need root, nft, ip and unshare (the run re-executes itself in a\n\
-         sandbox); clock needs libfaketime; executor-* need the cron workload.\n",
+         sandbox); so does cron-embedded (without nft); clock needs libfaketime; executor-* need the\n\
+         cron workload.\n",
     );
     s.push_str("\nWorkloads (--workload, comma-separated):\n");
     for (name, help) in WORKLOADS {
@@ -56,7 +58,7 @@ enum Cmd {
         /// membership, executor-kill, executor-slow, executor-churn (empty = none; see above).
         #[arg(long, default_value = "", value_delimiter = ',')]
         nemesis: Vec<String>,
-        /// Comma-separated workloads: register, set, cron.
+        /// Comma-separated workloads: register, set, cron, cron-embedded.
         #[arg(long, default_value = "register", value_delimiter = ',')]
         workload: Vec<String>,
         /// Length of the main phase in seconds (the final heal and reads come after).
@@ -107,8 +109,13 @@ fn real_main() -> anyhow::Result<i32> {
                     None => bail!("unknown nemesis {n:?} (see --help)"),
                 }
             }
-            if nemeses.iter().any(|f| f.is_partition()) && !net::in_sandbox() {
-                net::partitions_supported().context("the partition nemesis is unsupported here")?;
+            let partitions = nemeses.iter().any(|f| f.is_partition());
+            let hosts = workload.iter().any(|w| w == "cron-embedded");
+            if (partitions || hosts) && !net::in_sandbox() {
+                match partitions {
+                    true => net::partitions_supported().context("the partition nemesis is unsupported here")?,
+                    false => net::sandbox_supported().context("cron-embedded (a host per node) is unsupported here")?,
+                }
                 let status = net::reexec_in_sandbox().context("starting the unshare sandbox")?;
                 return Ok(status.code().unwrap_or(2));
             }
@@ -138,7 +145,7 @@ fn real_main() -> anyhow::Result<i32> {
             if workload.iter().any(|w| w == "set") {
                 all.push(checker::set_full::check(&events));
             }
-            if workload.iter().any(|w| w == "cron") {
+            if workload.iter().any(|w| w == "cron" || w == "cron-embedded") {
                 all.extend(checker::schedule::check(&events));
             }
             all.push(checker::convergence::check(&events));

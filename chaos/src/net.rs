@@ -39,11 +39,21 @@ pub fn in_sandbox() -> bool {
 
 /// What partitions need: root, `unshare`, `ip`, `nft`. `Err` names what is missing.
 pub fn partitions_supported() -> Result<(), NetError> {
+    needs(&[("unshare", "--version"), ("ip", "-V"), ("nft", "--version")])
+}
+
+/// What the sandbox and its namespaces need without partitions ([`Net::hosts`]): root,
+/// `unshare`, `ip`. `Err` names what is missing.
+pub fn sandbox_supported() -> Result<(), NetError> {
+    needs(&[("unshare", "--version"), ("ip", "-V")])
+}
+
+fn needs(tools: &[(&str, &str)]) -> Result<(), NetError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(NetError::Unsupported("root (network namespaces)".into()));
     }
-    for (tool, arg) in [("unshare", "--version"), ("ip", "-V"), ("nft", "--version")] {
+    for &(tool, arg) in tools {
         let ok = Command::new(tool).arg(arg).output().map(|o| o.status.success()).unwrap_or(false);
         if !ok {
             let pkg = match tool {
@@ -85,12 +95,26 @@ fn sh(args: &[&str]) -> Result<(), NetError> {
 #[derive(Debug, Clone)]
 pub struct Net {
     n: u64,
+    /// Whether the nftables chains of partitions exist ([`Net::setup`]); without them
+    /// ([`Net::hosts`]) there is nothing to heal.
+    partitions: bool,
 }
 
 impl Net {
-    /// Creates the bridge (10.77.0.254) and `n` node namespaces (10.77.0.1..n). Must run inside
-    /// the sandbox: it mounts a private `/run/netns` and changes this namespace's links.
+    /// Creates the bridge (10.77.0.254), `n` node namespaces (10.77.0.1..n) and the nftables
+    /// chains partitions use. Must run inside the sandbox: it mounts a private `/run/netns` and
+    /// changes this namespace's links.
     pub fn setup(n: u64) -> Result<Net, NetError> {
+        let mut net = Net::hosts(n)?;
+        net.add_partition_chains()?;
+        net.partitions = true;
+        Ok(net)
+    }
+
+    /// The namespaces and the bridge only, no nftables: `n` "hosts" on one LAN, each with its own
+    /// address, for runs that need separate hosts but no partitions (the embedded agents'
+    /// three-host test, the `cron-embedded` workload). Needs root, `unshare` and `ip`, not `nft`.
+    pub fn hosts(n: u64) -> Result<Net, NetError> {
         if !in_sandbox() {
             return Err(NetError::Unsupported("the sandbox (run through `cronraft-chaos run`)".into()));
         }
@@ -109,7 +133,7 @@ impl Net {
         sh(&["ip", "link", "add", "br0", "type", "bridge"])?;
         sh(&["ip", "addr", "add", "10.77.0.254/24", "dev", "br0"])?;
         sh(&["ip", "link", "set", "br0", "up"])?;
-        let net = Net { n };
+        let net = Net { n, partitions: false };
         for id in 1..=n {
             let ns = net.ns(id);
             let veth = format!("veth{id}");
@@ -120,8 +144,13 @@ impl Net {
             sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"])?;
             sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         }
-        for id in 1..=n {
-            let ns = net.ns(id);
+        Ok(net)
+    }
+
+    /// The per-node one-way chains and the bridge's `grudge` chain that partitions add rules to.
+    fn add_partition_chains(&self) -> Result<(), NetError> {
+        for id in 1..=self.n {
+            let ns = self.ns(id);
             sh(&["ip", "netns", "exec", &ns, "nft", "add", "table", "inet", "chaos"])?;
             sh(&[
                 "ip",
@@ -159,7 +188,7 @@ impl Net {
             "grudge",
             "{ type filter hook forward priority 0; policy accept; }",
         ])?;
-        Ok(net)
+        Ok(())
     }
 
     pub fn ns(&self, id: u64) -> String {
@@ -226,8 +255,12 @@ impl Net {
         ])
     }
 
-    /// Removes every partition rule (the bridge's and every node's one-way rules).
+    /// Removes every partition rule (the bridge's and every node's one-way rules); nothing to do
+    /// on namespaces made without partition chains.
     pub fn heal(&self) -> Result<(), NetError> {
+        if !self.partitions {
+            return Ok(());
+        }
         let mut first_err = sh(&["nft", "flush", "chain", "bridge", "chaos", "grudge"]).err();
         for id in 1..=self.n {
             let ns = self.ns(id);

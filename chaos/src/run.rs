@@ -17,15 +17,20 @@ use crate::executor::Executor;
 use crate::history::{Kind, Process, Recorder};
 use crate::nemesis::{self, Fault};
 use crate::net::{Net, NetError};
+use crate::workload::cron::Runner;
 use crate::workload::{self, Ctx, Request};
 
 /// The workloads, with their `--help` descriptions.
-pub const WORKLOADS: [(&str, &str); 3] = [
+pub const WORKLOADS: [(&str, &str); 4] = [
     ("register", "per-task register: PUT description / linearizable GET on random nodes; WGL checker"),
     ("set", "create uniquely named tasks on random nodes; final list from every node; set-full checker"),
     (
         "cron",
         "1-2 s tasks (parallel, sequential, skip; one paused/resumed) run by a recording executor; schedule checkers",
+    ),
+    (
+        "cron-embedded",
+        "the cron tasks run by the nodes' embedded agents, one namespace (host) per node; evidence from the records",
     ),
 ];
 
@@ -109,6 +114,16 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
             "partition nemeses need the network sandbox (run them through `cronraft-chaos run`)".into(),
         ));
     }
+    let embedded = cfg.workloads.iter().any(|w| w == "cron-embedded");
+    if embedded && cfg.workloads.iter().any(|w| w == "cron") {
+        return Err(RunError::Invalid("cron and cron-embedded share task names: choose one".into()));
+    }
+    if embedded && !crate::net::in_sandbox() {
+        return Err(RunError::Invalid(
+            "cron-embedded runs each node on a host of its own: it needs the network sandbox (`cronraft-chaos run`)"
+                .into(),
+        ));
+    }
     let faketime = match cfg.nemeses.contains(&Fault::Clock) {
         true => Some(crate::cluster::find_libfaketime().ok_or_else(|| {
             RunError::Invalid("the clock nemesis needs libfaketime (Debian package libfaketime)".into())
@@ -120,12 +135,17 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     }
     let began = Instant::now();
     std::fs::create_dir_all(&cfg.out)?;
-    let net = if cfg.nemeses.iter().any(|f| f.is_partition()) { Some(Net::setup(cfg.nodes)?) } else { None };
+    let net = match (cfg.nemeses.iter().any(|f| f.is_partition()), embedded) {
+        (true, _) => Some(Net::setup(cfg.nodes)?),
+        (false, true) => Some(Net::hosts(cfg.nodes)?),
+        (false, false) => None,
+    };
     let opts = NodeOptions {
         bin: cfg.bin.clone(),
         unsafe_mode: cfg.unsafe_mode.clone(),
         config: NODE_CONFIG.into(),
         faketime,
+        agent: embedded,
     };
     let cluster = Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?;
     let nodes: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, cluster.url(id))).collect();
@@ -143,13 +163,19 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     let executor = match has("cron") {
         true => {
             let host = if cluster.lock().await.net().is_some() { crate::net::BRIDGE_IP } else { "127.0.0.1" };
-            let ex = Arc::new(Executor::start(host, workload::cron::RUN, rec.clone()).await?);
-            let registration = ex.registration(workload::cron::GROUP, &instance);
-            workload::cron::setup(&ctx, registration, Duration::from_secs(30)).await;
-            Some(ex)
+            Some(Arc::new(Executor::start(host, workload::cron::RUN, rec.clone()).await?))
         }
         false => None,
     };
+    // Who runs the cron tasks: the recording executor, or (cron-embedded) the nodes' agents.
+    let runner = match (&executor, embedded) {
+        (Some(ex), _) => Some(Runner::Recording(ex.registration(workload::cron::GROUP, &instance))),
+        (None, true) => Some(Runner::Embedded),
+        (None, false) => None,
+    };
+    if let Some(runner) = &runner {
+        workload::cron::setup(&ctx, runner.clone(), Duration::from_secs(30)).await;
+    }
     let executor_ids = executor.as_ref().map(|_| (workload::cron::GROUP.to_string(), instance.clone()));
     let start = Instant::now();
     let deadline = start + cfg.time_limit;
@@ -163,7 +189,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
             tasks.spawn(async move { workload::register::worker(&ctx, w, &keys, deadline).await });
         }
     }
-    if has("cron") {
+    if runner.is_some() {
         let ctx = ctx.clone();
         tasks.spawn(async move { workload::cron::worker(&ctx, start, deadline).await });
     }
@@ -186,7 +212,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
             rec.record(Process::nemesis(), Kind::End, "healthy", None, Value::Null, None, None);
         }
     }
-    if has("cron") {
+    if let Some(runner) = &runner {
         // Let the tasks run on the healed cluster (liveness), then pause them so it can converge.
         // A clock that ran ahead moved watermarks into the future: slots up to the latest time
         // any node's clock showed were fired early (or recorded missed), so the liveness window
@@ -195,12 +221,12 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         let now = crate::history::wall_ms();
         let extra = skew.latest(now).saturating_sub(now).max(0) as u64;
         tokio::time::sleep(CRON_AFTER_HEAL + Duration::from_millis(extra)).await;
-        workload::cron::wait_caught_up(&ctx, CRON_CATCH_UP).await;
+        workload::cron::wait_caught_up(&ctx, CRON_CATCH_UP, runner).await;
         rec.record(Process::Named("harness".into()), Kind::Ok, "cron_quiesce", None, Value::Null, None, None);
         workload::cron::quiesce(&ctx, Duration::from_secs(30)).await;
     }
     converge(&ctx, Duration::from_secs(30)).await;
-    if has("cron") {
+    if runner.is_some() {
         workload::cron::final_reads(&ctx, Duration::from_secs(30)).await;
     }
     if has("set") {
@@ -221,7 +247,7 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     if has("set") {
         checkers.push(checker::set_full::check(&events));
     }
-    if has("cron") {
+    if runner.is_some() {
         checkers.extend(checker::schedule::check(&events));
     }
     checkers.push(checker::convergence::check(&events));

@@ -46,6 +46,11 @@ const BATCH_SLOTS_MAX: usize = 2_000;
 const INFLIGHT_MAX: usize = 80;
 /// Longest sleep between ticks when nothing is due (the loop also wakes on every change).
 const IDLE_TICK: Duration = Duration::from_secs(1);
+/// When a term's loop ended `Lost` while this node still leads that term (its leadership could
+/// not be confirmed for a moment: a quorum member had just been restarted), how long before it
+/// tries again. Waiting for the next change of the server metrics instead waits for the term to
+/// end: the chaos smoke `tests/chaos_embedded_smoke.rs` saw a leader fire nothing for 35 s.
+const RELEAD_AFTER: Duration = Duration::from_millis(500);
 /// How long one fire entry may take to commit before the loop rebuilds from state. Generous: a
 /// deposed leader learns it at once (`ForwardToLeader`); what takes long is applying a large
 /// burst, and rebuilding then only adds work.
@@ -108,6 +113,7 @@ impl Scheduler {
             tokio::select! {
                 _ = stopped(&mut stop) => return,
                 changed = server.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(RELEAD_AFTER), if leading => {}
             }
         }
     }

@@ -2,7 +2,8 @@
 //! `cron_create` ops, with their misfire policy), the executor's deliveries and run ends, pause /
 //! resume operations, the final execution records (with status, reason, creation time and log
 //! index for the misfire checker), the final applied index, the heal / quiesce markers and any
-//! clock skew a nemesis applied.
+//! clock skew a nemesis applied. In a `cron-embedded` history, where no recording executor saw
+//! the runs, the deliveries and runs come from the final records' attempts instead.
 //!
 //! Kept apart from the checks so each check is a small function over plain data, and so the unit
 //! tests can build bad histories event by event.
@@ -79,6 +80,24 @@ pub struct Record {
     pub attempt_count: u64,
     /// `(attempt, term, log_index)` of the attempts kept (at most the latest 16).
     pub attempts: Vec<(u64, u64, u64)>,
+    /// Where and when those attempts ran, by the cluster's account (empty in histories recorded
+    /// before the harness kept it): the execution evidence of the `cron-embedded` workload.
+    pub runs: Vec<AttemptRun>,
+}
+
+/// One attempt of an execution record: the instance it went to, its status and its span
+/// (`dispatched_ms` stamped by the leader that dispatched it, `end_ms` by the executor's report
+/// or the leader's timeout, clamped by the node to `[dispatched_ms, now]`).
+#[derive(Debug, Clone)]
+pub struct AttemptRun {
+    pub attempt: u64,
+    /// Empty when no instance could be chosen (`no_healthy_executor`).
+    pub instance_id: String,
+    pub base_url: String,
+    /// `running`, `success`, `failed`, `timeout` or `cancelled`.
+    pub status: String,
+    pub dispatched_ms: i64,
+    pub end_ms: Option<i64>,
 }
 
 /// How a pause or resume ended.
@@ -120,6 +139,11 @@ pub struct CronHistory {
     /// One entry per clock nemesis fault (`start` events whose `f` names a clock or skew): the
     /// skew it applied (`value.skew_ms` or `value.offset_ms`), `None` when the event does not say.
     pub clock_skews: Vec<Option<i64>>,
+    /// `cron-embedded` runs: each node's embedded agent instance (`local-nodeN`) and the host
+    /// (IP) it must be reached on, from the workload's `cron_embedded` marker. When set, the
+    /// deliveries and runs are derived from the final records ([`super::embedded::derive`]),
+    /// because no recording executor saw them.
+    pub agents: Option<BTreeMap<String, String>>,
 }
 
 impl CronHistory {
@@ -182,6 +206,10 @@ pub fn extract(events: &[Event]) -> CronHistory {
             (Process::Named(p), Kind::Start, f) if p == "nemesis" && (f.contains("clock") || f.contains("skew")) => {
                 h.clock_skews.push(e.value["skew_ms"].as_i64().or(e.value["offset_ms"].as_i64()));
             }
+            (_, Kind::Ok, "cron_embedded") => {
+                let agents = e.value["agents"].as_object().into_iter().flatten();
+                h.agents = Some(agents.map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect());
+            }
             (_, _, "heal_all") => h.heal_wall = Some(e.wall_ms),
             (_, _, "healthy") => h.healthy_wall = Some(e.wall_ms),
             (_, _, "cron_quiesce") => h.quiesce_wall = h.quiesce_wall.or(Some(e.wall_ms)),
@@ -239,6 +267,9 @@ pub fn extract(events: &[Event]) -> CronHistory {
     if h.tasks.iter().all(|t| finals.contains_key(&t.name)) {
         h.records = Some(h.tasks.iter().map(|t| (t.id, finals.remove(&t.name).unwrap_or_default())).collect());
     }
+    if h.agents.is_some() {
+        super::embedded::derive(&mut h);
+    }
     h
 }
 
@@ -259,5 +290,18 @@ fn record(v: &Value) -> Record {
         slot_count: v["slot_count"].as_u64().unwrap_or(1).max(1),
         attempt_count: u(v, "attempt_count"),
         attempts,
+        runs: v["attempts"].as_array().map(|a| a.iter().map(attempt_run).collect()).unwrap_or_default(),
+    }
+}
+
+fn attempt_run(x: &Value) -> AttemptRun {
+    let text = |k: &str| x[k].as_str().unwrap_or("").to_string();
+    AttemptRun {
+        attempt: u(x, "attempt"),
+        instance_id: text("instance_id"),
+        base_url: text("base_url"),
+        status: text("status"),
+        dispatched_ms: x["dispatched_ms"].as_i64().unwrap_or(0),
+        end_ms: x["end_ms"].as_i64(),
     }
 }

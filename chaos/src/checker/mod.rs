@@ -7,6 +7,7 @@
 
 pub mod convergence;
 pub mod cron_model;
+pub mod embedded;
 pub mod linearizable;
 pub mod misfire;
 pub mod schedule;

@@ -1,7 +1,8 @@
 //! The schedule checkers of the `cron` workload, over the executor's deliveries and the final
 //! execution records (see [`super::cron_model`]). Each returns its own [`CheckResult`]:
 //!
-//! * `one_per_slot` — one execution id per (task, slot), among deliveries and among final records.
+//! * `one_per_slot` — one execution id per (task, slot), among deliveries and among final records,
+//!   and at most one successful attempt per slot.
 //! * `committed_delivery` — every delivery is backed by a committed record: its execution id is
 //!   in the final records with the same task and slot, the attempt's term and log index match the
 //!   record's attempt, and that log index is at most the cluster's final applied index.
@@ -15,6 +16,9 @@
 //!   slots by design; the paused task may legitimately miss slots.)
 //! * `misfire` — every slot of a task's active life has exactly one record, and late slots are
 //!   run or recorded `missed` exactly as the task's misfire policy says ([`super::misfire`]).
+//! * `embedded_agents` (`cron-embedded` only) — every node's agent ran attempts, each on its own
+//!   host's address ([`super::embedded`], which also explains where that workload's deliveries
+//!   and runs come from: the final records, as no recording executor saw them).
 //!
 //! Under the `clock` nemesis two expectations compare a node's clock with the harness' and are
 //! widened by the recorded skew ([`crate::skew`]), no more: the pause cut-off starts at the latest
@@ -43,7 +47,7 @@ pub const RESUME_STAMP_SPAN_MS: i64 = 10_000;
 pub fn check(events: &[Event]) -> Vec<CheckResult> {
     let h = extract(events);
     let skew = Skew::from_history(events);
-    vec![
+    let mut all = vec![
         one_per_slot(&h),
         committed_delivery(&h),
         pause_cutoff_skewed(&h, &skew),
@@ -51,7 +55,11 @@ pub fn check(events: &[Event]) -> Vec<CheckResult> {
         on_schedule(&h),
         liveness_skewed(&h, &skew),
         super::misfire::misfire(&h),
-    ]
+    ];
+    if h.agents.is_some() {
+        all.push(super::embedded::agents(&h));
+    }
+    all
 }
 
 pub(super) fn unknown(mut r: CheckResult, why: &str) -> CheckResult {
@@ -79,6 +87,7 @@ pub fn one_per_slot(h: &CronHistory) -> CheckResult {
     for ((task, slot), ids) in recorded.iter().filter(|(_, ids)| ids.len() > 1) {
         r.violation(format!("task {task} slot {slot}: {} execution records {ids:?}", ids.len()));
     }
+    super::embedded::once_per_slot(h, &mut r);
     r
 }
 

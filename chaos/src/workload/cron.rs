@@ -26,7 +26,10 @@
 //! and misfire policy), `cron_pause`, `cron_resume`, `cron_delete`; after the heal, [`quiesce`]
 //! pauses every live task (so the cluster can converge) and [`final_reads`] records every
 //! execution record (`cron_final`, with the status, reason, trigger, creation time and log index
-//! the misfire checker reads).
+//! the misfire checker reads, and each attempt's instance, status and span).
+//!
+//! The `cron-embedded` variant ([`Runner::Embedded`], [`super::cron_embedded`]) creates the same
+//! tasks in group `local`, run by the nodes' own embedded agents as `sleep` commands.
 
 use std::time::{Duration, Instant};
 
@@ -108,18 +111,22 @@ fn write<'a>(
     }
 }
 
-/// Registers the executor (`registration` is its register body) and creates the tasks, retrying each until `limit`.
-/// Returns the names of the tasks created.
-pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<String> {
+/// Who runs the workload's tasks.
+#[derive(Debug, Clone)]
+pub enum Runner {
+    /// The harness' recording executor, registered with this body in group [`GROUP`].
+    Recording(Value),
+    /// The nodes' embedded agents (group `local`): the `cron-embedded` workload.
+    Embedded,
+}
+
+/// Registers the executor (a [`Runner::Recording`]) or records the embedded agents' marker, and
+/// creates the tasks, retrying each until `limit`. Returns the names of the tasks created.
+pub async fn setup(ctx: &Ctx, runner: Runner, limit: Duration) -> Vec<String> {
     let deadline = Instant::now() + limit;
-    let pid = ctx.new_pid();
-    loop {
-        let path = "/api/v1/executors/register".to_string();
-        let req = write("cron_register", GROUP, Method::POST, path, Some(registration.clone()), None);
-        if ctx.op(pid, ctx.nodes[0].0, req, |_| Value::Null).await.kind == Kind::Ok || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    match &runner {
+        Runner::Recording(registration) => register(ctx, registration, deadline).await,
+        Runner::Embedded => super::cron_embedded::record_marker(ctx),
     }
     let mut created = Vec::new();
     for (suffix, cron, mode, role) in TASKS {
@@ -128,10 +135,14 @@ pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<Strin
         loop {
             let (policy, window) = misfire(suffix);
             let run_ms = if mode == "sequential" { SEQ_RUN_MS } else { RUN.as_millis() as u64 };
+            let (group, parameters) = match runner {
+                Runner::Recording(_) => (GROUP, json!({"run_ms": run_ms})),
+                Runner::Embedded => (super::cron_embedded::GROUP, super::cron_embedded::parameters(run_ms)),
+            };
             let body = json!({
                 "name": task, "cron_expression": cron, "execution_mode": mode, "timeout_seconds": 5,
-                "executor": GROUP, "max_retry": 3, "misfire_policy": policy, "catchup_window_seconds": window,
-                "parameters": {"run_ms": run_ms},
+                "executor": group, "max_retry": 3, "misfire_policy": policy, "catchup_window_seconds": window,
+                "parameters": parameters,
             });
             let idem = Some(format!("create-{task}"));
             let req = write("cron_create", &task, Method::POST, "/api/v1/tasks".into(), Some(body), idem);
@@ -151,6 +162,19 @@ pub async fn setup(ctx: &Ctx, registration: Value, limit: Duration) -> Vec<Strin
         }
     }
     created
+}
+
+/// Registers the recording executor, retrying until it is acknowledged or `deadline`.
+async fn register(ctx: &Ctx, registration: &Value, deadline: Instant) {
+    let pid = ctx.new_pid();
+    loop {
+        let path = "/api/v1/executors/register".to_string();
+        let req = write("cron_register", GROUP, Method::POST, path, Some(registration.clone()), None);
+        if ctx.op(pid, ctx.nodes[0].0, req, |_| Value::Null).await.kind == Kind::Ok || Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn pause_or_resume(ctx: &Ctx, pid: u64, node: u64, task: &str, pause: bool) -> Kind {
@@ -203,7 +227,7 @@ pub async fn worker(ctx: &Ctx, start: Instant, deadline: Instant) {
 /// would cancel the queued ones and the liveness checker would count them missing. Slots that
 /// were never fired (a leader missing after the heal) are not helped by waiting: they stay missing.
 /// Records how long it waited (`cron_caught_up`, `process: "harness"`).
-pub async fn wait_caught_up(ctx: &Ctx, limit: Duration) {
+pub async fn wait_caught_up(ctx: &Ctx, limit: Duration, runner: &Runner) {
     let began = Instant::now();
     let deadline = began + limit;
     let steady: Vec<(u64, i64)> = ctx
@@ -219,14 +243,18 @@ pub async fn wait_caught_up(ctx: &Ctx, limit: Duration) {
     loop {
         let events = ctx.rec.snapshot();
         let now = crate::history::wall_ms();
-        let behind = steady.iter().any(|(id, step)| {
-            let newest = events
-                .iter()
-                .filter(|e| e.f == "deliver" && e.value["task_id"].as_u64() == Some(*id))
-                .filter_map(|e| e.value["scheduled_ms"].as_i64())
-                .max();
-            newest.is_none_or(|slot| slot < now - step - RUN.as_millis() as i64)
-        });
+        let mut behind = false;
+        for (id, step) in &steady {
+            let newest = match runner {
+                Runner::Recording(_) => events
+                    .iter()
+                    .filter(|e| e.f == "deliver" && e.value["task_id"].as_u64() == Some(*id))
+                    .filter_map(|e| e.value["scheduled_ms"].as_i64())
+                    .max(),
+                Runner::Embedded => super::cron_embedded::newest_ran_slot(ctx, *id).await,
+            };
+            behind |= newest.is_none_or(|slot| slot < now - step - RUN.as_millis() as i64);
+        }
         if !behind || Instant::now() >= deadline {
             let value = json!({"waited_ms": began.elapsed().as_millis() as u64, "caught_up": !behind});
             let harness = crate::history::Process::Named("harness".into());
@@ -308,7 +336,13 @@ fn compact(e: &Value) -> Value {
     let attempts: Vec<Value> = e["attempts"]
         .as_array()
         .map(|a| {
-            a.iter().map(|x| json!({"attempt": x["attempt"], "term": x["term"], "log_index": x["log_index"]})).collect()
+            a.iter()
+                .map(|x| {
+                    json!({"attempt": x["attempt"], "term": x["term"], "log_index": x["log_index"],
+                        "instance_id": x["instance_id"], "base_url": x["base_url"], "status": x["status"],
+                        "dispatched_ms": ms(&x["dispatched_at"]), "end_ms": ms(&x["end_time"])})
+                })
+                .collect()
         })
         .unwrap_or_default();
     json!({

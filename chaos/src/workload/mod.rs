@@ -3,6 +3,7 @@
 //! under a fresh process id (its old operation may still take effect at any time).
 
 pub mod cron;
+pub mod cron_embedded;
 pub mod register;
 pub mod set;
 
