@@ -20,9 +20,9 @@ use cronraft_raft::{NodeId, Raft};
 use futures::future::join_all;
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::config::ExecutorSettings;
 use crate::leadership::run_while_leader;
-use crate::scheduler::now_ms;
 
 /// Most checks in flight at once (each is bounded by the check timeout).
 const CHECKS_INFLIGHT_MAX: usize = 256;

@@ -10,6 +10,7 @@
 //! - [`retention`]: the leader-only purge of old execution records.
 //! - [`http_server`]: serving a router until the stop signal (node and agent listeners).
 //! - [`leadership`]: running a service only while this node leads.
+//! - [`clock`]: the leader services' wall clock (`now_ms`) and entry seeds.
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
 //! - [`fsperm`]: the data directory `0700`, its files `0600`.
 //! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
@@ -21,6 +22,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod dispatcher;

@@ -15,9 +15,9 @@ use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, Raft, Response};
 use tokio::sync::watch;
 
+use crate::clock::now_ms;
 use crate::config::Retention;
 use crate::leadership::run_while_leader;
-use crate::scheduler::now_ms;
 
 /// Most tasks named in one order.
 const TASKS_PER_ORDER_MAX: usize = 1_000;

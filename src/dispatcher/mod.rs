@@ -29,9 +29,9 @@ use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, Raft, Response};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
+use crate::clock::{now_ms, seed};
 use crate::config::ExecutorSettings;
 use crate::leadership::run_while_leader;
-use crate::scheduler::{now_ms, seed};
 pub use book::{Book, Clock, Running, StopOrder};
 use sender::Sender;
 

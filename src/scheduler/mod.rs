@@ -35,6 +35,8 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 pub use timers::Timers;
 
+use crate::clock::{now_ms, seed};
+
 /// Most slots in one fire entry. An entry is applied as one atomic sled batch, and sled holds a
 /// process-wide write lock for a batch (every log append on the node waits for it): a fired and
 /// dispatched slot writes about six keys, so 2,000 slots hold it for about 100 ms here. With
@@ -329,19 +331,7 @@ fn collect(view: &StateView, timers: &mut Timers, now: i64) -> Vec<TaskFire> {
     fires
 }
 
-/// A fresh random seed for an entry that dispatches (fire entries and dispatch rounds): it drives
-/// the `random` balance strategy and the callback tokens, which must not be guessable.
-pub fn seed() -> u64 {
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    u64::from_be_bytes(bytes[..8].try_into().unwrap_or_default())
-}
-
 /// Resolves once `stop` turns true (holding no watch guard across awaits).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Wall-clock milliseconds: the leader's clock stamps fires.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

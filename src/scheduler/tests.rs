@@ -11,7 +11,8 @@ use cronraft_raft::model::{NodeInfo, TaskSpec};
 use cronraft_raft::network::HttpNetwork;
 use cronraft_raft::{store, Raft};
 
-use super::{now_ms, Scheduler};
+use super::Scheduler;
+use crate::clock::now_ms;
 
 const ENTRIES: i64 = 200;
 
