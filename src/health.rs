@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cronraft_raft::command::{Command, HealthChange, Request};
+use cronraft_raft::command::{Command, HealthChange};
 use cronraft_raft::model::Executor;
 use cronraft_raft::outbound::{self, error_chain, read_body_capped, ExecutorClient, EXECUTOR_BODY_BYTES_MAX};
 use cronraft_raft::store::StateMachineStore;
@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::clock::now_ms;
 use crate::config::ExecutorSettings;
 use crate::leadership::run_while_leader;
+use crate::propose::{Proposer, PROPOSE_TIMEOUT};
 
 /// Most checks in flight at once (each is bounded by the check timeout).
 const CHECKS_INFLIGHT_MAX: usize = 256;
@@ -82,6 +83,7 @@ impl HealthChecker {
         let interval = Duration::from_millis(self.settings.health_check_interval_ms);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let proposer = Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT);
         loop {
             tick.tick().await;
             let executors = match self.sm.view().all_executors() {
@@ -96,8 +98,7 @@ impl HealthChecker {
                 continue;
             }
             tracing::info!(term, changes = changes.len(), "executor health changed");
-            let req = Request { request_id: String::new(), now_ms: now_ms(), command: Command::SetHealth(changes) };
-            if let Err(e) = self.raft.client_write(req).await {
+            if let Err(e) = proposer.propose(Command::SetHealth(changes), now_ms()).await {
                 // Streaks are re-seeded from the replicated state next round.
                 tracing::info!(error = %e, "health transition not committed");
                 streaks.clear();

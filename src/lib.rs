@@ -10,6 +10,7 @@
 //! - [`retention`]: the leader-only purge of old execution records.
 //! - [`http_server`]: serving a router until the stop signal (node and agent listeners).
 //! - [`leadership`]: running a service only while this node leads.
+//! - [`propose`]: how the leader services propose an entry (timeout, error classes).
 //! - [`clock`]: the leader services' wall clock (`now_ms`) and entry seeds.
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
 //! - [`fsperm`]: the data directory `0700`, its files `0600`.
@@ -32,6 +33,7 @@ pub mod http_server;
 pub mod join;
 pub mod leadership;
 pub mod node;
+pub mod propose;
 pub mod retention;
 pub mod scheduler;
 

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use cronraft_raft::command::{Command, PurgeOrder, Request};
+use cronraft_raft::command::{Command, PurgeOrder};
 use cronraft_raft::model::TaskStatus;
 use cronraft_raft::state::{StateView, PURGE_PER_ENTRY_MAX};
 use cronraft_raft::store::StateMachineStore;
@@ -18,11 +18,21 @@ use tokio::sync::watch;
 use crate::clock::now_ms;
 use crate::config::Retention;
 use crate::leadership::run_while_leader;
+use crate::propose::{ProposeError, Proposer, PROPOSE_TIMEOUT};
 
 /// Most tasks named in one order.
 const TASKS_PER_ORDER_MAX: usize = 1_000;
 /// Most orders per round, so one round never monopolizes the log.
 const ORDERS_PER_ROUND_MAX: usize = 20;
+
+/// Why a retention round stopped early (the next interval tries again).
+#[derive(Debug, thiserror::Error)]
+enum RoundError {
+    #[error("cannot read the state: {0}")]
+    Store(#[from] cronraft_raft::error::StoreError),
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+}
 
 #[derive(Clone)]
 pub struct RetentionService {
@@ -49,8 +59,9 @@ impl RetentionService {
         }
     }
 
-    async fn round(&self) -> Result<(), String> {
-        let over = tasks_over(&self.sm.view(), self.settings.per_task_max).map_err(|e| e.to_string())?;
+    async fn round(&self) -> Result<(), RoundError> {
+        let over = tasks_over(&self.sm.view(), self.settings.per_task_max)?;
+        let proposer = Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT);
         let mut chunks = over.chunks(TASKS_PER_ORDER_MAX).map(|c| c.to_vec());
         let mut tasks = chunks.next().unwrap_or_default();
         for _ in 0..ORDERS_PER_ROUND_MAX {
@@ -62,9 +73,8 @@ impl RetentionService {
                 tasks: std::mem::take(&mut tasks),
                 limit: PURGE_PER_ENTRY_MAX,
             };
-            let req = Request { request_id: String::new(), now_ms: now, command: Command::Purge(order) };
-            let resp = self.raft.client_write(req).await.map_err(|e| e.to_string())?;
-            let dropped = match resp.data {
+            let done = proposer.propose(Command::Purge(order), now).await?;
+            let dropped = match done.data {
                 Response::Count(n) => n,
                 _ => 0,
             };

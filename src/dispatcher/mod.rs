@@ -23,7 +23,7 @@ mod sender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cronraft_raft::command::{AttemptEnd, AttemptEndKind, Command, DispatchBatch, DispatchItem, Request};
+use cronraft_raft::command::{AttemptEnd, AttemptEndKind, Command, DispatchBatch, DispatchItem};
 use cronraft_raft::model::{Execution, ExecutionStatus};
 use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, Raft, Response};
@@ -32,6 +32,7 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 use crate::clock::{now_ms, seed};
 use crate::config::ExecutorSettings;
 use crate::leadership::run_while_leader;
+use crate::propose::{Committed, ProposeError, Proposer, PROPOSE_TIMEOUT};
 pub use book::{Book, Clock, Running, StopOrder};
 use sender::Sender;
 
@@ -48,7 +49,6 @@ const ENDS_QUEUE_LEN: usize = 8_192;
 /// How long a run that found every instance at capacity waits before the next round tries it.
 const CAPACITY_RECHECK_MS: i64 = 100;
 const IDLE_WAKE: Duration = Duration::from_secs(1);
-const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the dispatcher needs from the node.
 #[derive(Clone)]
@@ -254,23 +254,20 @@ impl Dispatcher {
     /// Proposes one entry. Dispatch items apply did not act on are rechecked; a failed
     /// proposal rebuilds the book (the outcome is unknown).
     async fn propose(&self, command: Command, now: i64, notes: mpsc::Sender<Note>, ids: Vec<u64>) {
-        let req = Request { request_id: String::new(), now_ms: now, command };
-        match tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(req)).await {
-            Ok(Ok(resp)) => {
-                if let Response::Dispatched(done) = &resp.data {
-                    let acted: std::collections::HashSet<u64> = done.iter().map(|e| e.id).collect();
-                    let missed: Vec<u64> = ids.into_iter().filter(|id| !acted.contains(id)).collect();
-                    if !missed.is_empty() {
-                        let _ = notes.send(Note::Recheck(missed)).await;
-                    }
+        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).propose(command, now).await {
+            Ok(Committed { data: Response::Dispatched(done), .. }) => {
+                let acted: std::collections::HashSet<u64> = done.iter().map(|e| e.id).collect();
+                let missed: Vec<u64> = ids.into_iter().filter(|id| !acted.contains(id)).collect();
+                if !missed.is_empty() {
+                    let _ = notes.send(Note::Recheck(missed)).await;
                 }
             }
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "dispatcher proposal not committed");
-                let _ = notes.send(Note::Rebuild).await;
-            }
-            Err(_) => {
-                tracing::warn!("dispatcher proposal not committed within {PROPOSE_TIMEOUT:?}");
+            Ok(_) => {}
+            Err(e) => {
+                match e {
+                    ProposeError::TimedOut(_) => tracing::warn!(error = %e, "dispatcher proposal not committed"),
+                    _ => tracing::info!(error = %e, "dispatcher proposal not committed"),
+                }
                 let _ = notes.send(Note::Rebuild).await;
             }
         }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cronraft_api::scheduler_metrics::SchedulerMetrics;
-use cronraft_raft::command::{Command, FireBatch, Request, TaskFire};
+use cronraft_raft::command::{Command, FireBatch, TaskFire};
 use cronraft_raft::model::TaskStatus;
 use cronraft_raft::state::StateView;
 use cronraft_raft::store::{Applied, CommitClock, StateMachineStore};
@@ -36,6 +36,7 @@ use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 pub use timers::Timers;
 
 use crate::clock::{now_ms, seed};
+use crate::propose::{Committed, InFlight, ProposeError, Proposer, PROPOSE_TIMEOUT};
 
 /// Most slots in one fire entry. An entry is applied as one atomic sled batch, and sled holds a
 /// process-wide write lock for a batch (every log append on the node waits for it): a fired and
@@ -53,10 +54,6 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 /// tries again. Waiting for the next change of the server metrics instead waits for the term to
 /// end: the chaos smoke `tests/chaos_embedded_smoke.rs` saw a leader fire nothing for 35 s.
 const RELEAD_AFTER: Duration = Duration::from_millis(500);
-/// How long one fire entry may take to commit before the loop rebuilds from state. Generous: a
-/// deposed leader learns it at once (`ForwardToLeader`); what takes long is applying a large
-/// burst, and rebuilding then only adds work.
-const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the scheduler needs from the node.
 #[derive(Clone)]
@@ -69,21 +66,6 @@ pub struct Scheduler {
     /// measured to the commit, which openraft's answer (sent after the apply) comes later than.
     pub commit_clock: Arc<CommitClock>,
 }
-
-/// A fire entry on RaftCore's channel, and what its commit will be answered on.
-struct PendingCommit {
-    receiver: ResponseReceiver,
-    /// When it was handed over (for the commit time in the log).
-    started: std::time::Instant,
-}
-
-/// What `Raft::client_write_ff` answers on: openraft's default one-shot responder.
-type ResponseReceiver = tokio::sync::oneshot::Receiver<
-    Result<
-        openraft::raft::ClientWriteResponse<cronraft_raft::TypeConfig>,
-        openraft::error::ClientWriteError<NodeId, cronraft_raft::model::NodeInfo>,
-    >,
->;
 
 /// How one leadership term ended.
 enum Exit {
@@ -236,23 +218,18 @@ impl Scheduler {
     /// holding the slot after it, apply would drop the earlier slot as already fired, and no
     /// record would ever stand for it. (Regression: each entry used to be proposed from its own
     /// spawned task, and under load the runtime could run them in any order; the sustained
-    /// benchmark found single slots without a record.) `client_write_ff` returns once the
-    /// request is on RaftCore's channel, which RaftCore reads in order, so calling it from this
+    /// benchmark found single slots without a record.) `propose_ff` (openraft's `client_write_ff`)
+    /// returns once the request is on RaftCore's channel, which RaftCore reads in order, so calling it from this
     /// one loop keeps the log in collection order. `None` means RaftCore has stopped.
-    async fn enqueue(&self, term: u64, fires: &[TaskFire], now: i64) -> Option<PendingCommit> {
+    async fn enqueue(&self, term: u64, fires: &[TaskFire], now: i64) -> Option<InFlight> {
         if unsafe_early::enabled() {
             let last_log_index = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
             unsafe_early::dispatch_early(&self.sm.view(), fires, term, last_log_index);
         }
-        let req = Request {
-            request_id: String::new(),
-            now_ms: now,
-            // New runs get their first attempt in the same entry: one commit to the executor.
-            command: Command::FireAndDispatch { batch: FireBatch { tasks: fires.to_vec() }, seed: seed(), term },
-        };
-        let started = std::time::Instant::now();
-        match self.raft.client_write_ff(req).await {
-            Ok(receiver) => Some(PendingCommit { receiver, started }),
+        // New runs get their first attempt in the same entry: one commit to the executor.
+        let command = Command::FireAndDispatch { batch: FireBatch { tasks: fires.to_vec() }, seed: seed(), term };
+        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).propose_ff(command, now).await {
+            Ok(in_flight) => Some(in_flight),
             Err(e) => {
                 tracing::info!(error = %e, "fire not proposed");
                 None
@@ -262,29 +239,29 @@ impl Scheduler {
 
     /// Waits for an enqueued fire entry to commit; records fire lag. Returns whether it was
     /// committed.
-    async fn await_commit(&self, commit: PendingCommit, fires: Vec<TaskFire>) -> bool {
-        let PendingCommit { receiver, started } = commit;
-        match tokio::time::timeout(PROPOSE_TIMEOUT, receiver).await {
-            Ok(Ok(Ok(resp))) => {
+    async fn await_commit(&self, commit: InFlight, fires: Vec<TaskFire>) -> bool {
+        let started = commit.handed_over();
+        match commit.committed().await {
+            Ok(Committed { data, log_index }) => {
                 let applied = now_ms();
                 // The commit moment, as wall time; the answer itself only comes after the apply.
                 let committed = self
                     .commit_clock
-                    .committed_at(resp.log_id.index)
+                    .committed_at(log_index)
                     .map(|at| applied - at.elapsed().as_millis() as i64)
                     .unwrap_or(applied);
-                if let Response::Fired(outcome) = &resp.data {
+                if let Response::Fired(outcome) = &data {
                     let commit_ms = started.elapsed().as_millis() as u64;
                     if fires.len() >= 1_000 {
                         tracing::info!(
                             ?outcome,
                             commit_ms,
                             apply_ms = applied - committed,
-                            log_index = resp.log_id.index,
+                            log_index,
                             "large fire batch committed"
                         );
                     }
-                    tracing::debug!(?outcome, commit_ms, log_index = resp.log_id.index, "fired");
+                    tracing::debug!(?outcome, commit_ms, log_index, "fired");
                 }
                 let slots = || fires.iter().flat_map(|f| f.slots.iter());
                 self.metrics.observe(slots().map(|s| (committed - s).max(0) as u64));
@@ -292,16 +269,12 @@ impl Scheduler {
                 self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Ok(Ok(Err(e))) => {
+            Err(e @ ProposeError::TimedOut(_)) => {
+                tracing::warn!(error = %e, "fire entry not committed");
+                false
+            }
+            Err(e) => {
                 tracing::info!(error = %e, "fire not committed");
-                false
-            }
-            Ok(Err(_)) => {
-                tracing::info!("fire not committed: RaftCore stopped");
-                false
-            }
-            Err(_) => {
-                tracing::warn!("fire entry not committed within {PROPOSE_TIMEOUT:?}");
                 false
             }
         }
