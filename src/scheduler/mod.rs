@@ -1,7 +1,8 @@
 //! The leader's cron loop: fires every due slot, once, as one Raft entry per tick.
 //!
-//! It runs only while this node leads ([`run`] watches openraft's server metrics) and, each time
-//! it takes over, starts from the replicated state: it confirms leadership and waits until
+//! It runs only while this node leads (the frame [`run_while_leader`] starts its term loop and
+//! drops it when the term ends, and starts it again after a pause if the loop gave up while this
+//! node still leads) and, each time it takes over, starts from the replicated state: it confirms leadership and waits until
 //! everything committed is applied (`ensure_linearizable`), then builds its [`Timers`] from the
 //! tasks. After that it follows the state through the state machine's apply notifications, so a
 //! create, update, pause or delete reaches the timers right after it is applied.
@@ -30,12 +31,12 @@ use cronraft_raft::model::TaskStatus;
 use cronraft_raft::state::StateView;
 use cronraft_raft::store::{Applied, CommitClock, StateMachineStore};
 use cronraft_raft::{NodeId, Raft, Response};
-use openraft::ServerState;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 pub use timers::Timers;
 
 use crate::clock::{now_ms, seed};
+use crate::leadership::run_while_leader;
 use crate::propose::{Committed, InFlight, ProposeError, Proposer, PROPOSE_TIMEOUT};
 
 /// Most slots in one fire entry. An entry is applied as one atomic sled batch, and sled holds a
@@ -49,12 +50,6 @@ const BATCH_SLOTS_MAX: usize = 2_000;
 const INFLIGHT_MAX: usize = 80;
 /// Longest sleep between ticks when nothing is due (the loop also wakes on every change).
 const IDLE_TICK: Duration = Duration::from_secs(1);
-/// When a term's loop ended `Lost` while this node still leads that term (its leadership could
-/// not be confirmed for a moment: a quorum member had just been restarted), how long before it
-/// tries again. Waiting for the next change of the server metrics instead waits for the term to
-/// end: the chaos smoke `tests/chaos_embedded_smoke.rs` saw a leader fire nothing for 35 s.
-const RELEAD_AFTER: Duration = Duration::from_millis(500);
-
 /// What the scheduler needs from the node.
 #[derive(Clone)]
 pub struct Scheduler {
@@ -67,58 +62,42 @@ pub struct Scheduler {
     pub commit_clock: Arc<CommitClock>,
 }
 
-/// How one leadership term ended.
-enum Exit {
-    Stop,
-    Lost,
+/// Says on the scheduler's metrics that its term loop runs, for as long as it lives: the loop's
+/// future is dropped by the frame when the term ends, so the reset is in `Drop`.
+struct Running(Arc<SchedulerMetrics>);
+
+impl Running {
+    fn start(metrics: &Arc<SchedulerMetrics>) -> Running {
+        metrics.running.store(1, Ordering::Relaxed);
+        Running(metrics.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(0, Ordering::Relaxed);
+        self.0.timers.store(0, Ordering::Relaxed);
+    }
 }
 
 impl Scheduler {
-    /// Runs until `stop` turns true: leads the cron loop whenever this node is the leader.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let mut server = self.raft.server_metrics();
-        loop {
-            let leading = {
-                let m = server.borrow_and_update();
-                m.state == ServerState::Leader && m.current_leader == Some(self.node_id)
-            };
-            if leading {
-                let term = server.borrow().vote.leader_id.term;
-                self.metrics.running.store(1, Ordering::Relaxed);
-                tracing::info!(term, "scheduler started: this node leads");
-                let exit = self.lead(term, &mut stop).await;
-                self.metrics.running.store(0, Ordering::Relaxed);
-                self.metrics.timers.store(0, Ordering::Relaxed);
-                tracing::info!(term, "scheduler stopped");
-                if matches!(exit, Exit::Stop) {
-                    return;
-                }
-            }
-            tokio::select! {
-                _ = stopped(&mut stop) => return,
-                changed = server.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(RELEAD_AFTER), if leading => {}
-            }
-        }
+    /// Runs until `stop` turns true: leads the cron loop whenever this node is the leader (the
+    /// frame [`run_while_leader`] starts and drops the term loop).
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let (raft, node_id) = (self.raft.clone(), self.node_id);
+        run_while_leader(raft, node_id, stop, "scheduler", |term| self.clone().lead(term)).await;
     }
 
-    fn still_leading(&self, term: u64) -> bool {
-        let m = self.raft.server_metrics();
-        let m = m.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.node_id) && m.vote.leader_id.term == term
-    }
-
-    /// One leadership term of the cron loop.
-    async fn lead(&self, term: u64, stop: &mut watch::Receiver<bool>) -> Exit {
+    /// One leadership term of the cron loop. Returns only when it cannot go on (leadership could
+    /// not be confirmed, the state machine is gone); the frame then starts it again if this
+    /// node still leads.
+    async fn lead(self, term: u64) {
+        let _running = Running::start(&self.metrics);
         let mut events = self.sm.subscribe();
-        let mut server = self.raft.server_metrics();
-        let Some(mut timers) = self.rebuild().await else { return Exit::Lost };
+        let Some(mut timers) = self.rebuild().await else { return };
         let inflight = Arc::new(Semaphore::new(INFLIGHT_MAX));
         let (failed_tx, mut failed_rx) = mpsc::channel::<()>(INFLIGHT_MAX);
         loop {
-            if !self.still_leading(term) {
-                return Exit::Lost;
-            }
             self.fire_due(term, &mut timers, &inflight, &failed_tx).await;
             self.metrics.timers.store(timers.len() as u64, Ordering::Relaxed);
             let wait = match timers.next_due() {
@@ -126,19 +105,17 @@ impl Scheduler {
                 None => IDLE_TICK,
             };
             tokio::select! {
-                _ = stopped(stop) => return Exit::Stop,
-                _ = server.changed() => {}
                 event = events.recv() => match event {
                     Ok(applied) => self.follow(&mut timers, &applied),
                     Err(broadcast::error::RecvError::Lagged(_)) => match self.rebuild().await {
                         Some(t) => timers = t,
-                        None => return Exit::Lost,
+                        None => return,
                     },
-                    Err(broadcast::error::RecvError::Closed) => return Exit::Lost,
+                    Err(broadcast::error::RecvError::Closed) => return,
                 },
                 Some(()) = failed_rx.recv() => match self.rebuild().await {
                     Some(t) => timers = t,
-                    None => return Exit::Lost,
+                    None => return,
                 },
                 _ = tokio::time::sleep(wait) => {}
             }
@@ -302,9 +279,4 @@ fn collect(view: &StateView, timers: &mut Timers, now: i64) -> Vec<TaskFire> {
         }
     }
     fires
-}
-
-/// Resolves once `stop` turns true (holding no watch guard across awaits).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
