@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cronraft_api::scheduler_metrics::SchedulerMetrics;
 use cronraft_api::ApiContext;
 use cronraft_raft::network::{self, HttpNetwork};
 use cronraft_raft::store::{self, StateMachineStore};
@@ -26,7 +25,7 @@ use crate::dispatcher::Dispatcher;
 use crate::health::HealthChecker;
 use crate::http_server::serve;
 use crate::retention::RetentionService;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, SchedulerMetrics};
 use cronraft_raft::address::HostPort;
 
 /// Why a node could not start.

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::batcher::Batcher;
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
-use crate::scheduler_metrics::SchedulerMetrics;
+use crate::scheduler_metrics::SchedulerReport;
 
 /// Largest body read from a peer's answer to an internal request (read index, a node's view of
 /// itself); those answers are a few hundred bytes.
@@ -35,8 +35,9 @@ pub struct ApiContext {
     /// separate from Raft RPC (openraft#1716).
     pub peers: reqwest::Client,
     pub metrics: HttpMetrics,
-    /// Filled by the scheduler while this node leads.
-    pub scheduler: Arc<SchedulerMetrics>,
+    /// The scheduler's figures (filled while this node leads), for `/metrics` and
+    /// `/scheduler/status`.
+    pub scheduler: Arc<dyn SchedulerReport>,
     /// Group commit of client writes.
     pub batcher: Batcher,
 }
@@ -66,7 +67,7 @@ impl ApiContext {
         node_id: NodeId,
         raft: Raft,
         sm: StateMachineStore,
-        scheduler: Arc<SchedulerMetrics>,
+        scheduler: Arc<dyn SchedulerReport>,
     ) -> Result<Self, reqwest::Error> {
         let peers = cronraft_raft::outbound::peers().map_err(|e| e.source)?;
         let membership = MembershipAdmin::new(raft.clone());

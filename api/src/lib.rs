@@ -11,7 +11,7 @@
 //! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
 //! - [`types`]: the JSON shapes, shared with [`client`].
 //! - [`protocol`]: the executor protocol (execute, stop, callback, register).
-//! - [`metrics`], [`scheduler_metrics`]: Prometheus text, fire lag.
+//! - [`metrics`], [`scheduler_metrics`]: Prometheus text; what the API reads of the scheduler.
 
 pub mod batcher;
 pub mod client;

@@ -1,45 +1,7 @@
-//! What the leader's scheduler reports: fire lag (commit of the fire − the slot), applied lag
-//! (the leader's apply of the fire − the slot), fires and batches. Updated by the scheduler
-//! (crate `cronraft`), rendered by `/metrics` and `/scheduler/status`.
-//!
-//! Two lags because they part ways under a burst: the commit is when the slot is durable on a
-//! majority and accounted for (the definition of fire lag), the apply is when its record
-//! exists on the leader and its first attempt can go out. A 100,000-slot burst commits in a few
-//! seconds and takes longer to apply on every node.
-
-use std::collections::VecDeque;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
-/// Fire-lag histogram bounds, in milliseconds.
-const LAG_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000, 1_500, 5_000];
-/// How many recent lags are kept for percentiles.
-const RECENT_LAGS_MAX: usize = 10_000;
-
-#[derive(Default)]
-struct Lags {
-    buckets: [u64; LAG_BUCKETS_MS.len() + 1],
-    count: u64,
-    sum_ms: u64,
-    /// The most recent lags (ms), oldest first, bounded by [`RECENT_LAGS_MAX`].
-    recent: VecDeque<u64>,
-}
-
-/// Counters and the lag histograms.
-#[derive(Default)]
-pub struct SchedulerMetrics {
-    /// Commit of the fire entry − slot.
-    lags: Mutex<Lags>,
-    /// The leader's apply of the fire entry − slot.
-    applied_lags: Mutex<Lags>,
-    /// Fire entries committed by this node while leader.
-    pub batches: AtomicU64,
-    /// 1 while this node's scheduler runs (it leads).
-    pub running: AtomicU64,
-    /// Tasks in the timer structure.
-    pub timers: AtomicU64,
-}
+//! What the API reads of the leader's scheduler: a small trait the scheduler (crate `cronraft`)
+//! implements, and the [`LagSummary`] view `/scheduler/status` serves. The API crate does not know
+//! how the scheduler measures; it asks for the figures and for the Prometheus text of its
+//! families, which `/metrics` appends as they are.
 
 /// Percentiles of the recent fire lags.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -50,111 +12,16 @@ pub struct LagSummary {
     pub max_ms: u64,
 }
 
-impl Lags {
-    fn observe(&mut self, lags_ms: impl IntoIterator<Item = u64>) {
-        for lag in lags_ms {
-            let slot = LAG_BUCKETS_MS.iter().position(|b| lag <= *b).unwrap_or(LAG_BUCKETS_MS.len());
-            self.buckets[slot] += 1;
-            self.count += 1;
-            self.sum_ms += lag;
-            if self.recent.len() == RECENT_LAGS_MAX {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(lag);
-        }
-    }
-
-    fn summary(&self) -> LagSummary {
-        let mut v: Vec<u64> = self.recent.iter().copied().collect();
-        if v.is_empty() {
-            return LagSummary::default();
-        }
-        v.sort_unstable();
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        LagSummary { samples: v.len() as u64, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: *v.last().unwrap_or(&0) }
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in LAG_BUCKETS_MS.iter().enumerate() {
-            cumulative += self.buckets[i];
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *b as f64 / 1000.0);
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum {}", self.sum_ms as f64 / 1000.0);
-        let _ = writeln!(out, "{name}_count {}", self.count);
-    }
-}
-
-impl SchedulerMetrics {
-    /// Records the fire lag (commit − slot) of each fired slot.
-    pub fn observe(&self, lags_ms: impl IntoIterator<Item = u64>) {
-        self.lags.lock().unwrap_or_else(|p| p.into_inner()).observe(lags_ms);
-    }
-
-    /// Records the applied lag (the leader's apply − slot) of each fired slot.
-    pub fn observe_applied(&self, lags_ms: impl IntoIterator<Item = u64>) {
-        self.applied_lags.lock().unwrap_or_else(|p| p.into_inner()).observe(lags_ms);
-    }
-
-    /// p50/p99/max over the recent fire lags.
-    pub fn summary(&self) -> LagSummary {
-        self.lags.lock().unwrap_or_else(|p| p.into_inner()).summary()
-    }
-
-    /// p50/p99/max over the recent applied lags.
-    pub fn applied_summary(&self) -> LagSummary {
-        self.applied_lags.lock().unwrap_or_else(|p| p.into_inner()).summary()
-    }
-
-    /// Prometheus text.
-    pub fn render(&self, out: &mut String) {
-        let lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
-        lags.render(out, "cronraft_fire_lag_seconds", "Commit time of a fire minus its slot.");
-        drop(lags);
-        let applied = self.applied_lags.lock().unwrap_or_else(|p| p.into_inner());
-        applied.render(out, "cronraft_fire_applied_lag_seconds", "The leader's apply of a fire minus its slot.");
-        drop(applied);
-        let batches = self.batches.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP cronraft_fire_batches_total Fire entries committed while leading.\n# TYPE cronraft_fire_batches_total counter\ncronraft_fire_batches_total {batches}"
-        );
-        let gauges = [
-            ("cronraft_scheduler_running", "1 while this node's scheduler runs.", self.running.load(Ordering::Relaxed)),
-            (
-                "cronraft_scheduler_timers",
-                "Tasks in the scheduler's timer structure.",
-                self.timers.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commit_and_applied_lags_are_kept_apart_and_both_rendered() {
-        let m = SchedulerMetrics::default();
-        m.observe([3, 4]);
-        m.observe_applied([700, 900]);
-        let (fire, applied) = (m.summary(), m.applied_summary());
-        assert_eq!((fire.samples, fire.max_ms), (2, 4));
-        assert_eq!((applied.samples, applied.max_ms), (2, 900));
-
-        let mut text = String::new();
-        m.render(&mut text);
-        // Both lags of 3 and 4 ms fall in the 5 ms bucket; both applied lags in the 1 s one.
-        assert!(text.contains("cronraft_fire_lag_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
-        assert!(text.contains("cronraft_fire_lag_seconds_bucket{le=\"0.002\"} 0\n"), "{text}");
-        assert!(text.contains("cronraft_fire_applied_lag_seconds_bucket{le=\"0.5\"} 0\n"), "{text}");
-        assert!(text.contains("cronraft_fire_applied_lag_seconds_bucket{le=\"1\"} 2\n"), "{text}");
-        assert!(text.contains("cronraft_fire_applied_lag_seconds_count 2\n"), "{text}");
-    }
+/// The scheduler's figures as the API reads them.
+pub trait SchedulerReport: Send + Sync {
+    /// Whether this node's scheduler runs (it leads).
+    fn running(&self) -> bool;
+    /// Active tasks with a timer on this node (0 unless it leads).
+    fn timers(&self) -> u64;
+    /// Recent fire lag: commit of the fire − the slot.
+    fn summary(&self) -> LagSummary;
+    /// Recent applied lag: this node's apply of the fire − the slot.
+    fn applied_summary(&self) -> LagSummary;
+    /// Appends the scheduler's Prometheus families to `out`.
+    fn render(&self, out: &mut String);
 }

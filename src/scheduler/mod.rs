@@ -16,6 +16,7 @@
 //! the replicated state, so a slot is never lost to an error, and never fired twice (apply's
 //! watermark).
 
+mod metrics;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -25,7 +26,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cronraft_api::scheduler_metrics::SchedulerMetrics;
 use cronraft_raft::command::{Command, FireBatch, TaskFire};
 use cronraft_raft::model::TaskStatus;
 use cronraft_raft::state::StateView;
@@ -33,6 +33,7 @@ use cronraft_raft::store::{Applied, CommitClock, StateMachineStore};
 use cronraft_raft::{NodeId, Raft, Response};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
+pub use metrics::SchedulerMetrics;
 pub use timers::Timers;
 
 use crate::clock::{now_ms, seed};

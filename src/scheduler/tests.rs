@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cronraft_api::scheduler_metrics::SchedulerMetrics;
 use cronraft_raft::command::{Command, Request, Response, TaskFire};
 use cronraft_raft::model::{NodeInfo, TaskSpec};
 use cronraft_raft::network::HttpNetwork;
 use cronraft_raft::{store, Raft};
 
-use super::Scheduler;
+use super::{Scheduler, SchedulerMetrics};
 use crate::clock::now_ms;
 
 const ENTRIES: i64 = 200;

@@ -1,8 +1,6 @@
 //! `/api/v1/executions` (history) and `POST /api/v1/tasks/{id}/trigger` (a run now), plus
 //! `GET /api/v1/scheduler/status`.
 
-use std::sync::atomic::Ordering;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -178,8 +176,8 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, Api
         node_id: ctx.node_id,
         leader_id: m.current_leader,
         term: m.current_term,
-        scheduler_running: ctx.scheduler.running.load(Ordering::Relaxed) == 1,
-        timers: ctx.scheduler.timers.load(Ordering::Relaxed),
+        scheduler_running: ctx.scheduler.running(),
+        timers: ctx.scheduler.timers(),
         active_tasks: view.count(TaskStatus::Active)?,
         paused_tasks: view.count(TaskStatus::Paused)?,
         pending_executions: view.list_executions(None, Some(ExecutionStatus::Pending), 1, 1)?.total,
