@@ -51,6 +51,7 @@ const BATCH_SLOTS_MAX: usize = 2_000;
 const INFLIGHT_MAX: usize = 80;
 /// Longest sleep between ticks when nothing is due (the loop also wakes on every change).
 const IDLE_TICK: Duration = Duration::from_secs(1);
+
 /// What the scheduler needs from the node.
 #[derive(Clone)]
 pub struct Scheduler {
