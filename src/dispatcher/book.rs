@@ -73,9 +73,10 @@ impl Book {
     /// Folds in the current state of an execution at `clock`; `timeout_ms` gives its task's
     /// timeout (asked only when a new running attempt needs a deadline: it reads the task).
     ///
-    /// A new running attempt's deadline is what is left of its timeout by the wall clock, kept
-    /// between 0 and the whole timeout, from now on the book clock: an attempt this leader just
-    /// dispatched gets (almost) all of it whatever the wall clock does afterwards.
+    /// A new running attempt's deadline, on the book clock: for an attempt this leader proposed,
+    /// its timeout counted from that proposal's clocks (a wall-clock jump in between cannot eat
+    /// it); for one an earlier leader proposed, its whole timeout from now, because this leader
+    /// sends it again now and cannot know whether the executor ever received it.
     pub fn observe(&mut self, e: &Execution, clock: Clock, timeout_ms: impl FnOnce() -> i64) {
         let id = e.id;
         if let Some((nb, _)) = self.pending.remove(&id) {
@@ -118,16 +119,22 @@ impl Book {
         if let Some(a) = current {
             if !self.running.contains_key(&id) && a.executor_id != 0 {
                 let timeout = timeout_ms().max(0);
-                // Measured from the proposal's own clocks when this leader proposed the attempt:
-                // a wall-clock jump between the proposal and now must not eat its timeout.
+                // Proposed by this leader: measured from the proposal's own clocks, so a
+                // wall-clock jump between the proposal and now cannot eat the timeout.
                 // (Regression: a jump forward in those few milliseconds timed the attempt out at
-                // once; its retry then ran beside it.) Otherwise, what the wall clock leaves.
-                let since = match proposal {
-                    Some((number, at)) if number == a.number => at,
-                    _ => clock,
+                // once; its retry then ran beside it.)
+                // Proposed by an earlier leader: the whole timeout from now. This leader sends
+                // it again now (below), and an executor that never got it starts it now.
+                // (Regression: a partition kept a deposed leader from sending an attempt; the
+                // next leader re-sent it 6 s after it was stamped and, the wall clock leaving
+                // nothing of 5 s, timed it out at once; its retry ran beside it.)
+                let deadline_ms = match proposal {
+                    Some((number, at)) if number == a.number => {
+                        let left = a.dispatched_ms.saturating_add(timeout).saturating_sub(at.wall_ms);
+                        at.book_ms.saturating_add(left.clamp(0, timeout))
+                    }
+                    _ => clock.book_ms.saturating_add(timeout),
                 };
-                let left = a.dispatched_ms.saturating_add(timeout).saturating_sub(since.wall_ms).clamp(0, timeout);
-                let deadline_ms = since.book_ms.saturating_add(left);
                 self.deadlines.insert((deadline_ms, id));
                 self.unsent.insert(id);
                 let r = Running {
@@ -349,11 +356,11 @@ mod tests {
         let mut book = Book::default();
         let mut e = exec(4, ExecutionStatus::Running);
         (e.attempts, e.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
-        // Observed 200 ms after it was stamped (dispatched_ms 1,000): 4.8 s of 5 s left.
+        // Observed (proposed by an earlier leader) at book time 50,000: the whole 5 s from there.
         book.observe(&e, Clock { wall_ms: 1_200, book_ms: 50_000 }, || 5_000);
         // The wall clock now says two minutes later; only the book clock decides.
-        assert!(book.take_expired(54_799).is_empty());
-        assert_eq!(book.take_expired(54_800), vec![(4, 1)]);
+        assert!(book.take_expired(54_999).is_empty());
+        assert_eq!(book.take_expired(55_000), vec![(4, 1)]);
         // An attempt stamped by a clock far ahead of ours gets the whole timeout, not more.
         let mut f = exec(5, ExecutionStatus::Running);
         (f.attempts, f.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
@@ -385,5 +392,24 @@ mod tests {
         // Phase 3: the whole 5 s from the proposal, by the book clock.
         assert!(book.take_expired(74_999).is_empty(), "timed out early");
         assert_eq!(book.take_expired(75_000), vec![(7, 1)]);
+    }
+
+    #[test]
+    fn an_attempt_an_earlier_leader_never_sent_gets_its_whole_timeout_from_the_resend() {
+        // Regression (300 s chaos run, partition families, seed 12; no_overlap failed): a
+        // partition kept the leader of term 63 from sending attempt 1 of a `skip` run. The
+        // leader of term 71 rebuilt its book 6 s after the attempt was stamped, sent it, and
+        // gave it what the wall clock left of its 5 s timeout: nothing. It timed the attempt out
+        // at once and retried 1 s later, while the executor ran attempt 1 (1.5 s).
+        let mut book = Book::default();
+        let mut e = exec(8, ExecutionStatus::Running);
+        (e.attempts, e.attempt_count) = (vec![attempt(1, ExecutionStatus::Running)], 1);
+        // Phase 1: a new leader observes it 6 s after its stamp (dispatched_ms 1,000).
+        book.observe(&e, Clock { wall_ms: 7_000, book_ms: 90_000 }, || 5_000);
+        // Phase 2: it is sent again now, so the executor may start it now.
+        assert_eq!(book.take_unsent(10).len(), 1);
+        // Phase 3: the whole 5 s from the resend before it can time out.
+        assert!(book.take_expired(94_999).is_empty(), "timed out before its timeout from the resend");
+        assert_eq!(book.take_expired(95_000), vec![(8, 1)]);
     }
 }
