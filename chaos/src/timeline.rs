@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::checker::{pair, Outcome};
+use crate::checker::{pair, Op, Outcome};
 use crate::history::{Event, Kind, Process};
 
 /// The file name in the run directory.
@@ -104,17 +104,104 @@ struct Fault {
     error: Option<String>,
 }
 
-/// Renders the page for `events` within `limits`.
-pub fn render(events: &[Event], limits: Limits) -> String {
-    let secs = |ns: u64| ns as f64 / 1e9;
-    let end = events.iter().map(|e| secs(e.time_ns)).fold(1.0_f64, f64::max);
-    let x = |t: f64| LEFT + (t / end).clamp(0.0, 1.0) * PLOT_W;
-    // Wall-clock ms → seconds since the start, from the first event's two clocks.
-    let wall0 = events.first().map(|e| e.wall_ms as f64 - e.time_ns as f64 / 1e6).unwrap_or(0.0);
-    let from_wall = |ms: i64| (ms as f64 - wall0) / 1e3;
-    let mut notes: Vec<String> = Vec::new();
+/// The x axis: seconds since the run started, mapped onto the plot's width.
+struct Scale {
+    /// The last event's time (at least 1 s): the right edge of the plot.
+    end: f64,
+    /// The wall clock (ms) at time 0, from the first event's two clocks.
+    wall0: f64,
+}
 
-    // Faults and markers.
+impl Scale {
+    fn of(events: &[Event]) -> Scale {
+        let end = events.iter().map(|e| secs(e.time_ns)).fold(1.0_f64, f64::max);
+        let wall0 = events.first().map(|e| e.wall_ms as f64 - e.time_ns as f64 / 1e6).unwrap_or(0.0);
+        Scale { end, wall0 }
+    }
+
+    /// The x coordinate of `t` seconds (clamped to the plot).
+    fn x(&self, t: f64) -> f64 {
+        LEFT + (t / self.end).clamp(0.0, 1.0) * PLOT_W
+    }
+
+    /// Wall-clock ms → seconds since the start.
+    fn wall_secs(&self, ms: i64) -> f64 {
+        (ms as f64 - self.wall0) / 1e3
+    }
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// The top of each group of lanes and the picture's size.
+struct Layout {
+    faults_y: f64,
+    leaders_y: f64,
+    tasks_y: f64,
+    clients_y: f64,
+    width: f64,
+    height: f64,
+}
+
+impl Layout {
+    fn new(leader_lanes: usize, task_lanes: usize, client_lanes: usize) -> Layout {
+        let faults_y = AXIS_H;
+        let leaders_y = faults_y + LANE_H * 1.5;
+        let tasks_y = leaders_y + LANE_H * leader_lanes as f64;
+        let clients_y = tasks_y + TASK_LANE_H * task_lanes as f64;
+        let height = clients_y + LANE_H * client_lanes as f64 + 10.0;
+        Layout { faults_y, leaders_y, tasks_y, clients_y, width: LEFT + PLOT_W + RIGHT, height }
+    }
+}
+
+/// The `cron` workload's tasks: id → name, each task's final records by name, and the recording
+/// executor's deliveries.
+struct CronTasks<'a> {
+    names: BTreeMap<u64, String>,
+    finals: HashMap<String, Vec<Value>>,
+    deliveries: Vec<&'a Event>,
+}
+
+/// The client lanes drawn (process → indices into the paired operations) and how many there were.
+struct ClientLanes {
+    drawn: Vec<(u64, Vec<usize>)>,
+    total: usize,
+}
+
+/// Renders the page for `events` within `limits`: read the history into faults, leader views,
+/// cron tasks and client lanes, then draw each group of lanes in turn and wrap the picture.
+pub fn render(events: &[Event], limits: Limits) -> String {
+    let scale = Scale::of(events);
+    let mut notes: Vec<String> = Vec::new();
+    let (faults, markers) = faults_and_markers(events, scale.end);
+    let leaders = leader_views(events);
+    if leaders.is_empty() {
+        notes.push("no leader observations in this history (recorded by an older harness)".into());
+    }
+    let ops = pair(events);
+    let tasks = cron_tasks(events, &ops);
+    let clients = client_lanes(&ops, limits, &mut notes);
+    let layout = Layout::new(leaders.len(), tasks.names.len(), clients.drawn.len());
+
+    let mut s = String::new();
+    draw_axis(&mut s, &scale, &layout);
+    draw_faults(&mut s, &scale, &layout, &faults);
+    draw_leaders(&mut s, &scale, &layout, &leaders);
+    let ticks_omitted = draw_tasks(&mut s, &scale, &layout, &tasks, limits.ticks);
+    if ticks_omitted > 0 {
+        notes.push(format!("{ticks_omitted} record and delivery ticks not drawn (at most {} in all)", limits.ticks));
+    }
+    draw_clients(&mut s, &scale, &layout, events, &ops, &clients);
+    draw_markers(&mut s, &scale, &layout, &markers);
+    s.push_str("</svg>\n");
+    page(events.len(), scale.end, faults.len(), clients.total, &notes, &s)
+}
+
+/// The nemesis' faults (paired `start` / `end` of one kind and node; one never ended lasts until
+/// `heal_all`, or the end) and the vertical markers (`heal_all`, `healthy`, `cron_quiesce`, a
+/// failed `recovery`).
+fn faults_and_markers(events: &[Event], end: f64) -> (Vec<Fault>, Vec<(f64, String)>) {
     let mut faults: Vec<Fault> = Vec::new();
     let mut open: HashMap<(String, Option<u64>), usize> = HashMap::new();
     let mut markers: Vec<(f64, String)> = Vec::new();
@@ -139,25 +226,27 @@ pub fn render(events: &[Event], limits: Limits) -> String {
     for i in open.into_values() {
         faults[i].to = heal.unwrap_or(end);
     }
+    (faults, markers)
+}
 
-    // Leader observations per node.
+/// The leader sampler's observations, per node, in time order.
+fn leader_views(events: &[Event]) -> BTreeMap<u64, Vec<(f64, &Event)>> {
     let mut leaders: BTreeMap<u64, Vec<(f64, &Event)>> = BTreeMap::new();
     for e in events.iter().filter(|e| matches!(&e.process, Process::Named(p) if p == "sampler") && e.f == "leader") {
         leaders.entry(e.node.unwrap_or(0)).or_default().push((secs(e.time_ns), e));
     }
-    if leaders.is_empty() {
-        notes.push("no leader observations in this history (recorded by an older harness)".into());
-    }
+    leaders
+}
 
-    // Cron tasks: names, records, deliveries.
-    let mut tasks: BTreeMap<u64, String> = BTreeMap::new();
+/// The cron tasks created, their final records and the executor's deliveries.
+fn cron_tasks<'a>(events: &'a [Event], ops: &[Op]) -> CronTasks<'a> {
+    let mut names: BTreeMap<u64, String> = BTreeMap::new();
     let mut finals: HashMap<String, Vec<Value>> = HashMap::new();
-    let ops = pair(events);
-    for op in &ops {
+    for op in ops {
         match (op.f.as_str(), op.outcome) {
             ("cron_create", Outcome::Ok) => {
                 if let Some(id) = op.output["id"].as_u64() {
-                    tasks.insert(id, op.key.clone().unwrap_or_default());
+                    names.insert(id, op.key.clone().unwrap_or_default());
                 }
             }
             ("cron_final", Outcome::Ok) => {
@@ -166,38 +255,41 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             _ => {}
         }
     }
-    let deliveries: Vec<&Event> = events
+    let deliveries = events
         .iter()
         .filter(|e| matches!(&e.process, Process::Named(p) if p == "executor") && e.f == "deliver")
         .collect();
-    let mut ticks_left = limits.ticks;
-    let mut ticks_omitted = 0usize;
+    CronTasks { names, finals, deliveries }
+}
 
-    // Client lanes.
+/// One lane per client process, within `limits`: the first `client_lanes` processes, each
+/// thinned to its share of the operation budget (every `fail` and `info` kept first). What is
+/// left out is said in `notes`.
+fn client_lanes(ops: &[Op], limits: Limits, notes: &mut Vec<String>) -> ClientLanes {
     let mut lanes: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         if let Process::Client(p) = op.process {
             lanes.entry(p).or_default().push(i);
         }
     }
-    let total_lanes = lanes.len();
-    if total_lanes > limits.client_lanes {
+    let total = lanes.len();
+    if total > limits.client_lanes {
         let left_out: usize = lanes.values().skip(limits.client_lanes).map(Vec::len).sum();
         notes.push(format!(
-            "{} of {total_lanes} client processes drawn; the other {} ({left_out} operations) are left out",
+            "{} of {total} client processes drawn; the other {} ({left_out} operations) are left out",
             limits.client_lanes,
-            total_lanes - limits.client_lanes
+            total - limits.client_lanes
         ));
     }
     let mut budget = limits.ops_total;
     let mut thinned = 0usize;
-    let mut drawn_lanes: Vec<(u64, Vec<usize>)> = Vec::new();
+    let mut drawn: Vec<(u64, Vec<usize>)> = Vec::new();
     for (p, idx) in lanes.into_iter().take(limits.client_lanes) {
         let cap = limits.ops_per_lane.min(budget);
         let keep = thin(&idx, cap, |i| ops[i].outcome != Outcome::Ok);
         thinned += idx.len() - keep.len();
         budget -= keep.len();
-        drawn_lanes.push((p, keep));
+        drawn.push((p, keep));
     }
     if thinned > 0 {
         notes.push(format!(
@@ -205,16 +297,12 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             limits.ops_per_lane, limits.ops_total
         ));
     }
+    ClientLanes { drawn, total }
+}
 
-    // Layout.
-    let faults_y = AXIS_H;
-    let leaders_y = faults_y + LANE_H * 1.5;
-    let tasks_y = leaders_y + LANE_H * leaders.len() as f64;
-    let clients_y = tasks_y + TASK_LANE_H * tasks.len() as f64;
-    let height = clients_y + LANE_H * drawn_lanes.len() as f64 + 10.0;
-    let width = LEFT + PLOT_W + RIGHT;
-
-    let mut s = String::new();
+/// The `<svg>` element's opening, its hatch pattern, and the time axis with its grid lines.
+fn draw_axis(s: &mut String, scale: &Scale, layout: &Layout) {
+    let (width, height, end) = (layout.width, layout.height, scale.end);
     let _ = write!(
         s,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height:.0}\" \
@@ -222,7 +310,6 @@ pub fn render(events: &[Event], limits: Limits) -> String {
          <defs><pattern id=\"hatch\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\">\
          <path d=\"M0,4 L4,0\" stroke=\"#999\" stroke-width=\"1\"/></pattern></defs>\n"
     );
-    // Axis.
     let step = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]
         .into_iter()
         .find(|st| end / st <= 30.0)
@@ -234,17 +321,21 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             s,
             "<line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" y2=\"{height:.0}\" stroke=\"#eee\"/>\
              <text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\">{t} s</text>",
-            x(t),
+            scale.x(t),
             AXIS_H - 6.0,
             AXIS_H - 10.0
         );
         t += step;
     }
     let _ = writeln!(s, "</g>");
-    // Fault bands across every lane, and the fault lane.
-    label(&mut s, faults_y, LANE_H * 1.5, "faults");
-    for f in &faults {
-        let (x0, x1) = (x(f.from), x(f.to).max(x(f.from) + 1.0));
+}
+
+/// The fault lane: each fault a labelled bar, and a band across every lane below it.
+fn draw_faults(s: &mut String, scale: &Scale, layout: &Layout, faults: &[Fault]) {
+    let faults_y = layout.faults_y;
+    label(s, faults_y, LANE_H * 1.5, "faults");
+    for f in faults {
+        let (x0, x1) = (scale.x(f.from), scale.x(f.to).max(scale.x(f.from) + 1.0));
         let who = f.node.map(|n| format!(" n{n}")).unwrap_or_default();
         let err = f.error.as_ref().map(|e| format!(" (error: {e})")).unwrap_or_default();
         let tip = esc(&format!("{}{who}: {:.2}–{:.2} s{err}", f.kind, f.from, f.to));
@@ -256,7 +347,7 @@ pub fn render(events: &[Event], limits: Limits) -> String {
              <rect x=\"{x0:.1}\" y=\"{faults_y}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{c}\" fill-opacity=\"0.7\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#fff\" font-size=\"9\">{}</text></g>",
             x1 - x0,
-            height - faults_y,
+            layout.height - faults_y,
             x1 - x0,
             LANE_H * 1.5 - 2.0,
             x0 + 2.0,
@@ -264,14 +355,17 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             esc(&format!("{}{who}", f.kind)),
         );
     }
-    // Leader lanes.
+}
+
+/// One lane per node: whom it believed led, segment by segment (hatched while it did not answer).
+fn draw_leaders(s: &mut String, scale: &Scale, layout: &Layout, leaders: &BTreeMap<u64, Vec<(f64, &Event)>>) {
     for (row, (node, seen)) in leaders.iter().enumerate() {
-        let y = leaders_y + row as f64 * LANE_H;
-        label(&mut s, y, LANE_H, &format!("leader seen by n{node}"));
+        let y = layout.leaders_y + row as f64 * LANE_H;
+        label(s, y, LANE_H, &format!("leader seen by n{node}"));
         let _ = writeln!(s, "<g class=\"leader\">");
         for (i, (t0, e)) in seen.iter().enumerate() {
-            let t1 = seen.get(i + 1).map(|n| n.0).unwrap_or(end);
-            let (x0, w) = (x(*t0), (x(t1) - x(*t0)).max(1.0));
+            let t1 = seen.get(i + 1).map(|n| n.0).unwrap_or(scale.end);
+            let (x0, w) = (scale.x(*t0), (scale.x(t1) - scale.x(*t0)).max(1.0));
             let v = &e.value;
             let (fill, text) = match v["leader"].as_u64() {
                 _ if v["state"] == "unreachable" => ("url(#hatch)".to_string(), "no answer".to_string()),
@@ -298,74 +392,95 @@ pub fn render(events: &[Event], limits: Limits) -> String {
         }
         let _ = writeln!(s, "</g>");
     }
-    // Task lanes: records at their slot, deliveries when they arrived.
-    for (row, (id, name)) in tasks.iter().enumerate() {
-        let y = tasks_y + row as f64 * TASK_LANE_H;
-        label(&mut s, y, TASK_LANE_H, &format!("task {name}"));
-        let _ = writeln!(s, "<g class=\"task\">");
-        for r in finals.get(name).into_iter().flatten() {
-            let Some(slot) = r["scheduled_ms"].as_i64() else { continue };
-            if ticks_left == 0 {
-                ticks_omitted += 1;
-                continue;
-            }
-            ticks_left -= 1;
-            let (status, trigger) = (r["status"].as_str().unwrap_or("?"), r["trigger"].as_str().unwrap_or("?"));
-            let color = match (status, trigger) {
-                ("missed", _) => FAIL,
-                ("skipped", _) => "#999999",
-                (_, "catchup") => INFO,
-                _ => OK,
-            };
-            let late = r["created_ms"].as_i64().map(|c| format!(", fired {} ms after", c - slot)).unwrap_or_default();
-            let tip = esc(&format!("record {} slot {slot}{late}: {status} ({trigger})", r["id"]));
-            let _ = writeln!(
-                s,
-                "<rect class=\"record {status}\" x=\"{:.1}\" y=\"{:.1}\" width=\"1.5\" height=\"{:.1}\" fill=\"{color}\"><title>{tip}</title></rect>",
-                x(from_wall(slot)),
-                y + 1.0,
-                TASK_LANE_H / 2.0 - 1.0
-            );
+}
+
+/// One lane per cron task: its final records at their slot (upper half) and the deliveries when
+/// they arrived (lower half), at most `ticks` in all; returns how many were left out.
+fn draw_tasks(s: &mut String, scale: &Scale, layout: &Layout, tasks: &CronTasks, ticks: usize) -> usize {
+    let mut ticks_left = ticks;
+    let mut ticks_omitted = 0usize;
+    let mut take_tick = || match ticks_left {
+        0 => {
+            ticks_omitted += 1;
+            false
         }
-        for d in deliveries.iter().filter(|d| d.value["task_id"].as_u64() == Some(*id)) {
-            if ticks_left == 0 {
-                ticks_omitted += 1;
-                continue;
-            }
+        _ => {
             ticks_left -= 1;
-            let dup = d.value["duplicate"].as_bool().unwrap_or(false);
-            let tip = esc(&format!(
-                "delivery of execution {} attempt {} (slot {}){} at {:.2} s",
-                d.value["execution_id"],
-                d.value["attempt"],
-                d.value["scheduled_ms"],
-                if dup { ", repeated" } else { "" },
-                secs(d.time_ns)
-            ));
-            let _ = writeln!(
-                s,
-                "<rect class=\"delivery\" x=\"{:.1}\" y=\"{:.1}\" width=\"1.5\" height=\"{:.1}\" fill=\"{}\"><title>{tip}</title></rect>",
-                x(secs(d.time_ns)),
-                y + TASK_LANE_H / 2.0,
-                TASK_LANE_H / 2.0 - 2.0,
-                if dup { "#000000" } else { "#1f77b4" }
-            );
+            true
+        }
+    };
+    for (row, (id, name)) in tasks.names.iter().enumerate() {
+        let y = layout.tasks_y + row as f64 * TASK_LANE_H;
+        label(s, y, TASK_LANE_H, &format!("task {name}"));
+        let _ = writeln!(s, "<g class=\"task\">");
+        for r in tasks.finals.get(name).into_iter().flatten() {
+            let Some(slot) = r["scheduled_ms"].as_i64() else { continue };
+            if take_tick() {
+                draw_record(s, scale, y, r, slot);
+            }
+        }
+        for d in tasks.deliveries.iter().filter(|d| d.value["task_id"].as_u64() == Some(*id)) {
+            if take_tick() {
+                draw_delivery(s, scale, y, d);
+            }
         }
         let _ = writeln!(s, "</g>");
     }
-    if ticks_omitted > 0 {
-        notes.push(format!("{ticks_omitted} record and delivery ticks not drawn (at most {} in all)", limits.ticks));
-    }
-    // Client lanes.
-    for (row, (p, idx)) in drawn_lanes.iter().enumerate() {
-        let y = clients_y + row as f64 * LANE_H;
-        label(&mut s, y, LANE_H, &format!("p {p}"));
+    ticks_omitted
+}
+
+/// One execution record at its slot: green on time, orange catch-up, red missed, grey skipped.
+fn draw_record(s: &mut String, scale: &Scale, y: f64, r: &Value, slot: i64) {
+    let (status, trigger) = (r["status"].as_str().unwrap_or("?"), r["trigger"].as_str().unwrap_or("?"));
+    let color = match (status, trigger) {
+        ("missed", _) => FAIL,
+        ("skipped", _) => "#999999",
+        (_, "catchup") => INFO,
+        _ => OK,
+    };
+    let late = r["created_ms"].as_i64().map(|c| format!(", fired {} ms after", c - slot)).unwrap_or_default();
+    let tip = esc(&format!("record {} slot {slot}{late}: {status} ({trigger})", r["id"]));
+    let _ = writeln!(
+        s,
+        "<rect class=\"record {status}\" x=\"{:.1}\" y=\"{:.1}\" width=\"1.5\" height=\"{:.1}\" fill=\"{color}\"><title>{tip}</title></rect>",
+        scale.x(scale.wall_secs(slot)),
+        y + 1.0,
+        TASK_LANE_H / 2.0 - 1.0
+    );
+}
+
+/// One delivery when it arrived: blue, black for a repeated one.
+fn draw_delivery(s: &mut String, scale: &Scale, y: f64, d: &Event) {
+    let dup = d.value["duplicate"].as_bool().unwrap_or(false);
+    let tip = esc(&format!(
+        "delivery of execution {} attempt {} (slot {}){} at {:.2} s",
+        d.value["execution_id"],
+        d.value["attempt"],
+        d.value["scheduled_ms"],
+        if dup { ", repeated" } else { "" },
+        secs(d.time_ns)
+    ));
+    let _ = writeln!(
+        s,
+        "<rect class=\"delivery\" x=\"{:.1}\" y=\"{:.1}\" width=\"1.5\" height=\"{:.1}\" fill=\"{}\"><title>{tip}</title></rect>",
+        scale.x(secs(d.time_ns)),
+        y + TASK_LANE_H / 2.0,
+        TASK_LANE_H / 2.0 - 2.0,
+        if dup { "#000000" } else { "#1f77b4" }
+    );
+}
+
+/// One lane per drawn client process: each operation a bar from invoke to completion.
+fn draw_clients(s: &mut String, scale: &Scale, layout: &Layout, events: &[Event], ops: &[Op], clients: &ClientLanes) {
+    for (row, (p, idx)) in clients.drawn.iter().enumerate() {
+        let y = layout.clients_y + row as f64 * LANE_H;
+        label(s, y, LANE_H, &format!("p {p}"));
         let _ = writeln!(s, "<g class=\"process\">");
         for &i in idx {
             let op = &ops[i];
             let t0 = secs(op.call_ns);
             let done = completion_ns(events, op).map(secs);
-            let t1 = done.unwrap_or(end);
+            let t1 = done.unwrap_or(scale.end);
             let (class, color) = match op.outcome {
                 Outcome::Ok => ("ok", OK),
                 Outcome::Fail => ("fail", FAIL),
@@ -382,18 +497,22 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             let _ = writeln!(
                 s,
                 "<rect class=\"op {class}\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{tip}</title></rect>",
-                x(t0),
+                scale.x(t0),
                 y + 2.0,
-                (x(t1) - x(t0)).max(1.0),
+                (scale.x(t1) - scale.x(t0)).max(1.0),
                 LANE_H - 4.0
             );
         }
         let _ = writeln!(s, "</g>");
     }
-    // Markers on top; a label close to the previous one goes one line lower.
+}
+
+/// The markers, on top of everything; a label close to the previous one goes one line lower.
+fn draw_markers(s: &mut String, scale: &Scale, layout: &Layout, markers: &[(f64, String)]) {
+    let height = layout.height;
     let mut last_label: Option<(f64, f64)> = None;
-    for (t, what) in &markers {
-        let lx = x(*t) + 2.0;
+    for (t, what) in markers {
+        let lx = scale.x(*t) + 2.0;
         let ly = match last_label {
             Some((px, py)) if lx - px < 60.0 => py + 9.0,
             _ => AXIS_H + 8.0,
@@ -404,7 +523,7 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             "<g class=\"marker\"><title>{4} at {5:.2} s</title><line x1=\"{0:.1}\" y1=\"{1}\" x2=\"{0:.1}\" \
              y2=\"{height:.0}\" stroke=\"#000\" stroke-dasharray=\"4,3\"/><text x=\"{2:.1}\" y=\"{3}\" \
              font-size=\"9\">{4}</text></g>",
-            x(*t),
+            scale.x(*t),
             AXIS_H,
             lx,
             ly,
@@ -412,8 +531,10 @@ pub fn render(events: &[Event], limits: Limits) -> String {
             t
         );
     }
-    s.push_str("</svg>\n");
+}
 
+/// The HTML page around the picture: a title, a summary line, the colour key and the notes.
+fn page(event_count: usize, end: f64, fault_count: usize, client_count: usize, notes: &[String], svg: &str) -> String {
     let mut page = String::from(
         "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><meta charset=\"utf-8\"/>\
          <title>cronraft-chaos timeline</title>\
@@ -422,10 +543,7 @@ pub fn render(events: &[Event], limits: Limits) -> String {
     );
     let _ = writeln!(
         page,
-        "<p>{} events over {end:.1} s; {} faults; {} client processes. Hover for details.</p>",
-        events.len(),
-        faults.len(),
-        total_lanes
+        "<p>{event_count} events over {end:.1} s; {fault_count} faults; {client_count} client processes. Hover for details.</p>",
     );
     let _ = writeln!(
         page,
@@ -434,10 +552,10 @@ pub fn render(events: &[Event], limits: Limits) -> String {
          <span style=\"background:{INFO}\">catch-up</span> <span style=\"background:{FAIL}\">missed</span> \
          <span style=\"background:#999\">skipped</span> · <span style=\"background:#1f77b4\">delivery</span></p>"
     );
-    for n in &notes {
+    for n in notes {
         let _ = writeln!(page, "<p class=\"note\">Note: {}</p>", esc(n));
     }
-    page.push_str(&s);
+    page.push_str(svg);
     page.push_str("</body></html>\n");
     page
 }
@@ -457,7 +575,7 @@ fn label(s: &mut String, y: f64, h: f64, text: &str) {
 
 /// When an operation completed: the `ret_ns` of a definite one; for an `info` completion, the
 /// time of that completion event (pairing forgets it on purpose: for checkers it never ends).
-fn completion_ns(events: &[Event], op: &crate::checker::Op) -> Option<u64> {
+fn completion_ns(events: &[Event], op: &Op) -> Option<u64> {
     if let Some(t) = op.ret_ns {
         return Some(t);
     }
