@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use crate::checker::{self, CheckResult, Verdict};
 use crate::cluster::{Cluster, ClusterError, NodeOptions};
 use crate::executor::Executor;
-use crate::history::{Kind, Process, Recorder};
+use crate::history::{Event, Kind, Process, Recorder};
 use crate::nemesis::{self, Fault};
 use crate::net::{Net, NetError};
 use crate::workload::cron::Runner;
@@ -62,6 +62,13 @@ pub struct RunConfig {
     pub nodes: u64,
 }
 
+impl RunConfig {
+    /// Whether the run includes workload `w`.
+    pub fn has(&self, w: &str) -> bool {
+        self.workloads.iter().any(|x| x == w)
+    }
+}
+
 /// Why a run could not be carried out (as opposed to a checker failing).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -98,13 +105,51 @@ pub struct Results {
     pub checkers: Vec<CheckResult>,
 }
 
+/// Carries out one run, phase by phase: check the configuration, start the cluster (in its
+/// namespaces when the run needs them), set the workloads up, run them against the nemesis for
+/// the time limit, heal and read every node, then check the history and write the results.
 pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
+    let faketime = validate(&cfg)?;
+    let began = Instant::now();
+    std::fs::create_dir_all(&cfg.out)?;
+    let cluster = start_cluster(&cfg, faketime).await?;
+    let nodes: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, cluster.url(id))).collect();
+    let cluster = Arc::new(Mutex::new(cluster));
+    let rec = Recorder::to_file(&cfg.out.join("history.jsonl"))?;
+    let sampler = crate::sampler::spawn(nodes.clone(), rec.clone());
+    let ctx = Arc::new(Ctx::new(nodes, rec.clone(), cfg.seed));
+
+    let setup = setup_workloads(&cfg, &ctx, &cluster).await?;
+    let targets = nemesis::Targets {
+        cluster: cluster.clone(),
+        executor: setup.executor.clone(),
+        executor_ids: setup.executor_ids.clone(),
+    };
+    let steps = nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.time_limit, cfg.nodes);
+    main_phase(&cfg, &ctx, &setup, &targets, &steps).await;
+    final_phase(&cfg, &ctx, &setup, &targets).await;
+    sampler.abort();
+    cluster.lock().await.shutdown();
+    // The last references to the recording executor: dropping them stops its server.
+    drop(targets);
+    drop(setup);
+
+    let events = rec.snapshot();
+    let results = results(&cfg, &events, steps, began.elapsed().as_secs_f64());
+    std::fs::write(cfg.out.join("results.json"), serde_json::to_vec_pretty(&results).expect("serialize"))?;
+    crate::timeline::write(&cfg.out, &events)?;
+    Ok(results)
+}
+
+/// Whether the configuration can run here: known workloads, the combinations they need, the
+/// sandbox, libfaketime for the clock nemesis (its path is returned), the binary.
+fn validate(cfg: &RunConfig) -> Result<Option<PathBuf>, RunError> {
     for w in &cfg.workloads {
         if !WORKLOADS.iter().any(|(n, _)| n == w) {
             return Err(RunError::UnknownWorkload(w.clone()));
         }
     }
-    if cfg.nemeses.iter().any(|f| f.is_executor()) && !cfg.workloads.iter().any(|w| w == "cron") {
+    if cfg.nemeses.iter().any(|f| f.is_executor()) && !cfg.has("cron") {
         return Err(RunError::Invalid(
             "executor-kill and executor-slow need the cron workload (its recording executor)".into(),
         ));
@@ -114,8 +159,8 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
             "partition nemeses need the network sandbox (run them through `cronraft-chaos run`)".into(),
         ));
     }
-    let embedded = cfg.workloads.iter().any(|w| w == "cron-embedded");
-    if embedded && cfg.workloads.iter().any(|w| w == "cron") {
+    let embedded = cfg.has("cron-embedded");
+    if embedded && cfg.has("cron") {
         return Err(RunError::Invalid("cron and cron-embedded share task names: choose one".into()));
     }
     if embedded && !crate::net::in_sandbox() {
@@ -133,8 +178,13 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     if !cfg.bin.exists() {
         return Err(RunError::NoBinary(cfg.bin.display().to_string()));
     }
-    let began = Instant::now();
-    std::fs::create_dir_all(&cfg.out)?;
+    Ok(faketime)
+}
+
+/// Starts the nodes: in namespaces with partition support for a partition nemesis, in plain
+/// namespaces (a host each) for `cron-embedded`, on loopback otherwise.
+async fn start_cluster(cfg: &RunConfig, faketime: Option<PathBuf>) -> Result<Cluster, RunError> {
+    let embedded = cfg.has("cron-embedded");
     let net = match (cfg.nemeses.iter().any(|f| f.is_partition()), embedded) {
         (true, _) => Some(Net::setup(cfg.nodes)?),
         (false, true) => Some(Net::hosts(cfg.nodes)?),
@@ -147,63 +197,84 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         faketime,
         agent: embedded,
     };
-    let cluster = Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?;
-    let nodes: Vec<(u64, String)> = cluster.ids().into_iter().map(|id| (id, cluster.url(id))).collect();
-    let cluster = Arc::new(Mutex::new(cluster));
-    let rec = Recorder::to_file(&cfg.out.join("history.jsonl"))?;
-    let sampler = crate::sampler::spawn(nodes.clone(), rec.clone());
-    let ctx = Arc::new(Ctx::new(nodes, rec.clone(), cfg.seed));
-    let has = |w: &str| cfg.workloads.iter().any(|x| x == w);
+    Ok(Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?)
+}
 
-    // Setup, then the main phase: workers and the nemesis until the time limit.
-    let keys = if has("register") { workload::register::setup(&ctx, 5, Duration::from_secs(30)).await } else { vec![] };
+/// What the workloads set up before the main phase.
+struct Setup {
+    /// The register workload's keys (empty without it).
+    keys: Vec<String>,
+    /// The `cron` workload's recording executor.
+    executor: Option<Arc<Executor>>,
+    /// Who runs the cron tasks: the recording executor, or (cron-embedded) the nodes' agents.
+    runner: Option<Runner>,
+    /// `(group, primary instance id)` of the recording executor's registration.
+    executor_ids: Option<(String, String)>,
+}
+
+/// Creates the register keys, starts the recording executor and creates the cron tasks.
+async fn setup_workloads(cfg: &RunConfig, ctx: &Ctx, cluster: &Mutex<Cluster>) -> Result<Setup, RunError> {
+    let keys =
+        if cfg.has("register") { workload::register::setup(ctx, 5, Duration::from_secs(30)).await } else { vec![] };
     // The recording executor listens where every node can reach it: on the bridge when nodes
     // live in their own network namespaces, on loopback otherwise.
     let instance = format!("chaos-{}", cfg.seed);
-    let executor = match has("cron") {
+    let executor = match cfg.has("cron") {
         true => {
             let host = if cluster.lock().await.net().is_some() { crate::net::BRIDGE_IP } else { "127.0.0.1" };
-            Some(Arc::new(Executor::start(host, workload::cron::RUN, rec.clone()).await?))
+            Some(Arc::new(Executor::start(host, workload::cron::RUN, ctx.rec.clone()).await?))
         }
         false => None,
     };
-    // Who runs the cron tasks: the recording executor, or (cron-embedded) the nodes' agents.
-    let runner = match (&executor, embedded) {
+    let runner = match (&executor, cfg.has("cron-embedded")) {
         (Some(ex), _) => Some(Runner::Recording(ex.registration(workload::cron::GROUP, &instance))),
         (None, true) => Some(Runner::Embedded),
         (None, false) => None,
     };
     if let Some(runner) = &runner {
-        workload::cron::setup(&ctx, runner.clone(), Duration::from_secs(30)).await;
+        workload::cron::setup(ctx, runner.clone(), Duration::from_secs(30)).await;
     }
     let executor_ids = executor.as_ref().map(|_| (workload::cron::GROUP.to_string(), instance.clone()));
+    Ok(Setup { keys, executor, runner, executor_ids })
+}
+
+/// The main phase: the nemesis runs `steps` while the workers run, until the time limit.
+async fn main_phase(
+    cfg: &RunConfig,
+    ctx: &Arc<Ctx>,
+    setup: &Setup,
+    targets: &nemesis::Targets,
+    steps: &[nemesis::Step],
+) {
     let start = Instant::now();
     let deadline = start + cfg.time_limit;
-    let steps = nemesis::schedule(cfg.seed, &cfg.nemeses, cfg.time_limit, cfg.nodes);
     let mut tasks = tokio::task::JoinSet::new();
-    let targets = nemesis::Targets { cluster: cluster.clone(), executor: executor.clone(), executor_ids };
-    tasks.spawn(nemesis::run(targets.clone(), steps.clone(), rec.clone(), start));
-    if has("register") {
+    tasks.spawn(nemesis::run(targets.clone(), steps.to_vec(), ctx.rec.clone(), start));
+    if cfg.has("register") {
         for w in 0..4 {
-            let (ctx, keys) = (ctx.clone(), keys.clone());
+            let (ctx, keys) = (ctx.clone(), setup.keys.clone());
             tasks.spawn(async move { workload::register::worker(&ctx, w, &keys, deadline).await });
         }
     }
-    if runner.is_some() {
+    if setup.runner.is_some() {
         let ctx = ctx.clone();
         tasks.spawn(async move { workload::cron::worker(&ctx, start, deadline).await });
     }
-    if has("set") {
+    if cfg.has("set") {
         for w in 0..2 {
             let ctx = ctx.clone();
             tasks.spawn(async move { workload::set::worker(&ctx, w, deadline).await });
         }
     }
     while tasks.join_next().await.is_some() {}
+}
 
-    // Final phase: heal everything, wait for one leader, then read every node.
-    nemesis::heal_all(&targets, &rec).await;
-    let healthy = cluster.lock().await.wait_healthy(Duration::from_secs(60)).await;
+/// The final phase: heal everything, wait for one leader, let the cron tasks run on the healed
+/// cluster and pause them, wait for convergence, then read every node.
+async fn final_phase(cfg: &RunConfig, ctx: &Ctx, setup: &Setup, targets: &nemesis::Targets) {
+    let rec = &ctx.rec;
+    nemesis::heal_all(targets, rec).await;
+    let healthy = targets.cluster.lock().await.wait_healthy(Duration::from_secs(60)).await;
     match &healthy {
         Err(e) => {
             rec.record(Process::nemesis(), Kind::Info, "recovery", None, Value::Null, None, Some(e.to_string()));
@@ -212,45 +283,47 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
             rec.record(Process::nemesis(), Kind::End, "healthy", None, Value::Null, None, None);
         }
     }
-    if let Some(runner) = &runner {
-        // Let the tasks run on the healed cluster (liveness), then pause them so it can converge.
-        // A clock that ran ahead moved watermarks into the future: slots up to the latest time
-        // any node's clock showed were fired early (or recorded missed), so the liveness window
-        // starts there (`crate::skew`), and the quiet period lasts until it has its full length.
-        let skew = crate::skew::Skew::from_history(&rec.snapshot());
-        let now = crate::history::wall_ms();
-        let extra = skew.latest(now).saturating_sub(now).max(0) as u64;
-        tokio::time::sleep(CRON_AFTER_HEAL + Duration::from_millis(extra)).await;
-        workload::cron::wait_caught_up(&ctx, CRON_CATCH_UP, runner).await;
-        rec.record(Process::Named("harness".into()), Kind::Ok, "cron_quiesce", None, Value::Null, None, None);
-        workload::cron::quiesce(&ctx, Duration::from_secs(30)).await;
+    if let Some(runner) = &setup.runner {
+        cron_after_heal(ctx, runner).await;
     }
-    converge(&ctx, Duration::from_secs(30)).await;
-    if runner.is_some() {
-        workload::cron::final_reads(&ctx, Duration::from_secs(30)).await;
+    converge(ctx, Duration::from_secs(30)).await;
+    if setup.runner.is_some() {
+        workload::cron::final_reads(ctx, Duration::from_secs(30)).await;
     }
-    if has("set") {
-        workload::set::final_reads(&ctx, Duration::from_secs(30)).await;
+    if cfg.has("set") {
+        workload::set::final_reads(ctx, Duration::from_secs(30)).await;
     }
-    sampler.abort();
-    cluster.lock().await.shutdown();
-    // The last references to the recording executor: dropping them stops its server.
-    drop(targets);
-    drop(executor);
+}
 
-    // Check.
-    let events = rec.snapshot();
+/// Lets the cron tasks run on the healed cluster (liveness), then pauses them so it can converge.
+/// A clock that ran ahead moved watermarks into the future: slots up to the latest time any
+/// node's clock showed were fired early (or recorded missed), so the liveness window starts
+/// there (`crate::skew`), and the quiet period lasts until it has its full length.
+async fn cron_after_heal(ctx: &Ctx, runner: &Runner) {
+    let skew = crate::skew::Skew::from_history(&ctx.rec.snapshot());
+    let now = crate::history::wall_ms();
+    let extra = skew.latest(now).saturating_sub(now).max(0) as u64;
+    tokio::time::sleep(CRON_AFTER_HEAL + Duration::from_millis(extra)).await;
+    workload::cron::wait_caught_up(ctx, CRON_CATCH_UP, runner).await;
+    ctx.rec.record(Process::Named("harness".into()), Kind::Ok, "cron_quiesce", None, Value::Null, None, None);
+    workload::cron::quiesce(ctx, Duration::from_secs(30)).await;
+}
+
+/// The content of `results.json` for a run of `cfg` that recorded `events`: every checker its
+/// workloads call for, and the verdict over them. A pure function of the history (and the
+/// elapsed time it is given).
+pub fn results(cfg: &RunConfig, events: &[Event], steps: Vec<nemesis::Step>, elapsed_s: f64) -> Results {
     let mut checkers = Vec::new();
-    if has("register") {
-        checkers.push(checker::linearizable::check(&events, 2_000_000));
+    if cfg.has("register") {
+        checkers.push(checker::linearizable::check(events, 2_000_000));
     }
-    if has("set") {
-        checkers.push(checker::set_full::check(&events));
+    if cfg.has("set") {
+        checkers.push(checker::set_full::check(events));
     }
-    if runner.is_some() {
-        checkers.extend(checker::schedule::check(&events));
+    if cfg.has("cron") || cfg.has("cron-embedded") {
+        checkers.extend(checker::schedule::check(events));
     }
-    checkers.push(checker::convergence::check(&events));
+    checkers.push(checker::convergence::check(events));
     let verdict = if checkers.iter().all(|c| c.verdict == Verdict::Pass) {
         Verdict::Pass
     } else if checkers.iter().any(|c| c.verdict == Verdict::Fail) {
@@ -259,21 +332,18 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
         Verdict::Unknown
     };
     let count = |k: Kind| events.iter().filter(|e| e.kind == k && matches!(e.process, Process::Client(_))).count();
-    let results = Results {
+    Results {
         verdict,
         seed: cfg.seed,
         nemeses: cfg.nemeses.clone(),
         workloads: cfg.workloads.clone(),
         unsafe_mode: cfg.unsafe_mode.clone(),
         time_limit_s: cfg.time_limit.as_secs(),
-        elapsed_s: began.elapsed().as_secs_f64(),
+        elapsed_s,
         ops: json!({"invoke": count(Kind::Invoke), "ok": count(Kind::Ok), "fail": count(Kind::Fail), "info": count(Kind::Info)}),
         nemesis_steps: steps,
         checkers,
-    };
-    std::fs::write(cfg.out.join("results.json"), serde_json::to_vec_pretty(&results).expect("serialize"))?;
-    crate::timeline::write(&cfg.out, &events)?;
-    Ok(results)
+    }
 }
 
 /// Records `digest` rounds (one op per node) until every node reports the same applied index and
