@@ -20,9 +20,8 @@ fn long_about() -> String {
         s.push_str(&format!("  {name:<17} {help}\n"));
     }
     s.push_str(
-        "\nThe partition nemeses need root, nft, ip and unshare (the run re-executes itself in a\n\
-         sandbox); so does cron-embedded (without nft); clock needs libfaketime; executor-* need the\n\
-         cron workload.\n",
+        "\nThe partition nemeses need root, ip (iproute2) and unshare (the run re-executes itself in a\n\
+         sandbox); so does cron-embedded; clock needs libfaketime; executor-* need the cron workload.\n",
     );
     s.push_str("\nWorkloads (--workload, comma-separated):\n");
     for (name, help) in WORKLOADS {

@@ -1,14 +1,22 @@
 //! The network sandbox that makes partitions possible: one network namespace per node, joined by a
-//! Linux bridge in the harness' own (private) namespace, and partitions as nftables DROP rules on
-//! the bridge's forward hook (node-to-node traffic only; the harness at 10.77.0.254 still reaches
-//! every node, so clients can observe what an isolated node answers).
+//! Linux bridge in the harness' own (private) namespace, and partitions as policy-routing rules
+//! (`ip rule ... blackhole`) inside the nodes' namespaces — iproute2 alone, no nftables. They cut
+//! node-to-node traffic only: the harness at 10.77.0.254 still reaches every node, so clients can
+//! observe what an isolated node answers.
 //!
 //! Three shapes: [`Net::isolate`] (a node or a group cut from the rest, both ways),
 //! [`Net::bridge`] (two halves that cannot talk, and one node that talks to both) and
-//! [`Net::one_way`] (A cannot reach B, B still reaches A). Symmetric cuts live on the bridge;
-//! one-way cuts need connection tracking and live in the receiving node's namespace (an `inet`
-//! table with an input hook), because a plain one-way packet drop is a two-way TCP partition:
-//! dropping A's packets to B also drops A's SYN-ACKs to B, so B cannot connect to A either.
+//! [`Net::one_way`] (A cannot reach B, B still reaches A). Every cut is a rule in the *receiving*
+//! node's namespace that drops, on input, packets from the cut-off node: a symmetric cut is such
+//! a rule on both sides. Input drops are silent (the node namespaces do not forward, so the
+//! kernel sends no ICMP error for them), so a cut looks like a dead link — connects and requests
+//! time out — as the nftables drops on the bridge did before. A one-way cut cannot simply drop
+//! all of A's packets at B: that drops A's SYN-ACKs and answers too, so B could not reach A
+//! either (a two-way TCP partition). Without connection tracking it tells the two directions
+//! apart by port: a connection A opened to B goes to one of B's *listening* ports, while A's
+//! packets on a connection B opened come from A's listening port to one of B's ephemeral ports
+//! (which never equal a port B listens on). So the rule drops A's packets to B's listening ports
+//! (read with `ss` when the cut starts), and only those.
 //!
 //! All of it lives inside `unshare --pid --net --mount --fork --kill-child`: the namespaces, the
 //! bridge, the rules and every node process vanish with the harness, even after `kill -9`.
@@ -37,9 +45,10 @@ pub fn in_sandbox() -> bool {
     std::env::var(SANDBOX_ENV).is_ok_and(|v| v == "1")
 }
 
-/// What partitions need: root, `unshare`, `ip`, `nft`. `Err` names what is missing.
+/// What partitions need: root, `unshare` and iproute2's `ip` (and its `ss`, which reads a
+/// node's listening ports for one-way cuts). `Err` names what is missing.
 pub fn partitions_supported() -> Result<(), NetError> {
-    needs(&[("unshare", "--version"), ("ip", "-V"), ("nft", "--version")])
+    needs(&[("unshare", "--version"), ("ip", "-V"), ("ss", "-V")])
 }
 
 /// What the sandbox and its namespaces need without partitions ([`Net::hosts`]): root,
@@ -57,8 +66,8 @@ fn needs(tools: &[(&str, &str)]) -> Result<(), NetError> {
         let ok = Command::new(tool).arg(arg).output().map(|o| o.status.success()).unwrap_or(false);
         if !ok {
             let pkg = match tool {
-                "nft" => "the `nft` tool (Debian package nftables)",
                 "ip" => "the `ip` tool (Debian package iproute2)",
+                "ss" => "the `ss` tool (Debian package iproute2)",
                 _ => "the `unshare` tool (Debian package util-linux)",
             };
             return Err(NetError::Unsupported(pkg.into()));
@@ -80,6 +89,11 @@ pub fn reexec_in_sandbox() -> std::io::Result<ExitStatus> {
 }
 
 fn sh(args: &[&str]) -> Result<(), NetError> {
+    output(args).map(|_| ())
+}
+
+/// Runs `args` and returns its standard output, or why it failed.
+fn output(args: &[&str]) -> Result<String, NetError> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()
@@ -88,32 +102,47 @@ fn sh(args: &[&str]) -> Result<(), NetError> {
         let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(NetError::Command { cmd: args.join(" "), detail });
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// The `ip rule` priority of every partition rule. Below [`LOCAL_PREF`]: the local table's rule
+/// delivers every packet addressed to the node, so a cut must be looked at before it.
+const CUT_PREF: &str = "10";
+
+/// Where [`Net::setup`] moves the local table's rule in each node namespace (the kernel puts it
+/// at 0, the first priority, where no rule can precede it).
+const LOCAL_PREF: &str = "100";
 
 /// The namespaces and bridge of one run (inside the sandbox).
 #[derive(Debug, Clone)]
 pub struct Net {
     n: u64,
-    /// Whether the nftables chains of partitions exist ([`Net::setup`]); without them
-    /// ([`Net::hosts`]) there is nothing to heal.
+    /// Whether the node namespaces are ready for partition rules ([`Net::setup`]: the local
+    /// table's rule moved after [`CUT_PREF`]); without that ([`Net::hosts`]) there is nothing to
+    /// heal.
     partitions: bool,
 }
 
 impl Net {
-    /// Creates the bridge (10.77.0.254), `n` node namespaces (10.77.0.1..n) and the nftables
-    /// chains partitions use. Must run inside the sandbox: it mounts a private `/run/netns` and
-    /// changes this namespace's links.
+    /// Creates the bridge (10.77.0.254) and `n` node namespaces (10.77.0.1..n) ready for
+    /// partition rules. Must run inside the sandbox: it mounts a private `/run/netns` and changes
+    /// this namespace's links.
     pub fn setup(n: u64) -> Result<Net, NetError> {
         let mut net = Net::hosts(n)?;
-        net.add_partition_chains()?;
+        for id in 1..=n {
+            // Add the new local rule before deleting the old one: without either, the node would
+            // receive nothing, not even from the harness.
+            let ns = net.ns(id);
+            sh(&["ip", "-n", &ns, "rule", "add", "pref", LOCAL_PREF, "lookup", "local"])?;
+            sh(&["ip", "-n", &ns, "rule", "del", "pref", "0", "lookup", "local"])?;
+        }
         net.partitions = true;
         Ok(net)
     }
 
-    /// The namespaces and the bridge only, no nftables: `n` "hosts" on one LAN, each with its own
-    /// address, for runs that need separate hosts but no partitions (the embedded agents'
-    /// three-host test, the `cron-embedded` workload). Needs root, `unshare` and `ip`, not `nft`.
+    /// The namespaces and the bridge only, no partition rules: `n` "hosts" on one LAN, each with
+    /// its own address, for runs that need separate hosts but no partitions (the embedded agents'
+    /// three-host test, the `cron-embedded` workload). Needs root, `unshare` and `ip`.
     pub fn hosts(n: u64) -> Result<Net, NetError> {
         if !in_sandbox() {
             return Err(NetError::Unsupported("the sandbox (run through `cronraft-chaos run`)".into()));
@@ -147,50 +176,6 @@ impl Net {
         Ok(net)
     }
 
-    /// The per-node one-way chains and the bridge's `grudge` chain that partitions add rules to.
-    fn add_partition_chains(&self) -> Result<(), NetError> {
-        for id in 1..=self.n {
-            let ns = self.ns(id);
-            sh(&["ip", "netns", "exec", &ns, "nft", "add", "table", "inet", "chaos"])?;
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &ns,
-                "nft",
-                "add",
-                "chain",
-                "inet",
-                "chaos",
-                "oneway",
-                "{ type filter hook input priority 0; policy accept; }",
-            ])?;
-            // A rule using conntrack turns connection tracking on in this namespace now, before
-            // any node connects. Turned on only by the first one-way rule, it would pick up
-            // connections mid-stream and take whichever side sent the next packet for the
-            // initiator, so a one-way cut would miss some pooled connections (seen: a muted
-            // leader kept replicating to one follower over its old keep-alive connection). It
-            // lives in a chain of its own, which `heal` never flushes.
-            let track = "{ type filter hook input priority -1; policy accept; }";
-            sh(&["ip", "netns", "exec", &ns, "nft", "add", "chain", "inet", "chaos", "track", track])?;
-            let count_invalid = ["ct", "state", "invalid", "counter"];
-            let mut rule = vec!["ip", "netns", "exec", &ns, "nft", "add", "rule", "inet", "chaos", "track"];
-            rule.extend(count_invalid);
-            sh(&rule)?;
-        }
-        sh(&["nft", "add", "table", "bridge", "chaos"])?;
-        sh(&[
-            "nft",
-            "add",
-            "chain",
-            "bridge",
-            "chaos",
-            "grudge",
-            "{ type filter hook forward priority 0; policy accept; }",
-        ])?;
-        Ok(())
-    }
-
     pub fn ns(&self, id: u64) -> String {
         format!("crn{id}")
     }
@@ -205,15 +190,13 @@ impl Net {
         self.cut(side, &rest)
     }
 
-    /// Cuts all traffic, both ways, between every node of `a` and every node of `b`.
+    /// Cuts all traffic, both ways, between every node of `a` and every node of `b`: each drops
+    /// whatever arrives from the other.
     pub fn cut(&self, a: &[u64], b: &[u64]) -> Result<(), NetError> {
         for x in a {
             for y in b.iter().filter(|y| *y != x) {
-                for (s, d) in [(self.ip(*x), self.ip(*y)), (self.ip(*y), self.ip(*x))] {
-                    sh(&[
-                        "nft", "add", "rule", "bridge", "chaos", "grudge", "ip", "saddr", &s, "ip", "daddr", &d, "drop",
-                    ])?;
-                }
+                self.drop_input(*x, *y, &[])?;
+                self.drop_input(*y, *x, &[])?;
             }
         }
         Ok(())
@@ -226,45 +209,60 @@ impl Net {
         self.cut(a, b)
     }
 
-    /// One-way: `from` can no longer reach `to` — every packet `from` sends on a connection it
-    /// opened to `to` (its SYN included) is dropped in `to`'s namespace — while `to` still opens
-    /// connections to `from` and gets `from`'s answers on them. For request/response traffic such
-    /// as Raft over HTTP this is "messages from A to B are lost, messages from B to A arrive".
-    /// Connections already open from `from` to `to` (pooled keep-alive ones too) stall as well.
+    /// One-way: `from` can no longer reach `to` — every packet `from` sends to a port `to`
+    /// listens on (the SYN and everything after it on a connection `from` opened to `to`) is
+    /// dropped in `to`'s namespace — while `to` still opens connections to `from` and gets
+    /// `from`'s answers on them (those go to `to`'s ephemeral ports). For request/response
+    /// traffic such as Raft over HTTP this is "messages from A to B are lost, messages from B to A
+    /// arrive". Connections already open from `from` to `to` (pooled keep-alive ones too) stall
+    /// as well: a new rule invalidates every socket's cached input route, so their packets meet
+    /// the rule too. The ports are `to`'s listeners when the cut starts (its API, Raft and, with
+    /// the embedded agent, agent ports); steps never overlap, so `to` does not restart meanwhile.
     pub fn one_way(&self, from: u64, to: u64) -> Result<(), NetError> {
-        let ns = self.ns(to);
-        let src = self.ip(from);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &ns,
-            "nft",
-            "add",
-            "rule",
-            "inet",
-            "chaos",
-            "oneway",
-            "ip",
-            "saddr",
-            &src,
-            "ct",
-            "direction",
-            "original",
-            "drop",
-        ])
+        let ports = self.listening_ports(to)?;
+        if ports.is_empty() {
+            let detail = "no listening TCP port: a one-way cut would cut nothing".to_string();
+            return Err(NetError::Command { cmd: format!("ss -N {} -Hltn", self.ns(to)), detail });
+        }
+        self.drop_input(to, from, &ports)
     }
 
-    /// Removes every partition rule (the bridge's and every node's one-way rules); nothing to do
-    /// on namespaces made without partition chains.
+    /// In `at`'s namespace, drops every packet arriving from `from` (with `ports`, only TCP
+    /// packets to one of them): policy-routing rules of type `blackhole` at [`CUT_PREF`].
+    fn drop_input(&self, at: u64, from: u64, ports: &[u16]) -> Result<(), NetError> {
+        let (ns, src) = (self.ns(at), self.ip(from));
+        let rule = ["ip", "-n", &ns, "rule", "add", "pref", CUT_PREF, "iif", "eth0", "from", &src];
+        if ports.is_empty() {
+            return sh(&[&rule[..], &["blackhole"]].concat());
+        }
+        for port in ports {
+            sh(&[&rule[..], &["ipproto", "tcp", "dport", &port.to_string(), "blackhole"]].concat())?;
+        }
+        Ok(())
+    }
+
+    /// The TCP ports node `id` listens on (`ss` in its namespace).
+    fn listening_ports(&self, id: u64) -> Result<Vec<u16>, NetError> {
+        let listing = output(&["ss", "-N", &self.ns(id), "-Hltn"])?;
+        let mut ports: Vec<u16> = listing
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .filter_map(|local| local.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        Ok(ports)
+    }
+
+    /// Removes every partition rule from every node namespace; nothing to do on namespaces made
+    /// without partition support.
     pub fn heal(&self) -> Result<(), NetError> {
         if !self.partitions {
             return Ok(());
         }
-        let mut first_err = sh(&["nft", "flush", "chain", "bridge", "chaos", "grudge"]).err();
+        let mut first_err = None;
         for id in 1..=self.n {
-            let ns = self.ns(id);
-            if let Err(e) = sh(&["ip", "netns", "exec", &ns, "nft", "flush", "chain", "inet", "chaos", "oneway"]) {
+            if let Err(e) = sh(&["ip", "-n", &self.ns(id), "rule", "flush", "pref", CUT_PREF]) {
                 first_err.get_or_insert(e);
             }
         }

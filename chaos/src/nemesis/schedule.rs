@@ -41,7 +41,7 @@ impl Fault {
     pub const ALL: [(&'static str, Fault, &'static str); 10] = [
         ("kill", Fault::Kill, "kill -9 a random node or the leader, then restart it (same addresses and data)"),
         ("pause", Fault::Pause, "SIGSTOP a random node or the leader past the election timeout, then SIGCONT"),
-        ("partition", Fault::Partition, "isolate a random node or the leader from its peers (nftables, namespaces)"),
+        ("partition", Fault::Partition, "isolate a random node or the leader from its peers (ip rules in namespaces)"),
         (
             "partition-bridge",
             Fault::PartitionBridge,
@@ -80,7 +80,7 @@ impl Fault {
         matches!(self, Fault::ExecutorKill | Fault::ExecutorSlow | Fault::ExecutorChurn)
     }
 
-    /// Whether the fault needs the network sandbox (one namespace per node, nftables).
+    /// Whether the fault needs the network sandbox (one namespace per node, `ip rule` cuts).
     pub fn is_partition(self) -> bool {
         matches!(self, Fault::Partition | Fault::PartitionBridge | Fault::PartitionOneway)
     }
