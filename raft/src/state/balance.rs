@@ -13,9 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::registry::load_key;
-use super::{get_u64, put_u64};
-use crate::codec::{self, key_u64};
+use super::keys::{self, get_u64, put_u64};
+use crate::codec;
 use crate::error::StoreError;
 use crate::model::{BalanceStrategy, Executor};
 use crate::txn::WriteSet;
@@ -29,16 +28,6 @@ struct SmoothWeights {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum StoredWeights {
     V1(SmoothWeights),
-}
-
-fn cursor_key(task: u64) -> Vec<u8> {
-    [b"l/c/".as_slice(), &key_u64(task)].concat()
-}
-fn sticky_key(task: u64) -> Vec<u8> {
-    [b"l/s/".as_slice(), &key_u64(task)].concat()
-}
-fn weights_key(task: u64) -> Vec<u8> {
-    [b"l/w/".as_slice(), &key_u64(task)].concat()
 }
 
 /// splitmix64: a fixed, portable mix (every replica must compute the same number).
@@ -65,7 +54,7 @@ pub(super) fn pick(
         BalanceStrategy::Random => (mix(seed) % candidates.len() as u64) as usize,
         BalanceStrategy::WeightedRoundRobin => smooth_weighted(ws, task, candidates)?,
         BalanceStrategy::Sticky => {
-            let key = sticky_key(task);
+            let key = keys::sticky(task);
             let bound = get_u64(ws, &key)?;
             match candidates.iter().position(|(e, _)| e.id == bound) {
                 Some(i) => i,
@@ -80,7 +69,7 @@ pub(super) fn pick(
         BalanceStrategy::LeastLoaded => {
             let mut loads = Vec::with_capacity(candidates.len());
             for (e, _) in candidates {
-                loads.push(get_u64(ws, &load_key(e.id))?);
+                loads.push(get_u64(ws, &keys::load(e.id))?);
             }
             let least = loads.iter().copied().min().unwrap_or(0);
             let tied: Vec<usize> = (0..candidates.len()).filter(|i| loads[*i] == least).collect();
@@ -92,7 +81,7 @@ pub(super) fn pick(
 }
 
 fn next_in_rotation(ws: &mut WriteSet<'_>, task: u64, len: usize) -> Result<usize, StoreError> {
-    let key = cursor_key(task);
+    let key = keys::cursor(task);
     let cursor = get_u64(ws, &key)?;
     put_u64(ws, &key, cursor.wrapping_add(1));
     Ok((cursor % len as u64) as usize)
@@ -101,7 +90,7 @@ fn next_in_rotation(ws: &mut WriteSet<'_>, task: u64, len: usize) -> Result<usiz
 /// Each candidate gains its weight; the highest current weight wins and pays the total. Over a
 /// cycle every instance is picked in proportion to its weight, interleaved rather than in runs.
 fn smooth_weighted(ws: &mut WriteSet<'_>, task: u64, candidates: &[(Executor, u32)]) -> Result<usize, StoreError> {
-    let key = weights_key(task);
+    let key = keys::weights(task);
     let state = match ws.get(&key)? {
         Some(b) => {
             let StoredWeights::V1(s) = codec::decode(&b)?;
@@ -131,7 +120,7 @@ fn smooth_weighted(ws: &mut WriteSet<'_>, task: u64, candidates: &[(Executor, u3
 
 /// Forgets a task's balance state (the task was deleted).
 pub(super) fn forget(ws: &mut WriteSet<'_>, task: u64) {
-    ws.remove(cursor_key(task));
-    ws.remove(sticky_key(task));
-    ws.remove(weights_key(task));
+    ws.remove(keys::cursor(task));
+    ws.remove(keys::sticky(task));
+    ws.remove(keys::weights(task));
 }

@@ -1,95 +1,24 @@
-//! Apply's side of dispatch: attempts, reports, retries, timeouts and stops.
+//! The dispatch commands in apply: `Dispatch` rounds, executors' `Report`s, the leader's
+//! `EndAttempts` (unreachable, refusing, timed out) and `StopExecution`.
 //!
+//! Each handler finds the execution its command is about and checks that the command is about
+//! the current attempt (its number, its callback token), so a retried round, a late report or a
+//! report from a previous attempt is refused instead of applied twice; then it hands the record
+//! to [`super::run`], which owns the execution's life (attempts, retries, settling, the queue).
 //! An execution is `pending` until a dispatch round gives it an attempt on a chosen instance
 //! (`running`); it ends with the executor's report, a timeout, a stop, or — when the attempt
 //! fails and retries remain — goes back to `pending` with a backoff (`not_before_ms`). A
 //! dispatch that cannot reach its instance ejects the instance and fails over at once without
-//! spending a retry; [`ATTEMPTS_MAX`] bounds how often that can happen. Every item names the
-//! attempt it is about, so a retried round, a late report or a report from a previous attempt
-//! is refused instead of applied twice.
+//! spending a retry; [`ATTEMPTS_MAX`] bounds how often that can happen.
 
-use super::balance;
-use super::executions::get_execution;
-use super::fire::settle;
-use super::registry::{self, add_load, candidates, get_executor, put_executor};
-use super::{get_task_ws, At};
+use super::executions::{get_execution, truncate_tail, REPORT_BYTES_MAX};
+use super::registry::{get_executor, put_executor};
+use super::run::{close_attempt, dispatch_one, fail_or_retry, settle, ATTEMPTS_MAX};
+use super::At;
 use crate::command::{AttemptEnd, AttemptEndKind, AttemptReport, DispatchBatch, Rejection, Response};
 use crate::error::StoreError;
-use crate::model::{Attempt, Execution, ExecutionStatus, Reason, ATTEMPTS_KEPT};
+use crate::model::{Execution, ExecutionStatus, Reason};
 use crate::txn::WriteSet;
-
-/// First retry waits this long; each further retry doubles it, up to [`RETRY_BACKOFF_MS_MAX`].
-pub const RETRY_BACKOFF_MS_BASE: i64 = 1_000;
-pub const RETRY_BACKOFF_MS_MAX: i64 = 5 * 60 * 1_000;
-/// Most attempts of one execution (failovers included); then it fails for good.
-pub const ATTEMPTS_MAX: u32 = 64;
-/// Most bytes of logs and result kept per execution (the tail of the logs).
-pub const REPORT_BYTES_MAX: usize = 64 * 1024;
-
-/// The backoff before retry number `retry` (1-based).
-pub fn retry_backoff_ms(retry: u32) -> i64 {
-    let shift = retry.saturating_sub(1).min(20);
-    RETRY_BACKOFF_MS_BASE.saturating_mul(1 << shift).min(RETRY_BACKOFF_MS_MAX)
-}
-
-fn token(seed: u64, execution: u64, attempt: u32) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(&seed.to_be_bytes());
-    h.update(&execution.to_be_bytes());
-    h.update(&attempt.to_be_bytes());
-    h.finalize().to_hex()[..32].to_string()
-}
-
-/// Ends the current attempt if it is running, releasing its instance's load.
-pub(super) fn close_attempt(
-    ws: &mut WriteSet<'_>,
-    e: &mut Execution,
-    status: ExecutionStatus,
-    now_ms: i64,
-    error: &str,
-) -> Result<(), StoreError> {
-    let Some(a) = e.attempts.last_mut() else { return Ok(()) };
-    if a.status != ExecutionStatus::Running {
-        return Ok(());
-    }
-    (a.status, a.end_ms) = (status, Some(now_ms));
-    if !error.is_empty() {
-        a.error = truncate_tail(error, 1024);
-    }
-    if a.executor_id != 0 {
-        add_load(ws, a.executor_id, -1)?;
-    }
-    Ok(())
-}
-
-/// A failed attempt: back to `pending` after a backoff while retries remain, else `final_status`.
-fn fail_or_retry(
-    ws: &WriteSet<'_>,
-    at: At,
-    e: &mut Execution,
-    final_status: ExecutionStatus,
-    reason: Reason,
-) -> Result<(), StoreError> {
-    let max_retry = get_task_ws(ws, e.task_id)?.map(|t| t.spec.max_retry).unwrap_or(0);
-    e.reason = Some(reason);
-    if e.retry_count < max_retry && e.attempt_count < ATTEMPTS_MAX {
-        e.retry_count += 1;
-        e.status = ExecutionStatus::Pending;
-        e.not_before_ms = at.now_ms.saturating_add(retry_backoff_ms(e.retry_count));
-    } else {
-        e.status = final_status;
-        e.end_ms = Some(at.now_ms);
-    }
-    Ok(())
-}
-
-fn push_attempt(e: &mut Execution, attempt: Attempt) {
-    e.attempt_count = attempt.number;
-    e.attempts.push(attempt);
-    if e.attempts.len() > ATTEMPTS_KEPT {
-        e.attempts.remove(0);
-    }
-}
 
 /// One dispatch round.
 pub(super) fn apply_dispatch(ws: &mut WriteSet<'_>, at: At, batch: &DispatchBatch) -> Result<Response, StoreError> {
@@ -101,65 +30,6 @@ pub(super) fn apply_dispatch(ws: &mut WriteSet<'_>, at: At, batch: &DispatchBatc
         }
     }
     Ok(Response::Dispatched(out))
-}
-
-/// Gives `old` its attempt number `attempt` on an instance chosen by the task's strategy, or
-/// records that none could take it. Returns the changed record, or `None` when nothing was done
-/// (not due, stale attempt number, every instance at capacity).
-pub(super) fn dispatch_one(
-    ws: &mut WriteSet<'_>,
-    at: At,
-    old: Execution,
-    attempt_number: u32,
-    seed: u64,
-    term: u64,
-) -> Result<Option<Execution>, StoreError> {
-    let due = old.status == ExecutionStatus::Pending && !old.queued && old.not_before_ms <= at.now_ms;
-    if !due || attempt_number != old.attempt_count + 1 {
-        return Ok(None); // stale: already dispatched, ended, or waiting
-    }
-    let task = get_task_ws(ws, old.task_id)?;
-    let Some(task) = task.filter(|t| registry::dispatchable(t.status)) else {
-        return super::fire::end_run(ws, at, old.id, ExecutionStatus::Cancelled, Some(Reason::TaskDeleted));
-    };
-    let (found, busy) = candidates(ws, task.id, &task.spec.executor)?;
-    if found.is_empty() && busy {
-        return Ok(None); // every instance is at its capacity: the run waits, spending nothing
-    }
-    let mut e = old.clone();
-    let pick_seed = balance::mix(seed ^ e.id.rotate_left(17) ^ u64::from(attempt_number));
-    let chosen = balance::pick(ws, task.id, task.spec.load_balance_strategy, &found, pick_seed)?;
-    let mut attempt = Attempt {
-        number: attempt_number,
-        executor_id: 0,
-        instance_id: String::new(),
-        base_url: String::new(),
-        dispatched_ms: at.now_ms,
-        end_ms: None,
-        status: ExecutionStatus::Running,
-        term,
-        log_index: at.log_index,
-        callback_token: token(seed, e.id, attempt_number),
-        error: String::new(),
-    };
-    match chosen {
-        Some(exec) => {
-            (attempt.executor_id, attempt.instance_id, attempt.base_url) =
-                (exec.id, exec.spec.instance_id.clone(), exec.spec.base_url.clone());
-            add_load(ws, exec.id, 1)?;
-            push_attempt(&mut e, attempt);
-            (e.status, e.reason) = (ExecutionStatus::Running, None);
-            e.start_ms.get_or_insert(at.now_ms);
-        }
-        None => {
-            (attempt.status, attempt.end_ms) = (ExecutionStatus::Failed, Some(at.now_ms));
-            attempt.error = format!("no online and healthy executor in group {:?}", task.spec.executor);
-            push_attempt(&mut e, attempt);
-            fail_or_retry(ws, at, &mut e, ExecutionStatus::Failed, Reason::NoHealthyExecutor)?;
-        }
-    }
-    settle(ws, &e, &old)?;
-    Ok(Some(e))
 }
 
 /// Finds the active execution a report or stop is about, or the rejection to answer with.
@@ -289,16 +159,4 @@ pub(super) fn apply_stop(ws: &mut WriteSet<'_>, at: At, id: u64, requested_by: &
     }
     settle(ws, &e, &old)?;
     Ok(Response::Execution(e))
-}
-
-/// The last `max` bytes of `s`, cut at a character boundary.
-pub fn truncate_tail(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut start = s.len() - max;
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    s[start..].to_string()
 }

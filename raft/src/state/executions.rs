@@ -9,20 +9,22 @@
 //! | `r/` | task id | [`TaskRuntime`]: fire watermark, per-status counts, active runs |
 //! | `m/xcount/` | status byte | count of all executions in that status |
 //!
-//! Listing newest first is a reverse scan of `y/<task>` or `z/<status>`, so the latest page of a
+//! The keys are built in [`super::keys`]. Listing newest first is a reverse scan of `y/<task>` or `z/<status>`, so the latest page of a
 //! task with a million records costs one page of reads. Everything a fire changes about a task
 //! lives in its one runtime record, because sled's cost is per key written: a fired slot writes
 //! its record, two index entries and the (per-task) runtime record.
 
 use serde::{Deserialize, Serialize};
 
-use super::{get_u64, put_u64, StateView};
-use crate::codec::{self, key_u64, parse_key_u64};
+use super::keys::{self, bump, get_u64, put_u64};
+use super::StateView;
+use crate::codec::{self, parse_key_u64};
 use crate::error::StoreError;
 use crate::model::{Execution, ExecutionStatus};
 use crate::txn::WriteSet;
 
-const KEY_NEXT_EXECUTION_ID: &[u8] = b"m/next_execution_id";
+/// Most bytes of logs and result kept per execution (the tail of the logs).
+pub const REPORT_BYTES_MAX: usize = 64 * 1024;
 
 /// What changes about a task as it fires and runs, kept apart from the task's spec so a fire does
 /// not rewrite the task.
@@ -41,13 +43,9 @@ enum StoredRuntime {
     V1(TaskRuntime),
 }
 
-fn runtime_key(task: u64) -> Vec<u8> {
-    [b"r/".as_slice(), &key_u64(task)].concat()
-}
-
 /// The task's runtime record as the run sees it (zeroes if it never fired).
 pub(super) fn runtime(ws: &WriteSet<'_>, task: u64) -> Result<TaskRuntime, StoreError> {
-    match ws.get(&runtime_key(task))? {
+    match ws.get(&keys::runtime(task))? {
         Some(b) => {
             let StoredRuntime::V1(r) = codec::decode(&b)?;
             Ok(r)
@@ -57,7 +55,7 @@ pub(super) fn runtime(ws: &WriteSet<'_>, task: u64) -> Result<TaskRuntime, Store
 }
 
 pub(super) fn put_runtime(ws: &mut WriteSet<'_>, task: u64, r: &TaskRuntime) -> Result<(), StoreError> {
-    ws.insert(runtime_key(task), codec::encode(&StoredRuntime::V1(*r))?);
+    ws.insert(keys::runtime(task), codec::encode(&StoredRuntime::V1(*r))?);
     Ok(())
 }
 
@@ -118,31 +116,15 @@ impl From<ExecutionV1> for Execution {
     }
 }
 
-pub(super) fn exec_key(id: u64) -> Vec<u8> {
-    [b"x/".as_slice(), &key_u64(id)].concat()
-}
-pub(super) fn by_task_key(task: u64, id: u64) -> Vec<u8> {
-    [b"y/".as_slice(), &key_u64(task), &key_u64(id)].concat()
-}
-pub(super) fn by_status_key(status: ExecutionStatus, id: u64) -> Vec<u8> {
-    [b"z/".as_slice(), &[status.code()], &key_u64(id)].concat()
-}
-pub(super) fn queue_prefix(task: u64) -> Vec<u8> {
-    [b"q/".as_slice(), &key_u64(task)].concat()
-}
-pub(super) fn status_count_key(status: ExecutionStatus) -> Vec<u8> {
-    [b"m/xcount/".as_slice(), &[status.code()]].concat()
-}
-
 /// The next execution id (dense, never reused).
 pub(super) fn next_execution_id(ws: &mut WriteSet<'_>) -> Result<u64, StoreError> {
-    let id = get_u64(ws, KEY_NEXT_EXECUTION_ID)?.max(1);
-    put_u64(ws, KEY_NEXT_EXECUTION_ID, id + 1);
+    let id = get_u64(ws, keys::NEXT_EXECUTION_ID)?.max(1);
+    put_u64(ws, keys::NEXT_EXECUTION_ID, id + 1);
     Ok(id)
 }
 
 pub(super) fn get_execution(ws: &WriteSet<'_>, id: u64) -> Result<Option<Execution>, StoreError> {
-    ws.get(&exec_key(id))?.map(|b| decode_execution(&b)).transpose()
+    ws.get(&keys::execution(id))?.map(|b| decode_execution(&b)).transpose()
 }
 
 pub(super) fn decode_execution(bytes: &[u8]) -> Result<Execution, StoreError> {
@@ -166,36 +148,36 @@ pub(super) fn put_execution(
     let id = exec.id;
     let mut rt = runtime(ws, exec.task_id)?;
     match old {
-        None => ws.insert(by_task_key(exec.task_id, id), Vec::new()),
+        None => ws.insert(keys::execution_by_task(exec.task_id, id), Vec::new()),
         Some(o) => {
             if o.status != exec.status {
-                ws.remove(by_status_key(o.status, id));
+                ws.remove(keys::execution_by_status(o.status, id));
                 let slot = &mut rt.counts[o.status.code() as usize - 1];
                 *slot = slot.saturating_sub(1);
-                bump(ws, &status_count_key(o.status), -1)?;
+                bump(ws, &keys::execution_count(o.status), -1)?;
             }
             if is_active(o) {
                 rt.active = rt.active.saturating_sub(1);
             }
             if o.queued && !exec.queued {
-                ws.remove([queue_prefix(o.task_id), key_u64(id).to_vec()].concat());
+                ws.remove(keys::queue(o.task_id, id));
             }
         }
     }
     if old.map(|o| o.status != exec.status).unwrap_or(true) {
-        ws.insert(by_status_key(exec.status, id), Vec::new());
+        ws.insert(keys::execution_by_status(exec.status, id), Vec::new());
         rt.counts[exec.status.code() as usize - 1] += 1;
-        bump(ws, &status_count_key(exec.status), 1)?;
+        bump(ws, &keys::execution_count(exec.status), 1)?;
     }
     if is_active(exec) {
         rt.active += 1;
     }
     if exec.queued && !old.map(|o| o.queued).unwrap_or(false) {
-        ws.insert([queue_prefix(exec.task_id), key_u64(id).to_vec()].concat(), Vec::new());
+        ws.insert(keys::queue(exec.task_id, id), Vec::new());
     }
     put_runtime(ws, exec.task_id, &rt)?;
     super::stats::record_transition(ws, exec, old)?;
-    ws.insert(exec_key(id), codec::encode(&StoredExecution::V2(exec.clone()))?);
+    ws.insert(keys::execution(id), codec::encode(&StoredExecution::V2(exec.clone()))?);
     Ok(())
 }
 
@@ -203,7 +185,7 @@ pub(super) fn put_execution(
 /// it found them all; active runs are recent).
 pub(super) fn active_ids(ws: &WriteSet<'_>, task: u64) -> Result<Vec<u64>, StoreError> {
     let want = runtime(ws, task)?.active as usize;
-    let prefix = [b"y/".as_slice(), &key_u64(task)].concat();
+    let prefix = keys::execution_by_task_prefix(task);
     let mut found = Vec::new();
     if want == 0 {
         return Ok(found);
@@ -222,12 +204,6 @@ pub(super) fn active_ids(ws: &WriteSet<'_>, task: u64) -> Result<Vec<u64>, Store
     Ok(found)
 }
 
-pub(super) fn bump(ws: &mut WriteSet<'_>, key: &[u8], delta: i64) -> Result<(), StoreError> {
-    let n = get_u64(ws, key)?;
-    put_u64(ws, key, n.saturating_add_signed(delta));
-    Ok(())
-}
-
 /// Ids under a `task`-scoped prefix (`y/` or `q/`), in id order, at most `limit`.
 pub(super) fn ids_under(ws: &WriteSet<'_>, prefix: &[u8], limit: usize) -> Result<Vec<u64>, StoreError> {
     let pairs = ws.scan_prefix(prefix, limit)?;
@@ -243,7 +219,7 @@ pub struct ExecutionPage {
 
 impl StateView {
     pub fn execution(&self, id: u64) -> Result<Option<Execution>, StoreError> {
-        self.tree.get(exec_key(id))?.map(|b| decode_execution(&b)).transpose()
+        self.tree.get(keys::execution(id))?.map(|b| decode_execution(&b)).transpose()
     }
 
     fn count_at(&self, key: &[u8]) -> Result<u64, StoreError> {
@@ -252,7 +228,7 @@ impl StateView {
 
     /// The task's runtime record.
     pub fn runtime(&self, task: u64) -> Result<TaskRuntime, StoreError> {
-        match self.tree.get(runtime_key(task))? {
+        match self.tree.get(keys::runtime(task))? {
             Some(b) => {
                 let StoredRuntime::V1(r) = codec::decode(&b)?;
                 Ok(r)
@@ -277,15 +253,15 @@ impl StateView {
         let skip = page.saturating_sub(1).saturating_mul(page_size) as usize;
         let take = page_size as usize;
         let (prefix, total): (Vec<u8>, u64) = match (task, status) {
-            (Some(t), Some(s)) => ([b"y/".as_slice(), &key_u64(t)].concat(), self.execution_count(t, s)?),
-            (Some(t), None) => ([b"y/".as_slice(), &key_u64(t)].concat(), self.runtime(t)?.counts.iter().sum()),
-            (None, Some(s)) => ([b"z/".as_slice(), &[s.code()]].concat(), self.count_at(&status_count_key(s))?),
+            (Some(t), Some(s)) => (keys::execution_by_task_prefix(t), self.execution_count(t, s)?),
+            (Some(t), None) => (keys::execution_by_task_prefix(t), self.runtime(t)?.counts.iter().sum()),
+            (None, Some(s)) => (keys::execution_by_status_prefix(s), self.count_at(&keys::execution_count(s))?),
             (None, None) => {
                 let mut total = 0;
                 for s in ExecutionStatus::ALL {
-                    total += self.count_at(&status_count_key(s))?;
+                    total += self.count_at(&keys::execution_count(s))?;
                 }
-                (b"x/".to_vec(), total)
+                (keys::EXECUTION.to_vec(), total)
             }
         };
         let mut items = Vec::with_capacity(take);
@@ -300,7 +276,7 @@ impl StateView {
         let mut matched = 0u64;
         for kv in self.tree.scan_prefix(&prefix).rev() {
             let (k, v) = kv?;
-            let exec = if prefix.starts_with(b"x/") {
+            let exec = if prefix.starts_with(keys::EXECUTION) {
                 decode_execution(&v)?
             } else {
                 let id = parse_key_u64(&k[prefix.len()..]).unwrap_or(0);
@@ -330,11 +306,23 @@ impl StateView {
     pub fn active_execution_ids(&self) -> Result<Vec<u64>, StoreError> {
         let mut ids = Vec::new();
         for status in [ExecutionStatus::Pending, ExecutionStatus::Running] {
-            for k in self.tree.scan_prefix([b"z/".as_slice(), &[status.code()]].concat()).keys() {
-                ids.extend(parse_key_u64(&k?[3..]));
+            for k in self.tree.scan_prefix(keys::execution_by_status_prefix(status)).keys() {
+                ids.extend(keys::parse_execution_by_status(&k?));
             }
         }
         ids.sort_unstable();
         Ok(ids)
     }
+}
+
+/// The last `max` bytes of `s`, cut at a character boundary.
+pub fn truncate_tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
 }

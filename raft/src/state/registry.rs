@@ -12,15 +12,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{get_task_ws, get_u64, put_u64, task_id_by_name, At, StateView};
+use super::keys::{self, get_u64, put_u64};
+use super::{tasks, At, StateView};
 use crate::codec::{self, key_u64, parse_key_u64};
 use crate::command::{HealthChange, Rejection, Response, TaskUpsert};
 use crate::error::StoreError;
 use crate::model::{Binding, Executor, ExecutorSpec, ExecutorStatus, TaskStatus};
 use crate::spec::check_spec;
 use crate::txn::WriteSet;
-
-const KEY_NEXT_EXECUTOR_ID: &[u8] = b"m/next_executor_id";
 
 /// On-disk envelope of an executor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,33 +32,8 @@ enum StoredBinding {
     V1(Binding),
 }
 
-pub(super) fn executor_key(id: u64) -> Vec<u8> {
-    [b"v/".as_slice(), &key_u64(id)].concat()
-}
-fn instance_key(instance_id: &str) -> Vec<u8> {
-    [b"i/".as_slice(), instance_id.as_bytes()].concat()
-}
-pub(super) fn group_prefix(group: &str) -> Vec<u8> {
-    [b"g/".as_slice(), group.as_bytes(), &[0]].concat()
-}
-fn group_key(group: &str, id: u64) -> Vec<u8> {
-    [group_prefix(group), key_u64(id).to_vec()].concat()
-}
-pub(super) fn binding_prefix(task: u64) -> Vec<u8> {
-    [b"b/".as_slice(), &key_u64(task)].concat()
-}
-fn binding_key(task: u64, exec: u64) -> Vec<u8> {
-    [binding_prefix(task), key_u64(exec).to_vec()].concat()
-}
-fn reverse_key(exec: u64, task: u64) -> Vec<u8> {
-    [b"w/".as_slice(), &key_u64(exec), &key_u64(task)].concat()
-}
-pub(super) fn load_key(exec: u64) -> Vec<u8> {
-    [b"l/a/".as_slice(), &key_u64(exec)].concat()
-}
-
 pub(super) fn get_executor(ws: &WriteSet<'_>, id: u64) -> Result<Option<Executor>, StoreError> {
-    ws.get(&executor_key(id))?.map(|b| decode_executor(&b)).transpose()
+    ws.get(&keys::executor(id))?.map(|b| decode_executor(&b)).transpose()
 }
 
 pub(super) fn decode_executor(bytes: &[u8]) -> Result<Executor, StoreError> {
@@ -68,7 +42,7 @@ pub(super) fn decode_executor(bytes: &[u8]) -> Result<Executor, StoreError> {
 }
 
 pub(super) fn put_executor(ws: &mut WriteSet<'_>, e: &Executor) -> Result<(), StoreError> {
-    ws.insert(executor_key(e.id), codec::encode(&StoredExecutor::V1(e.clone()))?);
+    ws.insert(keys::executor(e.id), codec::encode(&StoredExecutor::V1(e.clone()))?);
     Ok(())
 }
 
@@ -79,7 +53,7 @@ pub(super) fn decode_binding(bytes: &[u8]) -> Result<Binding, StoreError> {
 
 /// Attempts running on `exec`, moved by `delta`.
 pub(super) fn add_load(ws: &mut WriteSet<'_>, exec: u64, delta: i64) -> Result<(), StoreError> {
-    let key = load_key(exec);
+    let key = keys::load(exec);
     let n = get_u64(ws, &key)?.saturating_add_signed(delta);
     put_u64(ws, &key, n);
     Ok(())
@@ -95,8 +69,8 @@ pub(super) fn register(
     // Check every task first: a registration applies whole or not at all.
     let mut creates = 0;
     for t in tasks {
-        let merged = match task_id_by_name(ws, &t.create.name)? {
-            Some(id) => match get_task_ws(ws, id)? {
+        let merged = match tasks::id_by_name(ws, &t.create.name)? {
+            Some(id) => match tasks::get(ws, id)? {
                 Some(task) => t.patch.merged_into(&task.spec),
                 None => t.create.clone(),
             },
@@ -109,25 +83,25 @@ pub(super) fn register(
             return Ok(Response::Rejected(Rejection::InvalidSpec(e)));
         }
     }
-    if creates > 0 && super::live_tasks(ws)? + creates > super::TASKS_MAX {
-        return Ok(Response::Rejected(Rejection::TooManyTasks { max: super::TASKS_MAX }));
+    if creates > 0 && tasks::live(ws)? + creates > tasks::TASKS_MAX {
+        return Ok(Response::Rejected(Rejection::TooManyTasks { max: tasks::TASKS_MAX }));
     }
-    let existing = ws.get(&instance_key(&spec.instance_id))?.as_deref().and_then(parse_key_u64);
+    let existing = ws.get(&keys::instance(&spec.instance_id))?.as_deref().and_then(parse_key_u64);
     let executor = match existing.map(|id| get_executor(ws, id)).transpose()?.flatten() {
         Some(mut e) => {
             if e.spec.name != spec.name {
-                ws.remove(group_key(&e.spec.name, e.id));
-                ws.insert(group_key(&spec.name, e.id), Vec::new());
+                ws.remove(keys::group(&e.spec.name, e.id));
+                ws.insert(keys::group(&spec.name, e.id), Vec::new());
             }
             e.spec = spec.clone();
             e.updated_at_ms = at.now_ms;
             e
         }
         None => {
-            let id = get_u64(ws, KEY_NEXT_EXECUTOR_ID)?.max(1);
-            put_u64(ws, KEY_NEXT_EXECUTOR_ID, id + 1);
-            ws.insert(instance_key(&spec.instance_id), key_u64(id).to_vec());
-            ws.insert(group_key(&spec.name, id), Vec::new());
+            let id = get_u64(ws, keys::NEXT_EXECUTOR_ID)?.max(1);
+            put_u64(ws, keys::NEXT_EXECUTOR_ID, id + 1);
+            ws.insert(keys::instance(&spec.instance_id), key_u64(id).to_vec());
+            ws.insert(keys::group(&spec.name, id), Vec::new());
             Executor {
                 id,
                 spec: spec.clone(),
@@ -144,14 +118,14 @@ pub(super) fn register(
     put_executor(ws, &executor)?;
     let mut task_ids = Vec::with_capacity(tasks.len());
     for t in tasks {
-        let outcome = match task_id_by_name(ws, &t.create.name)? {
-            Some(id) => super::update_task(ws, at.now_ms, id, &t.patch, None)?,
-            None => super::create_task(ws, at.now_ms, &t.create)?,
+        let outcome = match tasks::id_by_name(ws, &t.create.name)? {
+            Some(id) => tasks::update(ws, at.now_ms, id, &t.patch, None)?,
+            None => tasks::create(ws, at.now_ms, &t.create)?,
         };
         let Ok(task) = outcome else { continue };
         let binding = Binding { task_id: task.id, executor_id: executor.id, weight: t.weight, priority: t.priority };
-        ws.insert(binding_key(task.id, executor.id), codec::encode(&StoredBinding::V1(binding))?);
-        ws.insert(reverse_key(executor.id, task.id), Vec::new());
+        ws.insert(keys::binding(task.id, executor.id), codec::encode(&StoredBinding::V1(binding))?);
+        ws.insert(keys::binding_reverse(executor.id, task.id), Vec::new());
         task_ids.push(task.id);
     }
     Ok(Response::Registered { executor, task_ids })
@@ -174,14 +148,14 @@ pub(super) fn set_status(
 /// `DELETE /executors/{id}`: attempts already running on it finish (or time out) as usual.
 pub(super) fn remove(ws: &mut WriteSet<'_>, id: u64) -> Result<Response, StoreError> {
     let Some(e) = get_executor(ws, id)? else { return Ok(Response::Rejected(Rejection::ExecutorNotFound { id })) };
-    ws.remove(executor_key(id));
-    ws.remove(instance_key(&e.spec.instance_id));
-    ws.remove(group_key(&e.spec.name, id));
-    ws.remove(load_key(id));
-    let prefix = [b"w/".as_slice(), &key_u64(id)].concat();
+    ws.remove(keys::executor(id));
+    ws.remove(keys::instance(&e.spec.instance_id));
+    ws.remove(keys::group(&e.spec.name, id));
+    ws.remove(keys::load(id));
+    let prefix = keys::binding_reverse_prefix(id);
     for (k, _) in ws.scan_prefix(&prefix, usize::MAX)? {
         if let Some(task) = parse_key_u64(&k[prefix.len()..]) {
-            ws.remove(binding_key(task, id));
+            ws.remove(keys::binding(task, id));
         }
         ws.remove(k);
     }
@@ -211,7 +185,7 @@ pub(super) fn candidates(
     let total = all.len();
     let mut free = Vec::with_capacity(total);
     for (e, w) in all {
-        if e.spec.capacity == 0 || get_u64(ws, &load_key(e.id))? < u64::from(e.spec.capacity) {
+        if e.spec.capacity == 0 || get_u64(ws, &keys::load(e.id))? < u64::from(e.spec.capacity) {
             free.push((e, w));
         }
     }
@@ -222,13 +196,13 @@ pub(super) fn candidates(
 /// Online, healthy instances of the group (or bound ones of the highest priority).
 fn available(ws: &WriteSet<'_>, task_id: u64, group: &str) -> Result<Vec<(Executor, u32)>, StoreError> {
     let bindings: Vec<Binding> = ws
-        .scan_prefix(&binding_prefix(task_id), usize::MAX)?
+        .scan_prefix(&keys::binding_prefix(task_id), usize::MAX)?
         .iter()
         .map(|(_, v)| decode_binding(v))
         .collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     if bindings.is_empty() {
-        let prefix = group_prefix(group);
+        let prefix = keys::group_prefix(group);
         for (k, _) in ws.scan_prefix(&prefix, usize::MAX)? {
             let Some(e) = parse_key_u64(&k[prefix.len()..]).map(|id| get_executor(ws, id)).transpose()?.flatten()
             else {
@@ -263,11 +237,11 @@ pub struct ExecutorPage {
 
 impl StateView {
     pub fn executor(&self, id: u64) -> Result<Option<Executor>, StoreError> {
-        self.tree.get(executor_key(id))?.map(|b| decode_executor(&b)).transpose()
+        self.tree.get(keys::executor(id))?.map(|b| decode_executor(&b)).transpose()
     }
 
     pub fn executor_by_instance(&self, instance_id: &str) -> Result<Option<Executor>, StoreError> {
-        match self.tree.get(instance_key(instance_id))?.as_deref().and_then(parse_key_u64) {
+        match self.tree.get(keys::instance(instance_id))?.as_deref().and_then(parse_key_u64) {
             Some(id) => self.executor(id),
             None => Ok(None),
         }
@@ -287,7 +261,7 @@ impl StateView {
     /// Every registered executor (the registry is small: instances, not tasks).
     pub fn all_executors(&self) -> Result<Vec<Executor>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(b"v/") {
+        for kv in self.tree.scan_prefix(keys::EXECUTOR) {
             out.push(decode_executor(&kv?.1)?);
         }
         Ok(out)
@@ -295,13 +269,13 @@ impl StateView {
 
     /// Attempts currently running on `exec`.
     pub fn executor_load(&self, exec: u64) -> Result<u64, StoreError> {
-        Ok(self.tree.get(load_key(exec))?.as_deref().and_then(parse_key_u64).unwrap_or(0))
+        Ok(self.tree.get(keys::load(exec))?.as_deref().and_then(parse_key_u64).unwrap_or(0))
     }
 
     /// The task's bindings, in executor id order.
     pub fn bindings(&self, task: u64) -> Result<Vec<Binding>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(binding_prefix(task)) {
+        for kv in self.tree.scan_prefix(keys::binding_prefix(task)) {
             out.push(decode_binding(&kv?.1)?);
         }
         Ok(out)

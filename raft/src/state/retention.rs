@@ -6,11 +6,10 @@
 //! touched, so statistics outlive the records; the per-status counters shrink with the records
 //! they count. Active executions are never dropped.
 
-use super::executions::{
-    bump, by_status_key, by_task_key, decode_execution, exec_key, put_runtime, runtime, status_count_key,
-};
-use super::stats::{rollup_key, ROLLUP_HOURS_KEPT};
-use crate::codec::{key_u64, parse_key_u64};
+use super::executions::{decode_execution, put_runtime, runtime};
+use super::keys::{self, bump};
+use super::stats::ROLLUP_HOURS_KEPT;
+use crate::codec::parse_key_u64;
 use crate::command::{PurgeOrder, Response};
 use crate::error::StoreError;
 use crate::model::Execution;
@@ -20,10 +19,10 @@ use crate::txn::WriteSet;
 pub const PURGE_PER_ENTRY_MAX: u32 = 10_000;
 
 fn drop_record(ws: &mut WriteSet<'_>, e: &Execution) -> Result<(), StoreError> {
-    ws.remove(exec_key(e.id));
-    ws.remove(by_task_key(e.task_id, e.id));
-    ws.remove(by_status_key(e.status, e.id));
-    bump(ws, &status_count_key(e.status), -1)?;
+    ws.remove(keys::execution(e.id));
+    ws.remove(keys::execution_by_task(e.task_id, e.id));
+    ws.remove(keys::execution_by_status(e.status, e.id));
+    bump(ws, &keys::execution_count(e.status), -1)?;
     let mut rt = runtime(ws, e.task_id)?;
     let slot = &mut rt.counts[e.status.code() as usize - 1];
     *slot = slot.saturating_sub(1);
@@ -35,7 +34,7 @@ pub(super) fn apply_purge(ws: &mut WriteSet<'_>, at: super::At, order: &PurgeOrd
     let mut dropped = 0usize;
     // By age: records are created in id order with the proposers' clocks, so the oldest ids
     // come first; the walk stops at the first final record that is young enough.
-    for (_, v) in ws.scan_prefix(b"x/", limit.saturating_mul(2))? {
+    for (_, v) in ws.scan_prefix(keys::EXECUTION, limit.saturating_mul(2))? {
         if dropped >= limit {
             break;
         }
@@ -56,11 +55,11 @@ pub(super) fn apply_purge(ws: &mut WriteSet<'_>, at: super::At, order: &PurgeOrd
         if want == 0 {
             continue;
         }
-        let prefix = [b"y/".as_slice(), &key_u64(*task)].concat();
+        let prefix = keys::execution_by_task_prefix(*task);
         let mut done = 0;
         for (k, _) in ws.scan_prefix(&prefix, want.saturating_mul(2))? {
             let Some(id) = parse_key_u64(&k[prefix.len()..]) else { continue };
-            let Some(bytes) = ws.get(&exec_key(id))? else { continue };
+            let Some(bytes) = ws.get(&keys::execution(id))? else { continue };
             let e = decode_execution(&bytes)?;
             if !e.status.is_active() {
                 drop_record(ws, &e)?;
@@ -75,9 +74,9 @@ pub(super) fn apply_purge(ws: &mut WriteSet<'_>, at: super::At, order: &PurgeOrd
     // Rollups older than the longest report window, a few per entry.
     let cutoff_hour = at.now_ms.div_euclid(3_600_000) - ROLLUP_HOURS_KEPT;
     for task in &order.tasks {
-        let prefix = [b"k/".as_slice(), &key_u64(*task)].concat();
+        let prefix = keys::rollup_prefix(*task);
         for (k, _) in ws.scan_prefix(&prefix, 64)? {
-            if k < rollup_key(*task, cutoff_hour) {
+            if k < keys::rollup(*task, cutoff_hour) {
                 ws.remove(k);
             }
         }

@@ -12,8 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::keys;
 use super::StateView;
-use crate::codec::{self, key_i64, key_u64};
+use crate::codec;
 use crate::error::StoreError;
 use crate::model::{Execution, ExecutionStatus, Trigger};
 use crate::txn::WriteSet;
@@ -48,10 +49,6 @@ fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS)
 }
 
-pub(super) fn rollup_key(task: u64, hour: i64) -> Vec<u8> {
-    [b"k/".as_slice(), &key_u64(task), &key_i64(hour)].concat()
-}
-
 fn decode(bytes: &[u8]) -> Result<Rollup, StoreError> {
     let StoredRollup::V1(r) = codec::decode(bytes)?;
     Ok(r)
@@ -81,7 +78,7 @@ pub(super) fn record_transition(
     if !fired && !ended {
         return Ok(());
     }
-    let key = rollup_key(exec.task_id, hour_of(exec.scheduled_ms));
+    let key = keys::rollup(exec.task_id, hour_of(exec.scheduled_ms));
     let mut r = match ws.get(&key)? {
         Some(b) => decode(&b)?,
         None => Rollup::default(),
@@ -188,11 +185,11 @@ impl StateView {
         let now_hour = hour_of(now_ms);
         let first = now_hour - 90 * 24 + 1;
         let mut out = TaskStats::default();
-        let start = rollup_key(task, first);
-        let end = rollup_key(task, now_hour + 1);
+        let start = keys::rollup(task, first);
+        let end = keys::rollup(task, now_hour + 1);
         for kv in self.tree.range(start..end) {
             let (k, v) = kv?;
-            let hour = crate::codec::parse_key_u64(&k[10..]).map(|n| (n ^ (1 << 63)) as i64).unwrap_or(0);
+            let hour = keys::parse_rollup_hour(&k);
             let r = decode(&v)?;
             let age = now_hour - hour;
             if age < 24 {

@@ -42,7 +42,7 @@ use crate::codec;
 use crate::command::Response;
 use crate::error::{sm_err, StoreError};
 use crate::model::NodeInfo;
-use crate::state::{apply_entry, StateDigest, StateView};
+use crate::state::{apply_entry, keys, StateDigest, StateView};
 use crate::txn::WriteSet;
 use crate::{NodeId, TypeConfig};
 
@@ -217,8 +217,8 @@ impl StateMachineStore {
 
     /// Writes one batch of applied entries (up to `log_index`) and announces it.
     fn write_batch(&self, tree: &sled::Tree, ws: WriteSet<'_>, log_index: u64) -> Result<(), StoreError> {
-        let applied =
-            Applied { log_index, tasks: ws.touched_ids(b"t/"), executions: ws.touched_ids(b"x/"), reset: false };
+        let (tasks, executions) = (ws.touched_ids(keys::TASK), ws.touched_ids(keys::EXECUTION));
+        let applied = Applied { log_index, tasks, executions, reset: false };
         record_preimages(&mut self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()), tree, ws.keys())?;
         tree.apply_batch(ws.into_batch())?;
         // No subscriber is fine; a send error only means nobody listens.

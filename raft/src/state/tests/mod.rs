@@ -1,6 +1,15 @@
 //! Unit tests of `apply`'s decisions: ids, names, status transitions, patches, deduplication.
 
+use super::dedupe::fingerprint;
 use super::*;
+use crate::command::Rejection;
+use crate::model::{Task, TaskSpec};
+use crate::spec::TaskPatch;
+
+/// The dedupe table's key for a request id.
+fn dedupe_key(request_id: &str) -> Vec<u8> {
+    keys::dedupe(request_id.as_bytes())
+}
 
 fn spec(name: &str) -> TaskSpec {
     TaskSpec::new(name, "0 * * * * *")
@@ -200,6 +209,8 @@ fn replicas_applying_the_same_requests_have_the_same_digest() {
 
 mod dispatch;
 mod fire;
+mod golden;
+mod layering;
 
 #[test]
 fn tasks_after_walks_every_task_of_a_status_by_cursor() {
