@@ -110,7 +110,7 @@ mod tests {
 
     /// A one-node Raft in `dir`, not yet initialized (so not leading).
     async fn pristine(dir: &std::path::Path) -> Raft {
-        let (log, sm) = store::open(dir, 16 << 20).unwrap();
+        let (log, sm) = store::open(dir, 16 << 20, store::ApplyOptions::default()).unwrap();
         let config = openraft::Config {
             heartbeat_interval: 50,
             election_timeout_min: 150,

@@ -95,7 +95,9 @@ impl Node {
             Ok(n) => tracing::warn!(data_dir = %dir, entries = n, "made the data directory private (0700, files 0600)"),
             Err(source) => return Err(NodeError::Storage { dir, source: source.into() }),
         }
-        let (log, sm) = store::open(&config.data_dir, config.cache_bytes)
+        // The unsafe test switch reaches apply as a store option, read once here.
+        let apply = store::ApplyOptions { ignore_watermark: cronraft_raft::unsafe_modes::enabled("ignore-watermark") };
+        let (log, sm) = store::open(&config.data_dir, config.cache_bytes, apply)
             .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
         let commit_clock = log.commit_clock();
         let raft_config = raft_config(&config)?;

@@ -152,7 +152,7 @@ mod tests {
     use crate::clock::now_ms;
 
     async fn one_node(dir: &std::path::Path, lead: bool) -> Raft {
-        let (log, sm) = store::open(dir, 16 << 20).unwrap();
+        let (log, sm) = store::open(dir, 16 << 20, store::ApplyOptions::default()).unwrap();
         let config = openraft::Config {
             heartbeat_interval: 50,
             election_timeout_min: 150,

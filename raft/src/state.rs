@@ -59,6 +59,25 @@ pub use stats::{TaskStats, WindowStats, ON_TIME_MS};
 pub use tasks::{StoredTask, TaskPage, TASKS_MAX};
 pub use view::{StateDigest, StateView};
 
+/// How apply behaves, beyond the entries: set once when the store opens
+/// ([`crate::store::open`]) and kept by the state machine, never read from the environment
+/// inside apply. Every node of a cluster must get the same value: apply stays a function of the
+/// log only if all replicas apply it alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// UNSAFE, TEST-ONLY (`CRONRAFT_UNSAFE=ignore-watermark`, which `Node::start` turns into
+    /// this flag; only a build with the `unsafe-modes` feature, see [`crate::unsafe_modes`]):
+    /// apply ignores the task's fire watermark — it neither drops slots at or before it nor
+    /// moves it forward on a fire. The leader that proposed a slot still remembers it (the
+    /// scheduler's in-memory `fired_through`), so the damage shows when a scheduler rebuilds its
+    /// timers from the replicated state — a new leader, a failed proposal: it re-derives every
+    /// slot since the task's creation, update or resume and fires them again, giving a second
+    /// execution for the same (task, slot). It exists only so the chaos harness can prove its
+    /// one-execution-per-slot checker catches that
+    /// (`cronraft-chaos run --unsafe ignore-watermark --nemesis kill --workload cron`).
+    pub ignore_watermark: bool,
+}
+
 /// Context of the entry being applied.
 #[derive(Debug, Clone, Copy)]
 pub struct At {
@@ -67,7 +86,11 @@ pub struct At {
 }
 
 /// Applies one committed entry to the write set and returns its response.
-pub fn apply_entry(ws: &mut WriteSet<'_>, entry: &openraft::Entry<TypeConfig>) -> Result<Response, StoreError> {
+pub fn apply_entry(
+    ws: &mut WriteSet<'_>,
+    entry: &openraft::Entry<TypeConfig>,
+    options: ApplyOptions,
+) -> Result<Response, StoreError> {
     ws.insert(keys::APPLIED.to_vec(), codec::encode(&view::StoredApplied::V1(entry.log_id))?);
     match &entry.payload {
         EntryPayload::Blank => Ok(Response::Empty),
@@ -76,27 +99,37 @@ pub fn apply_entry(ws: &mut WriteSet<'_>, entry: &openraft::Entry<TypeConfig>) -
             ws.insert(keys::MEMBERSHIP.to_vec(), codec::encode(&view::StoredMembershipConfig::V1(stored))?);
             Ok(Response::Empty)
         }
-        EntryPayload::Normal(request) => apply_request(ws, request, entry.log_id.index),
+        EntryPayload::Normal(request) => apply_request(ws, request, entry.log_id.index, options),
     }
 }
 
 /// Applies one request, deduplicating by request id (internal requests, such as fires, carry an
 /// empty id: the watermark deduplicates those).
-pub fn apply_request(ws: &mut WriteSet<'_>, request: &Request, log_index: u64) -> Result<Response, StoreError> {
+pub fn apply_request(
+    ws: &mut WriteSet<'_>,
+    request: &Request,
+    log_index: u64,
+    options: ApplyOptions,
+) -> Result<Response, StoreError> {
     let at = At { now_ms: request.now_ms, log_index };
     if request.request_id.is_empty() {
-        return apply_command(ws, at, &request.command);
+        return apply_command(ws, at, &request.command, options);
     }
     let fingerprint = dedupe::fingerprint(&request.command)?;
     if let Some(answer) = dedupe::seen(ws, request, fingerprint)? {
         return Ok(answer);
     }
-    let response = apply_command(ws, at, &request.command)?;
+    let response = apply_command(ws, at, &request.command, options)?;
     dedupe::remember(ws, request, fingerprint, &response)?;
     Ok(response)
 }
 
-fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Response, StoreError> {
+fn apply_command(
+    ws: &mut WriteSet<'_>,
+    at: At,
+    command: &Command,
+    options: ApplyOptions,
+) -> Result<Response, StoreError> {
     let outcome = match command {
         Command::CreateTask { spec } => tasks::create(ws, at.now_ms, spec)?,
         Command::UpdateTask { id, patch, expected_version } => {
@@ -105,9 +138,9 @@ fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Res
         Command::DeleteTask { id } => set_status(ws, at, *id, TaskStatus::Deleted)?,
         Command::PauseTask { id } => set_status(ws, at, *id, TaskStatus::Paused)?,
         Command::ResumeTask { id } => set_status(ws, at, *id, TaskStatus::Active)?,
-        Command::Fire(batch) => return Ok(Response::Fired(fire::apply_fire(ws, at, batch, None)?)),
+        Command::Fire(batch) => return Ok(Response::Fired(fire::apply_fire(ws, at, batch, None, options)?)),
         Command::FireAndDispatch { batch, seed, term } => {
-            return Ok(Response::Fired(fire::apply_fire(ws, at, batch, Some((*seed, *term)))?))
+            return Ok(Response::Fired(fire::apply_fire(ws, at, batch, Some((*seed, *term)), options)?))
         }
         Command::Batch(requests) => {
             let mut out = Vec::with_capacity(requests.len());
@@ -115,7 +148,7 @@ fn apply_command(ws: &mut WriteSet<'_>, at: At, command: &Command) -> Result<Res
                 // One level only: no proposer builds a batch inside a batch.
                 out.push(match r.command {
                     Command::Batch(_) => Response::Empty,
-                    _ => apply_request(ws, r, at.log_index)?,
+                    _ => apply_request(ws, r, at.log_index, options)?,
                 });
             }
             return Ok(Response::Batch(out));

@@ -1,6 +1,6 @@
 //! openraft's storage conformance suite against the sled log store and state machine.
 
-use cronraft_raft::store::{self, LogStore, StateMachineStore};
+use cronraft_raft::store::{self, ApplyOptions, LogStore, StateMachineStore};
 use cronraft_raft::{NodeId, TypeConfig};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
@@ -12,7 +12,7 @@ struct SledBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for SledBuilder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (log, sm) = store::open(dir.path(), 16 * 1024 * 1024).expect("open store");
+        let (log, sm) = store::open(dir.path(), 16 * 1024 * 1024, ApplyOptions::default()).expect("open store");
         Ok((dir, log, sm))
     }
 }

@@ -27,7 +27,7 @@ pub(super) fn spec(name: &str, cron: &str) -> TaskSpec {
 }
 
 async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineStore, Arc<store::CommitClock>) {
-    let (log, sm) = store::open(dir, 64 << 20).unwrap();
+    let (log, sm) = store::open(dir, 64 << 20, store::ApplyOptions::default()).unwrap();
     let commit_clock = log.commit_clock();
     let config = openraft::Config {
         heartbeat_interval: 50,

@@ -11,7 +11,7 @@
 
 use super::executions::{next_execution_id, put_execution, put_runtime, runtime};
 use super::run::{self, record};
-use super::{tasks, At};
+use super::{tasks, ApplyOptions, At};
 use crate::command::{FireBatch, FireOutcome, MissedSpan, TaskFire};
 use crate::error::StoreError;
 use crate::model::{ExecutionStatus, MisfirePolicy, Reason, Task, TaskStatus, Trigger};
@@ -22,16 +22,18 @@ use crate::txn::WriteSet;
 pub const MISFIRE_THRESHOLD_MS: i64 = 5_000;
 
 /// Applies a fire batch; with `dispatch = Some((seed, term))`, every run that may start now gets
-/// its first attempt in the same entry.
+/// its first attempt in the same entry. `options` is the store's ([`ApplyOptions`]): only its
+/// unsafe `ignore_watermark` matters here.
 pub(super) fn apply_fire(
     ws: &mut WriteSet<'_>,
     at: At,
     batch: &FireBatch,
     dispatch: Option<(u64, u64)>,
+    options: ApplyOptions,
 ) -> Result<FireOutcome, StoreError> {
     let mut out = FireOutcome::default();
     for fire in &batch.tasks {
-        fire_task(ws, at, fire, dispatch, &mut out)?;
+        fire_task(ws, at, fire, dispatch, options.ignore_watermark, &mut out)?;
     }
     Ok(out)
 }
@@ -41,6 +43,7 @@ fn fire_task(
     at: At,
     fire: &TaskFire,
     dispatch: Option<(u64, u64)>,
+    ignore_watermark: bool,
     out: &mut FireOutcome,
 ) -> Result<(), StoreError> {
     let Some(mut task) = tasks::get(ws, fire.task_id)? else {
@@ -52,9 +55,9 @@ fn fire_task(
         return Ok(());
     }
     let watermark = task.fire_watermark_ms;
-    let fresh: Vec<i64> = fire.slots.iter().copied().filter(|s| *s > watermark || unsafe_ignore_watermark()).collect();
+    let fresh: Vec<i64> = fire.slots.iter().copied().filter(|s| *s > watermark || ignore_watermark).collect();
     out.duplicate_slots += (fire.slots.len() - fresh.len()) as u64;
-    if let Some(span) = fire.missed_before.as_ref().and_then(|s| unfired_part(&task, s, watermark)) {
+    if let Some(span) = fire.missed_before.as_ref().and_then(|s| unfired_part(&task, s, watermark, ignore_watermark)) {
         missed_span(ws, at, &task, &span)?;
         out.missed += span.count;
         task.fire_watermark_ms = task.fire_watermark_ms.max(span.last_ms);
@@ -96,7 +99,7 @@ fn fire_task(
     }
     // The watermark lives in the runtime record (read after the admissions, which update it too).
     let mut rt = runtime(ws, task.id)?;
-    if !unsafe_ignore_watermark() {
+    if !ignore_watermark {
         rt.watermark_ms = rt.watermark_ms.max(task.fire_watermark_ms);
     }
     put_runtime(ws, task.id, &rt)
@@ -110,8 +113,10 @@ fn fire_task(
 /// leave the slots between the new watermark and the span's end without a record, so they are
 /// counted again from the task's schedule (the fire was made for this very version of the task;
 /// at most the span's own count is walked).
-fn unfired_part(task: &Task, span: &MissedSpan, watermark: i64) -> Option<MissedSpan> {
-    if span.first_ms > watermark || unsafe_ignore_watermark() {
+///
+/// With the unsafe `ignore_watermark`, the whole span, whatever was fired.
+fn unfired_part(task: &Task, span: &MissedSpan, watermark: i64, ignore_watermark: bool) -> Option<MissedSpan> {
+    if span.first_ms > watermark || ignore_watermark {
         return Some(span.clone());
     }
     if span.last_ms <= watermark {
@@ -132,17 +137,4 @@ fn missed_span(ws: &mut WriteSet<'_>, at: At, task: &Task, span: &MissedSpan) ->
         (ExecutionStatus::Missed, Some(Reason::Misfire), Some(at.now_ms), span.count.max(1));
     e.result = format!("{} slots from {} to {} (UTC ms) missed", span.count, span.first_ms, span.last_ms);
     put_execution(ws, &e, None)
-}
-
-/// UNSAFE, TEST-ONLY (`CRONRAFT_UNSAFE=ignore-watermark`): apply ignores the task's fire
-/// watermark — it neither drops slots at or before it nor moves it forward on a fire. The leader
-/// that proposed a slot still remembers it (the scheduler's in-memory `fired_through`), so the
-/// damage shows when a scheduler rebuilds its timers from the replicated state — a new leader, a
-/// failed proposal: it re-derives every slot since the task's creation, update or resume and
-/// fires them again, giving a second execution for the same (task, slot). It exists only so the
-/// chaos harness can prove its one-execution-per-slot checker catches that
-/// (`cronraft-chaos run --unsafe ignore-watermark --nemesis kill --workload cron`).
-/// Only in a build with the `unsafe-modes` feature (see [`crate::unsafe_modes`]).
-fn unsafe_ignore_watermark() -> bool {
-    crate::unsafe_modes::enabled("ignore-watermark")
 }

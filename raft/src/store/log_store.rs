@@ -287,7 +287,7 @@ mod tests {
     }
 
     fn open(dir: &std::path::Path) -> LogStore {
-        let (log, _sm) = super::super::open(dir, 1 << 20).unwrap();
+        let (log, _sm) = super::super::open(dir, 1 << 20, super::super::ApplyOptions::default()).unwrap();
         log
     }
 

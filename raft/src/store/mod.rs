@@ -23,6 +23,8 @@ pub use log_store::LogStore;
 pub use snapshot_body::SnapshotBody;
 pub use state_machine::{Applied, StateMachineStore};
 
+pub use crate::state::ApplyOptions;
+
 use crate::error::StoreError;
 
 /// sled's segment size. sled writes any value larger than a quarter of a segment to a separate
@@ -30,8 +32,10 @@ use crate::error::StoreError;
 /// well below 2 MiB) inside the main file that [`Durability`] fsyncs.
 const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
-/// Opens (or creates) the node's storage under `dir`.
-pub fn open(dir: &Path, cache_bytes: u64) -> Result<(LogStore, StateMachineStore), StoreError> {
+/// Opens (or creates) the node's storage under `dir`. `apply` is how the state machine applies
+/// entries for as long as it is open (the same on every node of a cluster, see
+/// [`ApplyOptions`]).
+pub fn open(dir: &Path, cache_bytes: u64, apply: ApplyOptions) -> Result<(LogStore, StateMachineStore), StoreError> {
     std::fs::create_dir_all(dir)?;
     let db = sled::Config::new()
         .path(dir.join("sled"))
@@ -44,6 +48,6 @@ pub fn open(dir: &Path, cache_bytes: u64) -> Result<(LogStore, StateMachineStore
         .open()?;
     let durability = Arc::new(Durability::new(db.clone(), &dir.join("sled"))?);
     let log = LogStore::new(&db, durability.clone())?;
-    let sm = StateMachineStore::new(db, durability, &dir.join("snapshots"))?;
+    let sm = StateMachineStore::new(db, durability, &dir.join("snapshots"), apply)?;
     Ok((log, sm))
 }

@@ -42,7 +42,7 @@ use crate::codec;
 use crate::command::Response;
 use crate::error::{sm_err, StoreError};
 use crate::model::NodeInfo;
-use crate::state::{apply_entry, keys, StateDigest, StateView};
+use crate::state::{apply_entry, keys, ApplyOptions, StateDigest, StateView};
 use crate::txn::WriteSet;
 use crate::{NodeId, TypeConfig};
 
@@ -96,6 +96,9 @@ struct Inner {
     /// either.
     digest_gate: Mutex<()>,
     durability: Arc<Durability>,
+    /// How `apply` behaves beyond the entries, fixed when the store opens (the unsafe test
+    /// switches arrive here, never as environment reads inside apply).
+    options: ApplyOptions,
     /// Names each snapshot copy, as its key in `preimages`.
     copy_seq: AtomicU64,
     /// Announces each written batch; bounded per subscriber (see [`Applied`]).
@@ -116,8 +119,14 @@ pub struct StateMachineStore {
 
 impl StateMachineStore {
     /// Opens the state machine in `db`. `old_snapshot_dir` is where earlier versions kept a
-    /// snapshot file; snapshots are no longer stored, so it is removed if it exists.
-    pub fn new(db: sled::Db, durability: Arc<Durability>, old_snapshot_dir: &Path) -> Result<Self, StoreError> {
+    /// snapshot file; snapshots are no longer stored, so it is removed if it exists. `options`
+    /// is kept for every apply.
+    pub fn new(
+        db: sled::Db,
+        durability: Arc<Durability>,
+        old_snapshot_dir: &Path,
+        options: ApplyOptions,
+    ) -> Result<Self, StoreError> {
         match std::fs::remove_dir_all(old_snapshot_dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
@@ -138,6 +147,7 @@ impl StateMachineStore {
             apply_gate: Mutex::new(()),
             digest_gate: Mutex::new(()),
             durability,
+            options,
             copy_seq: AtomicU64::new(0),
             applied_tx: tokio::sync::broadcast::channel(APPLIED_CHANNEL_LEN).0,
             preimages: Mutex::new(BTreeMap::new()),
@@ -207,7 +217,7 @@ impl StateMachineStore {
         let mut out = Vec::with_capacity(entries.len());
         let mut ws = WriteSet::new(&tree);
         for (i, entry) in entries.iter().enumerate() {
-            out.push(apply_entry(&mut ws, entry)?);
+            out.push(apply_entry(&mut ws, entry, self.inner.options)?);
             if i + 1 == entries.len() || ws.pending_len() >= APPLY_BATCH_KEYS {
                 self.write_batch(&tree, std::mem::replace(&mut ws, WriteSet::new(&tree)), entry.log_id.index)?;
             }
@@ -592,7 +602,7 @@ mod tests {
     #[tokio::test]
     async fn snapshots_record_pre_images_only_while_their_copy_is_pending() {
         let dir = tempfile::tempdir().unwrap();
-        let (_log, mut sm) = super::super::open(dir.path(), 1 << 20).unwrap();
+        let (_log, mut sm) = super::super::open(dir.path(), 1 << 20, ApplyOptions::default()).unwrap();
         // Phase 1: openraft asks for the current snapshot at startup only for its meta and drops
         // it: nothing keeps recording (the recording would grow with every apply).
         let snapshot = sm.get_current_snapshot().await.unwrap();
@@ -618,7 +628,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
         std::fs::write(dir.path().join("snapshots/current.snap"), b"old").unwrap();
-        let _store = super::super::open(dir.path(), 1 << 20).unwrap();
+        let _store = super::super::open(dir.path(), 1 << 20, ApplyOptions::default()).unwrap();
         assert!(!dir.path().join("snapshots").exists());
     }
 }

@@ -65,6 +65,21 @@ fn each_slot_fires_once_whatever_is_replayed() {
     assert_eq!(h.view().task(id).unwrap().unwrap().fire_watermark_ms, T0 + 2_000);
 }
 
+/// The unsafe `ignore_watermark` switch is a store option read by apply (issue 16: it used to be
+/// an environment read inside apply). With it, a replayed slot fires again and the watermark
+/// stays put; the same replays on a store without it are ignored (the test above).
+#[test]
+fn the_unsafe_ignore_watermark_option_fires_a_replayed_slot_again() {
+    let mut h = Harness::new();
+    h.options = crate::state::ApplyOptions { ignore_watermark: true };
+    let id = h.task_with("a", ExecutionMode::Parallel, MisfirePolicy::FireOnce);
+    assert_eq!(h.fire(T0 + 2_000, id, 1, &[T0 + 1_000]).executions, 1);
+    let replay = h.fire(T0 + 2_500, id, 1, &[T0 + 1_000]);
+    assert_eq!((replay.executions, replay.duplicate_slots), (1, 0), "fired twice: the breakage the switch is for");
+    assert_eq!(h.executions(id).len(), 2);
+    assert_eq!(h.view().task(id).unwrap().unwrap().fire_watermark_ms, T0, "the watermark did not move");
+}
+
 #[test]
 fn no_fire_after_an_acknowledged_pause_delete_or_update() {
     let mut h = Harness::new();
@@ -296,7 +311,7 @@ fn apply_cost_of_a_10k_slot_fire() {
         now_ms: T0 + 60_001,
         command: Command::Fire(FireBatch { tasks }),
     };
-    crate::state::apply_request(&mut ws, &req, 1).unwrap();
+    crate::state::apply_request(&mut ws, &req, 1, h.options).unwrap();
     let applied = started.elapsed();
     let batch = ws.into_batch();
     h.tree.apply_batch(batch).unwrap();
@@ -323,7 +338,7 @@ fn apply_cost_of_a_10k_slot_fire() {
         let mut ws = WriteSet::new(&h.tree);
         let command = Command::FireAndDispatch { batch: FireBatch { tasks }, seed: 1, term: 1 };
         let req = crate::command::Request { request_id: String::new(), now_ms: T0 + 60_001, command };
-        crate::state::apply_request(&mut ws, &req, 1 + i as u64).unwrap();
+        crate::state::apply_request(&mut ws, &req, 1 + i as u64, h.options).unwrap();
         decide += t.elapsed();
         keys += ws.pending_len();
         let t = std::time::Instant::now();
@@ -421,7 +436,7 @@ fn stored_bytes_of_100k_tasks() {
                 now_ms: T0 + i as i64,
                 command: Command::CreateTask { spec: s },
             };
-            crate::state::apply_request(&mut ws, &req, i).unwrap();
+            crate::state::apply_request(&mut ws, &req, i, h.options).unwrap();
             i += 1;
         }
         h.tree.apply_batch(ws.into_batch()).unwrap();

@@ -20,20 +20,22 @@ struct Harness {
     _db: sled::Db,
     tree: sled::Tree,
     next: u64,
+    /// The store's apply options (the default unless a test turns an unsafe switch on).
+    options: ApplyOptions,
 }
 
 impl Harness {
     fn new() -> Self {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let tree = db.open_tree("sm").unwrap();
-        Harness { _db: db, tree, next: 0 }
+        Harness { _db: db, tree, next: 0, options: ApplyOptions::default() }
     }
 
     /// Applies one request in its own run, as openraft would for a single entry.
     fn apply_with(&mut self, request_id: &str, now_ms: i64, command: Command) -> Response {
         let mut ws = WriteSet::new(&self.tree);
         let req = Request { request_id: request_id.into(), now_ms, command };
-        let resp = apply_request(&mut ws, &req, self.next).unwrap();
+        let resp = apply_request(&mut ws, &req, self.next, self.options).unwrap();
         self.tree.apply_batch(ws.into_batch()).unwrap();
         resp
     }
