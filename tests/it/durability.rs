@@ -4,7 +4,7 @@
 //! The node runs under `strace -f -c`, which counts the sync calls of all its threads; `.ci/run`
 //! installs strace.
 
-mod common;
+use crate::common;
 
 use common::{task, Cluster};
 

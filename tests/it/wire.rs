@@ -9,7 +9,7 @@
 //!
 //! Cases: 200 per endpoint, or `CRONRAFT_FUZZ_CASES`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

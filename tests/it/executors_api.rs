@@ -6,7 +6,7 @@
 //! refused (no attempt is running), which is exactly what the apply rules say. One node serves
 //! the whole file; the phases share it and use distinct names.
 
-mod common;
+use crate::common;
 
 use common::{assert_error, send, Cluster};
 use cronraft_api::client::Client;

@@ -4,7 +4,7 @@
 //!
 //! These tests run for real seconds: a schedule only produces slots as time passes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

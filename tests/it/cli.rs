@@ -1,7 +1,7 @@
 //! The `cronraft` client commands against a real node: tables for people, JSON for scripts, and
 //! errors that name the problem with a non-zero exit.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

@@ -1,7 +1,7 @@
 //! The REST surface against a real node: every endpoint's bad-input paths answer with the JSON
 //! error format and a stable code, and none of them changes state.
 
-mod common;
+use crate::common;
 
 use common::{task, Cluster};
 use cronraft_api::client::{Client, RawResponse};

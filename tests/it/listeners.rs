@@ -8,7 +8,7 @@
 //! leader follows no redirect from an executor, records no executor's error body, and refuses
 //! executor addresses in `[executors] deny_cidrs`, naming the setting.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

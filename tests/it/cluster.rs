@@ -1,7 +1,7 @@
 //! Cluster behaviour with real `cronraft` processes: formation, any-node service, leader loss,
 //! catch-up (by log and by snapshot), membership changes, and full restarts.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

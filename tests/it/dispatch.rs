@@ -5,7 +5,7 @@
 //! instance, retries with backoff, timeouts followed by a stop request, the stop endpoint, a
 //! callback through a follower, and a leader killed while executions run.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;

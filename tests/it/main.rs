@@ -1,0 +1,21 @@
+//! The integration tests: real `cronraft` processes on free loopback ports, in temp dirs, one
+//! module per area. They are one test binary (`autotests = false` in Cargo.toml) because every
+//! test binary links the whole workspace: one link instead of fourteen.
+//!
+//! Tests that need something a fresh machine lacks (root for network namespaces, libfaketime,
+//! strace) are `#[ignore = "needs …"]` with the reason, so `cargo test --workspace` shows them as
+//! ignored; `.ci/run` installs the packages and runs them (`cargo test --test it -- --ignored`).
+
+mod agent;
+mod api;
+mod chaos;
+mod cli;
+mod cluster;
+mod common;
+mod dispatch;
+mod durability;
+mod executors_api;
+mod hosts;
+mod listeners;
+mod schedule;
+mod wire;
