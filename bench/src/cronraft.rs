@@ -1,14 +1,19 @@
 //! The cronraft side: start an N-node cluster from the release binary on loopback (port 0, temp
 //! data dirs), wait until it has one leader and N-1 followers, and describe its write workload
 //! (`POST /api/v1/tasks`, 201 Created) and its state (leader, term, fsync counters).
+//!
+//! The node command line, its `listening` line, the cluster view and the `/metrics` reader are the
+//! test kit's (`cronraft-testkit`); the processes are the benchmark's own [`Proc`]s, which write
+//! their output to files and are metered for CPU time like the etcd members.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use cronraft_testkit::metrics::Metrics;
+use cronraft_testkit::node::{parse_listening_line, Launch};
+use cronraft_testkit::views::ClusterView;
 use tempfile::TempDir;
 
 use crate::child::Proc;
@@ -20,20 +25,6 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 const CRON: &str = "0 0 0 1 1 *";
 /// name + cron_expression + description, in bytes: etcd's 256-byte value.
 const PAYLOAD_BYTES: usize = 256;
-
-#[derive(Debug, Deserialize)]
-struct ClusterView {
-    leader_id: Option<u64>,
-    term: u64,
-    nodes: Vec<NodeView>,
-}
-
-#[derive(Debug, Deserialize)]
-struct NodeView {
-    id: u64,
-    http_addr: String,
-    role: String,
-}
 
 /// A running cluster. Field order matters: the nodes are killed before the data dir is removed.
 pub struct Cluster {
@@ -69,24 +60,19 @@ pub async fn start(bin: &Path, size: u64, tmp_base: &Path, http: &reqwest::Clien
 }
 
 fn spawn_node(bin: &Path, id: u64, dir: &Path, join: Option<&str>) -> Result<Proc> {
-    let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--node-id", &id.to_string(), "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0"]);
     // Executors are the benchmark's to start (see `dispatch.rs`); no embedded agent.
-    cmd.arg("--no-agent");
-    cmd.arg("--data-dir").arg(dir.join(format!("node{id}")));
-    if let Some(url) = join {
-        cmd.args(["--join", url]);
+    let mut launch = Launch::new(bin);
+    if let Ok(filter) = std::env::var("CRONRAFT_LOG") {
+        launch.log_filter = filter;
     }
+    let any = ("127.0.0.1:0", "127.0.0.1:0");
+    let mut cmd = launch.serve_command(id, &dir.join(format!("node{id}")), any, join);
     Proc::spawn(&format!("cronraft{id}"), &mut cmd, dir)
 }
 
 /// Reads `cronraft node <id> listening http=<addr> raft=<addr>` from the node's stdout.
 fn listening_http_addr(node: &mut Proc, id: u64) -> Result<String> {
-    let prefix = format!("cronraft node {id} listening ");
-    node.wait_for_line(START_LIMIT, |line| {
-        let rest = line.strip_prefix(&prefix)?;
-        rest.split_whitespace().find_map(|kv| kv.strip_prefix("http=")).map(str::to_string)
-    })
+    node.wait_for_line(START_LIMIT, |line| parse_listening_line(line, id).map(|(http, _)| http))
 }
 
 /// Polls `GET /api/v1/cluster` until it shows one leader and `size - 1` followers.
@@ -111,16 +97,11 @@ async fn wait_formed(http: &reqwest::Client, url: &str, size: usize, nodes: &mut
 
 /// The leader's HTTP address if the view shows exactly one leader and only followers besides.
 fn formed_leader(view: &ClusterView, size: usize) -> Option<String> {
-    let leaders: Vec<&NodeView> = view.nodes.iter().filter(|n| n.role == "leader").collect();
+    let leaders: Vec<_> = view.nodes.iter().filter(|n| n.role == "leader").collect();
     let followers = view.nodes.iter().filter(|n| n.role == "follower").count();
     let ok = view.nodes.len() == size && leaders.len() == 1 && followers == size - 1;
     let leader = leaders.first().filter(|l| ok && view.leader_id == Some(l.id))?;
     Some(leader.http_addr.clone())
-}
-
-async fn cluster_view(http: &reqwest::Client, url: &str) -> Result<ClusterView> {
-    let resp = http.get(format!("{url}/api/v1/cluster")).timeout(Duration::from_secs(2)).send().await?;
-    Ok(resp.error_for_status()?.json().await?)
 }
 
 /// `leader=<id> term=<n>` as the leader sees it.
@@ -129,6 +110,12 @@ pub async fn state(http: &reqwest::Client, leader_url: &str) -> String {
         Ok(v) => format!("leader={} term={}", v.leader_id.map_or("none".into(), |l| l.to_string()), v.term),
         Err(e) => format!("state unavailable ({e:#})"),
     }
+}
+
+/// `GET /api/v1/cluster` through the benchmark's own client (the view type is the API's).
+async fn cluster_view(http: &reqwest::Client, url: &str) -> Result<ClusterView> {
+    let resp = http.get(format!("{url}/api/v1/cluster")).timeout(Duration::from_secs(2)).send().await?;
+    Ok(resp.error_for_status()?.json().await?)
 }
 
 /// Counters scraped from one node's `/metrics`.
@@ -150,15 +137,10 @@ pub async fn counters(http: &reqwest::Client, urls: &[String]) -> Vec<Option<Nod
 }
 
 async fn node_counters(http: &reqwest::Client, url: &str) -> Result<NodeCounters> {
-    let text = http.get(format!("{url}/metrics")).send().await?.error_for_status()?.text().await?;
-    let snapshot_index = gauge(&text, "cronraft_raft_snapshot_index").unwrap_or(0);
-    Ok(NodeCounters { syncs: gauge(&text, "cronraft_storage_syncs_total")?, snapshot_index })
-}
-
-fn gauge(text: &str, name: &str) -> Result<u64> {
-    let line = text.lines().find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(' ')));
-    let value = line.and_then(|l| l.rsplit(' ').next()).with_context(|| format!("no {name} in /metrics"))?;
-    Ok(value.parse()?)
+    let m = Metrics::fetch(http, url, Duration::from_secs(30)).await?;
+    let gauge = |name: &str| m.value(name).map(|v| v as u64).with_context(|| format!("no {name} in /metrics"));
+    let snapshot_index = gauge("cronraft_raft_snapshot_index").unwrap_or(0);
+    Ok(NodeCounters { syncs: gauge("cronraft_storage_syncs_total")?, snapshot_index })
 }
 
 /// Notes on fsyncs per write and snapshots taken, from counters before and after a level.

@@ -159,21 +159,11 @@ async fn both_lag_histograms(http: &reqwest::Client, url: &str) -> Result<(Vec<(
     Ok((parse_histogram(&text, FIRE_LAG)?.0, parse_histogram(&text, APPLIED_LAG)?.0))
 }
 
-/// The buckets (bound in ms, cumulative count) and the count of one histogram in a `/metrics` text.
+/// The buckets (bound in ms, cumulative count) and the count of one histogram in a `/metrics` text
+/// (read by the test kit's `/metrics` reader).
 fn parse_histogram(text: &str, name: &str) -> Result<(Vec<(f64, u64)>, u64)> {
-    let (bucket_prefix, count_prefix) = (format!("{name}_bucket{{le=\""), format!("{name}_count "));
-    let mut buckets = Vec::new();
-    let mut count = 0;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix(&bucket_prefix) {
-            let (le, value) = rest.split_once("\"} ").context("bucket line")?;
-            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse::<f64>()? * 1000.0 };
-            buckets.push((bound, value.trim().parse()?));
-        } else if let Some(v) = line.strip_prefix(&count_prefix) {
-            count = v.trim().parse()?;
-        }
-    }
-    Ok((buckets, count))
+    let h = cronraft_testkit::metrics::Metrics::parse(text).histogram(name)?;
+    Ok((h.buckets.into_iter().map(|(bound_s, n)| (bound_s * 1000.0, n)).collect(), h.count))
 }
 
 /// Fires between two histograms whose lag was above `bound_ms` (a bucket bound).

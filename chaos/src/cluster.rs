@@ -1,9 +1,9 @@
 //! The database side of the harness: real `cronraft` node processes that can be killed (-9),
 //! paused (SIGSTOP / SIGCONT) and restarted on the same addresses and data directory.
 //!
-//! Nodes bind port 0 and announce themselves on stdout (`cronraft node N listening http=A
-//! raft=B`); the harness reads that line and reuses the addresses on restart, because a node's
-//! addresses are part of the replicated membership. With a [`Net`] each node runs inside its own
+//! The processes themselves are the test kit's ([`cronraft_testkit::Node`]: port 0, the
+//! `listening` line, the addresses reused on restart, signals); this module adds what only the
+//! harness needs: namespaces, libfaketime, the unsafe switch and rejoins. With a [`Net`] each node runs inside its own
 //! network namespace (`ip netns exec`), so partitions can cut node-to-node traffic while the
 //! harness still reaches every node.
 //!
@@ -14,55 +14,28 @@
 //! its own host, so tasks of group `local` run on the nodes' hosts themselves.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use cronraft_api::client::Client;
+use cronraft_testkit::views::{self, Agreement};
+use cronraft_testkit::{poll_until, KitError, Launch};
+
+pub use cronraft_testkit::Node;
 
 use crate::net::Net;
 
 /// Why a node could not be managed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("cannot start node {id} ({bin}): {source}")]
-    Spawn { id: u64, bin: String, source: std::io::Error },
-    #[error("node {id} did not announce its addresses within {secs} s (see {log})")]
-    NoListenLine { id: u64, secs: u64, log: String },
+    #[error(transparent)]
+    Kit(#[from] KitError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Timeout(String),
-}
-
-/// One node process.
-pub struct Node {
-    pub id: u64,
-    pub http: String,
-    pub raft: String,
-    pub dir: PathBuf,
-    child: Option<Child>,
-    pub paused: bool,
-    /// `--join` URLs it was last started with: kept for restarts, so a node killed before its
-    /// join flow finished runs the flow again (the flow is idempotent).
-    join: Option<String>,
-}
-
-impl Node {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.http)
-    }
-    pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-    fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            // SAFETY: kill(2) on the pid of a child we own and have not reaped.
-            unsafe { libc::kill(c.id() as i32, sig) };
-        }
-    }
 }
 
 /// How nodes are started.
@@ -113,6 +86,9 @@ pub struct Cluster {
     opts: NodeOptions,
     net: Option<Net>,
     pub nodes: BTreeMap<u64, Node>,
+    /// `--join` URLs each node was last started with: kept for restarts, so a node killed before
+    /// its join flow finished runs the flow again (the flow is idempotent).
+    joins: BTreeMap<u64, String>,
 }
 
 impl Cluster {
@@ -120,7 +96,7 @@ impl Cluster {
     pub async fn start(root: &Path, n: u64, opts: NodeOptions, net: Option<Net>) -> Result<Cluster, ClusterError> {
         std::fs::create_dir_all(root)?;
         std::fs::write(root.join("config.toml"), &opts.config)?;
-        let mut c = Cluster { root: root.to_path_buf(), opts, net, nodes: BTreeMap::new() };
+        let mut c = Cluster { root: root.to_path_buf(), opts, net, nodes: BTreeMap::new(), joins: BTreeMap::new() };
         c.spawn(1, None, None)?;
         let join = c.nodes[&1].url();
         for id in 2..=n {
@@ -128,9 +104,7 @@ impl Cluster {
         }
         c.wait_healthy(Duration::from_secs(60)).await?;
         // Every node is a voter now: restarts need no join flow (only fresh rejoiners keep one).
-        for node in c.nodes.values_mut() {
-            node.join = None;
-        }
+        c.joins.clear();
         Ok(c)
     }
 
@@ -138,92 +112,69 @@ impl Cluster {
         self.net.as_ref()
     }
 
-    fn spawn(&mut self, id: u64, join: Option<&str>, addrs: Option<(String, String)>) -> Result<(), ClusterError> {
-        let dir = self.root.join(format!("n{id}"));
-        std::fs::create_dir_all(&dir)?;
-        let clock_file = dir.join("faketime.rc");
-        if self.opts.faketime.is_some() && !clock_file.exists() {
-            std::fs::write(&clock_file, faketime_offset(0))?;
+    /// How node `id` is started: in its namespace, under libfaketime with its own offset file,
+    /// with or without the unsafe switch.
+    fn launch(&self, id: u64) -> Launch {
+        let mut l = Launch::new(&self.opts.bin);
+        if let Some(net) = &self.net {
+            l.wrapper = ["ip", "netns", "exec", &net.ns(id)].map(OsString::from).to_vec();
         }
-        let host = self.net.as_ref().map(|n| n.ip(id)).unwrap_or_else(|| "127.0.0.1".into());
-        let (http, raft) = addrs.unwrap_or((format!("{host}:0"), format!("{host}:0")));
-        let mut cmd = match &self.net {
-            Some(net) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &net.ns(id)]).arg(&self.opts.bin);
-                c
-            }
-            None => Command::new(&self.opts.bin),
-        };
-        cmd.args(["serve", "--node-id", &id.to_string(), "--http-addr", &http, "--raft-addr", &raft]);
-        if !self.opts.agent {
-            cmd.arg("--no-agent");
-        }
-        cmd.arg("--data-dir").arg(dir.join("data")).arg("--config").arg(self.root.join("config.toml"));
-        if let Some(j) = join {
-            cmd.args(["--join", j]);
-        }
+        l.config = Some(self.root.join("config.toml"));
+        l.agent = self.opts.agent;
+        l.log_filter = node_log_filter();
+        l.log_name = "node.log".into();
+        l.listen_limit = Duration::from_secs(20);
+        let mut env = |k: &str, v: &dyn AsRef<std::ffi::OsStr>| l.env.push((k.into(), v.as_ref().into()));
         if let Some(lib) = &self.opts.faketime {
             // DONT_FAKE_MONOTONIC is not optional: a tokio runtime under libfaketime hangs at
             // start without it (shared/research/jepsen-brief.md §4.4), and a real clock step
             // moves CLOCK_REALTIME only. 0.9.10 reads both spellings.
-            cmd.env("LD_PRELOAD", lib)
-                .env("FAKETIME_TIMESTAMP_FILE", &clock_file)
-                .env("FAKETIME_NO_CACHE", "1")
-                .env("DONT_FAKE_MONOTONIC", "1")
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+            env("LD_PRELOAD", lib);
+            env("FAKETIME_TIMESTAMP_FILE", &self.clock_file(id));
+            env("FAKETIME_NO_CACHE", &"1");
+            env("DONT_FAKE_MONOTONIC", &"1");
+            env("FAKETIME_DONT_FAKE_MONOTONIC", &"1");
         }
         match &self.opts.unsafe_mode {
-            Some(m) => cmd.env("CRONRAFT_UNSAFE", m),
-            None => cmd.env_remove("CRONRAFT_UNSAFE"),
-        };
-        let log_path = dir.join("node.log");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-        cmd.stdout(Stdio::piped()).stderr(log).stdin(Stdio::null()).env("CRONRAFT_LOG", node_log_filter());
-        let bin = self.opts.bin.display().to_string();
-        let mut child = cmd.spawn().map_err(|source| ClusterError::Spawn { id, bin, source })?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix(&format!("cronraft node {id} listening ")) {
-                    let mut http = String::new();
-                    let mut raft = String::new();
-                    for part in rest.split_whitespace() {
-                        if let Some(v) = part.strip_prefix("http=") {
-                            http = v.into();
-                        } else if let Some(v) = part.strip_prefix("raft=") {
-                            raft = v.into();
-                        }
-                    }
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send((http, raft));
-                    }
-                }
-            }
-        });
-        let secs = 20;
-        let Ok((http, raft)) = rx.recv_timeout(Duration::from_secs(secs)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(ClusterError::NoListenLine { id, secs, log: log_path.display().to_string() });
-        };
-        let join = join.map(String::from);
-        self.nodes.insert(id, Node { id, http, raft, dir, child: Some(child), paused: false, join });
-        Ok(())
+            Some(m) => env("CRONRAFT_UNSAFE", m),
+            None => l.env_remove.push("CRONRAFT_UNSAFE".into()),
+        }
+        l
     }
 
+    fn dir(&self, id: u64) -> PathBuf {
+        self.root.join(format!("n{id}"))
+    }
+
+    fn clock_file(&self, id: u64) -> PathBuf {
+        self.dir(id).join("faketime.rc")
+    }
+
+    fn spawn(&mut self, id: u64, join: Option<&str>, addrs: Option<(String, String)>) -> Result<(), ClusterError> {
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir)?;
+        if self.opts.faketime.is_some() && !self.clock_file(id).exists() {
+            std::fs::write(self.clock_file(id), faketime_offset(0))?;
+        }
+        let host = self.net.as_ref().map(|n| n.ip(id)).unwrap_or_else(|| "127.0.0.1".into());
+        let (http, raft) = addrs.unwrap_or((format!("{host}:0"), format!("{host}:0")));
+        let node = Node::start(&self.launch(id), id, &dir, (&http, &raft), join)?;
+        match join {
+            Some(j) => self.joins.insert(id, j.into()),
+            None => self.joins.remove(&id),
+        };
+        self.nodes.insert(id, node);
+        Ok(())
+    }
     /// Sets node `id`'s wall-clock offset (libfaketime re-reads the file on every clock read).
     /// Written to a temporary file and renamed, so a node never reads half a line.
     pub fn set_clock(&self, id: u64, offset_ms: i64) -> Result<(), ClusterError> {
         if self.opts.faketime.is_none() {
             return Err(ClusterError::Timeout("clock skew needs the nodes started under libfaketime".into()));
         }
-        let dir = self.root.join(format!("n{id}"));
-        let tmp = dir.join("faketime.rc.tmp");
+        let tmp = self.dir(id).join("faketime.rc.tmp");
         std::fs::write(&tmp, faketime_offset(offset_ms))?;
-        std::fs::rename(&tmp, dir.join("faketime.rc"))?;
+        std::fs::rename(&tmp, self.clock_file(id))?;
         Ok(())
     }
 
@@ -250,43 +201,34 @@ impl Cluster {
 
     /// `kill -9` and reap.
     pub fn kill(&mut self, id: u64) {
-        if let Some(node) = self.nodes.get_mut(&id) {
-            if let Some(mut child) = node.child.take() {
-                let pid = child.id();
-                let _ = child.kill();
-                let _ = child.wait();
-                if self.opts.faketime.is_some() {
-                    // libfaketime leaves its shared memory behind when its process is killed.
-                    let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
-                    let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
-                }
-            }
-            node.paused = false;
+        let Some(pid) = self.nodes.get_mut(&id).and_then(Node::kill) else { return };
+        if self.opts.faketime.is_some() {
+            // libfaketime leaves its shared memory behind when its process is killed.
+            let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
+            let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
         }
     }
 
     /// Restarts a killed node on its old addresses with its old data.
     pub fn restart(&mut self, id: u64) -> Result<(), ClusterError> {
-        let node = &self.nodes[&id];
-        if node.is_running() {
+        if self.nodes[&id].is_running() {
             return Ok(());
         }
-        let addrs = (node.http.clone(), node.raft.clone());
-        let join = node.join.clone();
-        self.spawn(id, join.as_deref(), Some(addrs))
+        let launch = self.launch(id);
+        let join = self.joins.get(&id).cloned();
+        self.nodes.get_mut(&id).expect("known node").restart(&launch, join.as_deref())?;
+        Ok(())
     }
 
     pub fn pause(&mut self, id: u64) {
         if let Some(node) = self.nodes.get_mut(&id) {
-            node.signal(libc::SIGSTOP);
-            node.paused = node.is_running();
+            node.pause();
         }
     }
 
     pub fn resume(&mut self, id: u64) {
         if let Some(node) = self.nodes.get_mut(&id) {
-            node.signal(libc::SIGCONT);
-            node.paused = false;
+            node.resume();
         }
     }
 
@@ -303,48 +245,23 @@ impl Cluster {
         Client::with_timeout([self.url(id)], timeout)
     }
 
+    /// `(id, base URL)` of every node.
+    fn urls(&self) -> Vec<(u64, String)> {
+        self.nodes.values().map(|n| (n.id, n.url())).collect()
+    }
+
     /// The leader by the highest-term claim among reachable nodes.
     pub async fn leader(&self) -> Option<u64> {
-        let mut best: Option<(u64, u64)> = None;
-        for id in self.ids() {
-            if let Ok(v) = self.client(id, Duration::from_millis(500)).cluster().await {
-                if let Some(l) = v.leader_id {
-                    if best.is_none_or(|(t, _)| v.term > t) {
-                        best = Some((v.term, l));
-                    }
-                }
-            }
-        }
-        best.map(|(_, l)| l)
+        views::leader_by_term(&self.urls(), Duration::from_millis(500)).await
     }
 
     /// Waits until every node agrees on one leader and sees every node as a voter.
     pub async fn wait_healthy(&self, limit: Duration) -> Result<u64, ClusterError> {
-        let deadline = Instant::now() + limit;
-        let n = self.nodes.len();
-        loop {
-            let mut agreed: Option<u64> = None;
-            let mut ok = true;
-            for id in self.ids() {
-                match self.client(id, Duration::from_secs(1)).cluster().await {
-                    Ok(v) => {
-                        let voters = v.nodes.iter().filter(|x| x.role == "leader" || x.role == "follower").count();
-                        if voters != n || v.leader_id.is_none() || (agreed.is_some() && agreed != v.leader_id) {
-                            ok = false;
-                        }
-                        agreed = v.leader_id;
-                    }
-                    Err(_) => ok = false,
-                }
-            }
-            if let (true, Some(l)) = (ok, agreed) {
-                return Ok(l);
-            }
-            if Instant::now() >= deadline {
-                return Err(ClusterError::Timeout(format!("cluster not healthy within {limit:?}")));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let (urls, want) = (self.urls(), Agreement { voters: Some(self.nodes.len()), leader_among_asked: false });
+        let check = || views::agreed_leader(&urls, want, Duration::from_secs(1));
+        poll_until("cluster healthy", limit, Duration::from_millis(200), check)
+            .await
+            .map_err(|_| ClusterError::Timeout(format!("cluster not healthy within {limit:?}")))
     }
 
     /// Kills every node (at the end of a run or on error).

@@ -1,5 +1,6 @@
-//! The harness' recording executor: an HTTP server in the harness process that implements the
-//! executor protocol (`api/src/protocol.rs`) and records every delivery into the history.
+//! The harness' recording executor: the test kit's executor ([`cronraft_testkit::executor`], an
+//! HTTP server in the harness process that implements the executor protocol) with every delivery
+//! and run end recorded into the history.
 //!
 //! The schedule checkers need ground truth that does not come from the cluster: what was really
 //! sent to an executor, when, and with which fencing data. So every `/execute` becomes a
@@ -20,219 +21,97 @@
 //! them offline through the REST API. Extra instances keep listening until the run ends, so an
 //! attempt dispatched just before its instance left still lands.
 
-use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use cronraft_api::protocol::{CallbackRequest, CallbackStatus, ExecuteRequest, StopRequest};
+use cronraft_testkit::executor::{self as kit, Behavior, Event, Options};
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use crate::history::{Kind, Process, Recorder};
 
-/// How long `executor-slow` holds an `/execute` answer (beyond the node's dispatch timeout).
-pub const SLOW_REPLY: Duration = Duration::from_secs(12);
+pub use cronraft_testkit::executor::{registration, SLOW_REPLY};
 
 /// Why the executor could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
-    #[error("executor cannot bind {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
-}
-
-struct Shared {
-    rec: Recorder,
-    run: Duration,
-    client: reqwest::Client,
-    seen: Mutex<HashSet<(u64, u32)>>,
-    slow: AtomicBool,
+    #[error(transparent)]
+    Kit(#[from] cronraft_testkit::KitError),
 }
 
 /// The running executor. Dropping it stops the server.
 pub struct Executor {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: Mutex<Option<oneshot::Sender<()>>>,
-    /// Extra instances (executor churn): their stop handles, dropped with the executor.
-    extra: Mutex<Vec<oneshot::Sender<()>>>,
+    inner: kit::Executor,
+    run: Duration,
 }
 
 impl Executor {
     /// Binds `host:0` (use an address every node can reach) and serves until dropped.
     pub async fn start(host: &str, run: Duration, rec: Recorder) -> Result<Executor, ExecutorError> {
-        let addr = format!("{host}:0");
-        let listener =
-            tokio::net::TcpListener::bind(&addr).await.map_err(|source| ExecutorError::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| ExecutorError::Bind { addr: host.into(), source })?;
-        let client =
-            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(3)).build().expect("http client");
-        let shared =
-            Arc::new(Shared { rec, run, client, seen: Mutex::new(HashSet::new()), slow: AtomicBool::new(false) });
-        let ex = Executor { addr, shared, stop: Mutex::new(None), extra: Mutex::new(Vec::new()) };
-        let tx = ex.serve(listener);
-        *ex.stop.lock().expect("executor lock") = Some(tx);
-        Ok(ex)
+        let mut opts = Options::new(Behavior::Succeed { after_ms: run.as_millis() as u64 });
+        opts.host = host.into();
+        opts.dedupe = true;
+        opts.keep_requests = false;
+        opts.name = "cronraft-chaos".into();
+        // Each URL in turn, for up to ~60 s: callbacks must survive node faults.
+        (opts.callback_rounds, opts.callback_pause) = (300, Duration::from_millis(200));
+        opts.client_timeout = Duration::from_secs(3);
+        opts.observer = Some(Arc::new(move |e: Event<'_>| record(&rec, e)));
+        Ok(Executor { inner: kit::Executor::bind(opts).await?, run })
     }
 
     /// Starts one more instance on the primary's host and a new port, sharing this executor's
     /// history and deduplication; returns its base URL. It serves until the executor is dropped.
     pub async fn add_instance(&self) -> Result<String, ExecutorError> {
-        let addr = format!("{}:0", self.addr.ip());
-        let listener =
-            tokio::net::TcpListener::bind(&addr).await.map_err(|source| ExecutorError::Bind { addr, source })?;
-        let local = listener.local_addr().map_err(|source| ExecutorError::Bind { addr: self.url(), source })?;
-        let tx = self.serve(listener);
-        self.extra.lock().expect("executor lock").push(tx);
-        Ok(format!("http://{local}"))
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) -> oneshot::Sender<()> {
-        let at = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let app = Router::new()
-            .route("/execute", post(execute))
-            .route("/stop", post(stop))
-            .route("/health", get(|| async { StatusCode::OK }))
-            .with_state((self.shared.clone(), Arc::<str>::from(at)));
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        tx
+        Ok(self.inner.add_instance().await?)
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.inner.url.clone()
     }
 
     /// The registration body for group `group`.
     pub fn registration(&self, group: &str, instance: &str) -> serde_json::Value {
-        registration(&self.url(), group, instance)
+        registration(&self.inner.url, group, instance)
     }
 
     /// `executor-kill`: stop listening (new connections are refused). Runs already accepted
     /// still end and report.
     pub fn down(&self) {
-        if let Some(tx) = self.stop.lock().expect("executor lock").take() {
-            let _ = tx.send(());
-        }
+        self.inner.down();
     }
 
     /// Heals `down`: re-binds the same port (retrying while the old socket closes).
     pub async fn up(&self) -> Result<(), ExecutorError> {
-        if self.stop.lock().expect("executor lock").is_some() {
-            return Ok(());
-        }
-        let mut last = None;
-        for _ in 0..50 {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => {
-                    let tx = self.serve(l);
-                    *self.stop.lock().expect("executor lock") = Some(tx);
-                    return Ok(());
-                }
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(ExecutorError::Bind { addr: self.addr.to_string(), source: last.expect("an error") })
+        Ok(self.inner.up().await?)
     }
 
     /// `executor-slow`: answer `/execute` only after [`SLOW_REPLY`] (on) or at once (off).
     pub fn set_slow(&self, on: bool) {
-        self.shared.slow.store(on, Ordering::Relaxed);
+        self.inner.set_slow(on);
     }
 
     pub fn run_ms(&self) -> u64 {
-        self.shared.run.as_millis() as u64
+        self.run.as_millis() as u64
     }
 }
 
-impl Drop for Executor {
-    fn drop(&mut self) {
-        self.down();
-        for tx in self.extra.lock().expect("executor lock").drain(..) {
-            let _ = tx.send(());
+/// A `deliver` or `run_end` event of process `executor` in the history.
+fn record(rec: &Recorder, e: Event<'_>) {
+    let executor = || Process::Named("executor".into());
+    match e {
+        Event::Deliver { req, duplicate, at } => {
+            let value = json!({
+                "execution_id": req.execution_id, "attempt": req.attempt, "task_id": req.task_id,
+                "scheduled_ms": req.scheduled_time.timestamp_millis(), "term": req.term, "log_index": req.log_index,
+                "duplicate": duplicate, "at": at,
+            });
+            rec.record(executor(), Kind::Ok, "deliver", Some(&req.task_id.to_string()), value, None, None);
+        }
+        Event::RunEnd { req } => {
+            let value = json!({"execution_id": req.execution_id, "attempt": req.attempt, "task_id": req.task_id});
+            rec.record(executor(), Kind::Ok, "run_end", Some(&req.task_id.to_string()), value, None, None);
         }
     }
-}
-
-/// The registration body of an instance at `base_url` in group `group`.
-pub fn registration(base_url: &str, group: &str, instance: &str) -> serde_json::Value {
-    json!({"name": group, "instance_id": instance, "base_url": base_url, "health_check_url": format!("{base_url}/health")})
-}
-
-fn executor() -> Process {
-    Process::Named("executor".into())
-}
-
-/// The state of one instance's router: the shared recorder and the instance's address.
-type Instance = (Arc<Shared>, Arc<str>);
-
-async fn execute(State((sh, at)): State<Instance>, Json(req): Json<ExecuteRequest>) -> StatusCode {
-    let duplicate = !sh.seen.lock().expect("executor lock").insert((req.execution_id, req.attempt));
-    let value = json!({
-        "execution_id": req.execution_id, "attempt": req.attempt, "task_id": req.task_id,
-        "scheduled_ms": req.scheduled_time.timestamp_millis(), "term": req.term, "log_index": req.log_index,
-        "duplicate": duplicate, "at": &*at,
-    });
-    sh.rec.record(executor(), Kind::Ok, "deliver", Some(&req.task_id.to_string()), value, None, None);
-    if !duplicate {
-        let sh2 = sh.clone();
-        tokio::spawn(async move { run(&sh2, req).await });
-    }
-    if sh.slow.load(Ordering::Relaxed) {
-        tokio::time::sleep(SLOW_REPLY).await;
-    }
-    StatusCode::ACCEPTED
-}
-
-/// One run: wait the run time, record its end, report success.
-async fn run(sh: &Shared, req: ExecuteRequest) {
-    let start = chrono::Utc::now();
-    let run = req.parameters["run_ms"].as_u64().map_or(sh.run, Duration::from_millis);
-    tokio::time::sleep(run).await;
-    let value = json!({"execution_id": req.execution_id, "attempt": req.attempt, "task_id": req.task_id});
-    sh.rec.record(executor(), Kind::Ok, "run_end", Some(&req.task_id.to_string()), value, None, None);
-    let body = CallbackRequest {
-        attempt: req.attempt,
-        callback_token: req.callback_token.clone(),
-        status: CallbackStatus::Success,
-        result: Some(json!({"by": "cronraft-chaos"})),
-        logs: None,
-        start_time: Some(start),
-        end_time: Some(chrono::Utc::now()),
-        exit_code: Some(0),
-    };
-    let key = format!("cb-{}-{}", req.execution_id, req.attempt);
-    // Each URL in turn, for up to ~60 s: callbacks must survive node faults.
-    for round in 0..300 {
-        let Some(url) = req.callback_urls.get(round % req.callback_urls.len().max(1)) else { return };
-        let sent = sh
-            .client
-            .post(format!("{url}/api/v1/executions/{}/callback", req.execution_id))
-            .header("Idempotency-Key", &key)
-            .json(&body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() || r.status().is_client_error() => return,
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
-
-async fn stop(State(_): State<Instance>, Json(_): Json<StopRequest>) -> StatusCode {
-    StatusCode::OK
 }
 
 #[cfg(test)]

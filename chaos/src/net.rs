@@ -79,11 +79,19 @@ fn needs(tools: &[(&str, &str)]) -> Result<(), NetError> {
 /// Runs this same program again inside a fresh PID, network and mount namespace and returns its
 /// exit status. The harness is PID 1 there: when it dies, the kernel kills every node.
 pub fn reexec_in_sandbox() -> std::io::Result<ExitStatus> {
+    reexec_in_sandbox_with(std::env::args_os().skip(1))
+}
+
+/// [`reexec_in_sandbox`] with these arguments instead of this process' own: a test binary that
+/// holds many tests re-executes only the one asking (its exact name).
+pub fn reexec_in_sandbox_with<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> std::io::Result<ExitStatus> {
     let exe = std::env::current_exe()?;
     Command::new("unshare")
         .args(["--pid", "--net", "--mount", "--fork", "--kill-child", "--mount-proc", "--propagation", "private"])
         .arg(exe)
-        .args(std::env::args_os().skip(1))
+        .args(args)
         .env(SANDBOX_ENV, "1")
         .status()
 }

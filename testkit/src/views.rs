@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cronraft_api::client::Client;
-use cronraft_api::types::ClusterView;
+pub use cronraft_api::types::ClusterView;
 
 /// What [`agreed_leader`] asks of the views besides one leader.
 #[derive(Debug, Clone, Copy, Default)]

@@ -154,7 +154,7 @@ async fn a_paused_leader_does_not_fire_what_the_new_leader_fired() {
 
     // Phase 1: SIGSTOP the leader well past the election timeout; the others elect and fire.
     let old = c.wait_leader().await;
-    let pid = c.nodes[&old].pid().to_string();
+    let pid = c.nodes[&old].pid().expect("running").to_string();
     std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     let others: Vec<u64> = c.running().into_iter().filter(|id| *id != old).collect();
     wait_for("a new leader among the others", Duration::from_secs(30), || async {

@@ -3,42 +3,34 @@
 //! later back by about 17 s — and the `cron` workload, which must pass every schedule checker: no
 //! slot twice (a clock stepping back never re-fires a slot), none off the schedule, none after an
 //! acknowledged pause (allowing the slots a clock that ran ahead fired early), and liveness once
-//! the clocks are right again. Needs libfaketime (`.ci/run` installs it).
+//! the clocks are right again.
+//!
+//! Needs libfaketime, which a fresh machine lacks: ignored by default, with the package in the
+//! reason; `.ci/run` installs it and runs it (`cargo test --test it -- --ignored`).
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use cronraft_chaos::checker::Verdict;
 use cronraft_chaos::nemesis::{Detail, Fault};
-use cronraft_chaos::run::{run, RunConfig};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clock_nemesis_with_the_cron_workload_passes_every_schedule_checker() {
+use super::{assert_run_passes, config};
+
+#[test]
+#[ignore = "needs libfaketime (apt-get install libfaketime); .ci/run runs it"]
+fn clock_nemesis_with_the_cron_workload_passes_every_schedule_checker() {
     // Phase 1: libfaketime must be there (the run refuses the clock nemesis otherwise).
     assert!(
         cronraft_chaos::cluster::find_libfaketime().is_some(),
         "libfaketime is not installed (apt-get install libfaketime)"
     );
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = RunConfig {
-        // Seed 9 over 14 s: two bumps, +16.8 s and -16.7 s (executor churn is drawn, never picked).
-        nemeses: vec![Fault::Clock, Fault::ExecutorChurn],
-        workloads: vec!["cron".into()],
-        time_limit: Duration::from_secs(14),
-        seed: 9,
-        out: dir.path().join("run"),
-        unsafe_mode: None,
-        bin: PathBuf::from(env!("CARGO_BIN_EXE_cronraft")),
-        nodes: 3,
-    };
+    // Seed 9 over 14 s: two bumps, +16.8 s and -16.7 s (executor churn is drawn, never picked).
+    let cfg = config(dir.path(), vec![Fault::Clock, Fault::ExecutorChurn], &["cron"], 14, 9);
 
-    // Phase 2: the run.
-    let results = run(cfg).await.expect("the run itself works");
+    // Phase 2: the run, which passes every checker.
+    let p = assert_run_passes(cfg);
 
-    // Phase 3: every checker passed, both directions of skew happened, and the checkers had work.
-    let report = serde_json::to_string_pretty(&results).unwrap();
-    assert_eq!(results.verdict, Verdict::Pass, "{report}");
-    let offsets: Vec<i64> = results
+    // Phase 3: both directions of skew happened, and the checkers had work.
+    let report = &p.report;
+    let offsets: Vec<i64> = p
+        .results
         .nemesis_steps
         .iter()
         .filter_map(|s| match s.detail {
@@ -47,7 +39,7 @@ async fn clock_nemesis_with_the_cron_workload_passes_every_schedule_checker() {
         })
         .collect();
     assert!(offsets.iter().any(|o| *o > 0) && offsets.iter().any(|o| *o < 0), "{report}");
-    let history = std::fs::read_to_string(dir.path().join("run/history.jsonl")).unwrap();
+    let history = p.history();
     let early = history
         .lines()
         .filter(|l| l.contains(r#""f":"deliver""#))
@@ -55,10 +47,6 @@ async fn clock_nemesis_with_the_cron_workload_passes_every_schedule_checker() {
         .filter(|e| e["value"]["scheduled_ms"].as_i64().unwrap_or(0) > e["wall_ms"].as_i64().unwrap_or(0) + 5_000)
         .count();
     assert!(early > 0, "the forward bump should make the leader fire slots early (if it hit the leader)");
-    let count = |checker: &str, name: &str| {
-        let c = results.checkers.iter().find(|c| c.checker == checker).unwrap_or_else(|| panic!("{checker} ran"));
-        c.counts.get(name).copied().unwrap_or(0)
-    };
-    assert!(count("committed_delivery", "deliveries") > 20, "{report}");
-    assert!(count("liveness", "slots_checked") > 3, "{report}");
+    assert!(p.count("committed_delivery", "deliveries") > 20, "{report}");
+    assert!(p.count("liveness", "slots_checked") > 3, "{report}");
 }

@@ -7,62 +7,42 @@
 //! host's address). The execution evidence is the cluster's final records, as no recording
 //! executor sees these runs (`chaos/src/checker/embedded.rs`).
 //!
-//! One namespace per node needs the harness' self-cleaning sandbox, so the test re-executes its
-//! own binary inside it (`unshare --pid --net --mount …`) and runs the scenario there; it needs
-//! root, `ip` and `unshare` (`.ci/run` installs them), and fails naming what is missing.
+//! One namespace per node needs the harness' self-cleaning sandbox, so the test re-executes this
+//! test binary (this one test) inside it (`unshare --pid --net --mount …`) and runs the scenario
+//! there; it needs root, `ip` and `unshare`, so it is ignored by default with that reason
+//! (`.ci/run` installs the tools and runs it), and fails naming what is missing.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use cronraft_chaos::checker::Verdict;
 use cronraft_chaos::nemesis::{Fault, Target};
 use cronraft_chaos::net;
-use cronraft_chaos::run::{run, RunConfig};
+
+use super::{assert_run_passes, config};
+use crate::common::sandbox;
 
 #[test]
+#[ignore = "needs root for network namespaces, and iproute2 and util-linux; .ci/run runs it"]
 fn leader_kills_with_the_cron_workload_on_the_embedded_agents_of_three_hosts_pass_every_checker() {
     // Phase 1: outside the sandbox, re-execute this test inside it and report its verdict.
     if !net::in_sandbox() {
-        if let Err(e) = net::sandbox_supported() {
-            panic!("the embedded-agents smoke needs network namespaces and cannot run here: {e}");
-        }
-        let status = net::reexec_in_sandbox().expect("start the unshare sandbox");
+        let name = "leader_kills_with_the_cron_workload_on_the_embedded_agents_of_three_hosts_pass_every_checker";
+        let status = sandbox::reexec(module_path!(), name, net::sandbox_supported);
         assert!(status.success(), "the scenario failed inside the sandbox: {status}");
         return;
     }
 
-    // Phase 2: inside; seed 9 kills the leader at 2 s, 7 s and 12 s of a 20 s run.
+    // Phase 2: inside; seed 9 kills the leader at 2 s, 7 s and 12 s of a 20 s run, which passes.
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = RunConfig {
-        nemeses: vec![Fault::Kill],
-        workloads: vec!["cron-embedded".into()],
-        time_limit: Duration::from_secs(20),
-        seed: 9,
-        out: dir.path().join("run"),
-        unsafe_mode: None,
-        bin: PathBuf::from(env!("CARGO_BIN_EXE_cronraft")),
-        nodes: 3,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let results = rt.block_on(run(cfg)).expect("the run itself works");
+    let p = assert_run_passes(config(dir.path(), vec![Fault::Kill], &["cron-embedded"], 20, 9));
 
-    // Phase 3: every checker passed, the leader was killed, and the checkers had work to do.
-    let report = serde_json::to_string_pretty(&results).unwrap();
-    assert_eq!(results.verdict, Verdict::Pass, "{report}");
-    let leader_kills = results.nemesis_steps.iter().filter(|s| s.fault == Fault::Kill && s.target == Target::Leader);
+    // Phase 3: the leader was killed, and the checkers had work to do.
+    let report = &p.report;
+    let leader_kills = p.results.nemesis_steps.iter().filter(|s| s.fault == Fault::Kill && s.target == Target::Leader);
     assert!(leader_kills.count() >= 1, "no kill -9 of the leader scheduled: {report}");
-    let history = std::fs::read_to_string(dir.path().join("run/history.jsonl")).unwrap();
-    let nemesis_errors = history.lines().filter(|l| l.contains(r#""process":"nemesis""#) && l.contains(r#""error""#));
-    assert_eq!(nemesis_errors.count(), 0, "a fault could not be applied or healed:\n{history}");
-    let count = |checker: &str, name: &str| {
-        let c = results.checkers.iter().find(|c| c.checker == checker).unwrap_or_else(|| panic!("{checker} ran"));
-        c.counts.get(name).copied().unwrap_or(0)
-    };
-    assert!(count("committed_delivery", "deliveries") > 50, "{report}");
-    assert!(count("no_overlap", "runs_checked") > 5, "{report}");
-    assert!(count("pause_cutoff", "pauses_checked") > 0, "{report}");
-    assert!(count("liveness", "slots_checked") > 3, "{report}");
+    assert_eq!(p.nemesis_errors(), 0, "a fault could not be applied or healed:\n{}", p.history());
+    assert!(p.count("committed_delivery", "deliveries") > 50, "{report}");
+    assert!(p.count("no_overlap", "runs_checked") > 5, "{report}");
+    assert!(p.count("pause_cutoff", "pauses_checked") > 0, "{report}");
+    assert!(p.count("liveness", "slots_checked") > 3, "{report}");
     for id in 1..=3 {
-        assert!(count("embedded_agents", &format!("local-node{id}_successes")) > 5, "{report}");
+        assert!(p.count("embedded_agents", &format!("local-node{id}_successes")) > 5, "{report}");
     }
 }

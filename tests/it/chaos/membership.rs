@@ -4,50 +4,33 @@
 //! second instance takes over — with the `register` and `cron` workloads, which must pass every
 //! checker, and every node a voter again at the end.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use cronraft_chaos::checker::Verdict;
 use cronraft_chaos::nemesis::{Churn, Detail, Fault};
-use cronraft_chaos::run::{run, RunConfig};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn membership_and_executor_churn_with_register_and_cron_pass_every_checker() {
+use super::{assert_run_passes, config};
+
+#[test]
+fn membership_and_executor_churn_with_register_and_cron_pass_every_checker() {
     // Phase 1: seed 8 over 16 s: remove the leader (wipe, rejoin), then deregister the primary.
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = RunConfig {
-        nemeses: vec![Fault::Membership, Fault::ExecutorChurn],
-        workloads: vec!["register".into(), "cron".into()],
-        time_limit: Duration::from_secs(16),
-        seed: 8,
-        out: dir.path().join("run"),
-        unsafe_mode: None,
-        bin: PathBuf::from(env!("CARGO_BIN_EXE_cronraft")),
-        nodes: 3,
-    };
+    let cfg = config(dir.path(), vec![Fault::Membership, Fault::ExecutorChurn], &["register", "cron"], 16, 8);
 
-    // Phase 2: the run.
-    let results = run(cfg).await.expect("the run itself works");
+    // Phase 2: the run, which passes every checker.
+    let p = assert_run_passes(cfg);
 
-    // Phase 3: every checker passed; the removal and the churn were applied and healed without
-    // error; the spare instance really received work; the checkers had work to do.
-    let report = serde_json::to_string_pretty(&results).unwrap();
-    assert_eq!(results.verdict, Verdict::Pass, "{report}");
-    let steps: Vec<_> = results.nemesis_steps.iter().map(|s| (s.fault, s.detail)).collect();
+    // Phase 3: the removal and the churn were applied and healed without error; the spare
+    // instance really received work; the checkers had work to do.
+    let report = &p.report;
+    let steps: Vec<_> = p.results.nemesis_steps.iter().map(|s| (s.fault, s.detail)).collect();
     assert!(steps.contains(&(Fault::Membership, Some(Detail::Rejoin { wipe: true }))), "{report}");
     assert!(steps.contains(&(Fault::ExecutorChurn, Some(Detail::Churn { action: Churn::Deregister }))), "{report}");
-    let history = std::fs::read_to_string(dir.path().join("run/history.jsonl")).unwrap();
+    let history = p.history();
     let events: Vec<serde_json::Value> = history.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let nemesis_errors: Vec<_> = events.iter().filter(|e| e["process"] == "nemesis" && !e["error"].is_null()).collect();
     assert!(nemesis_errors.is_empty(), "a fault could not be applied or healed: {nemesis_errors:?}");
     let instances: std::collections::BTreeSet<&str> =
         events.iter().filter(|e| e["f"] == "deliver").filter_map(|e| e["value"]["at"].as_str()).collect();
     assert!(instances.len() >= 2, "deliveries reached only {instances:?}");
-    let count = |checker: &str, name: &str| {
-        let c = results.checkers.iter().find(|c| c.checker == checker).unwrap_or_else(|| panic!("{checker} ran"));
-        c.counts.get(name).copied().unwrap_or(0)
-    };
-    assert!(count("linearizable", "ok_reads") > 20, "{report}");
-    assert!(count("committed_delivery", "deliveries") > 20, "{report}");
-    assert!(count("liveness", "slots_checked") > 3, "{report}");
+    assert!(p.count("linearizable", "ok_reads") > 20, "{report}");
+    assert!(p.count("committed_delivery", "deliveries") > 20, "{report}");
+    assert!(p.count("liveness", "slots_checked") > 3, "{report}");
 }
