@@ -1,13 +1,45 @@
 //! The `cronraft` binary: parse the command line, then hand over to the library.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use cronraft::agent::Agent;
 use cronraft::cli::{AgentArgs, Cli, Command, ServeArgs};
 use cronraft::Node;
 
+/// Runs the command; a failure is one line on stderr (`error: ` and the error's causes joined
+/// with `: `) and exit code 1 — never `anyhow`'s multi-line report, which adds a backtrace when
+/// `RUST_BACKTRACE` is set.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, joined with `: `; a cause whose text its parent already shows
+/// (`#[error("…: {0}")]`) is not repeated, and line breaks become spaces.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or_else(|| Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args).await,

@@ -100,3 +100,35 @@ async fn task_and_cluster_commands_print_tables_and_json() {
     assert_eq!(stats["windows"]["7d"]["cancelled"], 1);
     assert_eq!(stdout(&cli(&node, &["executor", "remove", "w-1"])).trim(), "executor 1 (w-1) removed");
 }
+
+/// A failing command prints one line, `error: ` and the causes joined with `: `, and exits 1 —
+/// not `anyhow`'s multi-line report with a backtrace, which `RUST_BACKTRACE=1` used to add.
+#[test]
+fn a_failing_command_prints_one_error_line_even_with_rust_backtrace_set() {
+    // Phase 1: a client command against an address nothing listens on (a port just released).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cronraft"))
+            .args(args)
+            .env("CRONRAFT_NODE", format!("http://{free}"))
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("run cli");
+        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (status, stderr) = run(&["task", "list"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("no node reachable"), "{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("Caused by"), "{stderr}");
+
+    // Phase 2: a chain of causes (serve's configuration context, then the file error) on one line.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let (status, stderr) =
+        run(&["serve", "--config", missing.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: configuration: ") && stderr.contains("missing.toml"), "{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("Caused by"), "{stderr}");
+}
