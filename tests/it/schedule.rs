@@ -154,8 +154,7 @@ async fn a_paused_leader_does_not_fire_what_the_new_leader_fired() {
 
     // Phase 1: SIGSTOP the leader well past the election timeout; the others elect and fire.
     let old = c.wait_leader().await;
-    let pid = c.nodes[&old].pid().expect("running").to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    c.nodes[&old].signal(libc::SIGSTOP);
     let others: Vec<u64> = c.running().into_iter().filter(|id| *id != old).collect();
     wait_for("a new leader among the others", Duration::from_secs(30), || async {
         let v = c.view(others[0]).await?;
@@ -165,7 +164,7 @@ async fn a_paused_leader_does_not_fire_what_the_new_leader_fired() {
     run_for(&c, Instant::now() + Duration::from_secs(3)).await;
 
     // Phase 2: SIGCONT: the old leader wakes up believing it leads, with fires in its head.
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    c.nodes[&old].signal(libc::SIGCONT);
     run_for(&c, Instant::now() + Duration::from_secs(4)).await;
 
     let client = Client::with_timeout(others.iter().map(|id| c.nodes[id].url()), Duration::from_secs(20));
