@@ -16,7 +16,7 @@ use super::{assert_run_passes, config};
 use crate::common::sandbox;
 
 #[test]
-#[ignore = "needs root for network namespaces, and iproute2, util-linux and nftables; .ci/run runs it"]
+#[ignore = "needs root for network namespaces, and iproute2 and util-linux; .ci/run runs it"]
 fn partition_bridge_and_oneway_nemeses_with_register_and_cron_pass_every_checker() {
     // Phase 1: outside the sandbox, re-execute this test inside it and report its verdict.
     if !net::in_sandbox() {

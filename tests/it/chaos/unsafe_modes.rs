@@ -52,7 +52,7 @@ fn every_unsafe_mode_is_reported_by_its_checker() {
 }
 
 #[test]
-#[ignore = "needs root for network namespaces, and iproute2, util-linux and nftables; .ci/run runs it"]
+#[ignore = "needs root for network namespaces, and iproute2 and util-linux; .ci/run runs it"]
 fn local_reads_are_reported_by_the_linearizability_checker() {
     // Outside the sandbox: re-execute this test inside it (partitions need network namespaces).
     if !net::in_sandbox() {
