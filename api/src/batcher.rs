@@ -16,7 +16,7 @@ use cronraft_raft::{codec, Command, Raft, Request, Response};
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Requests waiting to be batched; `submit` waits (backpressure) when full.
 const QUEUE_LEN: usize = 4_096;
@@ -68,8 +68,8 @@ impl Batcher {
 }
 
 fn unknown_outcome(request_id: &str) -> ApiError {
-    ApiError::unavailable(
-        "timeout",
+    ApiError::new(
+        ErrorCode::Timeout,
         format!(
             "the write was proposed but not confirmed within {WRITE_TIMEOUT:?}; its outcome is unknown: \
              retry with the same Idempotency-Key ({request_id})"

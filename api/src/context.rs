@@ -13,7 +13,7 @@ use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 
 use crate::batcher::Batcher;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::HttpMetrics;
 use crate::scheduler_metrics::SchedulerReport;
 
@@ -110,10 +110,10 @@ impl ApiContext {
         }
         if self.is_leader() {
             match tokio::time::timeout(READ_TIMEOUT, self.raft.ensure_linearizable()).await {
-                Err(_) => return Err(ApiError::unavailable("timeout", "could not confirm leadership in time")),
+                Err(_) => return Err(ApiError::new(ErrorCode::Timeout, "could not confirm leadership in time")),
                 Ok(Ok(_)) => return Ok(()),
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-                    return Err(ApiError::unavailable("no_quorum", e.to_string()))
+                    return Err(ApiError::new(ErrorCode::NoQuorum, e.to_string()))
                 }
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {}
                 Ok(Err(RaftError::Fatal(f))) => return Err(ApiError::internal(format!("raft stopped: {f}"))),
@@ -124,24 +124,24 @@ impl ApiContext {
             .wait(Some(READ_TIMEOUT))
             .applied_index_at_least(Some(index), "linearizable read")
             .await
-            .map_err(|e| ApiError::unavailable("timeout", format!("this node did not catch up in time: {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::Timeout, format!("this node did not catch up in time: {e}")))?;
         Ok(())
     }
 
     /// Asks the leader for a quorum-confirmed read index (ReadIndex on behalf of a follower).
     async fn read_index_from_leader(&self) -> Result<u64, ApiError> {
         let Some((_, leader)) = self.leader() else {
-            return Err(ApiError::unavailable("no_leader", "no leader is known; retry shortly"));
+            return Err(ApiError::new(ErrorCode::NoLeader, "no leader is known; retry shortly"));
         };
         let url = format!("http://{}/api/v1/internal/read-index", leader.http_addr);
         let resp = self.peers.post(url).timeout(READ_TIMEOUT).send().await;
-        let resp = resp.map_err(|e| ApiError::unavailable("leader_unreachable", format!("leader unreachable: {e}")))?;
+        let resp = resp.map_err(|e| ApiError::new(ErrorCode::LeaderUnreachable, format!("leader unreachable: {e}")))?;
         if !resp.status().is_success() {
-            return Err(ApiError::unavailable("no_leader", format!("leader refused read index: {}", resp.status())));
+            return Err(ApiError::new(ErrorCode::NoLeader, format!("leader refused read index: {}", resp.status())));
         }
         let body = read_body_capped(resp, PEER_ANSWER_BYTES_MAX)
             .await
-            .map_err(|e| ApiError::unavailable("leader_unreachable", format!("leader's read index: {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::LeaderUnreachable, format!("leader's read index: {e}")))?;
         let ri: ReadIndex = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(ri.index)
     }
@@ -149,11 +149,11 @@ impl ApiContext {
     /// Leader side of [`ApiContext::read_index_from_leader`].
     pub async fn read_index(&self) -> Result<ReadIndex, ApiError> {
         match tokio::time::timeout(READ_TIMEOUT, self.raft.get_read_log_id()).await {
-            Err(_) => Err(ApiError::unavailable("timeout", "could not confirm leadership in time")),
+            Err(_) => Err(ApiError::new(ErrorCode::Timeout, "could not confirm leadership in time")),
             Ok(Ok((read_log_id, _))) => Ok(ReadIndex { index: read_log_id.map(|l| l.index).unwrap_or(0) }),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => Err(ApiError::not_leader()),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-                Err(ApiError::unavailable("no_quorum", e.to_string()))
+                Err(ApiError::new(ErrorCode::NoQuorum, e.to_string()))
             }
             Ok(Err(RaftError::Fatal(f))) => Err(ApiError::internal(format!("raft stopped: {f}"))),
         }

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Largest request body the REST API accepts.
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
@@ -26,20 +26,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !content_type.is_empty() && !content_type.starts_with("application/json") {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 format!("expected content-type application/json, got {content_type:?}"),
             ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    format!("request body is larger than {BODY_BYTES_MAX} bytes"),
-                )
+                ApiError::new(ErrorCode::BodyTooLarge, format!("request body is larger than {BODY_BYTES_MAX} bytes"))
             } else {
-                ApiError::bad_request("unreadable_body", rejection.body_text())
+                ApiError::new(ErrorCode::UnreadableBody, rejection.body_text())
             }
         })?;
         parse_json(&bytes).map(JsonBody)
@@ -49,11 +44,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Parses `bytes` as JSON `T`, classifying errors as syntax (400) or shape (422).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request("malformed_json", "request body is empty; expected a JSON object"));
+        return Err(ApiError::new(ErrorCode::MalformedJson, "request body is empty; expected a JSON object"));
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::unprocessable("invalid_field", e.to_string()),
-        _ => ApiError::bad_request("malformed_json", format!("request body is not valid JSON: {e}")),
+        serde_json::error::Category::Data => ApiError::new(ErrorCode::InvalidField, e.to_string()),
+        _ => ApiError::new(ErrorCode::MalformedJson, format!("request body is not valid JSON: {e}")),
     })
 }
 
@@ -67,6 +62,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
-            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+            .map_err(|rejection| ApiError::new(ErrorCode::InvalidQuery, rejection.body_text()))
     }
 }

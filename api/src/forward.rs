@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use cronraft_raft::outbound::{read_body_capped, BodyError};
 
 use crate::context::Ctx;
-use crate::error::{ApiError, RETRY_HEADER};
+use crate::error::{ApiError, ErrorCode, RETRY_HEADER};
 use crate::extract::BODY_BYTES_MAX;
 use crate::types::IDEMPOTENCY_HEADER;
 
@@ -49,7 +49,7 @@ pub async fn route_writes(State(ctx): State<Ctx>, req: Request, next: Next) -> R
         Ok(b) => b,
         Err(_) => {
             let msg = format!("request body is larger than {BODY_BYTES_MAX} bytes");
-            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", msg).into_response();
+            return ApiError::new(ErrorCode::BodyTooLarge, msg).into_response();
         }
     };
     let key = match request_key(&parts) {
@@ -70,8 +70,8 @@ fn request_key(parts: &Parts) -> Result<String, ApiError> {
     let key = raw.to_str().unwrap_or("");
     let printable = key.bytes().all(|b| b.is_ascii_graphic());
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX || !printable {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
+        return Err(ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
             format!("Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters"),
         ));
     }
@@ -119,9 +119,9 @@ async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key:
             "no leader confirmed the write within {FORWARD_DEADLINE:?}; it may still take effect: \
              retry with the same Idempotency-Key ({key})"
         );
-        ApiError::unavailable("unavailable", msg).into_response()
+        ApiError::new(ErrorCode::Unavailable, msg).into_response()
     } else {
-        ApiError::unavailable("no_leader", "no leader is available; nothing was written, retry later").into_response()
+        ApiError::new(ErrorCode::NoLeader, "no leader is available; nothing was written, retry later").into_response()
     }
 }
 

@@ -27,11 +27,10 @@ pub mod types;
 pub mod validate;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::Router;
 
 pub use context::{ApiContext, Ctx};
-use error::ApiError;
+use error::{ApiError, ErrorCode};
 
 /// The node's HTTP app.
 pub fn router(ctx: Ctx) -> Router {
@@ -55,9 +54,9 @@ pub fn router(ctx: Ctx) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "no such endpoint; see docs/reference/api.md")
+    ApiError::new(ErrorCode::NotFound, "no such endpoint; see docs/reference/api.md")
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
+    ApiError::new(ErrorCode::MethodNotAllowed, "this endpoint does not accept that method")
 }

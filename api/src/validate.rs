@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use cronraft_raft::model::{Task, TaskSpec, TaskStatus};
 use cronraft_raft::spec::{check_spec, parse_schedule, SpecError, TaskPatch};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::types::{TaskInput, TaskView};
 
 pub mod executor;
@@ -16,21 +16,21 @@ pub use executor::{executor_spec, status_reason, task_upserts};
 impl From<SpecError> for ApiError {
     fn from(e: SpecError) -> Self {
         let code = match e.code.as_str() {
-            "invalid_name" => "invalid_name",
-            "invalid_cron_expression" => "invalid_cron_expression",
-            "invalid_timezone" => "invalid_timezone",
-            "invalid_parameters" => "invalid_parameters",
-            "parameters_too_large" => "parameters_too_large",
-            _ => "invalid_field",
+            "invalid_name" => ErrorCode::InvalidName,
+            "invalid_cron_expression" => ErrorCode::InvalidCronExpression,
+            "invalid_timezone" => ErrorCode::InvalidTimezone,
+            "invalid_parameters" => ErrorCode::InvalidParameters,
+            "parameters_too_large" => ErrorCode::ParametersTooLarge,
+            _ => ErrorCode::InvalidField,
         };
-        ApiError::unprocessable(code, e.message)
+        ApiError::new(code, e.message)
     }
 }
 
 /// Builds the spec of a new task; `name` and `cron_expression` are required.
 pub fn new_spec(input: TaskInput) -> Result<TaskSpec, ApiError> {
     if input.version.is_some() {
-        return Err(ApiError::unprocessable("invalid_field", "`version` is only accepted by PUT"));
+        return Err(ApiError::new(ErrorCode::InvalidField, "`version` is only accepted by PUT"));
     }
     let name = input.name.clone().ok_or_else(|| missing("name"))?;
     let cron_expression = input.cron_expression.clone().ok_or_else(|| missing("cron_expression"))?;
@@ -44,7 +44,7 @@ pub fn new_spec(input: TaskInput) -> Result<TaskSpec, ApiError> {
 pub fn patch(input: TaskInput) -> Result<(TaskPatch, Option<u64>), ApiError> {
     let parameters = match input.parameters {
         Some(v) if !v.is_object() => {
-            return Err(ApiError::unprocessable("invalid_parameters", "`parameters` must be a JSON object"))
+            return Err(ApiError::new(ErrorCode::InvalidParameters, "`parameters` must be a JSON object"))
         }
         Some(v) => Some(v.to_string()),
         None => None,
@@ -65,13 +65,13 @@ pub fn patch(input: TaskInput) -> Result<(TaskPatch, Option<u64>), ApiError> {
         dst_policy: input.dst_policy,
     };
     if p == TaskPatch::default() {
-        return Err(ApiError::unprocessable("empty_update", "the update names no field to change"));
+        return Err(ApiError::new(ErrorCode::EmptyUpdate, "the update names no field to change"));
     }
     Ok((p, input.version))
 }
 
 fn missing(field: &str) -> ApiError {
-    ApiError::unprocessable("missing_field", format!("`{field}` is required"))
+    ApiError::new(ErrorCode::MissingField, format!("`{field}` is required"))
 }
 
 fn at(ms: i64) -> DateTime<Utc> {

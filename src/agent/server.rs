@@ -13,7 +13,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cronraft_api::error::ApiError;
+use cronraft_api::error::{ApiError, ErrorCode};
 use cronraft_api::protocol::{CallbackRequest, CallbackStatus, ExecuteRequest, StopRequest};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -52,16 +52,16 @@ async fn execute(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let req: ExecuteRequest = parse(body)?;
     if req.callback_urls.is_empty() {
-        return Err(ApiError::bad_request("invalid_body", "callback_urls must list at least one node API URL"));
+        return Err(ApiError::new(ErrorCode::InvalidBody, "callback_urls must list at least one node API URL"));
     }
     let key = (req.execution_id, req.attempt);
     let stop = match shared.runs.admit(key) {
         Admission::Start(stop) => stop,
         Admission::Duplicate => return Ok((StatusCode::OK, Json(json!({ "accepted": true, "duplicate": true })))),
         Admission::AtCapacity(n) => {
-            return Err(ApiError::unavailable("at_capacity", format!("this agent is running its capacity of {n} runs")))
+            return Err(ApiError::new(ErrorCode::AtCapacity, format!("this agent is running its capacity of {n} runs")))
         }
-        Admission::Closed => return Err(ApiError::unavailable("shutting_down", "this agent is shutting down")),
+        Admission::Closed => return Err(ApiError::new(ErrorCode::ShuttingDown, "this agent is shutting down")),
     };
     tracing::info!(execution_id = req.execution_id, attempt = req.attempt, task = %req.task_name, "run started");
     tokio::spawn(async move {
@@ -105,18 +105,16 @@ async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("not_found", "the agent serves POST /execute, POST /stop and GET /health")
+    ApiError::new(ErrorCode::NotFound, "the agent serves POST /execute, POST /stop and GET /health")
 }
 
 /// A JSON body, whatever the `Content-Type`; too large → 413, anything else wrong → 400.
 fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let bytes = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("request bodies are limited to {BODY_BYTES_MAX} bytes"),
-        ),
-        _ => ApiError::bad_request("invalid_body", r.body_text()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(ErrorCode::BodyTooLarge, format!("request bodies are limited to {BODY_BYTES_MAX} bytes"))
+        }
+        _ => ApiError::new(ErrorCode::InvalidBody, r.body_text()),
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("invalid JSON body: {e}")))
 }

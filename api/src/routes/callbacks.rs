@@ -19,7 +19,7 @@ use cronraft_raft::state::truncate_tail;
 use cronraft_raft::Command;
 
 use crate::context::Ctx;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, JsonBody};
 use crate::protocol::{CallbackRequest, CallbackStatus, LOGS_BYTES_MAX, RESULT_BYTES_MAX};
 use crate::routes::executions::{execution_id, execution_view, requested_by};
@@ -77,7 +77,7 @@ fn status_of(s: CallbackStatus) -> ExecutionStatus {
 /// (so a wrong one is `invalid_status`, as apply would call it), then the strict shape.
 fn parse_callback(headers: &HeaderMap, mut body: serde_json::Value) -> Result<CallbackRequest, ApiError> {
     let Some(fields) = body.as_object_mut() else {
-        return Err(ApiError::unprocessable("invalid_field", "the body must be a JSON object"));
+        return Err(ApiError::new(ErrorCode::InvalidField, "the body must be a JSON object"));
     };
     if fields.get("callback_token").map(|v| v.is_null()).unwrap_or(true) {
         match headers.get(CALLBACK_TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
@@ -86,24 +86,24 @@ fn parse_callback(headers: &HeaderMap, mut body: serde_json::Value) -> Result<Ca
             }
             None => {
                 let msg = "`callback_token` is required, in the body or in the X-Callback-Token header";
-                return Err(ApiError::unprocessable("missing_field", msg));
+                return Err(ApiError::new(ErrorCode::MissingField, msg));
             }
         }
     }
     for f in ["attempt", "status"] {
         if fields.get(f).map(|v| v.is_null()).unwrap_or(true) {
-            return Err(ApiError::unprocessable("missing_field", format!("`{f}` is required")));
+            return Err(ApiError::new(ErrorCode::MissingField, format!("`{f}` is required")));
         }
     }
     if !fields["status"].as_str().map(|s| STATUSES.contains(&s)).unwrap_or(false) {
         let msg = format!("`status` must be one of {}, not {}", STATUSES.join(", "), fields["status"]);
-        return Err(ApiError::unprocessable("invalid_status", msg));
+        return Err(ApiError::new(ErrorCode::InvalidStatus, msg));
     }
     let req: CallbackRequest =
-        serde_json::from_value(body).map_err(|e| ApiError::unprocessable("invalid_field", e.to_string()))?;
+        serde_json::from_value(body).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?;
     if req.callback_token.len() > CALLBACK_TOKEN_LEN_MAX {
         let msg = format!("`callback_token` must be at most {CALLBACK_TOKEN_LEN_MAX} bytes");
-        return Err(ApiError::unprocessable("invalid_field", msg));
+        return Err(ApiError::new(ErrorCode::InvalidField, msg));
     }
     Ok(req)
 }
@@ -119,7 +119,7 @@ async fn callback(
     let result = req.result.as_ref().filter(|v| !v.is_null()).map(|v| v.to_string());
     if let Some(r) = result.as_ref().filter(|r| r.len() > RESULT_BYTES_MAX) {
         let msg = format!("`result` is {} bytes as JSON; at most {RESULT_BYTES_MAX}", r.len());
-        return Err(ApiError::unprocessable("result_too_large", msg));
+        return Err(ApiError::new(ErrorCode::ResultTooLarge, msg));
     }
     let report = AttemptReport {
         execution_id,
@@ -142,7 +142,7 @@ mod tests {
     fn the_body_token_wins_over_the_header_and_one_of_them_is_required() {
         let mut headers = HeaderMap::new();
         let body = serde_json::json!({"attempt": 1, "status": "success"});
-        assert_eq!(parse_callback(&headers, body.clone()).unwrap_err().code, "missing_field");
+        assert_eq!(parse_callback(&headers, body.clone()).unwrap_err().code.as_str(), "missing_field");
         headers.insert(CALLBACK_TOKEN_HEADER, HeaderValue::from_static("from-header"));
         assert_eq!(parse_callback(&headers, body).unwrap().callback_token, "from-header");
         let body = serde_json::json!({"attempt": 1, "status": "success", "callback_token": "from-body"});
@@ -154,11 +154,11 @@ mod tests {
         let headers = HeaderMap::new();
         for bad in [serde_json::json!("done"), serde_json::json!("pending"), serde_json::json!(3)] {
             let body = serde_json::json!({"attempt": 1, "status": bad, "callback_token": "t"});
-            assert_eq!(parse_callback(&headers, body).unwrap_err().code, "invalid_status", "{bad}");
+            assert_eq!(parse_callback(&headers, body).unwrap_err().code.as_str(), "invalid_status", "{bad}");
         }
         let body = serde_json::json!({"attempt": 1, "status": "failed", "callback_token": "t", "colour": 1});
-        assert_eq!(parse_callback(&headers, body).unwrap_err().code, "invalid_field");
+        assert_eq!(parse_callback(&headers, body).unwrap_err().code.as_str(), "invalid_field");
         let body = serde_json::json!({"status": "failed", "callback_token": "t"});
-        assert_eq!(parse_callback(&headers, body).unwrap_err().code, "missing_field");
+        assert_eq!(parse_callback(&headers, body).unwrap_err().code.as_str(), "missing_field");
     }
 }

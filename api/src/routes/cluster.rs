@@ -15,7 +15,7 @@ use cronraft_raft::NodeInfo;
 use openraft::ServerState;
 
 use crate::context::Ctx;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::JsonBody;
 use crate::types::{AddNodeInput, ClusterView, DigestView, MembershipChangeView, NodeView, SelfView};
 
@@ -118,8 +118,8 @@ fn check_addr(field: &str, addr: &str) -> Result<(), ApiError> {
     let parsed = (addr.len() <= ADDR_LEN_MAX).then(|| HostPort::parse(addr).ok()).flatten();
     match parsed {
         Some(hp) if !hp.is_wildcard() && hp.port != 0 => Ok(()),
-        _ => Err(ApiError::unprocessable(
-            "invalid_address",
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidAddress,
             format!(
                 "`{field}` must be host:port with an IP address or a host name that other nodes can connect to \
                  (no 0.0.0.0, no port 0), got {addr:?}"
@@ -130,7 +130,7 @@ fn check_addr(field: &str, addr: &str) -> Result<(), ApiError> {
 
 fn parse_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>().map_err(|_| {
-        ApiError::bad_request("invalid_node_id", format!("node id must be a non-negative integer, got {raw:?}"))
+        ApiError::new(ErrorCode::InvalidNodeId, format!("node id must be a non-negative integer, got {raw:?}"))
     })
 }
 

@@ -13,7 +13,7 @@ use cronraft_raft::Command;
 use serde::Deserialize;
 
 use crate::context::{Consistency, Ctx};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, ApiQuery};
 use crate::routes::tasks::{request, resolve, ReadQuery};
 use crate::types::{AttemptView, ExecutionView, Page, SchedulerStatusView, TriggerInput, LOG_INDEX_HEADER};
@@ -78,7 +78,7 @@ pub fn requested_by(raw: Option<String>) -> Result<String, ApiError> {
     let requested_by = raw.unwrap_or_else(|| "api".into());
     if requested_by.chars().count() > REQUESTED_BY_LEN_MAX || requested_by.chars().any(char::is_control) {
         let msg = format!("`requested_by` must be at most {REQUESTED_BY_LEN_MAX} characters, no control characters");
-        return Err(ApiError::unprocessable("invalid_field", msg));
+        return Err(ApiError::new(ErrorCode::InvalidField, msg));
     }
     Ok(requested_by)
 }
@@ -86,8 +86,8 @@ pub fn requested_by(raw: Option<String>) -> Result<String, ApiError> {
 /// An execution id from a path segment.
 pub fn execution_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_execution_id",
+        ApiError::new(
+            ErrorCode::InvalidExecutionId,
             format!("execution id must be a non-negative integer, got {raw:?}"),
         )
     })
@@ -108,7 +108,10 @@ struct ListQuery {
 fn parse_status(raw: &str) -> Result<ExecutionStatus, ApiError> {
     ExecutionStatus::ALL.into_iter().find(|s| s.as_str() == raw).ok_or_else(|| {
         let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
-        ApiError::bad_request("invalid_status", format!("unknown status {raw:?}; expected one of {}", all.join(", ")))
+        ApiError::new(
+            ErrorCode::InvalidStatusFilter,
+            format!("unknown status {raw:?}; expected one of {}", all.join(", ")),
+        )
     })
 }
 
@@ -130,7 +133,7 @@ async fn read(
     ctx.read_barrier(q.consistency).await?;
     match ctx.sm.view().execution(id)? {
         Some(e) => Ok(Json(execution_view(&e))),
-        None => Err(ApiError::not_found("execution_not_found", format!("execution {id} does not exist"))),
+        None => Err(ApiError::new(ErrorCode::ExecutionNotFound, format!("execution {id} does not exist"))),
     }
 }
 
@@ -144,13 +147,13 @@ async fn trigger(
         if body.iter().all(u8::is_ascii_whitespace) { TriggerInput::default() } else { parse_json(&body)? };
     let parameters = match input.parameters {
         Some(v) if !v.is_object() => {
-            return Err(ApiError::unprocessable("invalid_parameters", "`parameters` must be a JSON object"))
+            return Err(ApiError::new(ErrorCode::InvalidParameters, "`parameters` must be a JSON object"))
         }
         Some(v) => Some(v.to_string()),
         None => None,
     };
     if parameters.as_ref().map(|p| p.len() > cronraft_raft::spec::PARAMETERS_BYTES_MAX).unwrap_or(false) {
-        return Err(ApiError::unprocessable("parameters_too_large", "`parameters` is too large"));
+        return Err(ApiError::new(ErrorCode::ParametersTooLarge, "`parameters` is too large"));
     }
     let requested_by = requested_by(input.requested_by)?;
     let id = resolve(&ctx, &raw)?;

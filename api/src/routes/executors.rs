@@ -17,7 +17,7 @@ use cronraft_raft::Command;
 use serde::Deserialize;
 
 use crate::context::{Consistency, Ctx};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiQuery, JsonBody};
 use crate::protocol::RegisterRequest;
 use crate::routes::tasks::{request, ReadQuery};
@@ -77,7 +77,7 @@ fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
     }
     match ctx.sm.view().executor_by_instance(raw)? {
         Some(e) => Ok(e.id),
-        None => Err(ApiError::not_found("executor_not_found", format!("no executor has instance_id {raw:?}"))),
+        None => Err(ApiError::new(ErrorCode::ExecutorNotFound, format!("no executor has instance_id {raw:?}"))),
     }
 }
 
@@ -91,13 +91,13 @@ async fn register(
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let Some(fields) = body.as_object() else {
-        return Err(ApiError::unprocessable("invalid_field", "the body must be a JSON object"));
+        return Err(ApiError::new(ErrorCode::InvalidField, "the body must be a JSON object"));
     };
     if let Some(f) = REGISTER_REQUIRED.iter().find(|f| fields.get(**f).map(|v| v.is_null()).unwrap_or(true)) {
-        return Err(ApiError::unprocessable("missing_field", format!("`{f}` is required")));
+        return Err(ApiError::new(ErrorCode::MissingField, format!("`{f}` is required")));
     }
     let input: RegisterRequest =
-        serde_json::from_value(body).map_err(|e| ApiError::unprocessable("invalid_field", e.to_string()))?;
+        serde_json::from_value(body).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?;
     let spec = executor_spec(&input)?;
     let tasks = task_upserts(&spec.name, &input.tasks, |name| Ok(ctx.sm.view().task_by_name(name)?.map(|t| t.spec)))?;
     let (resp, log_index) = ctx.propose(request(&headers, Command::RegisterExecutor { spec, tasks })).await?;
@@ -125,8 +125,8 @@ fn parse_status(raw: &str) -> Result<ExecutorStatus, ApiError> {
         "online" => Ok(ExecutorStatus::Online),
         "offline" => Ok(ExecutorStatus::Offline),
         "maintenance" => Ok(ExecutorStatus::Maintenance),
-        other => Err(ApiError::unprocessable(
-            "invalid_status",
+        other => Err(ApiError::new(
+            ErrorCode::InvalidStatus,
             format!("unknown executor status {other:?}; expected online, offline or maintenance"),
         )),
     }
@@ -158,7 +158,7 @@ async fn read(
     let id = resolve(&ctx, &raw)?;
     match ctx.sm.view().executor(id)? {
         Some(e) => Ok(Json(view(&ctx, &e)?)),
-        None => Err(ApiError::not_found("executor_not_found", format!("executor {id} does not exist"))),
+        None => Err(ApiError::new(ErrorCode::ExecutorNotFound, format!("executor {id} does not exist"))),
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::context::{Ctx, ReadIndex};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::ApiQuery;
 use crate::types::PreviewView;
 
@@ -88,16 +88,16 @@ fn utc() -> String {
 
 async fn preview(ApiQuery(q): ApiQuery<PreviewQuery>) -> Result<Json<PreviewView>, ApiError> {
     let Some(expression) = q.cron_expression else {
-        return Err(ApiError::bad_request("missing_field", "`cron_expression` is required"));
+        return Err(ApiError::new(ErrorCode::MissingQueryField, "`cron_expression` is required"));
     };
     let count = q.count.unwrap_or(10);
     if count == 0 || count > PREVIEW_COUNT_MAX {
-        return Err(ApiError::bad_request("invalid_count", format!("`count` must be 1 to {PREVIEW_COUNT_MAX}")));
+        return Err(ApiError::new(ErrorCode::InvalidCount, format!("`count` must be 1 to {PREVIEW_COUNT_MAX}")));
     }
     let after = match q.after {
         None => Utc::now(),
         Some(raw) => DateTime::parse_from_rfc3339(&raw).map(|t| t.with_timezone(&Utc)).map_err(|e| {
-            ApiError::bad_request("invalid_time", format!("`after` must be RFC 3339 (e.g. 2025-01-01T00:00:00Z): {e}"))
+            ApiError::new(ErrorCode::InvalidTime, format!("`after` must be RFC 3339 (e.g. 2025-01-01T00:00:00Z): {e}"))
         })?,
     };
     let schedule = Schedule::parse_with_policy(&expression, &q.timezone, q.dst_policy).map_err(schedule_error)?;

@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use cronraft_raft::state::{TaskStats, WindowStats};
 
 use crate::context::{now_ms, Ctx};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::ApiQuery;
 use crate::routes::tasks::{resolve, ReadQuery};
 use crate::types::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
@@ -95,7 +95,7 @@ async fn stats(
     let id = resolve(&ctx, &raw)?;
     let state = ctx.sm.view();
     if state.task(id)?.is_none() {
-        return Err(ApiError::not_found("task_not_found", format!("task {id} does not exist")));
+        return Err(ApiError::new(ErrorCode::TaskNotFound, format!("task {id} does not exist")));
     }
     let now = now_ms();
     Ok(Json(stats_view(id, &state.task_stats(id, now)?, now)))

@@ -14,7 +14,7 @@ use cronraft_raft::{Command, Request};
 use serde::Deserialize;
 
 use crate::context::{now_ms, Consistency, Ctx};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiQuery, JsonBody};
 use crate::types::{Page, TaskInput, TaskView, IDEMPOTENCY_HEADER, LOG_INDEX_HEADER};
 use crate::validate::{new_spec, patch, task_view};
@@ -71,7 +71,7 @@ pub fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
     }
     match ctx.sm.view().task_by_name(raw)? {
         Some(task) => Ok(task.id),
-        None => Err(ApiError::not_found("task_not_found", format!("no task is named {raw:?}"))),
+        None => Err(ApiError::new(ErrorCode::TaskNotFound, format!("no task is named {raw:?}"))),
     }
 }
 
@@ -124,7 +124,7 @@ async fn read(
     let id = resolve(&ctx, &raw)?;
     match ctx.sm.view().task(id)? {
         Some(task) => Ok(Json(task_view(&task, now_ms()))),
-        None => Err(ApiError::not_found("task_not_found", format!("task {id} does not exist"))),
+        None => Err(ApiError::new(ErrorCode::TaskNotFound, format!("task {id} does not exist"))),
     }
 }
 
@@ -136,7 +136,7 @@ async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Resul
         Some("deleted") => Some(TaskStatus::Deleted),
         Some(other) => {
             let msg = format!("unknown status {other:?}; expected active, paused or deleted");
-            return Err(ApiError::bad_request("invalid_status", msg));
+            return Err(ApiError::new(ErrorCode::InvalidStatusFilter, msg));
         }
     };
     let (page, page_size) = super::pagination(q.page, q.page_size)?;

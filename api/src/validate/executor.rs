@@ -11,7 +11,7 @@ use cronraft_raft::model::{ExecutorSpec, TaskSpec};
 use cronraft_raft::spec::{check_spec, NAME_LEN_MAX};
 
 use super::{new_spec, patch};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::protocol::{RegisterRequest, RegisterTask};
 use crate::types::TaskInput;
 
@@ -32,7 +32,7 @@ pub fn executor_spec(req: &RegisterRequest) -> Result<ExecutorSpec, ApiError> {
     check_label("instance_id", &req.instance_id)?;
     if req.instance_id.chars().all(|c| c.is_ascii_digit()) {
         let msg = "`instance_id` must not be all digits (digits address an executor id in paths)";
-        return Err(ApiError::unprocessable("invalid_field", msg));
+        return Err(ApiError::new(ErrorCode::InvalidField, msg));
     }
     let base_url = check_url("base_url", &req.base_url)?.trim_end_matches('/').to_string();
     let health_check_url = match &req.health_check_url {
@@ -41,20 +41,20 @@ pub fn executor_spec(req: &RegisterRequest) -> Result<ExecutorSpec, ApiError> {
     };
     let metadata = req.metadata.clone().unwrap_or_else(|| serde_json::json!({}));
     let Some(map) = metadata.as_object() else {
-        return Err(ApiError::unprocessable("invalid_metadata", "`metadata` must be a JSON object"));
+        return Err(ApiError::new(ErrorCode::InvalidMetadata, "`metadata` must be a JSON object"));
     };
     let text = metadata.to_string();
     if text.len() > METADATA_BYTES_MAX {
         let msg = format!("`metadata` is {} bytes as JSON; at most {METADATA_BYTES_MAX}", text.len());
-        return Err(ApiError::unprocessable("metadata_too_large", msg));
+        return Err(ApiError::new(ErrorCode::MetadataTooLarge, msg));
     }
     let number = |key: &str, default: u32| -> Result<u32, ApiError> {
         match map.get(key) {
             None | Some(serde_json::Value::Null) => Ok(default),
             Some(v) => match v.as_u64() {
                 Some(n) if n <= EXECUTOR_NUMBER_MAX => Ok(n as u32),
-                _ => Err(ApiError::unprocessable(
-                    "invalid_metadata",
+                _ => Err(ApiError::new(
+                    ErrorCode::InvalidMetadata,
                     format!("`metadata.{key}` must be an integer from 0 to {EXECUTOR_NUMBER_MAX}, not {v}"),
                 )),
             },
@@ -83,13 +83,13 @@ pub fn task_upserts(
 ) -> Result<Vec<TaskUpsert>, ApiError> {
     if tasks.len() > REGISTER_TASKS_MAX {
         let msg = format!("a registration may name at most {REGISTER_TASKS_MAX} tasks, not {}", tasks.len());
-        return Err(ApiError::unprocessable("too_many_tasks", msg));
+        return Err(ApiError::new(ErrorCode::TooManyTasks, msg));
     }
     let mut out: Vec<TaskUpsert> = Vec::with_capacity(tasks.len());
     for (i, t) in tasks.iter().enumerate() {
         let at = |e: ApiError| ApiError { message: format!("tasks[{i}] ({:?}): {}", t.task_name, e.message), ..e };
         if let Some(j) = out.iter().position(|u| u.create.name == t.task_name) {
-            return Err(at(ApiError::unprocessable("invalid_field", format!("the same task is named in tasks[{j}]"))));
+            return Err(at(ApiError::new(ErrorCode::InvalidField, format!("the same task is named in tasks[{j}]"))));
         }
         let input = TaskInput {
             name: Some(t.task_name.clone()),
@@ -114,7 +114,7 @@ pub fn task_upserts(
             }
             None if t.cron.is_none() => {
                 let msg = "`cron` (or `cron_expression`) is required for a task that does not exist yet";
-                return Err(at(ApiError::unprocessable("missing_field", msg)));
+                return Err(at(ApiError::new(ErrorCode::MissingField, msg)));
             }
             None => new_spec(input).map_err(at)?,
         };
@@ -130,7 +130,7 @@ pub fn status_reason(reason: Option<String>) -> Result<String, ApiError> {
     let reason = reason.unwrap_or_default();
     if reason.chars().count() > STATUS_REASON_LEN_MAX || reason.chars().any(char::is_control) {
         let msg = format!("`reason` must be at most {STATUS_REASON_LEN_MAX} characters, no control characters");
-        return Err(ApiError::unprocessable("invalid_field", msg));
+        return Err(ApiError::new(ErrorCode::InvalidField, msg));
     }
     Ok(reason)
 }
@@ -138,7 +138,7 @@ pub fn status_reason(reason: Option<String>) -> Result<String, ApiError> {
 fn bounded(field: &str, n: u32) -> Result<u32, ApiError> {
     if u64::from(n) > EXECUTOR_NUMBER_MAX {
         let msg = format!("`{field}` must be at most {EXECUTOR_NUMBER_MAX}");
-        return Err(ApiError::unprocessable("invalid_field", msg));
+        return Err(ApiError::new(ErrorCode::InvalidField, msg));
     }
     Ok(n)
 }
@@ -150,7 +150,7 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
         let msg = format!(
             "`{field}` must be 1 to {NAME_LEN_MAX} bytes, with no control characters and no surrounding spaces"
         );
-        return Err(ApiError::unprocessable("invalid_field", msg));
+        return Err(ApiError::new(ErrorCode::InvalidField, msg));
     }
     Ok(())
 }
@@ -158,7 +158,7 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
 /// A URL the dispatcher and health checker can call: `http://host[:port]/…`, no query, fragment
 /// or credentials. Returns it as given.
 fn check_url(field: &str, raw: &str) -> Result<String, ApiError> {
-    let bad = |why: String| ApiError::unprocessable("invalid_url", format!("`{field}` {why}"));
+    let bad = |why: String| ApiError::new(ErrorCode::InvalidUrl, format!("`{field}` {why}"));
     if raw.len() > URL_BYTES_MAX {
         return Err(bad(format!("must be at most {URL_BYTES_MAX} bytes")));
     }
