@@ -4,9 +4,10 @@
 //!   (unknown field, bad enum value, wrong type) → 422 `invalid_field`; over the body limit → 413
 //!   `body_too_large`; a non-JSON content type → 415 `unsupported_media_type`.
 //! - [`ApiQuery`]: query parameters → 400 `invalid_query`.
+//! - [`ApiPath`]: path parameters → 400 `invalid_path` (e.g. `%FF`, not UTF-8 once decoded).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
@@ -63,5 +64,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|Query(q)| ApiQuery(q))
             .map_err(|rejection| ApiError::new(ErrorCode::InvalidQuery, rejection.body_text()))
+    }
+}
+
+/// Path parameters, with axum's plain-text rejection turned into the API's error.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| ApiPath(p))
+            .map_err(|rejection| ApiError::new(ErrorCode::InvalidPath, rejection.body_text()))
     }
 }

@@ -12,6 +12,7 @@
 //! - [`types`]: the JSON shapes, shared with [`client`].
 //! - [`protocol`]: the executor protocol (execute, stop, callback, register).
 //! - [`metrics`], [`scheduler_metrics`]: Prometheus text; what the API reads of the scheduler.
+//! - [`observe`]: request ids, tracing spans, the one log line of an internal error.
 
 pub mod batcher;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod forward;
 pub mod metrics;
+pub mod observe;
 pub mod protocol;
 pub mod routes;
 pub mod scheduler_metrics;
@@ -42,7 +44,7 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(routes::callbacks::router())
         .merge(routes::stats::router())
         .merge(routes::ops::api_router());
-    Router::new()
+    let app = Router::new()
         .nest("/api/v1", api)
         .merge(routes::ops::root_router())
         .fallback(not_found)
@@ -50,7 +52,8 @@ pub fn router(ctx: Ctx) -> Router {
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), forward::route_writes))
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(extract::BODY_BYTES_MAX))
-        .with_state(ctx)
+        .with_state(ctx);
+    observe::layer(app)
 }
 
 async fn not_found() -> ApiError {

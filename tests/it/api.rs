@@ -46,6 +46,8 @@ async fn every_endpoint_answers_bad_input_with_a_coded_json_error() {
         format!(r#"{{"name":"big","cron_expression":"@daily","description":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
     let big_params =
         format!(r#"{{"name":"p","cron_expression":"@daily","parameters":{{"x":"{}"}}}}"#, "y".repeat(70_000));
+    // Over the router's 8 KiB limit on the request target, under hyper's own (64 KiB).
+    let long_target = format!("/api/v1/tasks/{}", "a".repeat(9000));
     // (method, path, body, status, code)
     let cases: Vec<(Method, &str, Option<&str>, u16, &str)> = vec![
         // POST /tasks
@@ -200,9 +202,16 @@ async fn every_endpoint_answers_bad_input_with_a_coded_json_error() {
         // routing
         (Method::GET, "/api/v1/nothing-here", None, 404, "not_found"),
         (Method::PATCH, "/api/v1/tasks", Some("{}"), 405, "method_not_allowed"),
+        (Method::DELETE, "/health", None, 405, "method_not_allowed"),
+        // The framework's own rejections answer in the same format (they were axum's plain text).
+        (Method::GET, "/api/v1/tasks/%FF", None, 400, "invalid_path"),
+        (Method::POST, "/api/v1/tasks/%FF%FE/trigger", None, 400, "invalid_path"),
+        (Method::GET, "/api/v1/executors/%C3%28", None, 400, "invalid_path"),
+        (Method::GET, "/api/v1/tasks?page=%FF", None, 400, "invalid_query"),
+        (Method::GET, &long_target, None, 414, "uri_too_long"),
     ];
     for (method, path, body, status, code) in cases {
-        let case = format!("{method} {path}");
+        let case = format!("{method} {}", &path[..path.len().min(60)]);
         let resp = send(&client, method, path, body, None).await;
         assert_error(&resp, status, code, &case);
     }
@@ -239,6 +248,15 @@ async fn every_endpoint_answers_bad_input_with_a_coded_json_error() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 415);
+    let body: ErrorBody = resp.json().await.expect("a JSON error body");
+    assert_eq!(body.error.code, "unsupported_media_type");
+
+    // Every answer names its request id: the client's, or a new one.
+    let url = format!("{}/api/v1/tasks/999", c.nodes[&1].url());
+    let resp = reqwest::Client::new().get(&url).header("x-request-id", "trace-me-42").send().await.unwrap();
+    assert_eq!(resp.headers().get("x-request-id").unwrap(), "trace-me-42");
+    let resp = reqwest::Client::new().get(&url).send().await.unwrap();
+    assert_eq!(resp.headers().get("x-request-id").map(|v| v.len()), Some(36), "a UUID when none is sent");
 
     // Nothing above changed a task. (Refused writes are still log entries: each one's answer is
     // remembered under its request id, so the state digest does move.)

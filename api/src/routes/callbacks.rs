@@ -8,7 +8,7 @@
 //! this module only checks shape and size, so a report never costs more than its bounded log entry.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -20,7 +20,7 @@ use cronraft_raft::Command;
 
 use crate::context::Ctx;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_json, JsonBody};
+use crate::extract::{parse_json, ApiPath, JsonBody};
 use crate::protocol::{CallbackRequest, CallbackStatus, LOGS_BYTES_MAX, RESULT_BYTES_MAX};
 use crate::routes::executions::{execution_id, execution_view, requested_by};
 use crate::routes::tasks::request;
@@ -52,7 +52,7 @@ async fn write_execution(ctx: &Ctx, headers: &HeaderMap, command: Command) -> Re
 
 async fn stop(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -110,7 +110,7 @@ fn parse_callback(headers: &HeaderMap, mut body: serde_json::Value) -> Result<Ca
 
 async fn callback(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {

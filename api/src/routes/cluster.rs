@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use openraft::ServerState;
 
 use crate::context::Ctx;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::JsonBody;
+use crate::extract::{ApiPath, JsonBody};
 use crate::types::{AddNodeInput, ClusterView, DigestView, MembershipChangeView, NodeView, SelfView};
 
 /// How long `GET /cluster` waits for each member's own view.
@@ -145,13 +145,16 @@ async fn add_node(
     Ok((StatusCode::OK, Json(MembershipChangeView { node_id: input.id, log_index: log_id.index })))
 }
 
-async fn promote(State(ctx): State<Ctx>, Path(raw): Path<String>) -> Result<Json<MembershipChangeView>, ApiError> {
+async fn promote(
+    State(ctx): State<Ctx>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<Json<MembershipChangeView>, ApiError> {
     let id = parse_id(&raw)?;
     let log_id = ctx.membership.promote(id).await?;
     Ok(Json(MembershipChangeView { node_id: id, log_index: log_id.index }))
 }
 
-async fn remove(State(ctx): State<Ctx>, Path(raw): Path<String>) -> Result<Json<MembershipChangeView>, ApiError> {
+async fn remove(State(ctx): State<Ctx>, ApiPath(raw): ApiPath<String>) -> Result<Json<MembershipChangeView>, ApiError> {
     let id = parse_id(&raw)?;
     let log_id = ctx.membership.remove(id).await?;
     Ok(Json(MembershipChangeView { node_id: id, log_index: log_id.index }))

@@ -2,7 +2,7 @@
 //! `GET /api/v1/scheduler/status`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{parse_json, ApiQuery};
+use crate::extract::{parse_json, ApiPath, ApiQuery};
 use crate::routes::tasks::{request, resolve, ReadQuery};
 use crate::types::{AttemptView, ExecutionView, Page, SchedulerStatusView, TriggerInput, LOG_INDEX_HEADER};
 
@@ -126,7 +126,7 @@ async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Resul
 
 async fn read(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     let id = execution_id(&raw)?;
@@ -139,7 +139,7 @@ async fn read(
 
 async fn trigger(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {

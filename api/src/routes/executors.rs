@@ -6,7 +6,7 @@
 //! newest applied state; apply still decides. Registration answers 200 whether the instance is new
 //! or not: telling the two apart would need a pre-read that races with concurrent registrations.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::protocol::RegisterRequest;
 use crate::routes::tasks::{request, ReadQuery};
 use crate::types::{ExecutorStatusInput, ExecutorView, Page, RegisteredView, LOG_INDEX_HEADER};
@@ -134,7 +134,7 @@ fn parse_status(raw: &str) -> Result<ExecutorStatus, ApiError> {
 
 async fn set_status(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<ExecutorStatusInput>,
 ) -> Result<Response, ApiError> {
@@ -144,14 +144,18 @@ async fn set_status(
     write_executor(&ctx, &headers, Command::SetExecutorStatus { id, status, reason }).await
 }
 
-async fn remove(State(ctx): State<Ctx>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn remove(
+    State(ctx): State<Ctx>,
+    ApiPath(raw): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = resolve(&ctx, &raw)?;
     write_executor(&ctx, &headers, Command::RemoveExecutor { id }).await
 }
 
 async fn read(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<ExecutorView>, ApiError> {
     ctx.read_barrier(q.consistency).await?;

@@ -5,7 +5,7 @@
 //! 90 × 24 small records whatever the task's history. The windows end at this node's clock (reads
 //! are not replicated); the read passes the same consistency barrier as the other reads.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, TimeZone, Utc};
@@ -13,7 +13,7 @@ use cronraft_raft::state::{TaskStats, WindowStats};
 
 use crate::context::{now_ms, Ctx};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::tasks::{resolve, ReadQuery};
 use crate::types::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
 
@@ -88,7 +88,7 @@ pub fn stats_view(task_id: u64, s: &TaskStats, now_ms: i64) -> TaskStatsView {
 
 async fn stats(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<TaskStatsView>, ApiError> {
     ctx.read_barrier(q.consistency).await?;

@@ -4,7 +4,7 @@
 //! `Request` each, carrying the request id from the `Idempotency-Key` header. Reads pass the
 //! consistency barrier first, then read this node's state machine.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::context::{now_ms, Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::types::{Page, TaskInput, TaskView, IDEMPOTENCY_HEADER, LOG_INDEX_HEADER};
 use crate::validate::{new_spec, patch, task_view};
 
@@ -86,7 +86,7 @@ async fn create(
 
 async fn update(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<TaskInput>,
 ) -> Result<Response, ApiError> {
@@ -100,24 +100,36 @@ async fn update(
     write_task(&ctx, &headers, Command::UpdateTask { id, patch, expected_version }, StatusCode::OK).await
 }
 
-async fn delete(State(ctx): State<Ctx>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn delete(
+    State(ctx): State<Ctx>,
+    ApiPath(raw): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = resolve(&ctx, &raw)?;
     write_task(&ctx, &headers, Command::DeleteTask { id }, StatusCode::OK).await
 }
 
-async fn pause(State(ctx): State<Ctx>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn pause(
+    State(ctx): State<Ctx>,
+    ApiPath(raw): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = resolve(&ctx, &raw)?;
     write_task(&ctx, &headers, Command::PauseTask { id }, StatusCode::OK).await
 }
 
-async fn resume(State(ctx): State<Ctx>, Path(raw): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn resume(
+    State(ctx): State<Ctx>,
+    ApiPath(raw): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let id = resolve(&ctx, &raw)?;
     write_task(&ctx, &headers, Command::ResumeTask { id }, StatusCode::OK).await
 }
 
 async fn read(
     State(ctx): State<Ctx>,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<TaskView>, ApiError> {
     ctx.read_barrier(q.consistency).await?;

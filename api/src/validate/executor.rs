@@ -197,7 +197,7 @@ mod tests {
     }
 
     fn code(r: Result<ExecutorSpec, ApiError>) -> &'static str {
-        r.expect_err("refused").code
+        r.expect_err("refused").code.as_str()
     }
 
     #[test]
@@ -245,8 +245,11 @@ mod tests {
         let ups = task_upserts("g", &[t("a", Some("@daily"))], none).unwrap();
         assert_eq!((ups[0].create.executor.as_str(), ups[0].patch.executor.as_deref()), ("g", Some("g")));
         assert_eq!(ups[0].patch.cron_expression.as_deref(), Some("@daily"));
-        assert_eq!(task_upserts("g", &[t("a", None)], none).unwrap_err().code, "missing_field");
-        assert_eq!(task_upserts("g", &[t("a", Some("bad"))], none).unwrap_err().code, "invalid_cron_expression");
+        assert_eq!(task_upserts("g", &[t("a", None)], none).unwrap_err().code.as_str(), "missing_field");
+        assert_eq!(
+            task_upserts("g", &[t("a", Some("bad"))], none).unwrap_err().code.as_str(),
+            "invalid_cron_expression"
+        );
         let twice = task_upserts("g", &[t("a", Some("@daily")), t("a", Some("@daily"))], none).unwrap_err();
         assert!(twice.message.contains("tasks[1]"), "{}", twice.message);
         let current = new_spec(TaskInput {
@@ -258,6 +261,6 @@ mod tests {
         let ups = task_upserts("g", &[t("a", None)], |_| Ok(Some(current.clone()))).unwrap();
         assert_eq!((ups[0].create.cron_expression.as_str(), ups[0].create.executor.as_str()), ("@hourly", "g"));
         let many: Vec<RegisterTask> = (0..=REGISTER_TASKS_MAX).map(|i| t(&format!("t{i}"), Some("@daily"))).collect();
-        assert_eq!(task_upserts("g", &many, none).unwrap_err().code, "too_many_tasks");
+        assert_eq!(task_upserts("g", &many, none).unwrap_err().code.as_str(), "too_many_tasks");
     }
 }
