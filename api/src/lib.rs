@@ -7,7 +7,8 @@
 //!   (`read_barrier`, ReadIndex for followers).
 //! - [`batcher`]: group commit — concurrent writes share one Raft entry.
 //! - [`forward`]: the middleware that sends every write to the leader, with request ids.
-//! - [`routes`]: handlers, one module per resource.
+//! - [`routes`]: handlers, one module per resource; [`handler`]: what they share (propose and
+//!   expect an answer, pagination, the read query); [`views`]: records as the API shows them.
 //! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
 //! - [`types`]: the JSON shapes, shared with [`client`].
 //! - [`protocol`]: the executor protocol (execute, stop, callback, register).
@@ -20,6 +21,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 pub mod forward;
+pub mod handler;
 pub mod metrics;
 pub mod observe;
 pub mod protocol;
@@ -27,6 +29,7 @@ pub mod routes;
 pub mod scheduler_metrics;
 pub mod types;
 pub mod validate;
+pub mod views;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;

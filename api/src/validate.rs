@@ -1,14 +1,13 @@
-//! Turning API input into replicated specs and patches, and replicated records into views.
+//! Turning API input into replicated specs and patches (the views are in [`crate::views`]).
 //!
 //! The rules themselves live in `cronraft_raft::spec` (apply checks them too); this module maps
 //! JSON input onto them and their failures onto API errors.
 
-use chrono::{DateTime, TimeZone, Utc};
-use cronraft_raft::model::{Task, TaskSpec, TaskStatus};
-use cronraft_raft::spec::{check_spec, parse_schedule, SpecError, TaskPatch};
+use cronraft_raft::model::TaskSpec;
+use cronraft_raft::spec::{check_spec, SpecError, TaskPatch};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::types::{TaskInput, TaskView};
+use crate::types::TaskInput;
 
 pub mod executor;
 pub use executor::{executor_spec, status_reason, task_upserts};
@@ -72,40 +71,4 @@ pub fn patch(input: TaskInput) -> Result<(TaskPatch, Option<u64>), ApiError> {
 
 fn missing(field: &str) -> ApiError {
     ApiError::new(ErrorCode::MissingField, format!("`{field}` is required"))
-}
-
-fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-/// The view of a task; `now_ms` is this node's clock, used only to show the next slot.
-pub fn task_view(task: &Task, now_ms: i64) -> TaskView {
-    let s = &task.spec;
-    let next_fire_time = match task.status {
-        TaskStatus::Active => {
-            parse_schedule(s).ok().and_then(|sched| sched.next_after(at(now_ms.max(task.fire_watermark_ms))))
-        }
-        _ => None,
-    };
-    TaskView {
-        id: task.id,
-        name: s.name.clone(),
-        description: s.description.clone(),
-        cron_expression: s.cron_expression.clone(),
-        timezone: s.timezone.clone(),
-        parameters: serde_json::from_str(&s.parameters).unwrap_or(serde_json::Value::Null),
-        execution_mode: s.execution_mode,
-        load_balance_strategy: s.load_balance_strategy,
-        max_retry: s.max_retry,
-        timeout_seconds: s.timeout_seconds,
-        executor: s.executor.clone(),
-        misfire_policy: s.misfire_policy,
-        catchup_window_seconds: s.catchup_window_seconds,
-        dst_policy: s.dst_policy,
-        status: task.status,
-        version: task.version,
-        next_fire_time,
-        created_at: at(task.created_at_ms),
-        updated_at: at(task.updated_at_ms),
-    }
 }

@@ -9,8 +9,8 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::post;
 use axum::{Json, Router};
 use cronraft_raft::command::AttemptReport;
@@ -21,10 +21,11 @@ use cronraft_raft::Command;
 use crate::context::Ctx;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, ApiPath, JsonBody};
+use crate::handler::{self, propose_expect, with_log_index};
 use crate::protocol::{CallbackRequest, CallbackStatus, LOGS_BYTES_MAX, RESULT_BYTES_MAX};
-use crate::routes::executions::{execution_id, execution_view, requested_by};
-use crate::routes::tasks::request;
-use crate::types::{StopInput, LOG_INDEX_HEADER};
+use crate::routes::executions::{execution_id, requested_by};
+use crate::types::StopInput;
+use crate::views::execution_view;
 
 /// Header that may carry the callback token instead of the body (the body wins).
 pub const CALLBACK_TOKEN_HEADER: &str = "x-callback-token";
@@ -38,16 +39,8 @@ pub fn router() -> Router<Ctx> {
 
 /// Proposes an execution write and answers 200 with the execution.
 async fn write_execution(ctx: &Ctx, headers: &HeaderMap, command: Command) -> Result<Response, ApiError> {
-    let (resp, log_index) = ctx.propose(request(headers, command)).await?;
-    match resp {
-        cronraft_raft::Response::Execution(e) => {
-            let mut out = (StatusCode::OK, Json(execution_view(&e))).into_response();
-            out.headers_mut().insert(LOG_INDEX_HEADER, HeaderValue::from(log_index));
-            Ok(out)
-        }
-        cronraft_raft::Response::Rejected(r) => Err(r.into()),
-        other => Err(ApiError::internal(format!("apply returned {other:?} instead of an execution"))),
-    }
+    let (e, log_index) = propose_expect(ctx, headers, command, "an execution", handler::execution).await?;
+    Ok(with_log_index(StatusCode::OK, Json(execution_view(&e)), log_index))
 }
 
 async fn stop(
@@ -136,6 +129,8 @@ async fn callback(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     #[test]

@@ -3,20 +3,21 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, TimeZone, Utc};
-use cronraft_raft::model::{Execution, ExecutionStatus, ExecutorStatus, TaskStatus};
+use cronraft_raft::model::{ExecutionStatus, ExecutorStatus, TaskStatus};
 use cronraft_raft::Command;
 use serde::Deserialize;
 
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, ApiPath, ApiQuery};
-use crate::routes::tasks::{request, resolve, ReadQuery};
-use crate::types::{AttemptView, ExecutionView, Page, SchedulerStatusView, TriggerInput, LOG_INDEX_HEADER};
+use crate::handler::{self, pagination, propose_expect, with_log_index, ReadQuery};
+use crate::routes::tasks::resolve;
+use crate::types::{ExecutionView, Page, SchedulerStatusView, TriggerInput};
+use crate::views::execution_view;
 
 pub const REQUESTED_BY_LEN_MAX: usize = 128;
 
@@ -26,51 +27,6 @@ pub fn router() -> Router<Ctx> {
         .route("/executions/{id}", get(read))
         .route("/tasks/{id}/trigger", post(trigger))
         .route("/scheduler/status", get(status))
-}
-
-fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-/// The view of an execution.
-pub fn execution_view(e: &Execution) -> ExecutionView {
-    ExecutionView {
-        id: e.id,
-        task_id: e.task_id,
-        scheduled_time: at(e.scheduled_ms),
-        created_at: at(e.created_ms),
-        start_time: e.start_ms.map(at),
-        end_time: e.end_ms.map(at),
-        status: e.status,
-        trigger: e.trigger,
-        reason: e.reason,
-        queued: e.queued,
-        parameters: (!e.parameters.is_empty()).then(|| serde_json::from_str(&e.parameters).unwrap_or_default()),
-        requested_by: e.requested_by.clone(),
-        result: e.result.clone(),
-        logs: e.logs.clone(),
-        retry_count: e.retry_count,
-        log_index: e.log_index,
-        slot_count: e.slot_count,
-        attempts: e
-            .attempts
-            .iter()
-            .map(|a| AttemptView {
-                attempt: a.number,
-                executor_id: a.executor_id,
-                instance_id: a.instance_id.clone(),
-                base_url: a.base_url.clone(),
-                status: a.status,
-                dispatched_at: at(a.dispatched_ms),
-                end_time: a.end_ms.map(at),
-                error: a.error.clone(),
-                term: a.term,
-                log_index: a.log_index,
-            })
-            .collect(),
-        attempt_count: e.attempt_count,
-        next_attempt_at: (e.status == ExecutionStatus::Pending && e.not_before_ms > 0).then(|| at(e.not_before_ms)),
-    }
 }
 
 /// Who asks for a trigger or a stop (default `api`).
@@ -117,7 +73,7 @@ fn parse_status(raw: &str) -> Result<ExecutionStatus, ApiError> {
 
 async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<ExecutionView>>, ApiError> {
     let status = q.status.as_deref().filter(|s| !s.is_empty()).map(parse_status).transpose()?;
-    let (page, page_size) = super::pagination(q.page, q.page_size)?;
+    let (page, page_size) = pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;
     let task = q.task_id.as_deref().filter(|s| !s.is_empty()).map(|raw| resolve(&ctx, raw)).transpose()?;
     let found = ctx.sm.view().list_executions(task, status, page, page_size)?;
@@ -157,17 +113,9 @@ async fn trigger(
     }
     let requested_by = requested_by(input.requested_by)?;
     let id = resolve(&ctx, &raw)?;
-    let (resp, log_index) =
-        ctx.propose(request(&headers, Command::TriggerTask { id, parameters, requested_by })).await?;
-    match resp {
-        cronraft_raft::Response::Execution(e) => {
-            let mut out = (StatusCode::CREATED, Json(execution_view(&e))).into_response();
-            out.headers_mut().insert(LOG_INDEX_HEADER, HeaderValue::from(log_index));
-            Ok(out)
-        }
-        cronraft_raft::Response::Rejected(r) => Err(r.into()),
-        other => Err(ApiError::internal(format!("apply returned {other:?} instead of an execution"))),
-    }
+    let command = Command::TriggerTask { id, parameters, requested_by };
+    let (e, log_index) = propose_expect(&ctx, &headers, command, "an execution", handler::execution).await?;
+    Ok(with_log_index(StatusCode::CREATED, Json(execution_view(&e)), log_index))
 }
 
 async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, ApiError> {

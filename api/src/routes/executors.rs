@@ -7,11 +7,10 @@
 //! or not: telling the two apart would need a pre-read that races with concurrent registrations.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use chrono::{DateTime, TimeZone, Utc};
 use cronraft_raft::model::{Executor, ExecutorStatus};
 use cronraft_raft::Command;
 use serde::Deserialize;
@@ -19,10 +18,11 @@ use serde::Deserialize;
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
+use crate::handler::{self, pagination, propose_expect, with_log_index, ReadQuery};
 use crate::protocol::RegisterRequest;
-use crate::routes::tasks::{request, ReadQuery};
-use crate::types::{ExecutorStatusInput, ExecutorView, Page, RegisteredView, LOG_INDEX_HEADER};
+use crate::types::{ExecutorStatusInput, ExecutorView, Page, RegisteredView};
 use crate::validate::{executor_spec, status_reason, task_upserts};
+use crate::views::executor_view;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -32,41 +32,8 @@ pub fn router() -> Router<Ctx> {
         .route("/executors/{id}/status", put(set_status))
 }
 
-fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-/// The view of an executor; `running_attempts` is the load apply counts for it.
-pub fn executor_view(e: &Executor, running_attempts: u64) -> ExecutorView {
-    let s = &e.spec;
-    ExecutorView {
-        id: e.id,
-        name: s.name.clone(),
-        instance_id: s.instance_id.clone(),
-        base_url: s.base_url.clone(),
-        health_check_url: s.health_check_url.clone(),
-        metadata: serde_json::from_str(&s.metadata).unwrap_or_else(|_| serde_json::json!({})),
-        capacity: s.capacity,
-        weight: s.weight,
-        status: e.status,
-        status_reason: e.status_reason.clone(),
-        is_healthy: e.is_healthy,
-        health_check_failures: e.health_check_failures,
-        last_health_check: e.last_health_check_ms.map(at),
-        running_attempts,
-        registered_at: at(e.registered_at_ms),
-        updated_at: at(e.updated_at_ms),
-    }
-}
-
 fn view(ctx: &Ctx, e: &Executor) -> Result<ExecutorView, ApiError> {
     Ok(executor_view(e, ctx.sm.view().executor_load(e.id)?))
-}
-
-fn with_log_index(body: impl IntoResponse, log_index: u64) -> Response {
-    let mut out = (StatusCode::OK, body).into_response();
-    out.headers_mut().insert(LOG_INDEX_HEADER, HeaderValue::from(log_index));
-    out
 }
 
 /// A path segment names an executor by id (all digits) or by `instance_id` (never all digits).
@@ -100,24 +67,21 @@ async fn register(
         serde_json::from_value(body).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?;
     let spec = executor_spec(&input)?;
     let tasks = task_upserts(&spec.name, &input.tasks, |name| Ok(ctx.sm.view().task_by_name(name)?.map(|t| t.spec)))?;
-    let (resp, log_index) = ctx.propose(request(&headers, Command::RegisterExecutor { spec, tasks })).await?;
-    match resp {
-        cronraft_raft::Response::Registered { executor, task_ids } => {
-            Ok(with_log_index(Json(RegisteredView { executor: view(&ctx, &executor)?, task_ids }), log_index))
-        }
-        cronraft_raft::Response::Rejected(r) => Err(r.into()),
-        other => Err(ApiError::internal(format!("apply returned {other:?} instead of a registration"))),
-    }
+    let command = Command::RegisterExecutor { spec, tasks };
+    let registered = |resp| match resp {
+        cronraft_raft::Response::Registered { executor, task_ids } => Ok((executor, task_ids)),
+        other => Err(other),
+    };
+    let ((executor, task_ids), log_index) =
+        propose_expect(&ctx, &headers, command, "a registration", registered).await?;
+    let body = Json(RegisteredView { executor: view(&ctx, &executor)?, task_ids });
+    Ok(with_log_index(StatusCode::OK, body, log_index))
 }
 
 /// Proposes an executor write and answers with the executor.
 async fn write_executor(ctx: &Ctx, headers: &HeaderMap, command: Command) -> Result<Response, ApiError> {
-    let (resp, log_index) = ctx.propose(request(headers, command)).await?;
-    match resp {
-        cronraft_raft::Response::Executor(e) => Ok(with_log_index(Json(view(ctx, &e)?), log_index)),
-        cronraft_raft::Response::Rejected(r) => Err(r.into()),
-        other => Err(ApiError::internal(format!("apply returned {other:?} instead of an executor"))),
-    }
+    let (e, log_index) = propose_expect(ctx, headers, command, "an executor", handler::executor).await?;
+    Ok(with_log_index(StatusCode::OK, Json(view(ctx, &e)?), log_index))
 }
 
 fn parse_status(raw: &str) -> Result<ExecutorStatus, ApiError> {
@@ -178,7 +142,7 @@ struct ListQuery {
 }
 
 async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<ExecutorView>>, ApiError> {
-    let (page, page_size) = super::pagination(q.page, q.page_size)?;
+    let (page, page_size) = pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;
     let state = ctx.sm.view();
     let found = state.list_executors(q.name.as_deref().filter(|n| !n.is_empty()), page, page_size)?;

@@ -8,24 +8,21 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, TimeZone, Utc};
 use cronraft_raft::state::{TaskStats, WindowStats};
 
 use crate::context::{now_ms, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::routes::tasks::{resolve, ReadQuery};
+use crate::handler::ReadQuery;
+use crate::routes::tasks::resolve;
 use crate::types::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
+use crate::views::at;
 
 /// Weight of the 7-day success rate in the health score; the on-time ratio has the rest.
 pub const HEALTH_SUCCESS_WEIGHT: f64 = 0.7;
 
 pub fn router() -> Router<Ctx> {
     Router::new().route("/tasks/{id}/stats", get(stats))
-}
-
-fn at(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
 fn round4(x: f64) -> f64 {

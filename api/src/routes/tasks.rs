@@ -5,19 +5,21 @@
 //! consistency barrier first, then read this node's state machine.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cronraft_raft::model::TaskStatus;
-use cronraft_raft::{Command, Request};
+use cronraft_raft::Command;
 use serde::Deserialize;
 
 use crate::context::{now_ms, Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
-use crate::types::{Page, TaskInput, TaskView, IDEMPOTENCY_HEADER, LOG_INDEX_HEADER};
-use crate::validate::{new_spec, patch, task_view};
+use crate::handler::{self, pagination, propose_expect, with_log_index, ReadQuery};
+use crate::types::{Page, TaskInput, TaskView};
+use crate::validate::{new_spec, patch};
+use crate::views::task_view;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -37,31 +39,10 @@ struct ListQuery {
     consistency: Consistency,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    #[serde(default)]
-    pub consistency: Consistency,
-}
-
-/// Builds the replicated request for `command` (the middleware has set the request id).
-pub fn request(headers: &HeaderMap, command: Command) -> Request {
-    let request_id = headers.get(IDEMPOTENCY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    Request { request_id, now_ms: now_ms(), command }
-}
-
 /// Proposes `command` and answers with the resulting task.
 async fn write_task(ctx: &Ctx, headers: &HeaderMap, command: Command, ok: StatusCode) -> Result<Response, ApiError> {
-    let (resp, log_index) = ctx.propose(request(headers, command)).await?;
-    match resp {
-        cronraft_raft::Response::Task(task) => {
-            let mut out = (ok, Json(task_view(&task, now_ms()))).into_response();
-            out.headers_mut().insert(LOG_INDEX_HEADER, HeaderValue::from(log_index));
-            Ok(out)
-        }
-        cronraft_raft::Response::Rejected(r) => Err(r.into()),
-        other => Err(ApiError::internal(format!("apply returned {other:?} instead of a task"))),
-    }
+    let (task, log_index) = propose_expect(ctx, headers, command, "a task", handler::task).await?;
+    Ok(with_log_index(ok, Json(task_view(&task, now_ms())), log_index))
 }
 
 /// A path segment names a task by id (all digits) or by name.
@@ -151,7 +132,7 @@ async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Resul
             return Err(ApiError::new(ErrorCode::InvalidStatusFilter, msg));
         }
     };
-    let (page, page_size) = super::pagination(q.page, q.page_size)?;
+    let (page, page_size) = pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;
     let found = ctx.sm.view().list_tasks(status, page, page_size)?;
     let now = now_ms();
