@@ -46,7 +46,7 @@ pub struct ApiContext {
 pub type Ctx = Arc<ApiContext>;
 
 /// `?consistency=` of a read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Consistency {
     /// Confirmed with a quorum (ReadIndex), then served from this node's state machine.
@@ -57,7 +57,7 @@ pub enum Consistency {
 }
 
 /// Answer of the leader's internal read-index endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadIndex {
     pub index: u64,
 }

@@ -23,10 +23,13 @@ pub const PAGE_SIZE_MAX: u64 = 500;
 pub const PAGE_SIZE_DEFAULT: u64 = 20;
 
 /// `?consistency=` of a single-record read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReadQuery {
+    /// `linearizable` (default) or `local`.
     #[serde(default)]
+    #[param(required = false)]
     pub consistency: Consistency,
 }
 

@@ -12,6 +12,8 @@
 //! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
 //! - [`types`]: the JSON shapes, shared with [`client`].
 //! - [`protocol`]: the executor protocol (execute, stop, callback, register).
+//! - [`openapi`]: the OpenAPI 3.1 document, generated from the routes, served at
+//!   `/api/v1/openapi.json`.
 //! - [`metrics`], [`scheduler_metrics`]: Prometheus text; what the API reads of the scheduler.
 //! - [`observe`]: request ids, tracing spans, the one log line of an internal error.
 
@@ -24,6 +26,7 @@ pub mod forward;
 pub mod handler;
 pub mod metrics;
 pub mod observe;
+pub mod openapi;
 pub mod protocol;
 pub mod routes;
 pub mod scheduler_metrics;
@@ -33,13 +36,14 @@ pub mod views;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use context::{ApiContext, Ctx};
 use error::{ApiError, ErrorCode};
 
-/// The node's HTTP app.
-pub fn router(ctx: Ctx) -> Router {
-    let api = Router::new()
+/// Every route of the app with its OpenAPI description (the document is built from this too).
+pub fn tree() -> OpenApiRouter<Ctx> {
+    let api = OpenApiRouter::new()
         .merge(routes::tasks::router())
         .merge(routes::cluster::router())
         .merge(routes::executions::router())
@@ -47,9 +51,13 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(routes::callbacks::router())
         .merge(routes::stats::router())
         .merge(routes::ops::api_router());
-    let app = Router::new()
-        .nest("/api/v1", api)
-        .merge(routes::ops::root_router())
+    OpenApiRouter::new().nest("/api/v1", api).merge(routes::ops::root_router())
+}
+
+/// The node's HTTP app.
+pub fn router(ctx: Ctx) -> Router {
+    let (app, _) = tree().split_for_parts();
+    let app = app
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), forward::route_writes))

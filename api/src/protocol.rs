@@ -12,6 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The body of `POST {base_url}/execute`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -49,7 +50,7 @@ pub struct StopRequest {
 }
 
 /// What an executor reports about a run.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackStatus {
     /// Still going (optional progress report: start time, logs so far).
@@ -62,7 +63,7 @@ pub enum CallbackStatus {
 }
 
 /// The body of `POST /api/v1/executions/{id}/callback`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackRequest {
     /// The attempt being reported (from [`ExecuteRequest::attempt`]).
@@ -91,7 +92,7 @@ pub const LOGS_BYTES_MAX: usize = 64 * 1024;
 pub const RESULT_BYTES_MAX: usize = 64 * 1024;
 
 /// A task to upsert and bind when an executor registers (seed 004's shape).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterTask {
     pub task_name: String,
@@ -120,7 +121,7 @@ pub struct RegisterTask {
 }
 
 /// The body of `POST /api/v1/executors/register`: an upsert keyed by `instance_id`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The executor group; tasks name it in `executor`.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use cronraft_raft::model::{BalanceStrategy, ExecutionMode, MisfirePolicy, TaskStatus};
 use cronraft_raft::schedule::DstPolicy;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 mod executor;
 mod stats;
@@ -16,7 +17,7 @@ pub use stats::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
 
 /// Body of `POST /tasks` (every field but `name` and `cron_expression` has a default) and of
 /// `PUT /tasks/{id}` (every field optional: only the given ones change).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,7 +53,7 @@ pub struct TaskInput {
 }
 
 /// A task as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct TaskView {
     pub id: u64,
     pub name: String,
@@ -77,7 +78,7 @@ pub struct TaskView {
 }
 
 /// One page of a listing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: u64,
@@ -86,13 +87,13 @@ pub struct Page<T> {
 }
 
 /// `GET /schedule/preview`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PreviewView {
     pub times: Vec<DateTime<Utc>>,
 }
 
 /// One node in `GET /cluster`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeView {
     pub id: u64,
     pub http_addr: String,
@@ -106,7 +107,7 @@ pub struct NodeView {
 }
 
 /// `GET /cluster`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClusterView {
     pub leader_id: Option<u64>,
     pub term: u64,
@@ -114,7 +115,7 @@ pub struct ClusterView {
 }
 
 /// A node's own view of itself (`GET /cluster/self`), used to fill [`NodeView`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SelfView {
     pub id: u64,
     pub state: String,
@@ -125,7 +126,7 @@ pub struct SelfView {
 }
 
 /// Body of `POST /cluster/nodes`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddNodeInput {
     pub id: u64,
@@ -134,14 +135,14 @@ pub struct AddNodeInput {
 }
 
 /// Answer to a membership change.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MembershipChangeView {
     pub node_id: u64,
     pub log_index: u64,
 }
 
 /// `GET /cluster/digest`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct DigestView {
     pub node_id: u64,
     pub applied_index: u64,
@@ -149,13 +150,13 @@ pub struct DigestView {
 }
 
 /// The error body of every non-2xx answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// Machine code (stable, snake_case) and a sentence for people.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -167,7 +168,7 @@ pub const LOG_INDEX_HEADER: &str = "x-cronraft-log-index";
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// An execution as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ExecutionView {
     pub id: u64,
     pub task_id: u64,
@@ -200,7 +201,7 @@ pub struct ExecutionView {
 
 /// One dispatch of an execution to one executor instance. The attempt's callback token is never
 /// shown: only the executor it was sent to knows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct AttemptView {
     /// 1-based, across retries and failovers.
     pub attempt: u32,
@@ -220,7 +221,7 @@ pub struct AttemptView {
 }
 
 /// Body of `POST /tasks/{id}/trigger` (optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerInput {
     /// Overrides of the task's parameters for this run (a JSON object).
@@ -232,7 +233,7 @@ pub struct TriggerInput {
 }
 
 /// `GET /scheduler/status`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SchedulerStatusView {
     pub node_id: u64,
     pub leader_id: Option<u64>,
@@ -251,8 +252,10 @@ pub struct SchedulerStatusView {
     pub executors_online: u64,
     pub executors_healthy: u64,
     /// Recent fire lag measured by this node while leading: commit of the fire − the slot.
+    #[schema(value_type = crate::openapi::LagSummarySchema)]
     pub fire_lag: crate::scheduler_metrics::LagSummary,
     /// The same slots' applied lag: this node's apply of the fire − the slot.
     #[serde(default)]
+    #[schema(value_type = crate::openapi::LagSummarySchema)]
     pub fire_applied_lag: crate::scheduler_metrics::LagSummary,
 }

@@ -32,6 +32,7 @@ impl std::fmt::Display for NodeInfo {
 /// A task's lifecycle state. `Deleted` is a soft delete: the record stays, the name is freed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TaskStatus {
     Active,
     Paused,
@@ -61,6 +62,7 @@ impl TaskStatus {
 /// What happens when a slot comes while an earlier run of the same task is still active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ExecutionMode {
     /// Every slot runs; runs may overlap.
     #[default]
@@ -76,6 +78,7 @@ pub enum ExecutionMode {
 /// How an execution picks an executor instance within the task's group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BalanceStrategy {
     #[default]
     RoundRobin,
@@ -88,6 +91,7 @@ pub enum BalanceStrategy {
 /// What to do with slots that passed while no leader could fire them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MisfirePolicy {
     /// One catch-up execution for the latest missed slot; the others are recorded `missed`.
     #[default]
@@ -171,6 +175,7 @@ pub struct Task {
 /// Where an execution is in its life. `Pending` and `Running` are *active*; the rest are final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ExecutionStatus {
     Pending,
     Running,
@@ -222,6 +227,7 @@ impl ExecutionStatus {
 /// Why an execution exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Trigger {
     /// A slot fired on time (or late within the misfire threshold).
     Schedule,
@@ -236,6 +242,7 @@ pub enum Trigger {
 /// Why a slot did not run (or stopped), for records that say so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Reason {
     /// `skip` mode: an earlier run was still active.
     Overlap,

@@ -63,6 +63,7 @@ const FIRST_SLOT_SECS: i64 = -2 * 86_400;
 /// What to do with slots that fall in a daylight-saving gap or fold; see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DstPolicy {
     /// Vixie-cron-like: fixed-time slots shift out of gaps and fire once in folds;
     /// wildcard-hour schedules follow elapsed time.

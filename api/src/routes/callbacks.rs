@@ -11,12 +11,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use cronraft_raft::command::AttemptReport;
 use cronraft_raft::model::ExecutionStatus;
 use cronraft_raft::state::truncate_tail;
 use cronraft_raft::Command;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::Ctx;
 use crate::error::{ApiError, ErrorCode};
@@ -24,7 +24,7 @@ use crate::extract::{parse_json, ApiPath, JsonBody};
 use crate::handler::{self, propose_expect, with_log_index};
 use crate::protocol::{CallbackRequest, CallbackStatus, LOGS_BYTES_MAX, RESULT_BYTES_MAX};
 use crate::routes::executions::{execution_id, requested_by};
-use crate::types::StopInput;
+use crate::types::{ExecutionView, StopInput};
 use crate::views::execution_view;
 
 /// Header that may carry the callback token instead of the body (the body wins).
@@ -33,8 +33,8 @@ pub const CALLBACK_TOKEN_HEADER: &str = "x-callback-token";
 pub const CALLBACK_TOKEN_LEN_MAX: usize = 128;
 const STATUSES: [&str; 5] = ["running", "success", "failed", "timeout", "cancelled"];
 
-pub fn router() -> Router<Ctx> {
-    Router::new().route("/executions/{id}/stop", post(stop)).route("/executions/{id}/callback", post(callback))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(stop)).routes(routes!(callback))
 }
 
 /// Proposes an execution write and answers 200 with the execution.
@@ -43,6 +43,9 @@ async fn write_execution(ctx: &Ctx, headers: &HeaderMap, command: Command) -> Re
     Ok(with_log_index(StatusCode::OK, Json(execution_view(&e)), log_index))
 }
 
+#[utoipa::path(post, path = "/executions/{id}/stop", tag = "executions", params(("id" = u64, Path, description = "an execution id"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")),
+    request_body(content = Option<StopInput>, description = "optional"),
+    responses((status = 200, description = "The execution", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn stop(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -101,6 +104,10 @@ fn parse_callback(headers: &HeaderMap, mut body: serde_json::Value) -> Result<Ca
     Ok(req)
 }
 
+#[utoipa::path(post, path = "/executions/{id}/callback", tag = "executions", params(("id" = u64, Path, description = "an execution id"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once"),
+        ("X-Callback-Token" = Option<String>, Header, description = "the callback token, when the body has none")),
+    request_body = CallbackRequest,
+    responses((status = 200, description = "The execution", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn callback(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,

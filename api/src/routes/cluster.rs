@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use cronraft_raft::address::HostPort;
 use cronraft_raft::NodeInfo;
 use openraft::ServerState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::Ctx;
 use crate::error::{ApiError, ErrorCode};
@@ -23,14 +23,14 @@ use crate::types::{AddNodeInput, ClusterView, DigestView, MembershipChangeView, 
 const PEER_VIEW_TIMEOUT: Duration = Duration::from_millis(500);
 const ADDR_LEN_MAX: usize = 255;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route("/cluster", get(cluster))
-        .route("/cluster/self", get(self_view))
-        .route("/cluster/digest", get(digest))
-        .route("/cluster/nodes", post(add_node))
-        .route("/cluster/nodes/{id}/promote", post(promote))
-        .route("/cluster/nodes/{id}", delete(remove))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(cluster))
+        .routes(routes!(self_view))
+        .routes(routes!(digest))
+        .routes(routes!(add_node))
+        .routes(routes!(promote))
+        .routes(routes!(remove))
 }
 
 fn state_name(state: ServerState) -> &'static str {
@@ -56,6 +56,8 @@ pub fn local_view(ctx: &Ctx) -> SelfView {
     }
 }
 
+#[utoipa::path(get, path = "/cluster/self", tag = "cluster",
+    responses((status = 200, description = "This node's own view", body = SelfView), crate::openapi::ErrorResponses))]
 async fn self_view(State(ctx): State<Ctx>) -> Json<SelfView> {
     Json(local_view(&ctx))
 }
@@ -70,6 +72,8 @@ async fn fetch_view(ctx: &Ctx, id: u64, info: &NodeInfo) -> Option<SelfView> {
     serde_json::from_slice::<SelfView>(&body).ok()
 }
 
+#[utoipa::path(get, path = "/cluster", tag = "cluster",
+    responses((status = 200, description = "The members and what each says of itself", body = ClusterView), crate::openapi::ErrorResponses))]
 async fn cluster(State(ctx): State<Ctx>) -> Json<ClusterView> {
     let m = ctx.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
@@ -105,6 +109,8 @@ async fn cluster(State(ctx): State<Ctx>) -> Json<ClusterView> {
     Json(ClusterView { leader_id: m.current_leader, term: m.current_term, nodes })
 }
 
+#[utoipa::path(get, path = "/cluster/digest", tag = "cluster",
+    responses((status = 200, description = "This node's state digest", body = DigestView), crate::openapi::ErrorResponses))]
 async fn digest(State(ctx): State<Ctx>) -> Result<Json<DigestView>, ApiError> {
     let sm = ctx.sm.clone();
     let (applied, digest) =
@@ -134,6 +140,7 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
     })
 }
 
+#[utoipa::path(post, path = "/cluster/nodes", tag = "cluster", params(("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), request_body = AddNodeInput, responses((status = 200, description = "The change, committed", body = MembershipChangeView), crate::openapi::ErrorResponses))]
 async fn add_node(
     State(ctx): State<Ctx>,
     JsonBody(input): JsonBody<AddNodeInput>,
@@ -145,6 +152,7 @@ async fn add_node(
     Ok((StatusCode::OK, Json(MembershipChangeView { node_id: input.id, log_index: log_id.index })))
 }
 
+#[utoipa::path(post, path = "/cluster/nodes/{id}/promote", tag = "cluster", params(("id" = u64, Path, description = "a node id"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), responses((status = 200, description = "The change, committed", body = MembershipChangeView), crate::openapi::ErrorResponses))]
 async fn promote(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -154,6 +162,7 @@ async fn promote(
     Ok(Json(MembershipChangeView { node_id: id, log_index: log_id.index }))
 }
 
+#[utoipa::path(delete, path = "/cluster/nodes/{id}", tag = "cluster", params(("id" = u64, Path, description = "a node id"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), responses((status = 200, description = "The change, committed", body = MembershipChangeView), crate::openapi::ErrorResponses))]
 async fn remove(State(ctx): State<Ctx>, ApiPath(raw): ApiPath<String>) -> Result<Json<MembershipChangeView>, ApiError> {
     let id = parse_id(&raw)?;
     let log_id = ctx.membership.remove(id).await?;

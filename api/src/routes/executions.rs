@@ -5,11 +5,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use cronraft_raft::model::{ExecutionStatus, ExecutorStatus, TaskStatus};
 use cronraft_raft::Command;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
@@ -21,12 +22,8 @@ use crate::views::execution_view;
 
 pub const REQUESTED_BY_LEN_MAX: usize = 128;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route("/executions", get(list))
-        .route("/executions/{id}", get(read))
-        .route("/tasks/{id}/trigger", post(trigger))
-        .route("/scheduler/status", get(status))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(read)).routes(routes!(trigger)).routes(routes!(status))
 }
 
 /// Who asks for a trigger or a stop (default `api`).
@@ -49,15 +46,18 @@ pub fn execution_id(raw: &str) -> Result<u64, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// A task id or name.
     task_id: Option<String>,
+    /// An execution status (`pending`, `running`, `success`, …).
     status: Option<String>,
     page: Option<u64>,
     page_size: Option<u64>,
     #[serde(default)]
+    #[param(required = false)]
     consistency: Consistency,
 }
 
@@ -71,6 +71,8 @@ fn parse_status(raw: &str) -> Result<ExecutionStatus, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/executions", tag = "executions", params(ListQuery),
+    responses((status = 200, description = "One page of executions, newest first", body = Page<ExecutionView>), crate::openapi::ErrorResponses))]
 async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<ExecutionView>>, ApiError> {
     let status = q.status.as_deref().filter(|s| !s.is_empty()).map(parse_status).transpose()?;
     let (page, page_size) = pagination(q.page, q.page_size)?;
@@ -80,6 +82,8 @@ async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Resul
     Ok(Json(Page { items: found.items.iter().map(execution_view).collect(), total: found.total, page, page_size }))
 }
 
+#[utoipa::path(get, path = "/executions/{id}", tag = "executions", params(("id" = u64, Path, description = "an execution id"), ReadQuery),
+    responses((status = 200, description = "The execution", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn read(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -93,6 +97,9 @@ async fn read(
     }
 }
 
+#[utoipa::path(post, path = "/tasks/{id}/trigger", tag = "executions", params(("id" = String, Path, description = "a task id, or a live task's name"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")),
+    request_body(content = Option<TriggerInput>, description = "optional; an empty body is no overrides"),
+    responses((status = 201, description = "The execution created", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn trigger(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -118,6 +125,8 @@ async fn trigger(
     Ok(with_log_index(StatusCode::CREATED, Json(execution_view(&e)), log_index))
 }
 
+#[utoipa::path(get, path = "/scheduler/status", tag = "executions",
+    responses((status = 200, description = "This node's scheduler and the cluster's counts", body = SchedulerStatusView), crate::openapi::ErrorResponses))]
 async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, ApiError> {
     let m = ctx.raft.metrics().borrow().clone();
     let view = ctx.sm.view();

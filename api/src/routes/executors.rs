@@ -9,11 +9,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use cronraft_raft::model::{Executor, ExecutorStatus};
 use cronraft_raft::Command;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
@@ -24,12 +25,12 @@ use crate::types::{ExecutorStatusInput, ExecutorView, Page, RegisteredView};
 use crate::validate::{executor_spec, status_reason, task_upserts};
 use crate::views::executor_view;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route("/executors/register", post(register))
-        .route("/executors", get(list))
-        .route("/executors/{id}", get(read).delete(remove))
-        .route("/executors/{id}/status", put(set_status))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(list))
+        .routes(routes!(read, remove))
+        .routes(routes!(set_status))
 }
 
 fn view(ctx: &Ctx, e: &Executor) -> Result<ExecutorView, ApiError> {
@@ -52,6 +53,8 @@ fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
 /// `missing_field`, as for tasks.
 const REGISTER_REQUIRED: [&str; 3] = ["name", "instance_id", "base_url"];
 
+#[utoipa::path(post, path = "/executors/register", tag = "executors", params(("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), request_body = RegisterRequest,
+    responses((status = 200, description = "The instance and the tasks it upserted", body = RegisteredView), crate::openapi::ErrorResponses))]
 async fn register(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -96,6 +99,8 @@ fn parse_status(raw: &str) -> Result<ExecutorStatus, ApiError> {
     }
 }
 
+#[utoipa::path(put, path = "/executors/{id}/status", tag = "executors", params(("id" = String, Path, description = "an executor id, or its `instance_id`"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")),
+    request_body = ExecutorStatusInput, responses((status = 200, description = "The executor", body = ExecutorView), crate::openapi::ErrorResponses))]
 async fn set_status(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -108,6 +113,7 @@ async fn set_status(
     write_executor(&ctx, &headers, Command::SetExecutorStatus { id, status, reason }).await
 }
 
+#[utoipa::path(delete, path = "/executors/{id}", tag = "executors", params(("id" = String, Path, description = "an executor id, or its `instance_id`"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), responses((status = 200, description = "The executor", body = ExecutorView), crate::openapi::ErrorResponses))]
 async fn remove(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -117,6 +123,7 @@ async fn remove(
     write_executor(&ctx, &headers, Command::RemoveExecutor { id }).await
 }
 
+#[utoipa::path(get, path = "/executors/{id}", tag = "executors", params(("id" = String, Path, description = "an executor id, or its `instance_id`"), ReadQuery), responses((status = 200, description = "The executor", body = ExecutorView), crate::openapi::ErrorResponses))]
 async fn read(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -130,17 +137,21 @@ async fn read(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Only this group.
     name: Option<String>,
     page: Option<u64>,
     page_size: Option<u64>,
     #[serde(default)]
+    #[param(required = false)]
     consistency: Consistency,
 }
 
+#[utoipa::path(get, path = "/executors", tag = "executors", params(ListQuery),
+    responses((status = 200, description = "One page of executors", body = Page<ExecutorView>), crate::openapi::ErrorResponses))]
 async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<ExecutorView>>, ApiError> {
     let (page, page_size) = pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;

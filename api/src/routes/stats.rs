@@ -6,9 +6,9 @@
 //! are not replicated); the read passes the same consistency barrier as the other reads.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use cronraft_raft::state::{TaskStats, WindowStats};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::{now_ms, Ctx};
 use crate::error::{ApiError, ErrorCode};
@@ -21,8 +21,8 @@ use crate::views::at;
 /// Weight of the 7-day success rate in the health score; the on-time ratio has the rest.
 pub const HEALTH_SUCCESS_WEIGHT: f64 = 0.7;
 
-pub fn router() -> Router<Ctx> {
-    Router::new().route("/tasks/{id}/stats", get(stats))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(stats))
 }
 
 fn round4(x: f64) -> f64 {
@@ -83,6 +83,8 @@ pub fn stats_view(task_id: u64, s: &TaskStats, now_ms: i64) -> TaskStatsView {
     }
 }
 
+#[utoipa::path(get, path = "/tasks/{id}/stats", tag = "tasks", params(("id" = String, Path, description = "a task id, or a live task's name"), ReadQuery),
+    responses((status = 200, description = "The task's statistics", body = TaskStatsView), crate::openapi::ErrorResponses))]
 async fn stats(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,

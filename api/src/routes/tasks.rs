@@ -7,11 +7,12 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use cronraft_raft::model::TaskStatus;
 use cronraft_raft::Command;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::{now_ms, Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
@@ -21,21 +22,24 @@ use crate::types::{Page, TaskInput, TaskView};
 use crate::validate::{new_spec, patch};
 use crate::views::task_view;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route("/tasks", post(create).get(list))
-        .route("/tasks/{id}", get(read).put(update).delete(delete))
-        .route("/tasks/{id}/pause", post(pause))
-        .route("/tasks/{id}/resume", post(resume))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(read, update, delete))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `active`, `paused` or `deleted`.
     status: Option<String>,
     page: Option<u64>,
     page_size: Option<u64>,
     #[serde(default)]
+    #[param(required = false)]
     consistency: Consistency,
 }
 
@@ -56,6 +60,8 @@ pub fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/tasks", tag = "tasks", params(("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), request_body = TaskInput,
+    responses((status = 201, description = "The task created", body = TaskView), crate::openapi::ErrorResponses))]
 async fn create(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
@@ -65,6 +71,8 @@ async fn create(
     write_task(&ctx, &headers, Command::CreateTask { spec }, StatusCode::CREATED).await
 }
 
+#[utoipa::path(put, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "a task id, or a live task's name"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), request_body = TaskInput,
+    responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn update(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -81,6 +89,8 @@ async fn update(
     write_task(&ctx, &headers, Command::UpdateTask { id, patch, expected_version }, StatusCode::OK).await
 }
 
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "a task id, or a live task's name"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")),
+    responses((status = 200, description = "The task, now deleted", body = TaskView), crate::openapi::ErrorResponses))]
 async fn delete(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -90,6 +100,8 @@ async fn delete(
     write_task(&ctx, &headers, Command::DeleteTask { id }, StatusCode::OK).await
 }
 
+#[utoipa::path(post, path = "/tasks/{id}/pause", tag = "tasks", params(("id" = String, Path, description = "a task id, or a live task's name"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")),
+    responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn pause(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -99,6 +111,8 @@ async fn pause(
     write_task(&ctx, &headers, Command::PauseTask { id }, StatusCode::OK).await
 }
 
+#[utoipa::path(post, path = "/tasks/{id}/resume", tag = "tasks", params(("id" = String, Path, description = "a task id, or a live task's name"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")),
+    responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn resume(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -108,6 +122,8 @@ async fn resume(
     write_task(&ctx, &headers, Command::ResumeTask { id }, StatusCode::OK).await
 }
 
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "a task id, or a live task's name"), ReadQuery),
+    responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn read(
     State(ctx): State<Ctx>,
     ApiPath(raw): ApiPath<String>,
@@ -121,6 +137,8 @@ async fn read(
     }
 }
 
+#[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListQuery),
+    responses((status = 200, description = "One page of tasks", body = Page<TaskView>), crate::openapi::ErrorResponses))]
 async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<TaskView>>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,

@@ -6,9 +6,10 @@
 use chrono::{DateTime, Utc};
 use cronraft_raft::model::ExecutorStatus;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// An executor instance as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ExecutorView {
     /// Assigned by the cluster; stable across re-registrations of the same `instance_id`.
     pub id: u64,
@@ -41,14 +42,14 @@ pub struct ExecutorView {
 
 /// Answer of `POST /executors/register`: the instance, and the tasks it upserted and bound, in
 /// the order of the request's `tasks`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct RegisteredView {
     pub executor: ExecutorView,
     pub task_ids: Vec<u64>,
 }
 
 /// Body of `PUT /executors/{id}/status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutorStatusInput {
     /// `online`, `offline` or `maintenance`.
@@ -59,7 +60,7 @@ pub struct ExecutorStatusInput {
 }
 
 /// Body of `POST /executions/{id}/stop` (optional).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopInput {
     /// Who asks (recorded on the execution when it has no `requested_by` yet).

@@ -7,9 +7,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Counts and derived figures over one window (or one day).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct WindowStatsView {
     /// Executions that reached a final status (a summarized `missed` record counts its slots).
     pub total: u64,
@@ -31,7 +32,7 @@ pub struct WindowStatsView {
 }
 
 /// The three windows, ending now.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct StatsWindows {
     #[serde(rename = "24h")]
     pub last_24h: WindowStatsView,
@@ -42,7 +43,7 @@ pub struct StatsWindows {
 }
 
 /// One UTC day of the trend.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct DailyStatsView {
     /// `2026-11-23` (UTC).
     pub date: NaiveDate,
@@ -51,7 +52,7 @@ pub struct DailyStatsView {
 }
 
 /// `GET /tasks/{id}/stats`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct TaskStatsView {
     pub task_id: u64,
     /// The answering node's clock: the windows end here.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Whether an instance may receive work, as an operator set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ExecutorStatus {
     Online,
     Offline,
