@@ -115,12 +115,3 @@ mod tests {
         assert_eq!(fields, documented);
     }
 }
-
-#[cfg(test)]
-mod dump {
-    #[test]
-    #[ignore]
-    fn dump() {
-        std::fs::write("/tmp/oa/openapi.json", super::openapi().to_pretty_json().unwrap()).unwrap();
-    }
-}
