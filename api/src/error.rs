@@ -134,6 +134,7 @@ impl From<MembershipError> for ApiError {
             MembershipError::AlreadyVoter(_) => ErrorCode::AlreadyVoter,
             MembershipError::LastVoter(_) => ErrorCode::LastVoter,
             MembershipError::IdTaken { .. } => ErrorCode::NodeIdTaken,
+            MembershipError::AddressTaken { .. } => ErrorCode::AddressTaken,
             MembershipError::LearnerBehind { .. } => ErrorCode::LearnerBehind,
             MembershipError::Timeout => ErrorCode::Timeout,
             MembershipError::Raft(_) => ErrorCode::Internal,

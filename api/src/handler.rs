@@ -19,6 +19,9 @@ use crate::types::{IDEMPOTENCY_HEADER, LOG_INDEX_HEADER};
 
 /// Largest `page_size` of a listing.
 pub const PAGE_SIZE_MAX: u64 = 500;
+/// Largest `page`: far past any listing's end (500 × 10,000,000 records), and small enough that
+/// `page × page_size` never overflows.
+pub const PAGE_MAX: u64 = 10_000_000;
 /// `page_size` when none is given.
 pub const PAGE_SIZE_DEFAULT: u64 = 20;
 
@@ -88,12 +91,12 @@ pub fn with_log_index(status: StatusCode, body: impl IntoResponse, log_index: u6
     out
 }
 
-/// Checks a listing's `page` (from 1) and `page_size` (1 to [`PAGE_SIZE_MAX`]), with defaults.
+/// Checks a listing's `page` (1 to [`PAGE_MAX`]) and `page_size` (1 to [`PAGE_SIZE_MAX`]), with defaults.
 pub fn pagination(page: Option<u64>, page_size: Option<u64>) -> Result<(u64, u64), ApiError> {
     let page = page.unwrap_or(1);
     let page_size = page_size.unwrap_or(PAGE_SIZE_DEFAULT);
-    if page == 0 {
-        return Err(ApiError::new(ErrorCode::InvalidPage, "`page` counts from 1"));
+    if page == 0 || page > PAGE_MAX {
+        return Err(ApiError::new(ErrorCode::InvalidPage, format!("`page` counts from 1, up to {PAGE_MAX}")));
     }
     if page_size == 0 || page_size > PAGE_SIZE_MAX {
         let msg = format!("`page_size` must be 1 to {PAGE_SIZE_MAX}");

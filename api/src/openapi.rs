@@ -78,6 +78,13 @@ impl Modify for Describe {
             .build();
         let components = doc.components.get_or_insert_with(Default::default);
         components.schemas.insert("ErrorCode".into(), RefOr::T(Schema::Object(code_schema)));
+        // The error body's parts, which [`ErrorResponses`] refers to.
+        let mut parts = Vec::new();
+        <ErrorBody as ToSchema>::schemas(&mut parts);
+        for (name, schema) in parts {
+            components.schemas.entry(name).or_insert(schema);
+        }
+        components.schemas.entry("ErrorBody".into()).or_insert(ErrorBody::schema());
     }
 }
 

@@ -40,6 +40,11 @@ pub enum MembershipError {
     /// The node id is already used by a member with other addresses.
     #[error("node id {id} is already a member at {existing}; remove it first to re-add it elsewhere")]
     IdTaken { id: NodeId, existing: NodeInfo },
+    /// Another member already has one of these addresses. Adding it would make the leader
+    /// replicate to itself (or to another member) under a second id, which trips openraft's
+    /// engine (found by Schemathesis: `POST /cluster/nodes` with the leader's own addresses).
+    #[error("{addr} is already the address of member {owner}; each member needs its own addresses")]
+    AddressTaken { addr: String, owner: NodeId },
     /// The learner has not caught up with the leader's log yet.
     #[error("learner {node} is {lag} entries behind the leader (at most {PROMOTE_LAG_MAX} to promote); retry shortly")]
     LearnerBehind { node: NodeId, lag: u64 },
@@ -70,6 +75,13 @@ impl MembershipAdmin {
         if let Some((_, existing)) = metrics.membership_config.nodes().find(|(n, _)| **n == id) {
             if *existing != info {
                 return Err(MembershipError::IdTaken { id, existing: existing.clone() });
+            }
+        }
+        for (owner, other) in metrics.membership_config.nodes().filter(|(n, _)| **n != id) {
+            for addr in [&info.http_addr, &info.raft_addr] {
+                if *addr == other.http_addr || *addr == other.raft_addr {
+                    return Err(MembershipError::AddressTaken { addr: addr.clone(), owner: *owner });
+                }
             }
         }
         let call = self.raft.add_learner(id, info, false);

@@ -143,7 +143,11 @@ async fn read(
 struct ListQuery {
     /// Only this group.
     name: Option<String>,
+    /// From 1 (default 1) to 10,000,000.
+    #[param(minimum = 1, maximum = 10_000_000)]
     page: Option<u64>,
+    /// 1 to 500 (default 20).
+    #[param(minimum = 1, maximum = 500)]
     page_size: Option<u64>,
     #[serde(default)]
     #[param(required = false)]

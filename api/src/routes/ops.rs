@@ -92,6 +92,7 @@ struct PreviewQuery {
     /// RFC 3339; the slots after it (default: now).
     after: Option<String>,
     /// 1 to 1000 (default 10).
+    #[param(minimum = 1, maximum = 1000)]
     count: Option<usize>,
     #[serde(default)]
     #[param(required = false)]

@@ -36,7 +36,11 @@ pub fn router() -> OpenApiRouter<Ctx> {
 struct ListQuery {
     /// `active`, `paused` or `deleted`.
     status: Option<String>,
+    /// From 1 (default 1) to 10,000,000.
+    #[param(minimum = 1, maximum = 10_000_000)]
     page: Option<u64>,
+    /// 1 to 500 (default 20).
+    #[param(minimum = 1, maximum = 500)]
     page_size: Option<u64>,
     #[serde(default)]
     #[param(required = false)]
