@@ -13,10 +13,11 @@
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{OriginalUri, Request};
 use axum::http::{request::Parts, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 use cronraft_raft::outbound::{read_body_capped, BodyError};
 
@@ -38,12 +39,16 @@ pub const LEADER_ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Longest accepted `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
 
-/// The middleware (install with `axum::middleware::from_fn_with_state`).
-pub async fn route_writes(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+/// The middleware: a route layer of the API routes (`axum::middleware::from_fn`), with the
+/// context in an `Extension`.
+pub async fn route_writes(Extension(ctx): Extension<Ctx>, req: Request, next: Next) -> Response {
     // The methods the API writes with; any other (TRACE, PATCH, ...) goes straight to the router,
     // which answers 405 (Schemathesis found TRACE answered 400 for its Idempotency-Key instead).
     let is_write = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE);
-    if !is_write || req.uri().path().starts_with("/api/v1/internal/") || !req.uri().path().starts_with("/api/") {
+    // A route layer of the nested API sees the path without `/api/v1`: the full one is the
+    // original URI.
+    let path = original_uri(req.extensions(), req.uri()).path().to_owned();
+    if !is_write || path.starts_with("/api/v1/internal/") || !path.starts_with("/api/") {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
@@ -127,6 +132,11 @@ async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key:
     }
 }
 
+/// The request's URI as the client sent it (before `nest` stripped its prefix).
+fn original_uri<'a>(extensions: &'a axum::http::Extensions, uri: &'a axum::http::Uri) -> &'a axum::http::Uri {
+    extensions.get::<OriginalUri>().map(|OriginalUri(u)| u).unwrap_or(uri)
+}
+
 /// Why a proxied attempt gave no answer to relay.
 #[derive(Debug, thiserror::Error)]
 enum ProxyError {
@@ -145,7 +155,8 @@ async fn proxy(
     bytes: Bytes,
     timeout: Duration,
 ) -> Result<Response, ProxyError> {
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let uri = original_uri(&parts.extensions, &parts.uri);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut out = ctx.peers.request(method, format!("http://{leader_http}{path}")).timeout(timeout);
     for (name, value) in parts.headers.iter() {

@@ -85,6 +85,8 @@ impl Modify for Describe {
             components.schemas.entry(name).or_insert(schema);
         }
         components.schemas.entry("ErrorBody".into()).or_insert(ErrorBody::schema());
+        // Query parameters refer to it, but `IntoParams` does not collect it.
+        components.schemas.entry("Consistency".into()).or_insert(crate::context::Consistency::schema());
     }
 }
 
