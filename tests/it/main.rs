@@ -17,5 +17,6 @@ mod durability;
 mod executors_api;
 mod hosts;
 mod listeners;
+mod openapi;
 mod schedule;
 mod wire;

@@ -5,11 +5,9 @@
 //! `docs/reference/api.md`, or a node serving something else than the generated document. Each
 //! test takes one of those in turn.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::Cluster;
+use crate::common::Cluster;
 use cronraft_api::error::ErrorCode;
 use cronraft_api::types::ErrorBody;
 use serde_json::Value;
