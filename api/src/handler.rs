@@ -7,6 +7,9 @@
 //! answer than the expected one as a bug (500). [`with_log_index`] then answers with the
 //! entry's index in [`LOG_INDEX_HEADER`].
 
+// The pickers give apply's answer back, moved once per write, so `propose_expect` can name it.
+#![allow(clippy::result_large_err)]
+
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cronraft_raft::model::{Execution, Executor, Task};

@@ -55,6 +55,7 @@ const REGISTER_REQUIRED: [&str; 3] = ["name", "instance_id", "base_url"];
 
 #[utoipa::path(post, path = "/executors/register", tag = "executors", params(("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")), request_body = RegisterRequest,
     responses((status = 200, description = "The instance and the tasks it upserted", body = RegisteredView), crate::openapi::ErrorResponses))]
+#[allow(clippy::result_large_err)] // the picker gives apply's answer back (see `handler`)
 async fn register(
     State(ctx): State<Ctx>,
     headers: HeaderMap,
