@@ -56,25 +56,25 @@ fn build(purpose: &'static str, builder: reqwest::ClientBuilder) -> Result<reqwe
 /// Node to node: write forwarding, internal reads, cluster views. Its own pool, separate from
 /// the Raft RPC client (openraft#1716).
 pub fn peers() -> Result<reqwest::Client, BuildError> {
-    let b = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .redirect(Policy::none())
-        .connect_timeout(PEER_CONNECT_TIMEOUT)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-    build("peers", b)
+    node_to_node("peers")
 }
 
 /// Raft RPC to the other nodes (`raft/src/network.rs`): the same settings as [`peers`], in a pool
 /// of its own so heartbeats never queue behind forwarded client requests (openraft#1716).
 pub fn raft_peers() -> Result<reqwest::Client, BuildError> {
+    node_to_node("raft peers")
+}
+
+/// The settings every node-to-node client shares: no proxy, no redirects, a short connect, pooled
+/// connections dropped before the peer's listener would close them. Each call is a new pool.
+fn node_to_node(purpose: &'static str) -> Result<reqwest::Client, BuildError> {
     let b = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .redirect(Policy::none())
         .connect_timeout(PEER_CONNECT_TIMEOUT)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-    build("raft peers", b)
+    build(purpose, b)
 }
 
 /// An agent's client for the node APIs (registration, reports).
