@@ -95,35 +95,20 @@ async fn term_over(raft: &Raft, node_id: NodeId, term: u64, server: &mut watch::
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
     use std::time::Instant;
 
-    use cronraft_raft::model::NodeInfo;
-    use cronraft_raft::network::HttpNetwork;
-    use cronraft_raft::store;
     use tokio::sync::mpsc;
 
     use super::*;
 
     const WAIT: Duration = Duration::from_secs(10);
 
+    use crate::test_raft::lead_alone;
+
     /// A one-node Raft in `dir`, not yet initialized (so not leading).
     async fn pristine(dir: &std::path::Path) -> Raft {
-        let (log, sm) = store::open(dir, 16 << 20, store::ApplyOptions::default()).unwrap();
-        let config = openraft::Config {
-            heartbeat_interval: 50,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
-            ..Default::default()
-        };
-        Raft::new(1, Arc::new(config.validate().unwrap()), HttpNetwork::new().unwrap(), log, sm).await.unwrap()
-    }
-
-    async fn lead_alone(raft: &Raft) {
-        let info = NodeInfo { http_addr: "127.0.0.1:1".into(), raft_addr: "127.0.0.1:1".into() };
-        raft.initialize(BTreeMap::from([(1, info)])).await.unwrap();
-        raft.wait(Some(WAIT)).current_leader(1, "one-node leader").await.unwrap();
+        crate::test_raft::pristine(dir, 16 << 20).await.0
     }
 
     /// Sets its flag when dropped: shows the frame dropped a term loop that never ended.

@@ -36,6 +36,8 @@ pub mod node;
 pub mod propose;
 pub mod retention;
 pub mod scheduler;
+#[cfg(test)]
+mod test_raft;
 
 pub use config::Config;
 pub use node::Node;

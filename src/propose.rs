@@ -141,30 +141,16 @@ fn write_error(e: ClientWriteError<NodeId, NodeInfo>) -> ProposeError {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use cronraft_raft::model::TaskSpec;
-    use cronraft_raft::network::HttpNetwork;
-    use cronraft_raft::store;
 
     use super::*;
     use crate::clock::now_ms;
 
     async fn one_node(dir: &std::path::Path, lead: bool) -> Raft {
-        let (log, sm) = store::open(dir, 16 << 20, store::ApplyOptions::default()).unwrap();
-        let config = openraft::Config {
-            heartbeat_interval: 50,
-            election_timeout_min: 150,
-            election_timeout_max: 300,
-            ..Default::default()
-        };
-        let raft =
-            Raft::new(1, Arc::new(config.validate().unwrap()), HttpNetwork::new().unwrap(), log, sm).await.unwrap();
+        let (raft, _, _) = crate::test_raft::pristine(dir, 16 << 20).await;
         if lead {
-            let info = NodeInfo { http_addr: "127.0.0.1:1".into(), raft_addr: "127.0.0.1:1".into() };
-            raft.initialize(BTreeMap::from([(1, info)])).await.unwrap();
-            raft.wait(Some(Duration::from_secs(10))).current_leader(1, "one-node leader").await.unwrap();
+            crate::test_raft::lead_alone(&raft).await;
         }
         raft
     }

@@ -1,13 +1,10 @@
 //! The scheduler against a real one-node Raft (sled store in a temp dir): what only the loop's
 //! use of openraft can show.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cronraft_raft::command::{Command, Request, Response, TaskFire};
-use cronraft_raft::model::{NodeInfo, TaskSpec};
-use cronraft_raft::network::HttpNetwork;
+use cronraft_raft::model::TaskSpec;
 use cronraft_raft::{store, Raft};
 
 use super::{Scheduler, SchedulerMetrics};
@@ -27,19 +24,8 @@ pub(super) fn spec(name: &str, cron: &str) -> TaskSpec {
 }
 
 async fn one_node_leader(dir: &std::path::Path) -> (Raft, store::StateMachineStore, Arc<store::CommitClock>) {
-    let (log, sm) = store::open(dir, 64 << 20, store::ApplyOptions::default()).unwrap();
-    let commit_clock = log.commit_clock();
-    let config = openraft::Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 150,
-        election_timeout_max: 300,
-        ..Default::default()
-    };
-    let raft =
-        Raft::new(1, Arc::new(config.validate().unwrap()), HttpNetwork::new().unwrap(), log, sm.clone()).await.unwrap();
-    let info = NodeInfo { http_addr: "127.0.0.1:1".into(), raft_addr: "127.0.0.1:1".into() };
-    raft.initialize(BTreeMap::from([(1, info)])).await.unwrap();
-    raft.wait(Some(Duration::from_secs(10))).current_leader(1, "one-node leader").await.unwrap();
+    let (raft, sm, commit_clock) = crate::test_raft::pristine(dir, 64 << 20).await;
+    crate::test_raft::lead_alone(&raft).await;
     (raft, sm, commit_clock)
 }
 
