@@ -119,7 +119,7 @@ mod tests {
         }
     }
 
-    /// Regression (29804e5, chaos smoke `tests/chaos_embedded_smoke.rs`): a leader whose first
+    /// Regression (29804e5, chaos smoke `tests/it/chaos/embedded.rs`): a leader whose first
     /// leadership confirmation of a term failed once (a quorum member had just restarted) ended
     /// its term loop and waited for the next change of the server metrics, which in a stable
     /// term never comes: it fired nothing for 35 s. Here the first two term loops end at once, as
