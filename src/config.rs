@@ -122,6 +122,7 @@ pub struct Listeners {
 #[serde(default, deny_unknown_fields)]
 pub struct ListenerOverrides {
     pub header_read_timeout_ms: Option<u64>,
+    pub keepalive_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub connections_max: Option<u32>,
     pub requests_inflight_max: Option<u32>,
@@ -133,6 +134,7 @@ impl ListenerOverrides {
     pub fn over(&self, defaults: ListenerLimits) -> ListenerLimits {
         ListenerLimits {
             header_read_timeout_ms: self.header_read_timeout_ms.unwrap_or(defaults.header_read_timeout_ms),
+            keepalive_timeout_ms: self.keepalive_timeout_ms.unwrap_or(defaults.keepalive_timeout_ms),
             idle_timeout_ms: self.idle_timeout_ms.unwrap_or(defaults.idle_timeout_ms),
             connections_max: self.connections_max.unwrap_or(defaults.connections_max),
             requests_inflight_max: self.requests_inflight_max.unwrap_or(defaults.requests_inflight_max),

@@ -6,12 +6,18 @@
 //!
 //! - **Connections**: at most `connections_max` at once. One more is accepted and closed at once,
 //!   never left queued in the kernel's backlog, so a flood cannot stall the accept loop.
-//! - **Header read**: hyper drops a connection whose request head is not complete within
-//!   `header_read_timeout_ms` of the connection becoming ready for it: a new connection that
-//!   never sends anything, a slow-loris head, and a kept-alive connection idle between requests.
+//! - **Header read**: a new connection whose first request head is not complete within
+//!   `header_read_timeout_ms` is closed (one that never sends anything, a slow-loris head).
+//! - **Keep-alive**: hyper drops a kept-alive connection whose next request head is not complete
+//!   within `keepalive_timeout_ms` of the previous answer. Longer than the 90 s for which the
+//!   common HTTP clients (reqwest, hyper, Go) keep an idle connection, so the client closes it
+//!   first: a server that closes first races the client's next request on that connection,
+//!   which then fails with "connection reset" (found by the 600 s benchmark, whose status poll
+//!   every 10 s met a 10 s header timeout used for both).
 //! - **Stalls**: a connection that moves no byte either way for `idle_timeout_ms` is closed (a
 //!   client that stops reading its answer, or stops sending its body). Longer than the request
-//!   timeout, so a handler still working is never cut by it.
+//!   timeout and the keep-alive, so a handler still working or a connection hyper still
+//!   waits on is never cut by it.
 //! - **Requests in flight**: at most `requests_inflight_max` handlers run at once per listener;
 //!   one more is answered at once with 503 `overloaded` (the API's JSON error), never queued.
 //! - **Request time**: a handler that has not answered within `request_timeout_ms` is dropped
@@ -31,7 +37,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -53,9 +59,13 @@ use tower::Service as _;
 /// config file overrides them field by field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerLimits {
-    /// A request head (new connection or next request on a kept-alive one) must be complete
-    /// within this, or the connection is closed.
+    /// A new connection's first request head must be complete within this, or the connection
+    /// is closed.
     pub header_read_timeout_ms: u64,
+    /// A kept-alive connection's next request head must be complete within this of the previous
+    /// answer, or the connection is closed. Above clients' own idle limit (90 s), so they close
+    /// first.
+    pub keepalive_timeout_ms: u64,
     /// A connection moving no byte either way for this long is closed.
     pub idle_timeout_ms: u64,
     /// Most open connections; more are closed as soon as they are accepted.
@@ -70,7 +80,8 @@ impl ListenerLimits {
     /// The REST API: clients, forwarded writes from other nodes, agents' reports.
     pub const API: ListenerLimits = ListenerLimits {
         header_read_timeout_ms: 10_000,
-        idle_timeout_ms: 60_000,
+        keepalive_timeout_ms: 120_000,
+        idle_timeout_ms: 150_000,
         connections_max: 2_048,
         requests_inflight_max: 1_024,
         request_timeout_ms: 30_000,
@@ -78,7 +89,8 @@ impl ListenerLimits {
     /// Raft RPC: a few connections per peer; a snapshot install may take long to apply.
     pub const RAFT: ListenerLimits = ListenerLimits {
         header_read_timeout_ms: 10_000,
-        idle_timeout_ms: 120_000,
+        keepalive_timeout_ms: 120_000,
+        idle_timeout_ms: 180_000,
         connections_max: 256,
         requests_inflight_max: 256,
         request_timeout_ms: 60_000,
@@ -86,7 +98,8 @@ impl ListenerLimits {
     /// An agent: the leader keeps up to 512 `/execute` calls in flight to one executor.
     pub const AGENT: ListenerLimits = ListenerLimits {
         header_read_timeout_ms: 10_000,
-        idle_timeout_ms: 60_000,
+        keepalive_timeout_ms: 120_000,
+        idle_timeout_ms: 150_000,
         connections_max: 1_024,
         requests_inflight_max: 1_024,
         request_timeout_ms: 30_000,
@@ -101,12 +114,18 @@ impl ListenerLimits {
         if l.requests_inflight_max == 0 || l.requests_inflight_max as usize > Semaphore::MAX_PERMITS {
             return Err("requests_inflight_max must be at least 1".into());
         }
-        // The stall watch must never cut a handler still within its time, nor a connection
-        // hyper is still giving its header time.
-        if l.idle_timeout_ms <= l.request_timeout_ms || l.idle_timeout_ms <= l.header_read_timeout_ms {
+        if l.keepalive_timeout_ms < l.header_read_timeout_ms {
             return Err(format!(
-                "idle_timeout_ms ({}) must be greater than request_timeout_ms ({}) and header_read_timeout_ms ({})",
-                l.idle_timeout_ms, l.request_timeout_ms, l.header_read_timeout_ms
+                "keepalive_timeout_ms ({}) must be at least header_read_timeout_ms ({})",
+                l.keepalive_timeout_ms, l.header_read_timeout_ms
+            ));
+        }
+        // The stall watch must never cut a handler still within its time, nor a connection
+        // hyper is still giving its keep-alive time.
+        if l.idle_timeout_ms <= l.request_timeout_ms || l.idle_timeout_ms <= l.keepalive_timeout_ms {
+            return Err(format!(
+                "idle_timeout_ms ({}) must be greater than request_timeout_ms ({}) and keepalive_timeout_ms ({})",
+                l.idle_timeout_ms, l.request_timeout_ms, l.keepalive_timeout_ms
             ));
         }
         Ok(())
@@ -147,7 +166,9 @@ pub fn serve(
     limits: ListenerLimits,
 ) -> JoinHandle<()> {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms));
+    // hyper's one head timer covers every head; the first one's shorter limit is ours
+    // (`serve_connection`).
+    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(limits.keepalive_timeout_ms));
     let inflight = Arc::new(Semaphore::new(limits.requests_inflight_max as usize));
     let shared = Arc::new(Shared { what, limits, http, inflight, warned_ms: AtomicI64::new(0) });
     tokio::spawn(accept_loop(listener, app, signal, shared))
@@ -177,7 +198,7 @@ async fn accept_loop(listener: TcpListener, app: axum::Router, mut signal: watch
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
         }
-        let service = Guarded { app: app.clone(), shared: shared.clone() };
+        let service = Guarded { app: app.clone(), shared: shared.clone(), served: Arc::new(AtomicBool::new(false)) };
         tokio::spawn(serve_connection(tcp, service, signal.clone(), permit));
     }
     drop(listener);
@@ -198,7 +219,7 @@ async fn serve_connection(
     mut signal: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let shared = service.shared.clone();
+    let (shared, served) = (service.shared.clone(), service.served.clone());
     let progress = Arc::new(AtomicU64::new(0));
     // TLS: the acceptor's handshake goes here, over the watched stream.
     let io = TokioIo::new(Watched { inner: tcp, progress: progress.clone() });
@@ -208,6 +229,9 @@ async fn serve_connection(
     let mut watch = tokio::time::interval_at(tokio::time::Instant::now() + half_idle, half_idle);
     let (mut seen, mut quiet) = (0, 0);
     let mut draining = false;
+    let first_head = tokio::time::sleep(Duration::from_millis(shared.limits.header_read_timeout_ms));
+    tokio::pin!(first_head);
+    let mut first_head_checked = false;
     loop {
         tokio::select! {
             // The connection first: the other two branches are rare events.
@@ -221,6 +245,13 @@ async fn serve_connection(
             _ = stopped(&mut signal), if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();
+            }
+            _ = &mut first_head, if !first_head_checked => {
+                first_head_checked = true;
+                if !served.load(Ordering::Relaxed) {
+                    tracing::debug!(server = shared.what, "closing a connection whose first request head is late");
+                    return;
+                }
             }
             _ = watch.tick() => {
                 let now = progress.load(Ordering::Relaxed);
@@ -236,11 +267,14 @@ async fn serve_connection(
     }
 }
 
-/// The app behind the in-flight cap and the request timeout.
+/// The app behind the in-flight cap and the request timeout, for one connection.
 #[derive(Clone)]
 struct Guarded {
     app: axum::Router,
     shared: Arc<Shared>,
+    /// Set when the connection's first request head is complete (hyper calls the service):
+    /// the first-head deadline in [`serve_connection`] reads it.
+    served: Arc<AtomicBool>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for Guarded {
@@ -249,6 +283,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Guarded {
     type Future = GuardedFuture;
 
     fn call(&self, req: hyper::Request<Incoming>) -> GuardedFuture {
+        self.served.store(true, Ordering::Relaxed);
         let Ok(permit) = self.shared.inflight.clone().try_acquire_owned() else {
             self.shared.warn_refused("requests_inflight_max");
             return GuardedFuture::Rejected { response: Some(ApiError::overloaded().into_response()) };
@@ -350,7 +385,10 @@ mod tests {
         for l in [ListenerLimits::API, ListenerLimits::RAFT, ListenerLimits::AGENT] {
             l.check().unwrap();
             assert!(l.request_timeout_ms >= 30_000, "above every internal wait");
+            assert!(l.keepalive_timeout_ms > 90_000, "above clients' 90 s idle limit, so they close first");
         }
+        let keepalive_short = ListenerLimits { keepalive_timeout_ms: 1_000, ..ListenerLimits::API };
+        assert!(keepalive_short.check().unwrap_err().contains("keepalive_timeout_ms"));
         let idle_short = ListenerLimits { idle_timeout_ms: 5_000, ..ListenerLimits::API };
         assert!(idle_short.check().unwrap_err().contains("idle_timeout_ms"));
         let no_requests = ListenerLimits { requests_inflight_max: 0, ..ListenerLimits::API };

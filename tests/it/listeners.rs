@@ -23,11 +23,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Small API limits so a test can reach each of them: a 1.5 s header timeout, 16 connections,
-/// 2 requests in flight, 3 s per request. No embedded agent.
+/// Small API limits so a test can reach each of them: a 1.5 s first-head timeout, 4 s of
+/// keep-alive, 16 connections, 2 requests in flight, 3 s per request. No embedded agent.
 const SMALL_LIMITS: &str =
     "[agent]\nenabled = false\n[listeners.api]\nheader_read_timeout_ms = 1500\nconnections_max = 16\n\
-     requests_inflight_max = 2\nrequest_timeout_ms = 3000\nidle_timeout_ms = 6000\n";
+     requests_inflight_max = 2\nrequest_timeout_ms = 3000\nkeepalive_timeout_ms = 4000\nidle_timeout_ms = 6000\n";
 
 /// A client that keeps no idle connection, so it never holds one of the node's connection slots.
 fn fresh() -> reqwest::Client {
@@ -108,6 +108,60 @@ async fn silent_connections_do_not_stop_other_clients_and_extra_connections_are_
         (resp.status() == StatusCode::OK).then_some(())
     })
     .await;
+}
+
+/// Reads one answer on a kept-alive connection: the head, then `content-length` bytes of body.
+async fn read_answer(conn: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed before the answer was complete: {text:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Regression (the 600 s sustained benchmark, session 10): one 10 s header timeout covered both a
+/// new connection's first head and the wait between kept-alive requests, so a client polling
+/// every 10 s sent its next request just as the node closed the connection: "connection reset by
+/// peer". The wait between requests is now the longer keep-alive (above clients' own 90 s), and
+/// only a new connection's first head has the short limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_alive_connection_waits_longer_than_the_first_head_timeout_for_its_next_request() {
+    let c = Cluster::start(1, SMALL_LIMITS).await;
+    let addr = c.nodes[&1].http.clone();
+    let get = b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n";
+
+    // Phase 1: one request on a kept-alive connection.
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(get).await.unwrap();
+    assert!(read_answer(&mut conn).await.starts_with("HTTP/1.1 200"));
+
+    // Phase 2: idle for longer than the 1.5 s first-head timeout, the connection stays open and
+    // serves the next request.
+    assert!(!closed_within(&mut conn, Duration::from_millis(2_500)).await, "closed by the first-head timeout");
+    conn.write_all(get).await.unwrap();
+    assert!(read_answer(&mut conn).await.starts_with("HTTP/1.1 200"));
+
+    // Phase 3: idle beyond the 4 s keep-alive, it is closed (and not by the 6 s stall watch).
+    let idle = Instant::now();
+    assert!(closed_within(&mut conn, Duration::from_secs(10)).await, "an idle kept-alive connection stays open");
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(3_900) && waited < Duration::from_millis(5_900),
+        "closed after {waited:?}, not at the 4 s keep-alive"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
