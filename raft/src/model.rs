@@ -268,6 +268,10 @@ pub enum Reason {
     ExecutorRefused,
     /// The executor reported the run failed.
     ExecutorFailed,
+    /// The task was paused, deleted or changed after the slot was due but before any leader had
+    /// fired it (`missed`; added in session 10, so it is the last variant: stored records keep
+    /// their encoding).
+    CutOff,
 }
 
 /// One run of a task (or one slot that did not run), as replicated.

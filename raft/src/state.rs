@@ -17,7 +17,8 @@
 //! Calls go one way: a module never calls back into the module that called it. A scheduled fire
 //! reads `apply_command` → [`fire`] → [`run`] (admit, then the first attempt); the executor's
 //! callback comes back as a `Report` through [`dispatch`] → [`run`] (close the attempt, retry or
-//! settle, start the next queued run). A pause or delete is [`tasks`], then [`run`] for the
+//! settle, start the next queued run). A pause, delete or update is [`tasks`], then [`fire`]
+//! for the slots it cut off before they were fired, then (pause, delete) [`run`] for the
 //! task's queue.
 //!
 //! All replicated state lives in one sled tree (one per snapshot generation, see
@@ -133,7 +134,12 @@ fn apply_command(
     let outcome = match command {
         Command::CreateTask { spec } => tasks::create(ws, at.now_ms, spec)?,
         Command::UpdateTask { id, patch, expected_version } => {
-            tasks::update(ws, at.now_ms, *id, patch, *expected_version)?
+            let before = tasks::get(ws, *id)?;
+            let updated = tasks::update(ws, at.now_ms, *id, patch, *expected_version)?;
+            if let (Ok(_), Some(before)) = (&updated, before) {
+                fire::cut_off(ws, at, &before)?;
+            }
+            updated
         }
         Command::DeleteTask { id } => set_status(ws, at, *id, TaskStatus::Deleted)?,
         Command::PauseTask { id } => set_status(ws, at, *id, TaskStatus::Paused)?,
@@ -176,10 +182,15 @@ fn apply_command(
 }
 
 /// Pause, resume and delete: the task's record ([`tasks`]), then, when the task stops being
-/// active, its queued executions, which will not run ([`run`]).
+/// active, the slots it cut off before they were fired ([`fire::cut_off`]) and its queued
+/// executions, which will not run ([`run`]).
 fn set_status(ws: &mut WriteSet<'_>, at: At, id: u64, to: TaskStatus) -> Result<tasks::Outcome, StoreError> {
+    let before = tasks::get(ws, id)?;
     let changed = tasks::set_status(ws, at.now_ms, id, to)?;
     if matches!(changed, Ok((_, true))) && to != TaskStatus::Active {
+        if let Some(before) = before {
+            fire::cut_off(ws, at, &before)?;
+        }
         run::cancel_queued(ws, at, id)?;
     }
     Ok(changed.map(|(task, _)| task))

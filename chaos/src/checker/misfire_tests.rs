@@ -336,3 +336,32 @@ fn a_clock_nemesis_without_a_skew_skips_only_the_cross_clock_checks() {
     b.drop_record("skip", 20);
     assert_eq!(b.check().verdict, Verdict::Pass);
 }
+
+#[test]
+fn slots_cut_off_by_a_pause_are_accounted_for_by_its_record() {
+    // Phase 1: slots 19 and 20 were never fired; the quiesce's pause (invoked at 21 s) recorded
+    // them as one `cut_off` record stamped 21.05 s. The whole life is covered, and passes.
+    let mut b = good();
+    b.drop_record("skip", 19);
+    b.drop_record("skip", 20);
+    b.rec("skip", 20, T0 + 21_050, 400, "missed", "schedule");
+    b.set("skip", 20, "reason", json!("cut_off"));
+    b.set("skip", 20, "slot_count", json!(2));
+    let r = b.check();
+    assert_eq!(r.verdict, Verdict::Pass, "{r:#?}");
+    assert_eq!(r.counts["cut_off_slots"], 2);
+
+    // Phase 2: the same record stamped at 18 s, when no pause or delete was in flight.
+    let mut b = good();
+    b.drop_record("skip", 17);
+    b.rec("skip", 17, T0 + 18_000, 400, "missed", "schedule");
+    b.set("skip", 17, "reason", json!("cut_off"));
+    assert_fails(&b.check(), "task skip slot 2017000: recorded cut off at 2018000, but no pause or delete");
+
+    // Phase 3: a cut-off record stamped before its own slot.
+    let mut b = good();
+    b.drop_record("once", 20);
+    b.rec("once", 20, T0 + 19_000, 400, "missed", "schedule");
+    b.set("once", 20, "reason", json!("cut_off"));
+    assert_fails(&b.check(), "task once slot 2020000: a cut-off record stamped 2019000");
+}

@@ -1,5 +1,6 @@
 //! Slot acceptance in apply: which of a fire entry's slots become executions. The watermark,
-//! the misfire policy, summarized spans of missed slots; what happens to an accepted slot after
+//! the misfire policy, summarized spans of missed slots, and the slots a pause, delete or update
+//! cuts off before they were fired ([`cut_off`]); what happens to an accepted slot after
 //! that (the execution mode, the first attempt) is [`super::run`]'s.
 //!
 //! Exactly-once per (task, slot) rests on one rule: a slot at or before the task's watermark is
@@ -127,6 +128,42 @@ fn unfired_part(task: &Task, span: &MissedSpan, watermark: i64, ignore_watermark
     let first_ms = unfired.next()?;
     let count = 1 + unfired.count() as u64;
     Some(MissedSpan { first_ms, last_ms: span.last_ms, count })
+}
+
+/// At most this many slots are counted into one cut-off record: walking a schedule is done in
+/// apply, so it is bounded like everything else there. Only a task whose watermark is far behind
+/// the cut-off (an every-second task in a cluster that had no leader for more than a day) has
+/// more; the slots after the counted ones then have no record, and the record's text says so.
+pub const CUT_OFF_SLOTS_MAX: usize = 100_000;
+
+/// Records the slots a pause, delete or update cuts off: `task` as it was before the command
+/// (active, at its effective watermark); the command was applied at `at`.
+///
+/// A slot due before the command whose fire entry is not ahead of it in the log will never be
+/// fired: the command bumps the task's version, so that fire is refused. That happens whenever
+/// the cut-off wins the race to the log — by milliseconds in a healthy cluster, or by seconds
+/// when a new leader's first fire entry comes after a client's write. Without a record here such
+/// slots would have none, against the rule that every slot of a task's active life ends up as
+/// exactly one record (DESIGN §5). They become one summarized `missed` record (reason
+/// `cut_off`), ending at the last such slot, like a misfire span. Returns the slots counted.
+pub(super) fn cut_off(ws: &mut WriteSet<'_>, at: At, task: &Task) -> Result<u64, StoreError> {
+    if task.status != TaskStatus::Active || at.now_ms <= task.fire_watermark_ms {
+        return Ok(0);
+    }
+    let Ok(schedule) = crate::spec::parse_schedule(&task.spec) else { return Ok(0) };
+    let mut slots = schedule.slots_ms(task.fire_watermark_ms, at.now_ms).take(CUT_OFF_SLOTS_MAX);
+    let Some(first_ms) = slots.next() else { return Ok(0) };
+    let (count, last_ms) = slots.fold((1u64, first_ms), |(n, _), slot| (n + 1, slot));
+    let id = next_execution_id(ws)?;
+    let mut e = record(task, id, at, last_ms, Trigger::Schedule);
+    (e.status, e.reason, e.end_ms, e.slot_count) =
+        (ExecutionStatus::Missed, Some(Reason::CutOff), Some(at.now_ms), count);
+    let more = if count == CUT_OFF_SLOTS_MAX as u64 { "; later slots up to the cut-off not counted" } else { "" };
+    e.result = format!(
+        "{count} slots from {first_ms} to {last_ms} (UTC ms) not fired before the task was paused, deleted or changed{more}"
+    );
+    put_execution(ws, &e, None)?;
+    Ok(count)
 }
 
 /// One `missed` record standing for a long run of slots that were not listed one by one.

@@ -241,6 +241,70 @@ fn a_span_partly_fired_by_an_earlier_entry_still_accounts_for_the_rest() {
     assert_eq!((out.missed, out.executions, out.duplicate_slots), (0, 0, 1));
 }
 
+/// Regression (chaos run of kill and pause, seed 21, session 9): a delete applied before a new
+/// leader's first fire entry left the slots between the task's watermark and the delete with
+/// no record at all; the late fire of those slots was then refused, as it must be.
+#[test]
+fn slots_a_pause_delete_or_update_cuts_off_before_they_fired_are_recorded_missed() {
+    let mut h = Harness::new();
+    let second = |k: i64| T0 + k * 1_000;
+    let every_second = |h: &mut Harness, name: &str| {
+        let mut s = spec(name);
+        s.cron_expression = "* * * * * *".into();
+        task(h.apply_with(&format!("c-{name}"), T0, Command::CreateTask { spec: s })).id
+    };
+    let cut = |h: &Harness, id: u64| -> Vec<(i64, u64, Option<Reason>)> {
+        h.executions(id)
+            .iter()
+            .filter(|e| e.status == ExecutionStatus::Missed)
+            .map(|e| (e.scheduled_ms, e.slot_count, e.reason))
+            .collect()
+    };
+
+    // Phase 1: the pause. Slots 1 to 5 fired; no leader fired 6 to 8 before the pause at 8.5 s.
+    // They become one `missed` record (reason cut_off) ending at slot 8, and the fire that comes
+    // too late is refused (the pause bumped the version) without a second record.
+    let paused = every_second(&mut h, "paused");
+    h.fire(second(5), paused, 1, &[second(1), second(2), second(3), second(4), second(5)]);
+    task(h.apply_with("p", second(8) + 500, Command::PauseTask { id: paused }));
+    assert_eq!(cut(&h, paused), vec![(second(8), 3, Some(Reason::CutOff))]);
+    let late = h.fire(second(10), paused, 1, &[second(6), second(7), second(8)]);
+    assert_eq!((late.executions, late.refused_tasks), (0, 1));
+    assert_eq!(h.executions(paused).iter().map(|e| e.slot_count).sum::<u64>(), 8, "slots 1..=8 once each");
+    let record = h.executions(paused).into_iter().find(|e| e.reason == Some(Reason::CutOff)).unwrap();
+    assert!(record.result.contains(&format!("from {} to {}", second(6), second(8))), "{}", record.result);
+
+    // Phase 2: pausing again, deleting the paused task and resuming cut off nothing: a paused
+    // task has no active life, and resume starts from its own time.
+    task(h.apply_with("p2", second(20), Command::PauseTask { id: paused }));
+    task(h.apply_with("r", second(21), Command::ResumeTask { id: paused }));
+    task(h.apply_with("p3", second(21), Command::PauseTask { id: paused }));
+    task(h.apply_with("d", second(30), Command::DeleteTask { id: paused }));
+    assert_eq!(cut(&h, paused).len(), 1);
+
+    // Phase 3: the delete of an active task, never fired: every slot since its creation.
+    let deleted = every_second(&mut h, "deleted");
+    task(h.apply_with("d2", second(4), Command::DeleteTask { id: deleted }));
+    assert_eq!(cut(&h, deleted), vec![(second(4), 4, Some(Reason::CutOff))]);
+
+    // Phase 4: an update moves the watermark to its own time; the slots it skipped are recorded
+    // under the old version, and a fire made from the old version is refused.
+    let updated = every_second(&mut h, "updated");
+    h.fire(second(2), updated, 1, &[second(1), second(2)]);
+    let patch = crate::spec::TaskPatch { max_retry: Some(2), ..Default::default() };
+    task(h.apply_with("u", second(5), Command::UpdateTask { id: updated, patch, expected_version: None }));
+    assert_eq!(cut(&h, updated), vec![(second(5), 3, Some(Reason::CutOff))]);
+    assert_eq!(h.fire(second(6), updated, 1, &[second(3)]).refused_tasks, 1);
+
+    // Phase 5: a rejected command cuts off nothing, nor one whose time is not past the watermark.
+    let stale = crate::spec::TaskPatch { max_retry: Some(3), ..Default::default() };
+    let cmd = Command::UpdateTask { id: updated, patch: stale, expected_version: Some(1) };
+    assert!(matches!(h.apply_with("u2", second(9), cmd), Response::Rejected(_)));
+    h.fire(second(9), updated, 2, &[second(6), second(7), second(8), second(9)]);
+    task(h.apply_with("p4", second(9), Command::PauseTask { id: updated }));
+    assert_eq!(cut(&h, updated).len(), 1);
+}
+
 #[test]
 fn manual_trigger_bypasses_the_mode_and_records_who_asked() {
     let mut h = Harness::new();
