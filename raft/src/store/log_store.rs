@@ -286,9 +286,20 @@ mod tests {
         indexes.map(|i| Entry { log_id: id(i), payload: EntryPayload::Blank }).collect()
     }
 
+    /// Opens the store in `dir`. A reopen in the same process can find sled's file lock still
+    /// held for a moment by the dropped instance (one failed open in a loaded `cargo test`,
+    /// session 10), so a lock error is tried again for up to 10 s; any other error fails at once.
     fn open(dir: &std::path::Path) -> LogStore {
-        let (log, _sm) = super::super::open(dir, 1 << 20, super::super::ApplyOptions::default()).unwrap();
-        log
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match super::super::open(dir, 1 << 20, super::super::ApplyOptions::default()) {
+                Ok((log, _sm)) => return log,
+                Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("cannot open the store in {}: {e}", dir.display()),
+            }
+        }
     }
 
     /// Indexes physically in the tree, purged or not.
