@@ -277,6 +277,9 @@ pub async fn burst(http: &reqwest::Client, c: &mut Cluster, n: u64, limit_ms: u6
     if now_ms() > slot_ms - 2_000 {
         bail!("creating {n} tasks took {took:?}, past the slot; retry on a quieter machine");
     }
+    // Creating 100,000 tasks on a loaded machine can move the leadership: measure the node that
+    // leads when the burst comes.
+    let leader = leader_url(http, c).await?;
     let (before, count0) = lag_histogram(http, &leader).await?;
     let term0 = status(http, &leader).await?.term;
     let wait = (slot_ms - now_ms()).max(0) as u64 + limit_ms * 3 + 5_000;
