@@ -37,6 +37,51 @@ pub enum Command {
     /// Executions: list, get, stop.
     #[command(subcommand)]
     Execution(ExecutionCommand),
+    /// API tokens (admin): create, list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Who changed what, newest first (admin).
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once, alone on standard output.
+    Create {
+        /// Unique name (A-Z a-z 0-9 . _ -), shown in the audit list and `requested_by`.
+        #[arg(long)]
+        name: String,
+        /// read, operate, executor or admin.
+        #[arg(long)]
+        role: String,
+        /// Limit it to tasks of these executor groups (repeat or comma-separate).
+        #[arg(long = "group", value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Limit it to tasks whose name starts with one of these.
+        #[arg(long = "prefix", value_delimiter = ',')]
+        prefixes: Vec<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Revoke a token: it stops working on each node as soon as that node applies the change.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub paging: Paging,
+    #[command(flatten)]
+    pub target: Target,
 }
 
 #[derive(Debug, Args, Default)]
@@ -72,6 +117,15 @@ pub struct ServeArgs {
     /// Do not run the embedded agent (group `local`).
     #[arg(long)]
     pub no_agent: bool,
+    /// Turn auth on with this cluster secret (the same file on every node, 32+ bytes).
+    #[arg(long)]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Take the first admin token from this file instead of writing a new one to the data dir.
+    #[arg(long)]
+    pub bootstrap_token_file: Option<PathBuf>,
+    /// Listen beyond loopback without authentication (refused otherwise).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 impl ServeArgs {
@@ -109,6 +163,15 @@ impl ServeArgs {
         if !self.join.is_empty() {
             c.join = self.join.iter().flat_map(|j| split_list(j)).collect();
         }
+        if let Some(v) = &self.cluster_secret_file {
+            c.auth.cluster_secret_file = Some(v.clone());
+        }
+        if let Some(v) = &self.bootstrap_token_file {
+            c.auth.bootstrap_token_file = Some(v.clone());
+        }
+        if self.insecure {
+            c.auth.insecure = true;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -135,17 +198,24 @@ pub struct AgentArgs {
     /// Most concurrent runs (0 = unlimited).
     #[arg(long, default_value_t = crate::agent::DEFAULT_CAPACITY)]
     pub capacity: u32,
+    /// An `executor` token, when the cluster has auth on (prefer CRONRAFT_TOKEN or --token-file).
+    #[arg(long, env = "CRONRAFT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the `executor` token.
+    #[arg(long, env = "CRONRAFT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl AgentArgs {
-    pub fn to_config(&self) -> crate::agent::AgentConfig {
+    pub fn to_config(&self) -> Result<crate::agent::AgentConfig, String> {
         let cluster = self.cluster.iter().flat_map(|c| split_list(c)).collect();
         let mut c = crate::agent::AgentConfig::new(self.name.clone(), cluster);
         c.listen = self.listen;
         c.instance_id = self.instance_id.clone().unwrap_or_default();
         c.advertise_url = self.advertise_url.clone();
         c.capacity = self.capacity;
-        c
+        c.token = read_token(self.token.as_deref(), self.token_file.as_deref())?;
+        Ok(c)
     }
 }
 
@@ -169,6 +239,40 @@ pub struct Target {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// API token, when the cluster has auth on (prefer CRONRAFT_TOKEN or --token-file: a flag shows in `ps`).
+    #[arg(long, env = "CRONRAFT_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// File holding the API token (e.g. the first node's `<data-dir>/admin.token`).
+    #[arg(long, env = "CRONRAFT_TOKEN_FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Target {
+    /// The token to send: `--token`, else the contents of `--token-file`, else none.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        read_token(self.token.as_deref(), self.token_file.as_deref())
+    }
+}
+
+/// Most bytes of a token file read.
+pub const TOKEN_FILE_BYTES_MAX: u64 = 4096;
+
+/// A token given directly, or read from a file (surrounding whitespace dropped).
+pub fn read_token(token: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<String>, String> {
+    if let Some(t) = token.map(str::trim).filter(|t| !t.is_empty()) {
+        return Ok(Some(t.to_string()));
+    }
+    let Some(path) = file else { return Ok(None) };
+    let shown = path.display();
+    let len = std::fs::metadata(path).map_err(|e| format!("cannot read token file {shown}: {e}"))?.len();
+    if len > TOKEN_FILE_BYTES_MAX {
+        return Err(format!("token file {shown} is {len} bytes; a token is under {TOKEN_FILE_BYTES_MAX}"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read token file {shown}: {e}"))?;
+    match text.trim() {
+        "" => Err(format!("token file {shown} is empty")),
+        t => Ok(Some(t.to_string())),
+    }
 }
 
 #[derive(Debug, Subcommand)]

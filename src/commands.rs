@@ -6,6 +6,7 @@
 pub mod execution;
 pub mod executor;
 mod stats;
+pub mod token;
 
 use cronraft_api::client::{Client, ClientError};
 use cronraft_api::context::Consistency;
@@ -25,8 +26,9 @@ pub enum CommandError {
     Argument(String),
 }
 
-fn client(t: &Target) -> Client {
-    Client::new(split_list(&t.node))
+fn client(t: &Target) -> Result<Client, CommandError> {
+    let token = t.token().map_err(CommandError::Argument)?;
+    Ok(Client::new(split_list(&t.node)).with_token(token.as_deref()))
 }
 
 fn print_json<T: Serialize>(value: &T) {
@@ -58,7 +60,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
     match cmd {
         ClusterCommand::Status(t) => {
-            let view = client(&t).cluster().await?;
+            let view = client(&t)?.cluster().await?;
             if t.json {
                 print_json(&view)
             } else {
@@ -66,7 +68,7 @@ pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
             }
         }
         ClusterCommand::Add { id, http_addr, raft_addr, target } => {
-            let out = client(&target).add_node(&AddNodeInput { id, http_addr, raft_addr }).await?;
+            let out = client(&target)?.add_node(&AddNodeInput { id, http_addr, raft_addr }).await?;
             if target.json {
                 print_json(&out)
             } else {
@@ -74,7 +76,7 @@ pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
             }
         }
         ClusterCommand::Promote { id, target } => {
-            let out = client(&target).promote_node(id).await?;
+            let out = client(&target)?.promote_node(id).await?;
             if target.json {
                 print_json(&out)
             } else {
@@ -82,7 +84,7 @@ pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
             }
         }
         ClusterCommand::Remove { id, target } => {
-            let out = client(&target).remove_node(id).await?;
+            let out = client(&target)?.remove_node(id).await?;
             if target.json {
                 print_json(&out)
             } else {
@@ -205,11 +207,11 @@ pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
     match cmd {
         TaskCommand::Create { fields, target } => {
             let key = fields.idempotency_key.clone();
-            let t = client(&target).create_task(&task_input(fields)?, key.as_deref()).await?;
+            let t = client(&target)?.create_task(&task_input(fields)?, key.as_deref()).await?;
             show_task(&t, target.json);
         }
         TaskCommand::List { status, paging, target } => {
-            let p = client(&target)
+            let p = client(&target)?
                 .list_tasks(status.as_deref(), paging.page, paging.page_size, Consistency::Linearizable)
                 .await?;
             if target.json {
@@ -223,22 +225,22 @@ pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
             }
         }
         TaskCommand::Get { task, target } => {
-            let t = client(&target).get_task(&task, Consistency::Linearizable).await?;
+            let t = client(&target)?.get_task(&task, Consistency::Linearizable).await?;
             show_task(&t, target.json);
         }
         TaskCommand::Update { task, fields, version, target } => {
             let key = fields.idempotency_key.clone();
             let mut input = task_input(fields)?;
             input.version = version;
-            let t = client(&target).update_task(&task, &input, key.as_deref()).await?;
+            let t = client(&target)?.update_task(&task, &input, key.as_deref()).await?;
             show_task(&t, target.json);
         }
         TaskCommand::Delete { task, target } => {
-            show_task(&client(&target).delete_task(&task, None).await?, target.json)
+            show_task(&client(&target)?.delete_task(&task, None).await?, target.json)
         }
-        TaskCommand::Pause { task, target } => show_task(&client(&target).pause_task(&task, None).await?, target.json),
+        TaskCommand::Pause { task, target } => show_task(&client(&target)?.pause_task(&task, None).await?, target.json),
         TaskCommand::Resume { task, target } => {
-            show_task(&client(&target).resume_task(&task, None).await?, target.json)
+            show_task(&client(&target)?.resume_task(&task, None).await?, target.json)
         }
         TaskCommand::Trigger { task, parameters, requested_by, idempotency_key, target } => {
             execution::trigger(&task, parameters, requested_by, idempotency_key, &target).await?

@@ -42,6 +42,29 @@ pub struct Config {
     pub retention: Retention,
     /// Limits of the API, Raft and agent listeners (`[listeners.api]`, ...).
     pub listeners: Listeners,
+    /// Who may talk to the node (`[auth]`).
+    pub auth: AuthSettings,
+}
+
+/// Authentication (`[auth]`, issue 17). Auth is on exactly when `cluster_secret_file` is set.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The cluster secret, the same file on every node (32 bytes or more). Turns auth on: API
+    /// requests need a token, Raft RPC and the nodes' own calls need the secret.
+    pub cluster_secret_file: Option<PathBuf>,
+    /// The first admin token, read from this file instead of being made up and written to
+    /// `<data_dir>/admin.token` (for automated set-ups). Only with a cluster secret.
+    pub bootstrap_token_file: Option<PathBuf>,
+    /// Listen beyond loopback with auth off, knowingly (`--insecure`). Without it, a node refuses.
+    pub insecure: bool,
+}
+
+impl AuthSettings {
+    /// Whether requests are authenticated.
+    pub fn enabled(&self) -> bool {
+        self.cluster_secret_file.is_some()
+    }
 }
 
 /// The bundled agent that runs inside the node (`[agent]`).
@@ -235,6 +258,7 @@ impl Default for Config {
             executors: ExecutorSettings::default(),
             retention: Retention::default(),
             listeners: Listeners::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -297,6 +321,11 @@ impl Config {
                 "CRONRAFT_RETENTION_PER_TASK_MAX" => {
                     self.retention.per_task_max = value.parse().map_err(|_| bad("expected a count"))?
                 }
+                "CRONRAFT_CLUSTER_SECRET_FILE" => self.auth.cluster_secret_file = Some(PathBuf::from(&value)),
+                "CRONRAFT_BOOTSTRAP_TOKEN_FILE" => self.auth.bootstrap_token_file = Some(PathBuf::from(&value)),
+                "CRONRAFT_INSECURE" => {
+                    self.auth.insecure = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?
+                }
                 "CRONRAFT_RETENTION_INTERVAL_MS" => {
                     self.retention.interval_ms = value.parse().map_err(|_| bad("expected ms"))?
                 }
@@ -339,6 +368,7 @@ impl Config {
             return invalid("executors.failure_threshold and recovery_threshold must be at least 1".into());
         }
         self.listeners.validate()?;
+        self.validate_auth()?;
         let r = &self.retention;
         if r.max_age_days == 0 || r.per_task_max == 0 || r.interval_ms < 100 {
             return invalid(
@@ -346,6 +376,42 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Auth settings that fit together, and the rule of issue 17: no listener beyond loopback
+    /// with auth off unless the operator said `--insecure`.
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        if a.bootstrap_token_file.is_some() && !a.enabled() {
+            return Err(ConfigError::Invalid(
+                "auth.bootstrap_token_file needs auth on: set --cluster-secret-file (auth.cluster_secret_file) too"
+                    .into(),
+            ));
+        }
+        if a.enabled() || a.insecure {
+            return Ok(());
+        }
+        let mut exposed = Vec::new();
+        let listeners = [("http_addr", Some(&self.http_addr)), ("raft_addr", Some(&self.raft_addr))];
+        let agent = self.agent.enabled.then_some(()).and(self.agent.listen.as_ref());
+        for (field, text) in listeners.into_iter().chain([("agent.listen", agent)]) {
+            let Some(text) = text else { continue };
+            if let Ok(hp) = HostPort::parse(text) {
+                if !hp.is_loopback() {
+                    exposed.push(format!("{field} {text}"));
+                }
+            }
+        }
+        if exposed.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "refusing to listen beyond loopback ({}) without authentication: anyone who reaches these ports could \
+             run commands on every node. Turn auth on with --cluster-secret-file FILE (the same secret on every \
+             node, e.g. `head -c 32 /dev/urandom | base64 > FILE`; docs/operating/security.md), or pass --insecure \
+             to run without it on a network you trust",
+            exposed.join(", ")
+        )))
     }
 
     /// The listeners and the addresses given to others: well formed, and never a wildcard
@@ -474,6 +540,7 @@ mod tests {
     fn a_wildcard_bind_needs_an_advertised_address_and_the_error_names_the_flag() {
         // Phase 1: 0.0.0.0 alone would register an address nobody can connect to: refused.
         let mut c = Config { http_addr: "0.0.0.0:7340".into(), ..Config::default() };
+        c.auth.insecure = true;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("--advertise-http-addr") && err.contains("wildcard"), "{err}");
         c.raft_addr = "[::]:7341".into();
@@ -501,9 +568,43 @@ mod tests {
         ];
         let mut c = Config::default();
         c.apply_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        c.auth.insecure = true;
         c.validate().unwrap();
         assert_eq!(c.advertise_raft_addr.as_deref(), Some("raft1.lan:7341"));
         assert_eq!(c.agent.listen.as_deref(), Some("10.0.0.1:7390"));
+    }
+
+    #[test]
+    fn a_listener_beyond_loopback_needs_auth_or_insecure_and_the_error_says_how() {
+        // Phase 1: the loopback default needs nothing.
+        Config::default().validate().unwrap();
+        // Phase 2: a LAN address with auth off is refused, naming the flags that fix it.
+        let mut c = Config { http_addr: "10.0.0.1:7340".into(), ..Config::default() };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--cluster-secret-file") && err.contains("--insecure") && err.contains("10.0.0.1:7340"),
+            "{err}"
+        );
+        let agent_only = Config {
+            agent: AgentSettings { listen: Some("10.0.0.1:7390".into()), ..AgentSettings::default() },
+            ..Config::default()
+        };
+        assert!(agent_only.validate().unwrap_err().to_string().contains("agent.listen"));
+        // Phase 3: a cluster secret (auth on) or --insecure lets it start.
+        c.auth.cluster_secret_file = Some("/etc/cronraft/secret".into());
+        c.validate().unwrap();
+        let insecure = Config {
+            http_addr: "10.0.0.1:7340".into(),
+            auth: AuthSettings { insecure: true, ..AuthSettings::default() },
+            ..Config::default()
+        };
+        insecure.validate().unwrap();
+        // Phase 4: a bootstrap token without a secret would not turn auth on: refused.
+        let token_only = Config {
+            auth: AuthSettings { bootstrap_token_file: Some("t".into()), ..AuthSettings::default() },
+            ..Config::default()
+        };
+        assert!(token_only.validate().unwrap_err().to_string().contains("cluster_secret_file"));
     }
 
     #[test]

@@ -18,8 +18,17 @@ use tokio::sync::watch;
 /// Pause between attempts.
 const RETRY: Duration = Duration::from_millis(300);
 
-pub async fn run(raft: Raft, node_id: u64, info: NodeInfo, join: Vec<String>, mut stop: watch::Receiver<bool>) {
-    let client = Client::with_timeout(&join, Duration::from_secs(15));
+/// `credential`: the node credential of the cluster secret, when auth is on: adding a learner
+/// needs it (or an admin token), so a node without the secret cannot join.
+pub async fn run(
+    raft: Raft,
+    node_id: u64,
+    info: NodeInfo,
+    join: Vec<String>,
+    credential: Option<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = Client::with_timeout(&join, Duration::from_secs(15)).with_token(credential.as_deref());
     loop {
         let (is_member, is_voter) = {
             let m = raft.metrics().borrow().clone();

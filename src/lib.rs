@@ -21,6 +21,7 @@
 //!
 //! The replicated state is in `cronraft-raft`; the REST surface and client in `cronraft-api`.
 
+pub mod admin_token;
 pub mod agent;
 pub mod cli;
 pub mod clock;

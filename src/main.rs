@@ -48,6 +48,8 @@ async fn run() -> anyhow::Result<()> {
         Command::Agent(args) => agent(args).await,
         Command::Executor(cmd) => Ok(cronraft::commands::executor::run(cmd).await?),
         Command::Execution(cmd) => Ok(cronraft::commands::execution::run(cmd).await?),
+        Command::Token(cmd) => Ok(cronraft::commands::token::run(cmd).await?),
+        Command::Audit(args) => Ok(cronraft::commands::token::audit(args).await?),
     }
 }
 
@@ -82,7 +84,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     init_logging();
     // Handlers first: a script may send SIGTERM as soon as it has read the `listening` line.
     let stop = shutdown_signal();
-    let agent = Agent::start(args.to_config()).await.context("starting the agent")?;
+    let config = args.to_config().map_err(anyhow::Error::msg).context("configuration")?;
+    let agent = Agent::start(config).await.context("starting the agent")?;
     // One machine-readable line, like `serve`'s: the real port when listening on port 0.
     println!("cronraft agent {} listening http={}", args.name, agent.addr());
     stop.await;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cronraft_api::ApiContext;
+use cronraft_raft::cluster_secret::ClusterSecret;
 use cronraft_raft::network::{self, HttpNetwork};
 use cronraft_raft::store::{self, StateMachineStore};
 use cronraft_raft::{NodeInfo, Raft};
@@ -47,6 +48,9 @@ pub enum NodeError {
     /// The embedded agent could not start (its address is taken).
     #[error("embedded agent: {0}")]
     Agent(String),
+    /// The cluster secret cannot be used.
+    #[error(transparent)]
+    Secret(#[from] cronraft_raft::cluster_secret::SecretError),
 }
 
 /// The executor group of the embedded agent, and the default group of new tasks.
@@ -66,7 +70,7 @@ pub struct Node {
     servers: Vec<JoinHandle<()>>,
     /// Leader services (the scheduler), which stop on shutdown.
     services: Vec<JoinHandle<()>>,
-    /// The join task, if any (stops on shutdown).
+    /// The join task, or the first admin token's, if any (stops on shutdown).
     join: Option<JoinHandle<()>>,
     /// The embedded agent (group `local`), unless turned off.
     pub agent: Option<Agent>,
@@ -77,6 +81,7 @@ impl Node {
     pub async fn start(config: Config) -> Result<Node, NodeError> {
         config.validate()?;
         cronraft_raft::unsafe_modes::warn_if_set();
+        let secret = config.auth.cluster_secret_file.as_deref().map(ClusterSecret::read_file).transpose()?;
         let http = bind(&config.http_addr).await?;
         let raft_listener = bind(&config.raft_addr).await?;
         let http_addr =
@@ -87,7 +92,9 @@ impl Node {
             http_addr: advertised(config.advertise_http_addr.as_deref(), &config.http_addr, http_addr),
             raft_addr: advertised(config.advertise_raft_addr.as_deref(), &config.raft_addr, raft_addr),
         };
-        warn_if_reachable(http_addr, raft_addr);
+        if secret.is_none() {
+            warn_if_reachable(http_addr, raft_addr);
+        }
 
         let dir = config.data_dir.display().to_string();
         match crate::fsperm::private_data_dir(&config.data_dir) {
@@ -101,15 +108,27 @@ impl Node {
             .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
         let commit_clock = log.commit_clock();
         let raft_config = raft_config(&config)?;
-        let raft = Raft::new(config.node_id, raft_config, HttpNetwork::new()?, log, sm.clone())
+        let raft = Raft::new(config.node_id, raft_config, HttpNetwork::new(secret.as_ref())?, log, sm.clone())
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (shutdown, signal) = watch::channel(false);
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
-        let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone())?);
+        let ctx = Arc::new(ApiContext::new(
+            config.node_id,
+            raft.clone(),
+            sm.clone(),
+            scheduler_metrics.clone(),
+            secret.clone(),
+        )?);
         let servers = vec![
-            serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft", config.listeners.raft()),
+            serve(
+                raft_listener,
+                network::router(raft.clone(), secret.clone()),
+                signal.clone(),
+                "raft",
+                config.listeners.raft(),
+            ),
             serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api()),
         ];
 
@@ -121,7 +140,13 @@ impl Node {
             commit_clock,
         };
         let (node_id, settings) = (config.node_id, config.executors.clone());
-        let dispatcher = Dispatcher { node_id, raft: raft.clone(), sm: sm.clone(), settings: settings.clone() };
+        let dispatcher = Dispatcher {
+            node_id,
+            raft: raft.clone(),
+            sm: sm.clone(),
+            settings: settings.clone(),
+            secret: secret.clone(),
+        };
         let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings };
         let retention =
             RetentionService { node_id, raft: raft.clone(), sm: sm.clone(), settings: config.retention.clone() };
@@ -134,20 +159,35 @@ impl Node {
 
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
         let mut join = None;
+        let credential = secret.as_ref().map(|s| s.credential().to_string());
         if !config.join.is_empty() {
             join = Some(tokio::spawn(crate::join::run(
                 raft.clone(),
                 config.node_id,
                 info.clone(),
                 config.join.clone(),
-                signal,
+                credential.clone(),
+                signal.clone(),
             )));
-        } else if !initialized {
-            let members = BTreeMap::from([(config.node_id, info.clone())]);
-            raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
-            tracing::info!(node_id = config.node_id, "bootstrapped a one-node cluster");
+        } else {
+            if !initialized {
+                let members = BTreeMap::from([(config.node_id, info.clone())]);
+                raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+                tracing::info!(node_id = config.node_id, "bootstrapped a one-node cluster");
+            }
+            if secret.is_some() {
+                let bootstrap = crate::admin_token::ensure(
+                    raft.clone(),
+                    sm.clone(),
+                    config.data_dir.clone(),
+                    config.auth.bootstrap_token_file.clone(),
+                    signal,
+                );
+                join = Some(tokio::spawn(bootstrap));
+            }
         }
-        let agent = if config.agent.enabled { Some(start_agent(&config, &info, http_addr).await?) } else { None };
+        let agent =
+            if config.agent.enabled { Some(start_agent(&config, &info, http_addr, credential).await?) } else { None };
         tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, "node started");
         Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join, agent })
     }
@@ -189,8 +229,17 @@ impl Node {
 /// registers `[agent] advertise_url`, by default the advertised API host with the agent's port:
 /// where other hosts reach this node's API, they reach its agent (a loopback default would
 /// make every agent but the leader's own unreachable).
-async fn start_agent(config: &Config, info: &NodeInfo, http_bound: SocketAddr) -> Result<Agent, NodeError> {
+///
+/// With auth on it authenticates with the node's credential (the cluster secret's), as the node
+/// itself: it lives in the node's process.
+async fn start_agent(
+    config: &Config,
+    info: &NodeInfo,
+    http_bound: SocketAddr,
+    credential: Option<String>,
+) -> Result<Agent, NodeError> {
     let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![format!("http://{}", info.http_addr)]);
+    agent.token = credential;
     agent.instance_id = format!("{EMBEDDED_AGENT_GROUP}-node{}", config.node_id);
     agent.listen = match &config.agent.listen {
         Some(text) => resolve(text).await?,
@@ -214,7 +263,7 @@ fn advertised(configured: Option<&str>, written: &str, bound: SocketAddr) -> Str
     }
 }
 
-/// One warning when a listener is reachable from other hosts: nothing on it is authenticated yet.
+/// One warning when a listener is reachable from other hosts with auth off (`--insecure`).
 fn warn_if_reachable(http: SocketAddr, raft: SocketAddr) {
     let exposed: Vec<String> = [("api", http), ("raft", raft)]
         .iter()
@@ -224,9 +273,9 @@ fn warn_if_reachable(http: SocketAddr, raft: SocketAddr) {
     if !exposed.is_empty() {
         tracing::warn!(
             listeners = %exposed.join(" "),
-            "listening beyond loopback WITHOUT AUTHENTICATION: anyone who can reach these ports can create tasks \
-             (and so run shell commands on every node with an embedded agent) and change the membership; \
-             keep them on a private network behind a firewall (docs/operating/deploy.md)"
+            "listening beyond loopback WITHOUT AUTHENTICATION (--insecure): anyone who can reach these ports can \
+             create tasks (and so run shell commands on every node with an embedded agent) and change the \
+             membership; turn auth on with --cluster-secret-file (docs/operating/security.md)"
         );
     }
 }

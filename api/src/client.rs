@@ -17,9 +17,9 @@ use cronraft_raft::model::ExecutorStatus;
 use crate::context::Consistency;
 use crate::protocol::{CallbackRequest, RegisterRequest};
 use crate::types::{
-    AddNodeInput, ClusterView, DigestView, ErrorBody, ExecutionView, ExecutorStatusInput, ExecutorView,
-    MembershipChangeView, Page, PreviewView, RegisteredView, SchedulerStatusView, StopInput, TaskInput, TaskStatsView,
-    TaskView, TriggerInput, IDEMPOTENCY_HEADER,
+    AddNodeInput, AuditView, ClusterView, CreatedTokenView, DigestView, ErrorBody, ExecutionView, ExecutorStatusInput,
+    ExecutorView, MembershipChangeView, Page, PreviewView, RegisteredView, SchedulerStatusView, StopInput, TaskInput,
+    TaskStatsView, TaskView, TokenInput, TokenView, TriggerInput, IDEMPOTENCY_HEADER,
 };
 
 /// Why a call failed.
@@ -63,6 +63,8 @@ pub struct Client {
     http: reqwest::Client,
     /// Base URLs, e.g. `http://127.0.0.1:7340`.
     nodes: Vec<String>,
+    /// `Bearer <token>` sent with every request, when the cluster has auth on.
+    authorization: Option<String>,
 }
 
 impl Client {
@@ -90,7 +92,14 @@ impl Client {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .expect("build HTTP client");
-        Client { http, nodes }
+        Client { http, nodes, authorization: None }
+    }
+
+    /// The same client, sending `token` (an API token, or a node credential) as
+    /// `Authorization: Bearer`.
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.authorization = token.map(|t| format!("Bearer {}", t.trim()));
+        self
     }
 
     /// Sends a request to the first node that accepts the connection.
@@ -109,6 +118,9 @@ impl Client {
             }
             if let Some(k) = idempotency_key {
                 req = req.header(IDEMPOTENCY_HEADER, k);
+            }
+            if let Some(a) = &self.authorization {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
             }
             match req.send().await {
                 Ok(resp) => {
@@ -361,6 +373,22 @@ impl Client {
 
     pub async fn remove_node(&self, id: u64) -> Result<MembershipChangeView, ClientError> {
         self.call(Method::DELETE, &format!("/api/v1/cluster/nodes/{id}"), None::<&()>, None).await
+    }
+
+    pub async fn create_token(&self, input: &TokenInput) -> Result<CreatedTokenView, ClientError> {
+        self.call(Method::POST, "/api/v1/tokens", Some(input), None).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenView>, ClientError> {
+        self.call(Method::GET, "/api/v1/tokens", None::<&()>, None).await
+    }
+
+    pub async fn revoke_token(&self, name: &str) -> Result<TokenView, ClientError> {
+        self.call(Method::DELETE, &format!("/api/v1/tokens/{}", encode_segment(name)), None::<&()>, None).await
+    }
+
+    pub async fn audit(&self, page: u64, page_size: u64) -> Result<Page<AuditView>, ClientError> {
+        self.call(Method::GET, &format!("/api/v1/audit?page={page}&page_size={page_size}"), None::<&()>, None).await
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cronraft_raft::cluster_secret::ClusterSecret;
 use cronraft_raft::membership::MembershipAdmin;
 use cronraft_raft::outbound::read_body_capped;
 use cronraft_raft::store::StateMachineStore;
@@ -40,6 +41,9 @@ pub struct ApiContext {
     pub scheduler: Arc<dyn SchedulerReport>,
     /// Group commit of client writes.
     pub batcher: Batcher,
+    /// The cluster secret: auth is on when there is one (`crate::auth`). This node's own calls to
+    /// other nodes carry the credential derived from it ([`ApiContext::peer_call`]).
+    pub cluster_secret: Option<ClusterSecret>,
 }
 
 /// Shared handle to the [`ApiContext`].
@@ -68,11 +72,24 @@ impl ApiContext {
         raft: Raft,
         sm: StateMachineStore,
         scheduler: Arc<dyn SchedulerReport>,
+        cluster_secret: Option<ClusterSecret>,
     ) -> Result<Self, reqwest::Error> {
         let peers = cronraft_raft::outbound::peers().map_err(|e| e.source)?;
         let membership = MembershipAdmin::new(raft.clone());
         let batcher = Batcher::start(raft.clone());
-        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics: HttpMetrics::default(), scheduler, batcher })
+        let metrics = HttpMetrics::default();
+        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics, scheduler, batcher, cluster_secret })
+    }
+
+    /// A request of this node's own to another node (read index, `/cluster/self`), carrying the
+    /// node credential when the cluster has a secret. Forwarded client writes do not use this:
+    /// they carry the client's own `Authorization`.
+    pub fn peer_call(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let out = self.peers.request(method, url);
+        match &self.cluster_secret {
+            Some(s) => out.header(reqwest::header::AUTHORIZATION, s.authorization()),
+            None => out,
+        }
     }
 
     /// The leader as this node currently believes it to be, with its addresses.
@@ -134,7 +151,7 @@ impl ApiContext {
             return Err(ApiError::new(ErrorCode::NoLeader, "no leader is known; retry shortly"));
         };
         let url = format!("http://{}/api/v1/internal/read-index", leader.http_addr);
-        let resp = self.peers.post(url).timeout(READ_TIMEOUT).send().await;
+        let resp = self.peer_call(reqwest::Method::POST, url).timeout(READ_TIMEOUT).send().await;
         let resp = resp.map_err(|e| ApiError::new(ErrorCode::LeaderUnreachable, format!("leader unreachable: {e}")))?;
         if !resp.status().is_success() {
             return Err(ApiError::new(ErrorCode::NoLeader, format!("leader refused read index: {}", resp.status())));

@@ -120,6 +120,10 @@ impl From<Rejection> for ApiError {
             Rejection::StaleAttempt { .. } => ErrorCode::StaleAttempt,
             Rejection::BadCallbackToken { .. } => ErrorCode::InvalidCallbackToken,
             Rejection::BadReportStatus { .. } => ErrorCode::InvalidStatus,
+            Rejection::TokenNameTaken { .. } => ErrorCode::TokenNameTaken,
+            Rejection::TokenNotFound { .. } => ErrorCode::TokenNotFound,
+            Rejection::TooManyTokens { .. } => ErrorCode::TokenLimitReached,
+            Rejection::InvalidToken { .. } => ErrorCode::InvalidField,
         };
         ApiError::new(code, r.to_string())
     }

@@ -16,6 +16,9 @@ use cronraft_raft::model::{Execution, Executor, Task};
 use cronraft_raft::{Command, Request};
 use serde::Deserialize;
 
+use cronraft_raft::state::ANONYMOUS;
+
+use crate::auth::CALLER_HEADER;
 use crate::context::{now_ms, Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::types::{IDEMPOTENCY_HEADER, LOG_INDEX_HEADER};
@@ -39,10 +42,12 @@ pub struct ReadQuery {
     pub consistency: Consistency,
 }
 
-/// Builds the replicated request for `command` (the middleware has set the request id).
+/// Builds the replicated request for `command` (the middleware has set the request id), as
+/// written by the caller `crate::auth` found: apply lists it in the audit list under that name.
 pub fn request(headers: &HeaderMap, command: Command) -> Request {
     let request_id = headers.get(IDEMPOTENCY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    Request { request_id, now_ms: now_ms(), command }
+    let by = headers.get(CALLER_HEADER).and_then(|v| v.to_str().ok()).unwrap_or(ANONYMOUS).to_string();
+    Request { request_id, now_ms: now_ms(), command: Command::Attributed { by, command: Box::new(command) } }
 }
 
 /// Proposes `command` and returns what `pick` takes out of apply's answer, with the entry's log

@@ -5,18 +5,21 @@
 //! - [`router`]: the whole axum app (REST under `/api/v1`, plus `/health`, `/ready`, `/metrics`).
 //! - [`context`]: what handlers share; the write path (`propose`) and the read path
 //!   (`read_barrier`, ReadIndex for followers).
+//! - [`auth`]: who may do what — the caller of a request, the permission table, the check.
 //! - [`batcher`]: group commit — concurrent writes share one Raft entry.
 //! - [`forward`]: the middleware that sends every write to the leader, with request ids.
 //! - [`routes`]: handlers, one module per resource; [`handler`]: what they share (propose and
 //!   expect an answer, pagination, the read query); [`views`]: records as the API shows them.
 //! - [`validate`], [`extract`], [`error`]: input rules, strict extractors, JSON errors with codes.
 //! - [`types`]: the JSON shapes, shared with [`client`].
-//! - [`protocol`]: the executor protocol (execute, stop, callback, register).
+//! - [`protocol`]: the executor protocol (execute, stop, callback, register); [`signature`]: how
+//!   the leader signs `/execute` and `/stop` and an executor checks them.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the routes, served at
 //!   `/api/v1/openapi.json`.
 //! - [`metrics`], [`scheduler_metrics`]: Prometheus text; what the API reads of the scheduler.
 //! - [`observe`]: request ids, tracing spans, the one log line of an internal error.
 
+pub mod auth;
 pub mod batcher;
 pub mod client;
 pub mod context;
@@ -30,6 +33,7 @@ pub mod openapi;
 pub mod protocol;
 pub mod routes;
 pub mod scheduler_metrics;
+pub mod signature;
 pub mod types;
 pub mod validate;
 pub mod views;
@@ -50,11 +54,17 @@ pub fn tree() -> OpenApiRouter<Ctx> {
         .merge(routes::executors::router())
         .merge(routes::callbacks::router())
         .merge(routes::stats::router())
-        .merge(routes::ops::api_router());
+        .merge(routes::ops::api_router())
+        .merge(routes::tokens::router());
     // Forwarding only on a route and method that exist: anything else is answered 404 or 405
     // here, before its checks (Schemathesis: a POST to a PUT route got 400 for its key).
     let api = api.route_layer(axum::middleware::from_fn(forward::route_writes));
-    OpenApiRouter::new().nest("/api/v1", api).merge(routes::ops::root_router())
+    // Permissions outside forwarding: checked on the node that receives a request, and again on
+    // the leader when a follower proxies it there (`auth`).
+    OpenApiRouter::new()
+        .nest("/api/v1", api)
+        .merge(routes::ops::root_router())
+        .route_layer(axum::middleware::from_fn(auth::authorize))
 }
 
 /// The node's HTTP app.

@@ -10,8 +10,10 @@ use cronraft_raft::schedule::DstPolicy;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod auth;
 mod executor;
 mod stats;
+pub use auth::{AuditView, CreatedTokenView, TokenInput, TokenView};
 pub use executor::{ExecutorStatusInput, ExecutorView, RegisteredView, StopInput};
 pub use stats::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
 
@@ -75,6 +77,10 @@ pub struct TaskView {
     pub next_fire_time: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Who made the last change (a token's name; `anonymous` while auth is off; empty for a
+    /// change older than the audit list or made by a registration).
+    #[serde(default)]
+    pub updated_by: String,
 }
 
 /// One page of a listing.

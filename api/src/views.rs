@@ -16,7 +16,7 @@ pub fn at(ms: i64) -> DateTime<Utc> {
 }
 
 /// The view of a task; `now_ms` is this node's clock, used only to show the next slot.
-pub fn task_view(task: &Task, now_ms: i64) -> TaskView {
+pub fn task_view(task: &Task, now_ms: i64, updated_by: String) -> TaskView {
     let s = &task.spec;
     let next_fire_time = match task.status {
         TaskStatus::Active => {
@@ -44,6 +44,7 @@ pub fn task_view(task: &Task, now_ms: i64) -> TaskView {
         next_fire_time,
         created_at: at(task.created_at_ms),
         updated_at: at(task.updated_at_ms),
+        updated_by,
     }
 }
 

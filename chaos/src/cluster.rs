@@ -118,6 +118,9 @@ impl Cluster {
         let mut l = Launch::new(&self.opts.bin);
         if let Some(net) = &self.net {
             l.wrapper = ["ip", "netns", "exec", &net.ns(id)].map(OsString::from).to_vec();
+            // Each host's addresses are beyond loopback: a node refuses them without auth
+            // unless told, and this sandbox network is reachable from nothing else.
+            l.args.push("--insecure".into());
         }
         l.config = Some(self.root.join("config.toml"));
         l.agent = self.opts.agent;

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Execution, ExecutionStatus, Executor, ExecutorSpec, ExecutorStatus, Task, TaskSpec};
+use crate::model::{
+    Execution, ExecutionStatus, Executor, ExecutorSpec, ExecutorStatus, Task, TaskSpec, Token, TokenSpec,
+};
 use crate::spec::{SpecError, TaskPatch};
 
 /// One replicated write, as proposed to Raft.
@@ -93,6 +95,21 @@ pub enum Command {
         batch: FireBatch,
         seed: u64,
         term: u64,
+    },
+    /// A client's write with the name of the token that made it: apply runs `command`, then
+    /// lists it in the audit list and, for a task, records the author (`state::audit`).
+    Attributed {
+        by: String,
+        command: Box<Command>,
+    },
+    /// `POST /tokens`: only the hash of the secret travels.
+    CreateToken {
+        spec: TokenSpec,
+        created_by: String,
+    },
+    /// `DELETE /tokens/{name}`.
+    RevokeToken {
+        name: String,
     },
 }
 
@@ -255,6 +272,9 @@ impl Command {
             Command::SetHealth(_) => "set_health",
             Command::Purge(_) => "purge",
             Command::FireAndDispatch { .. } => "fire_and_dispatch",
+            Command::Attributed { command, .. } => command.kind(),
+            Command::CreateToken { .. } => "create_token",
+            Command::RevokeToken { .. } => "revoke_token",
         }
     }
 }
@@ -283,6 +303,8 @@ pub enum Response {
     Dispatched(Vec<Execution>),
     /// How many items of a leader-internal batch changed something.
     Count(u64),
+    /// A token created or revoked.
+    Token(Token),
 }
 
 /// Why apply refused a command. Deterministic: every replica refuses the same way.
@@ -314,4 +336,12 @@ pub enum Rejection {
     BadCallbackToken { id: u64 },
     #[error("report status must be running, success, failed, timeout or cancelled, not {status}")]
     BadReportStatus { status: String },
+    #[error("a token named {name:?} already exists")]
+    TokenNameTaken { name: String },
+    #[error("no token is named {name:?}")]
+    TokenNotFound { name: String },
+    #[error("the cluster holds the maximum of {max} tokens; revoke unused ones")]
+    TooManyTokens { max: u64 },
+    #[error("token {name:?}: the name must be 1 to 64 bytes and a scope at most 32 groups and 32 prefixes")]
+    InvalidToken { name: String },
 }

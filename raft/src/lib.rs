@@ -11,6 +11,7 @@
 //! - [`store`]: the sled log store and state machine, with fsync-backed durability and snapshots.
 //! - [`network`]: Raft RPC over HTTP (client and server side).
 //! - [`outbound`]: every outbound HTTP client (peers, executors, agents) and capped body reads.
+//! - [`cluster_secret`]: the shared secret nodes prove membership with (Raft RPC, internal calls).
 //! - [`membership`]: add, promote and remove nodes with typed errors.
 //! - [`unsafe_modes`]: the chaos harness's test-only switches (cargo feature `unsafe-modes`).
 //!
@@ -18,6 +19,7 @@
 //! inside commands.
 
 pub mod address;
+pub mod cluster_secret;
 pub mod codec;
 pub mod command;
 pub mod error;

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::schedule::DstPolicy;
 
 mod executor;
+mod token;
 pub use executor::{Attempt, Binding, Executor, ExecutorSpec, ExecutorStatus};
+pub use token::{token_hash, Role, Token, TokenScope, TokenSpec};
 
 /// How a node is reached: its Raft RPC listener and its REST API listener. Replicated inside the
 /// membership config, so every node knows every other node's addresses without a registry.

@@ -11,6 +11,10 @@
 //! [`RPCS_CONCURRENT_MAX`] RPCs are handled at once and the next one is answered 503 at once; a
 //! snapshot is received in order, capped and dropped when it stalls ([`snapshot`]); and a peer's
 //! answer is read up to [`RESPONSE_BYTES_MAX`] only.
+//!
+//! With a cluster secret (issue 17), every RPC carries the node credential
+//! ([`ClusterSecret::authorization`]) and the listener answers 401 to any request without it
+//! before its body is read, let alone decoded: a forged leader needs the secret first.
 
 pub mod snapshot;
 
@@ -33,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use self::snapshot::{Rejected, SnapshotReceiver};
+use crate::cluster_secret::ClusterSecret;
 use crate::codec;
 use crate::model::NodeInfo;
 use crate::{NodeId, Raft, TypeConfig};
@@ -84,12 +89,14 @@ impl BodyLimits {
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    /// The node credential every RPC carries, when the cluster has a secret.
+    authorization: Option<Arc<str>>,
 }
 
 impl HttpNetwork {
-    pub fn new() -> Result<Self, reqwest::Error> {
+    pub fn new(secret: Option<&ClusterSecret>) -> Result<Self, reqwest::Error> {
         let client = crate::outbound::raft_peers().map_err(|e| e.source)?;
-        Ok(HttpNetwork { client })
+        Ok(HttpNetwork { client, authorization: secret.map(|s| Arc::from(s.authorization())) })
     }
 }
 
@@ -97,7 +104,12 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
-        PeerClient { client: self.client.clone(), target, base: format!("http://{}/raft", node.raft_addr) }
+        PeerClient {
+            client: self.client.clone(),
+            target,
+            base: format!("http://{}/raft", node.raft_addr),
+            authorization: self.authorization.clone(),
+        }
     }
 }
 
@@ -105,6 +117,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 pub struct PeerClient {
     client: reqwest::Client,
     target: NodeId,
+    authorization: Option<Arc<str>>,
     /// `http://<raft_addr>/raft`
     base: String,
 }
@@ -122,14 +135,15 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let body = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let sent = self
+        let mut out = self
             .client
             .post(format!("{}/{path}", self.base))
             .timeout(option.hard_ttl())
-            .header(header::CONTENT_TYPE, OCTET_STREAM)
-            .body(body)
-            .send()
-            .await;
+            .header(header::CONTENT_TYPE, OCTET_STREAM);
+        if let Some(a) = &self.authorization {
+            out = out.header(header::AUTHORIZATION, a.as_ref());
+        }
+        let sent = out.body(body).send().await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Err(RPCError::Unreachable(Unreachable::new(&e))),
@@ -212,8 +226,9 @@ struct RpcState {
 
 /// The server side: `POST /raft/{append,vote,snapshot}` on the raft listener, with the limits in
 /// the module docs. A snapshot receive starts its watchdog with `tokio::spawn`, so the router is
-/// served inside a tokio runtime (as axum always is).
-pub fn router(raft: Raft) -> Router {
+/// served inside a tokio runtime (as axum always is). With `secret`, a request without the node
+/// credential is answered 401 before its body is read.
+pub fn router(raft: Raft, secret: Option<ClusterSecret>) -> Router {
     let limits = BodyLimits::from_config(raft.config());
     let snapshots = SnapshotReceiver::new(snapshot::stall_after(raft.config()));
     // Load shedding in front of the concurrency limit: a request beyond the limit fails at once
@@ -224,12 +239,25 @@ pub fn router(raft: Raft) -> Router {
         }))
         .load_shed()
         .concurrency_limit(RPCS_CONCURRENT_MAX);
-    Router::new()
+    let routes = Router::new()
         .route("/raft/append", post(append).layer(DefaultBodyLimit::max(limits.append)))
         .route("/raft/vote", post(vote).layer(DefaultBodyLimit::max(limits.vote)))
-        .route("/raft/snapshot", post(snapshot).layer(DefaultBodyLimit::max(limits.snapshot)))
-        .layer(shed)
-        .with_state(RpcState { raft, snapshots })
+        .route("/raft/snapshot", post(snapshot).layer(DefaultBodyLimit::max(limits.snapshot)));
+    let routes = match secret {
+        Some(secret) => routes.route_layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let ok = secret.accepts_header(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()));
+            async move {
+                if ok {
+                    next.run(req).await
+                } else {
+                    (StatusCode::UNAUTHORIZED, "raft rpc refused: no valid cluster credential (the nodes' --cluster-secret-file must match)")
+                        .into_response()
+                }
+            }
+        })),
+        None => routes,
+    };
+    routes.layer(shed).with_state(RpcState { raft, snapshots })
 }
 
 fn reply<T: Serialize>(value: &T) -> Response {

@@ -77,9 +77,18 @@ fn node_to_node(purpose: &'static str) -> Result<reqwest::Client, BuildError> {
     build(purpose, b)
 }
 
-/// An agent's client for the node APIs (registration, reports).
-pub fn agent_cluster() -> Result<reqwest::Client, BuildError> {
+/// An agent's client for the node APIs (registration, reports). With auth on, every request
+/// carries `authorization` (`Bearer` and the agent's token, marked sensitive so it is never
+/// printed): this client only ever calls the agent's own cluster URLs (reports go there too,
+/// never to an address a request named).
+pub fn agent_cluster(authorization: Option<reqwest::header::HeaderValue>) -> Result<reqwest::Client, BuildError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(mut value) = authorization {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let b = reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .redirect(Policy::none())
         .timeout(Duration::from_secs(10))

@@ -13,6 +13,7 @@
 //! | [`executions`] | execution records, their indexes and the per-task runtime record |
 //! | [`registry`], [`balance`] | executors, bindings and loads; the five balance strategies |
 //! | [`stats`], [`retention`] | hourly rollups; purging old records |
+//! | [`tokens`], [`audit`] | API tokens (hashes only); who changed what |
 //!
 //! Calls go one way: a module never calls back into the module that called it. A scheduled fire
 //! reads `apply_command` → [`fire`] → [`run`] (admit, then the first attempt); the executor's
@@ -37,6 +38,7 @@ use crate::model::TaskStatus;
 use crate::txn::WriteSet;
 use crate::TypeConfig;
 
+mod audit;
 mod balance;
 mod dedupe;
 mod dispatch;
@@ -48,8 +50,10 @@ mod retention;
 mod run;
 mod stats;
 mod tasks;
+mod tokens;
 mod view;
 
+pub use audit::{AuditEntry, StoredAudit, ANONYMOUS, AUDIT_LEN_MAX};
 pub use dedupe::{StoredAnswer, StoredDedupe, DEDUPE_LEN_MAX, DEDUPE_TEXT_BYTES_MAX, DEDUPE_TTL_MS};
 pub use executions::{truncate_tail, ExecutionPage, ExecutionV1, StoredExecution, TaskRuntime, REPORT_BYTES_MAX};
 pub use fire::MISFIRE_THRESHOLD_MS;
@@ -58,6 +62,7 @@ pub use retention::PURGE_PER_ENTRY_MAX;
 pub use run::{end_run, retry_backoff_ms, ATTEMPTS_MAX, RETRY_BACKOFF_MS_BASE, SEQUENTIAL_QUEUE_MAX};
 pub use stats::{TaskStats, WindowStats, ON_TIME_MS};
 pub use tasks::{StoredTask, TaskPage, TASKS_MAX};
+pub use tokens::{StoredToken, TOKENS_MAX, TOKEN_NAME_LEN_MAX, TOKEN_SCOPE_ITEMS_MAX};
 pub use view::{StateDigest, StateView};
 
 /// How apply behaves, beyond the entries: set once when the store opens
@@ -174,6 +179,17 @@ fn apply_command(
         Command::StopExecution { id, requested_by } => return dispatch::apply_stop(ws, at, *id, requested_by),
         Command::SetHealth(changes) => return registry::set_health(ws, changes),
         Command::Purge(order) => return retention::apply_purge(ws, at, order),
+        Command::Attributed { by, command } => {
+            // One level only: no proposer wraps an attributed command again.
+            if matches!(**command, Command::Attributed { .. } | Command::Batch(_)) {
+                return Ok(Response::Empty);
+            }
+            let response = apply_command(ws, at, command, options)?;
+            audit::record(ws, at, by, command, &response)?;
+            return Ok(response);
+        }
+        Command::CreateToken { spec, created_by } => return tokens::create(ws, at, spec, created_by),
+        Command::RevokeToken { name } => return tokens::revoke(ws, name),
     };
     Ok(match outcome {
         Ok(task) => Response::Task(task),

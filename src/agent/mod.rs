@@ -24,6 +24,7 @@ mod report;
 mod run;
 mod runs;
 mod server;
+mod signing;
 mod tail;
 
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ use register::Registration;
 use report::Reporter;
 use runs::Runs;
 use server::Shared;
+use signing::Signing;
 
 /// Where `cronraft agent` listens by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7390";
@@ -76,6 +78,11 @@ pub struct AgentConfig {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// The listener's limits (default [`ListenerLimits::AGENT`]).
     pub limits: ListenerLimits,
+    /// The token sent with registrations and reports when the cluster has auth on (an
+    /// `executor` token; the embedded agent uses its node's credential). With a token, reports go
+    /// only to `cluster`, never to the `callback_urls` an execute request names, so the token
+    /// cannot be sent anywhere else.
+    pub token: Option<String>,
 }
 
 impl AgentConfig {
@@ -91,6 +98,7 @@ impl AgentConfig {
             capacity: DEFAULT_CAPACITY,
             metadata: serde_json::Map::new(),
             limits: ListenerLimits::AGENT,
+            token: None,
         }
     }
 }
@@ -142,10 +150,24 @@ impl Agent {
             id => id.to_string(),
         };
 
-        let cluster_client = outbound::agent_cluster()?;
+        let authorization = match &config.token {
+            Some(t) => Some(
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.trim()))
+                    .map_err(|_| AgentError::Config("the token has characters a header cannot carry".into()))?,
+            ),
+            None => None,
+        };
+        let report_to = config.token.is_some().then(|| cluster.clone());
+        let cluster_client = outbound::agent_cluster(authorization)?;
         let jobs_client = outbound::agent_jobs()?;
-        let reporter = Arc::new(Reporter::new(cluster_client.clone()));
-        let shared = Arc::new(Shared { runs: Runs::new(config.capacity), reporter: reporter.clone(), jobs_client });
+        let reporter = Arc::new(Reporter::new(cluster_client.clone(), report_to));
+        let signing = Arc::new(Signing::new(config.token.is_some()));
+        let shared = Arc::new(Shared {
+            runs: Runs::new(config.capacity),
+            reporter: reporter.clone(),
+            jobs_client,
+            signing: signing.clone(),
+        });
 
         let (stop, signal) = watch::channel(false);
         let (stop_reports, reports_signal) = watch::channel(false);
@@ -153,7 +175,7 @@ impl Agent {
         let reporter = tokio::spawn(reporter.run(reports_signal));
 
         let body = register_request(&config, &instance_id, &base_url);
-        let registration = Registration { cluster, body, client: cluster_client };
+        let registration = Registration { cluster, body, client: cluster_client, signing };
         let registered = match tokio::time::timeout(register::FIRST_TRY_MAX, registration.try_once()).await {
             Ok(Ok(node)) => {
                 tracing::info!(%node, %instance_id, "registered with the cluster");

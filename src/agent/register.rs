@@ -9,12 +9,19 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use cronraft_api::protocol::RegisterRequest;
+use cronraft_api::types::RegisteredView;
 use tokio::sync::watch;
 
-use cronraft_raft::outbound::{read_text_capped, ERROR_TEXT_BYTES_MAX};
+use cronraft_raft::outbound::{read_body_capped, read_text_capped, ERROR_TEXT_BYTES_MAX};
 
 use super::error_chain;
+use super::signing::Signing;
+
+/// Largest registration answer read (the instance and its task ids).
+const ANSWER_BYTES_MAX: usize = 1024 * 1024;
 
 /// How often a registered agent registers again.
 pub const REREGISTER_EVERY: Duration = Duration::from_secs(30);
@@ -30,6 +37,8 @@ pub struct Registration {
     pub cluster: Vec<String>,
     pub body: RegisterRequest,
     pub client: reqwest::Client,
+    /// Gets the signing key from each successful registration's answer.
+    pub signing: Arc<Signing>,
 }
 
 impl Registration {
@@ -40,7 +49,14 @@ impl Registration {
         for node in &self.cluster {
             let url = format!("{node}/api/v1/executors/register");
             match self.client.post(&url).json(&self.body).send().await {
-                Ok(resp) if resp.status().is_success() => return Ok(node.clone()),
+                Ok(resp) if resp.status().is_success() => {
+                    let answer = read_body_capped(resp, ANSWER_BYTES_MAX).await.ok();
+                    let view = answer.and_then(|b| serde_json::from_slice::<RegisteredView>(&b).ok());
+                    if let Some(key) = view.and_then(|v| v.signing_key) {
+                        self.signing.set_key(&key);
+                    }
+                    return Ok(node.clone());
+                }
                 Ok(resp) => {
                     let status = resp.status();
                     last = format!("{url}: HTTP {status}: {}", read_text_capped(resp, ERROR_TEXT_BYTES_MAX).await);

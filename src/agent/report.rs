@@ -7,6 +7,9 @@
 //! normally costs no forwarding hop; any node takes a callback (followers forward it), so the
 //! first 2xx ends the delivery.
 //!
+//! An agent with a token (auth on) sends to its own `--cluster` URLs instead of a run's
+//! `callback_urls`: its token must never go to an address a request named.
+//!
 //! Every try carries `Idempotency-Key: cb-{execution_id}-{attempt}`: a try whose answer was lost
 //! may still have been recorded, and the cluster drops the repeat instead of recording it twice.
 //! A 4xx that says the report can never be taken (unknown execution, wrong token, already
@@ -55,6 +58,8 @@ pub struct Reporter {
     /// One permit per submit, so the worker never misses a report put in while it was busy.
     ready: Notify,
     client: reqwest::Client,
+    /// With a token: the agent's own cluster URLs, used instead of each run's `callback_urls`.
+    report_to: Option<Vec<String>>,
 }
 
 /// What one try came to.
@@ -66,8 +71,8 @@ enum Try {
 }
 
 impl Reporter {
-    pub fn new(client: reqwest::Client) -> Self {
-        Reporter { queue: Mutex::new(VecDeque::new()), ready: Notify::new(), client }
+    pub fn new(client: reqwest::Client, report_to: Option<Vec<String>>) -> Self {
+        Reporter { queue: Mutex::new(VecDeque::new()), ready: Notify::new(), client, report_to }
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Report>> {
@@ -133,7 +138,7 @@ impl Reporter {
     /// Delivers one report: every URL in turn, backing off after each full round.
     async fn deliver(self: Arc<Self>, report: Report) {
         let (id, attempt) = (report.execution_id, report.body.attempt);
-        let urls = &report.callback_urls;
+        let urls = self.report_to.as_ref().unwrap_or(&report.callback_urls);
         if urls.is_empty() {
             tracing::error!(execution_id = id, attempt, "report dropped: the execute request had no callback_urls");
             return;

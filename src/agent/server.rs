@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cronraft_api::error::{ApiError, ErrorCode};
@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::report::{Report, Reporter};
 use super::runs::{Admission, Runs};
+use super::signing::Signing;
 
 /// Largest request body: an execute request carries the task's parameters (at most 64 KiB in the
 /// cluster) plus a little; 1 MiB leaves room without letting a client tie up memory.
@@ -33,6 +34,8 @@ pub struct Shared {
     /// The client for `http` jobs (proxies from the environment apply; no overall timeout, the
     /// task's own timeout governs).
     pub jobs_client: reqwest::Client,
+    /// Whether `/execute` and `/stop` must be signed, and the key to check them with.
+    pub signing: Arc<Signing>,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -48,9 +51,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
 /// Admits the attempt (or says why not) and runs it in the background.
 async fn execute(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let req: ExecuteRequest = parse(body)?;
+    let req: ExecuteRequest = parse_signed(&shared, "/execute", &headers, body)?;
     if req.callback_urls.is_empty() {
         return Err(ApiError::new(ErrorCode::InvalidBody, "callback_urls must list at least one node API URL"));
     }
@@ -79,8 +83,12 @@ async fn execute(
 }
 
 /// Signals the matching run(s) to stop; the run reports `cancelled` itself once it is down.
-async fn stop(State(shared): State<Arc<Shared>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
-    let req: StopRequest = parse(body)?;
+async fn stop(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req: StopRequest = parse_signed(&shared, "/stop", &headers, body)?;
     let stopped = shared.runs.stop(req.execution_id, req.attempt, &req.reason);
     tracing::info!(execution_id = req.execution_id, attempt = req.attempt, reason = %req.reason, stopped, "stop");
     Ok(Json(json!({ "stopped": stopped })))
@@ -108,13 +116,20 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "the agent serves POST /execute, POST /stop and GET /health")
 }
 
-/// A JSON body, whatever the `Content-Type`; too large → 413, anything else wrong → 400.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+/// A JSON body, whatever the `Content-Type`, after its signature is checked (when required): too
+/// large → 413, unsigned or badly signed → 401, anything else wrong → 400.
+fn parse_signed<T: DeserializeOwned>(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(ErrorCode::BodyTooLarge, format!("request bodies are limited to {BODY_BYTES_MAX} bytes"))
         }
         _ => ApiError::new(ErrorCode::InvalidBody, r.body_text()),
     })?;
+    shared.signing.check(path, headers, &bytes)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("invalid JSON body: {e}")))
 }

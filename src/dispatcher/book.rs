@@ -37,6 +37,8 @@ impl Clock {
 pub struct Running {
     pub attempt: u32,
     pub executor_id: u64,
+    /// The instance's id: with auth on, its signing key is derived from it.
+    pub instance_id: String,
     pub base_url: String,
     /// When the attempt times out (book clock, ms).
     pub deadline_ms: i64,
@@ -47,6 +49,7 @@ pub struct Running {
 /// An executor to tell to stop a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopOrder {
+    pub instance_id: String,
     pub base_url: String,
     pub execution_id: u64,
     pub attempt: u32,
@@ -102,6 +105,7 @@ impl Book {
                 };
                 if let Some(reason) = reason {
                     self.stops.push(StopOrder {
+                        instance_id: old.instance_id,
                         base_url: old.base_url,
                         execution_id: id,
                         attempt: old.attempt,
@@ -140,6 +144,7 @@ impl Book {
                 let r = Running {
                     attempt: a.number,
                     executor_id: a.executor_id,
+                    instance_id: a.instance_id.clone(),
                     base_url: a.base_url.clone(),
                     deadline_ms,
                     sent: false,

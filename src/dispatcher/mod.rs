@@ -57,6 +57,8 @@ pub struct Dispatcher {
     pub raft: Raft,
     pub sm: StateMachineStore,
     pub settings: ExecutorSettings,
+    /// With auth on: requests to executors are signed with keys derived from it.
+    pub secret: Option<cronraft_raft::cluster_secret::ClusterSecret>,
 }
 
 /// Something a background task tells the term loop.
@@ -72,7 +74,7 @@ enum Note {
 impl Dispatcher {
     /// Runs until `stop` turns true, dispatching whenever this node leads.
     pub async fn run(self, stop: watch::Receiver<bool>) {
-        let sender = match Sender::new(&self.settings) {
+        let sender = match Sender::new(&self.settings, self.secret.clone()) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(error = %e, "dispatcher cannot build its HTTP client");

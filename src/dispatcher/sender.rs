@@ -4,13 +4,19 @@
 //! the `[executors]` address policy. A send reports only what the leader must act on: nothing
 //! for a 2xx, `Unreachable` when no connection could be made or the address is refused (the
 //! instance is ejected), `Refused` for any other failure (an error status, a reply slower than
-//! `dispatch_timeout_ms`). Answers' bodies are read with a cap and never recorded. A refused attempt may still run on the executor; the
-//! retry it leads to is a new attempt, which is what at-least-once means.
+//! `dispatch_timeout_ms`). Answers' bodies are read with a cap and never recorded. A refused
+//! attempt may still run on the executor; the retry it leads to is a new attempt, which is what
+//! at-least-once means.
+//!
+//! With auth on, both requests are signed with the instance's key (`cronraft_api::signature`):
+//! the body is serialized once, and the signature covers those exact bytes.
 
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use cronraft_api::protocol::{ExecuteRequest, StopRequest};
+use cronraft_api::signature;
+use cronraft_raft::cluster_secret::ClusterSecret;
 use cronraft_raft::command::{AttemptEnd, AttemptEndKind};
 use cronraft_raft::model::{Execution, Task};
 
@@ -21,28 +27,50 @@ use crate::config::ExecutorSettings;
 
 pub struct Sender {
     client: ExecutorClient,
+    /// With auth on: the cluster secret, which every instance's signing key derives from.
+    secret: Option<ClusterSecret>,
 }
 
 impl Sender {
-    pub fn new(settings: &ExecutorSettings) -> Result<Sender, outbound::BuildError> {
+    pub fn new(settings: &ExecutorSettings, secret: Option<ClusterSecret>) -> Result<Sender, outbound::BuildError> {
         let timeout = Duration::from_millis(settings.dispatch_timeout_ms);
         // As many idle connections as sends in flight: a burst above the pool size would open
         // (and then close) a connection per send.
         let client = outbound::executors(settings.address_policy(), timeout, super::SENDS_INFLIGHT_MAX)?;
-        Ok(Sender { client })
+        Ok(Sender { client, secret })
+    }
+
+    /// A POST of `body` (JSON) to `target` (`path` on the instance), signed when auth is on.
+    fn post(&self, target: reqwest::Url, path: &str, instance_id: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut out = self.client.client.post(target).header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(secret) = &self.secret {
+            let key = secret.executor_key(instance_id);
+            let (ts, sig) = signature::sign(&key, path, crate::clock::now_ms(), &body);
+            out = out.header(signature::TIMESTAMP_HEADER, ts).header(signature::SIGNATURE_HEADER, sig);
+        }
+        out.body(body)
     }
 
     /// Sends one attempt; returns the failure to propose, if any. The error text recorded is
     /// ours (status code and reason, or why no connection was made), never the executor's body.
-    pub async fn execute(&self, running: &Running, request: ExecuteRequest, term: u64) -> Option<AttemptEnd> {
+    pub async fn execute(&self, running: &Running, mut request: ExecuteRequest, term: u64) -> Option<AttemptEnd> {
         let url = format!("{}/execute", running.base_url.trim_end_matches('/'));
+        if let Some(secret) = &self.secret {
+            // The executor gets a token only the nodes can compute, not the replicated one.
+            request.callback_token =
+                secret.callback_token(request.execution_id, request.attempt, &request.callback_token);
+        }
         let (id, attempt) = (request.execution_id, request.attempt);
         let end = |kind, error: String| Some(AttemptEnd { execution_id: id, attempt, kind, error });
         let target = match self.client.target(&url) {
             Ok(t) => t,
             Err(e) => return end(AttemptEndKind::Unreachable, format!("not calling {url}: {e}")),
         };
-        match self.client.client.post(target).json(&request).send().await {
+        let body = match serde_json::to_vec(&request) {
+            Ok(b) => b,
+            Err(e) => return end(AttemptEndKind::Refused, format!("cannot encode the request: {e}")),
+        };
+        match self.post(target, "/execute", &running.instance_id, body).send().await {
             Ok(resp) if resp.status().is_success() => {
                 // Read (capped) so the connection goes back to the pool.
                 let _ = read_body_capped(resp, EXECUTOR_BODY_BYTES_MAX).await;
@@ -71,7 +99,8 @@ impl Sender {
         };
         let body =
             StopRequest { execution_id: order.execution_id, attempt: order.attempt, reason: order.reason.into() };
-        match self.client.client.post(target).json(&body).send().await {
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        match self.post(target, "/stop", &order.instance_id, body).send().await {
             Ok(resp) if resp.status().is_success() => {
                 let _ = read_body_capped(resp, EXECUTOR_BODY_BYTES_MAX).await;
                 tracing::debug!(execution = order.execution_id, reason = order.reason, "stop sent")

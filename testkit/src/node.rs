@@ -42,6 +42,8 @@ pub struct Launch {
     pub log_name: String,
     /// How long a node may take to print its `listening` line.
     pub listen_limit: Duration,
+    /// More `serve` flags (`--insecure`, `--cluster-secret-file F`).
+    pub args: Vec<OsString>,
 }
 
 impl Launch {
@@ -57,6 +59,7 @@ impl Launch {
             log_filter: "info,openraft=warn".into(),
             log_name: "stderr.log".into(),
             listen_limit: Duration::from_secs(30),
+            args: Vec::new(),
         }
     }
 
@@ -82,6 +85,7 @@ impl Launch {
         if let Some(j) = join {
             cmd.args(["--join", j]);
         }
+        cmd.args(&self.args);
         for k in &self.env_remove {
             cmd.env_remove(k);
         }

@@ -8,6 +8,7 @@
 
 mod agent;
 mod api;
+mod auth;
 mod chaos;
 mod cli;
 mod cluster;

@@ -78,6 +78,10 @@ error_codes! {
     TooManyTasks = ("too_many_tasks", UNPROCESSABLE_ENTITY, "a registration names more than 100 tasks"),
     ResultTooLarge = ("result_too_large", UNPROCESSABLE_ENTITY, "a callback's `result` over 65,536 bytes"),
     IdempotencyKeyReused = ("idempotency_key_reused", UNPROCESSABLE_ENTITY, "the key was used for a different request"),
+    // 401, 403: who is asking (issue 17).
+    Unauthenticated = ("unauthenticated", UNAUTHORIZED, "auth is on and the request has no `Authorization: Bearer` token, or an unknown or revoked one"),
+    Forbidden = ("forbidden", FORBIDDEN, "the token's role does not allow this endpoint (the message names the role it needs)"),
+    OutOfScope = ("out_of_scope", FORBIDDEN, "the token is limited to executor groups or task name prefixes, and this task or group is outside them"),
     // 403, 404, 405, 409, 413, 414, 415: the current state or the endpoint refuses it.
     InvalidCallbackToken = ("invalid_callback_token", FORBIDDEN, "the callback token does not match the execution's current attempt"),
     NotFound = ("not_found", NOT_FOUND, "no such endpoint"),
@@ -85,6 +89,7 @@ error_codes! {
     NodeNotFound = ("node_not_found", NOT_FOUND, "not a member (for promote: not a learner)"),
     ExecutionNotFound = ("execution_not_found", NOT_FOUND, "no such execution id"),
     ExecutorNotFound = ("executor_not_found", NOT_FOUND, "no such executor id or `instance_id`"),
+    TokenNotFound = ("token_not_found", NOT_FOUND, "no token has this name"),
     MethodNotAllowed = ("method_not_allowed", METHOD_NOT_ALLOWED, "the endpoint exists, the method does not"),
     ExecutionFinished = ("execution_finished", CONFLICT, "the execution already ended: it cannot be stopped or reported on"),
     StaleAttempt = ("stale_attempt", CONFLICT, "a callback about an attempt that is not the execution's current running one"),
@@ -98,6 +103,8 @@ error_codes! {
     LastVoter = ("last_voter", CONFLICT, "removing it would leave no voter"),
     AddressTaken = ("address_taken", CONFLICT, "another member already has this `http_addr` or `raft_addr`"),
     NodeIdTaken = ("node_id_taken", CONFLICT, "the id is a member at other addresses"),
+    TokenNameTaken = ("token_name_taken", CONFLICT, "a token with this name exists (or this request created it before: its secret was shown once)"),
+    TokenLimitReached = ("token_limit_reached", CONFLICT, "10,000 tokens already; revoke unused ones"),
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE, "body over 1 MiB"),
     UriTooLong = ("uri_too_long", URI_TOO_LONG, "the request target (path and query) is over 8,192 bytes"),
     UnsupportedMediaType = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "`Content-Type` present and not JSON"),

@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use cronraft_raft::command::AttemptReport;
 use cronraft_raft::model::ExecutionStatus;
@@ -18,6 +19,7 @@ use cronraft_raft::state::truncate_tail;
 use cronraft_raft::Command;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::Caller;
 use crate::context::Ctx;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, ApiPath, JsonBody};
@@ -48,6 +50,7 @@ async fn write_execution(ctx: &Ctx, headers: &HeaderMap, command: Command) -> Re
     responses((status = 200, description = "The execution", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn stop(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -55,7 +58,10 @@ async fn stop(
     let id = execution_id(&raw)?;
     let input: StopInput =
         if body.iter().all(u8::is_ascii_whitespace) { StopInput::default() } else { parse_json(&body)? };
-    let requested_by = requested_by(input.requested_by)?;
+    let requested_by = requested_by(&caller, input.requested_by)?;
+    if let Some(e) = ctx.sm.view().execution(id)? {
+        crate::routes::tasks::check_scope(&ctx, &caller, e.task_id)?;
+    }
     write_execution(&ctx, &headers, Command::StopExecution { id, requested_by }).await
 }
 
@@ -104,6 +110,35 @@ fn parse_callback(headers: &HeaderMap, mut body: serde_json::Value) -> Result<Ca
     Ok(req)
 }
 
+/// With auth on, executors hold a token derived from the replicated one with a key only nodes
+/// know (`ClusterSecret::callback_token`): this checks it in constant time here (on the leader:
+/// callbacks are writes) and hands apply the replicated token it compares with. An attempt this
+/// node does not know yet (a new leader still applying its log) is looked for again after a read
+/// barrier; one it still does not know is left to apply, which refuses it.
+async fn replicated_token(ctx: &Ctx, execution_id: u64, attempt: u32, presented: String) -> Result<String, ApiError> {
+    let Some(secret) = &ctx.cluster_secret else { return Ok(presented) };
+    let find = || -> Result<Option<String>, ApiError> {
+        Ok(ctx
+            .sm
+            .view()
+            .execution(execution_id)?
+            .and_then(|e| e.attempts.iter().find(|a| a.number == attempt).map(|a| a.callback_token.clone())))
+    };
+    let mut stored = find()?;
+    if stored.is_none() {
+        ctx.read_barrier(crate::context::Consistency::Linearizable).await?;
+        stored = find()?;
+    }
+    match stored {
+        Some(stored) if secret.callback_matches(execution_id, attempt, &stored, &presented) => Ok(stored),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::InvalidCallbackToken,
+            "the callback token does not match the execution's attempt",
+        )),
+        None => Ok(presented),
+    }
+}
+
 #[utoipa::path(post, path = "/executions/{id}/callback", tag = "executions", params(("id" = u64, Path, description = "an execution id"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once"),
         ("X-Callback-Token" = Option<String>, Header, description = "the callback token, when the body has none")),
     request_body = CallbackRequest,
@@ -121,10 +156,11 @@ async fn callback(
         let msg = format!("`result` is {} bytes as JSON; at most {RESULT_BYTES_MAX}", r.len());
         return Err(ApiError::new(ErrorCode::ResultTooLarge, msg));
     }
+    let callback_token = replicated_token(&ctx, execution_id, req.attempt, req.callback_token).await?;
     let report = AttemptReport {
         execution_id,
         attempt: req.attempt,
-        callback_token: req.callback_token,
+        callback_token,
         status: status_of(req.status),
         result,
         logs: req.logs.map(|l| truncate_tail(&l, LOGS_BYTES_MAX)),

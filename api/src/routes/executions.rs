@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use cronraft_raft::model::{ExecutionStatus, ExecutorStatus, TaskStatus};
 use cronraft_raft::Command;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::Caller;
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, ApiPath, ApiQuery};
@@ -26,8 +28,12 @@ pub fn router() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(read)).routes(routes!(trigger)).routes(routes!(status))
 }
 
-/// Who asks for a trigger or a stop (default `api`).
-pub fn requested_by(raw: Option<String>) -> Result<String, ApiError> {
+/// Who asks for a trigger or a stop: with auth on, the caller's token name (a name in the body
+/// is ignored: it would be a claim); with auth off, the body's `requested_by` (default `api`).
+pub fn requested_by(caller: &Caller, raw: Option<String>) -> Result<String, ApiError> {
+    if !matches!(caller, Caller::Anonymous) {
+        return Ok(caller.name().to_string());
+    }
     let requested_by = raw.unwrap_or_else(|| "api".into());
     if requested_by.chars().count() > REQUESTED_BY_LEN_MAX || requested_by.chars().any(char::is_control) {
         let msg = format!("`requested_by` must be at most {REQUESTED_BY_LEN_MAX} characters, no control characters");
@@ -106,6 +112,7 @@ async fn read(
     responses((status = 201, description = "The execution created", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn trigger(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -122,8 +129,9 @@ async fn trigger(
     if parameters.as_ref().map(|p| p.len() > cronraft_raft::spec::PARAMETERS_BYTES_MAX).unwrap_or(false) {
         return Err(ApiError::new(ErrorCode::ParametersTooLarge, "`parameters` is too large"));
     }
-    let requested_by = requested_by(input.requested_by)?;
+    let requested_by = requested_by(&caller, input.requested_by)?;
     let id = resolve(&ctx, &raw)?;
+    crate::routes::tasks::check_scope(&ctx, &caller, id)?;
     let command = Command::TriggerTask { id, parameters, requested_by };
     let (e, log_index) = propose_expect(&ctx, &headers, command, "an execution", handler::execution).await?;
     Ok(with_log_index(StatusCode::CREATED, Json(execution_view(&e)), log_index))

@@ -9,13 +9,16 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
+use cronraft_raft::command::TaskUpsert;
 use cronraft_raft::model::{Executor, ExecutorStatus};
 use cronraft_raft::Command;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::Caller;
 use crate::context::{Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
@@ -58,6 +61,7 @@ const REGISTER_REQUIRED: [&str; 3] = ["name", "instance_id", "base_url"];
 #[allow(clippy::result_large_err)] // the picker gives apply's answer back (see `handler`)
 async fn register(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
@@ -70,7 +74,10 @@ async fn register(
     let input: RegisterRequest =
         serde_json::from_value(body).map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()))?;
     let spec = executor_spec(&input)?;
+    caller.check_group(&spec.name)?;
+    check_instance(&ctx, &caller, &spec.instance_id, &spec.name)?;
     let tasks = task_upserts(&spec.name, &input.tasks, |name| Ok(ctx.sm.view().task_by_name(name)?.map(|t| t.spec)))?;
+    check_upserts(&ctx, &caller, &spec.name, &tasks)?;
     let command = Command::RegisterExecutor { spec, tasks };
     let registered = |resp| match resp {
         cronraft_raft::Response::Registered { executor, task_ids } => Ok((executor, task_ids)),
@@ -78,8 +85,46 @@ async fn register(
     };
     let ((executor, task_ids), log_index) =
         propose_expect(&ctx, &headers, command, "a registration", registered).await?;
-    let body = Json(RegisteredView { executor: view(&ctx, &executor)?, task_ids });
+    let signing_key = ctx
+        .cluster_secret
+        .as_ref()
+        .map(|s| blake3::Hash::from(s.executor_key(&executor.spec.instance_id)).to_hex().to_string());
+    let body = Json(RegisteredView { executor: view(&ctx, &executor)?, task_ids, signing_key });
     Ok(with_log_index(StatusCode::OK, body, log_index))
+}
+
+/// A registration is an upsert by `instance_id`: a token limited to some groups, or an `executor`
+/// token, may not take over an instance registered in another group (it would get that
+/// instance's signing key and its runs).
+fn check_instance(ctx: &Ctx, caller: &Caller, instance_id: &str, group: &str) -> Result<(), ApiError> {
+    if !caller.is_executor() && !caller.is_scoped() {
+        return Ok(());
+    }
+    match ctx.sm.view().executor_by_instance(instance_id)? {
+        Some(e) if e.spec.name != group => Err(ApiError::new(
+            ErrorCode::OutOfScope,
+            format!("instance {instance_id:?} is registered in group {:?}; this token cannot move it", e.spec.name),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A registration upserts tasks into the registering group: an `executor` token may not take over
+/// a task of another group that way, and a scoped token only upserts tasks in its scope.
+fn check_upserts(ctx: &Ctx, caller: &Caller, group: &str, tasks: &[TaskUpsert]) -> Result<(), ApiError> {
+    for t in tasks {
+        caller.check_task(&t.create.name, group)?;
+        if let (true, Some(current)) = (caller.is_executor(), ctx.sm.view().task_by_name(&t.create.name)?) {
+            if current.spec.executor != group {
+                let msg = format!(
+                    "task {:?} belongs to group {:?}; an executor token registers tasks of its own group ({group:?}) only",
+                    t.create.name, current.spec.executor
+                );
+                return Err(ApiError::new(ErrorCode::OutOfScope, msg));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Proposes an executor write and answers with the executor.

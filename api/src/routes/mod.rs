@@ -7,3 +7,4 @@ pub mod executors;
 pub mod ops;
 pub mod stats;
 pub mod tasks;
+pub mod tokens;

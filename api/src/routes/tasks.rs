@@ -7,6 +7,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use axum::Json;
 use cronraft_raft::model::TaskStatus;
 use cronraft_raft::Command;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::auth::Caller;
 use crate::context::{now_ms, Consistency, Ctx};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
@@ -50,7 +52,17 @@ struct ListQuery {
 /// Proposes `command` and answers with the resulting task.
 async fn write_task(ctx: &Ctx, headers: &HeaderMap, command: Command, ok: StatusCode) -> Result<Response, ApiError> {
     let (task, log_index) = propose_expect(ctx, headers, command, "a task", handler::task).await?;
-    Ok(with_log_index(ok, Json(task_view(&task, now_ms())), log_index))
+    let by = ctx.sm.view().task_author(task.id)?;
+    Ok(with_log_index(ok, Json(task_view(&task, now_ms(), by)), log_index))
+}
+
+/// Refuses a task outside the caller's scope (a team's token); an unknown id is left to apply,
+/// which answers `task_not_found`.
+pub fn check_scope(ctx: &Ctx, caller: &Caller, id: u64) -> Result<(), ApiError> {
+    if let Some(task) = ctx.sm.view().task(id)? {
+        caller.check_task(&task.spec.name, &task.spec.executor)?;
+    }
+    Ok(())
 }
 
 /// A path segment names a task by id (all digits) or by name.
@@ -68,10 +80,12 @@ pub fn resolve(ctx: &Ctx, raw: &str) -> Result<u64, ApiError> {
     responses((status = 201, description = "The task created", body = TaskView), crate::openapi::ErrorResponses))]
 async fn create(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<TaskInput>,
 ) -> Result<Response, ApiError> {
     let spec = new_spec(input)?;
+    caller.check_task(&spec.name, &spec.executor)?;
     write_task(&ctx, &headers, Command::CreateTask { spec }, StatusCode::CREATED).await
 }
 
@@ -79,6 +93,7 @@ async fn create(
     responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn update(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<TaskInput>,
@@ -86,9 +101,13 @@ async fn update(
     let (patch, expected_version) = patch(input)?;
     let id = resolve(&ctx, &raw)?;
     // Fail fast on a patch that would make the spec invalid, before it takes a log entry
-    // (apply checks again against the state it applies to).
+    // (apply checks again against the state it applies to). A scoped token must hold the task
+    // both as it is and as it would become (no renaming it out of another team's reach).
     if let Some(current) = ctx.sm.view().task(id)? {
-        cronraft_raft::spec::check_spec(&patch.merged_into(&current.spec))?;
+        caller.check_task(&current.spec.name, &current.spec.executor)?;
+        let merged = patch.merged_into(&current.spec);
+        caller.check_task(&merged.name, &merged.executor)?;
+        cronraft_raft::spec::check_spec(&merged)?;
     }
     write_task(&ctx, &headers, Command::UpdateTask { id, patch, expected_version }, StatusCode::OK).await
 }
@@ -97,10 +116,12 @@ async fn update(
     responses((status = 200, description = "The task, now deleted", body = TaskView), crate::openapi::ErrorResponses))]
 async fn delete(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = resolve(&ctx, &raw)?;
+    check_scope(&ctx, &caller, id)?;
     write_task(&ctx, &headers, Command::DeleteTask { id }, StatusCode::OK).await
 }
 
@@ -108,10 +129,12 @@ async fn delete(
     responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn pause(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = resolve(&ctx, &raw)?;
+    check_scope(&ctx, &caller, id)?;
     write_task(&ctx, &headers, Command::PauseTask { id }, StatusCode::OK).await
 }
 
@@ -119,10 +142,12 @@ async fn pause(
     responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn resume(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = resolve(&ctx, &raw)?;
+    check_scope(&ctx, &caller, id)?;
     write_task(&ctx, &headers, Command::ResumeTask { id }, StatusCode::OK).await
 }
 
@@ -136,7 +161,7 @@ async fn read(
     ctx.read_barrier(q.consistency).await?;
     let id = resolve(&ctx, &raw)?;
     match ctx.sm.view().task(id)? {
-        Some(task) => Ok(Json(task_view(&task, now_ms()))),
+        Some(task) => Ok(Json(task_view(&task, now_ms(), ctx.sm.view().task_author(id)?))),
         None => Err(ApiError::new(ErrorCode::TaskNotFound, format!("task {id} does not exist"))),
     }
 }
@@ -158,6 +183,8 @@ async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Resul
     ctx.read_barrier(q.consistency).await?;
     let found = ctx.sm.view().list_tasks(status, page, page_size)?;
     let now = now_ms();
-    let items = found.items.iter().map(|t| task_view(t, now)).collect();
+    let view = ctx.sm.view();
+    let items =
+        found.items.iter().map(|t| Ok(task_view(t, now, view.task_author(t.id)?))).collect::<Result<_, ApiError>>()?;
     Ok(Json(Page { items, total: found.total, page, page_size }))
 }

@@ -46,6 +46,10 @@ pub struct ExecutorView {
 pub struct RegisteredView {
     pub executor: ExecutorView,
     pub task_ids: Vec<u64>,
+    /// With auth on: the key (hex) the cluster signs this instance's `/execute` and `/stop`
+    /// with; the instance refuses requests not signed with it. Absent with auth off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
 }
 
 /// Body of `PUT /executors/{id}/status`.

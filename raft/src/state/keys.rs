@@ -28,6 +28,10 @@
 //! | `l/a/` | executor id | attempts running on it | [`super::registry`] |
 //! | `l/c/ l/s/ l/w/` | task id | balance cursor, sticky instance, smooth weights | [`super::balance`] |
 //! | `k/` | task id + hour (i64) | hourly rollup | [`super::stats`] |
+//! | `a/h/` | blake3 of a token's secret | the token | [`super::tokens`] |
+//! | `a/n/` | token name | the hash: the name index | [`super::tokens`] |
+//! | `u/` | audit id | one audit entry | [`super::audit`] |
+//! | `o/` | task id | who last changed the task | [`super::audit`] |
 
 use crate::codec::{key_i64, key_u64, parse_key_u64};
 use crate::error::StoreError;
@@ -48,6 +52,10 @@ pub const NEXT_EXECUTOR_ID: &[u8] = b"m/next_executor_id";
 pub const DEDUPE_LEN: &[u8] = b"m/dedupe_len";
 /// No live `e/` key is below this one (where expiry resumes its walk).
 pub const DEDUPE_FLOOR: &[u8] = b"m/dedupe_floor";
+/// How many tokens exist.
+pub const TOKEN_COUNT: &[u8] = b"m/token_count";
+/// The id the next audit entry gets.
+pub const NEXT_AUDIT_ID: &[u8] = b"m/next_audit_id";
 const TASK_COUNT: &[u8] = b"m/count/";
 const EXECUTION_COUNT: &[u8] = b"m/xcount/";
 
@@ -75,6 +83,11 @@ const CURSOR: &[u8] = b"l/c/";
 const STICKY: &[u8] = b"l/s/";
 const WEIGHTS: &[u8] = b"l/w/";
 const ROLLUP: &[u8] = b"k/";
+const TOKEN: &[u8] = b"a/h/";
+/// The token name index.
+pub const TOKEN_NAME: &[u8] = b"a/n/";
+const AUDIT: &[u8] = b"u/";
+const TASK_AUTHOR: &[u8] = b"o/";
 
 fn join(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -210,6 +223,21 @@ pub fn parse_rollup_hour(key: &[u8]) -> i64 {
     key.get(ROLLUP.len() + 8..).and_then(parse_key_i64).unwrap_or(0)
 }
 
+// Tokens and the audit list.
+
+pub fn token(hash: &[u8; 32]) -> Vec<u8> {
+    join(&[TOKEN, hash])
+}
+pub fn token_name(name: &str) -> Vec<u8> {
+    join(&[TOKEN_NAME, name.as_bytes()])
+}
+pub fn audit(id: u64) -> Vec<u8> {
+    join(&[AUDIT, &key_u64(id)])
+}
+pub fn task_author(task: u64) -> Vec<u8> {
+    join(&[TASK_AUTHOR, &key_u64(task)])
+}
+
 // Counters: a `u64` value, big-endian, absent = 0.
 
 pub fn get_u64(ws: &WriteSet<'_>, key: &[u8]) -> Result<u64, StoreError> {
@@ -261,6 +289,11 @@ mod tests {
         assert_eq!(sticky(1), [b"l/s/".as_slice(), &one].concat());
         assert_eq!(weights(1), [b"l/w/".as_slice(), &one].concat());
         assert_eq!(rollup(1, 0), [b"k/".as_slice(), &one, b"\x80\0\0\0\0\0\0\0"].concat());
+        assert_eq!(token(&[7; 32]), [b"a/h/".as_slice(), &[7; 32]].concat());
+        assert_eq!(token_name("ci"), b"a/n/ci");
+        assert_eq!(audit(2), [b"u/".as_slice(), &two].concat());
+        assert_eq!(task_author(1), [b"o/".as_slice(), &one].concat());
+        assert_eq!((TOKEN_COUNT, NEXT_AUDIT_ID), (b"m/token_count".as_slice(), b"m/next_audit_id".as_slice()));
         let meta: [&[u8]; 7] =
             [APPLIED, MEMBERSHIP, NEXT_TASK_ID, NEXT_EXECUTION_ID, NEXT_EXECUTOR_ID, DEDUPE_LEN, DEDUPE_FLOOR];
         let want: [&[u8]; 7] = [

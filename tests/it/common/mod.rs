@@ -60,6 +60,11 @@ impl Cluster {
         Cluster { root, config, nodes: BTreeMap::new(), agent: false, _gate }
     }
 
+    /// Nodes started from now on load this TOML file.
+    pub fn set_config_file(&mut self, path: &Path) {
+        self.config = Some(path.to_path_buf());
+    }
+
     /// Starts `n` nodes: node 1 bootstraps, the others join through it; waits for `n` voters.
     pub async fn start(n: u64, config: &str) -> Cluster {
         let mut c = Cluster::new(config);
