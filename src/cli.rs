@@ -204,6 +204,10 @@ pub struct AgentArgs {
     /// File holding the `executor` token.
     #[arg(long, env = "CRONRAFT_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// Environment variables `command` jobs get from the agent (comma-separated; `NAME*` is a
+    /// prefix) [default: PATH,HOME,USER,LOGNAME,SHELL,LANG,LANGUAGE,LC_*,TZ,TMPDIR,TERM].
+    #[arg(long, value_delimiter = ',')]
+    pub env_allow: Option<Vec<String>>,
 }
 
 impl AgentArgs {
@@ -215,6 +219,9 @@ impl AgentArgs {
         c.advertise_url = self.advertise_url.clone();
         c.capacity = self.capacity;
         c.token = read_token(self.token.as_deref(), self.token_file.as_deref())?;
+        if let Some(allow) = &self.env_allow {
+            c.env_allow = allow.clone();
+        }
         Ok(c)
     }
 }

@@ -80,11 +80,15 @@ pub struct AgentSettings {
     /// The base URL registered for it. Default: `http://` + the host of the advertised API
     /// address + `:` + the agent's bound port, so every host reaches it where it reaches the API.
     pub advertise_url: Option<String>,
+    /// The node's environment variables its `command` jobs get (a trailing `*`: a prefix).
+    /// Default: `PATH`, `HOME`, `USER`, `LOGNAME`, `SHELL`, `LANG`, `LANGUAGE`, `LC_*`, `TZ`,
+    /// `TMPDIR`, `TERM`. `CRONRAFT_*` never.
+    pub env_allow: Option<Vec<String>>,
 }
 
 impl Default for AgentSettings {
     fn default() -> Self {
-        AgentSettings { enabled: true, listen: None, advertise_url: None }
+        AgentSettings { enabled: true, listen: None, advertise_url: None, env_allow: None }
     }
 }
 

@@ -240,6 +240,9 @@ async fn start_agent(
 ) -> Result<Agent, NodeError> {
     let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![format!("http://{}", info.http_addr)]);
     agent.token = credential;
+    if let Some(allow) = &config.agent.env_allow {
+        agent.env_allow = allow.clone();
+    }
     agent.instance_id = format!("{EMBEDDED_AGENT_GROUP}-node{}", config.node_id);
     agent.listen = match &config.agent.listen {
         Some(text) => resolve(text).await?,

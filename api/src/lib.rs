@@ -16,6 +16,8 @@
 //!   the leader signs `/execute` and `/stop` and an executor checks them.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the routes, served at
 //!   `/api/v1/openapi.json`.
+//! - [`secrets`]: secret values in task parameters: hidden from views below `operate`,
+//!   unwrapped for executors.
 //! - [`metrics`], [`scheduler_metrics`]: Prometheus text; what the API reads of the scheduler.
 //! - [`observe`]: request ids, tracing spans, the one log line of an internal error.
 
@@ -33,6 +35,7 @@ pub mod openapi;
 pub mod protocol;
 pub mod routes;
 pub mod scheduler_metrics;
+pub mod secrets;
 pub mod signature;
 pub mod types;
 pub mod validate;

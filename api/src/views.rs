@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use cronraft_raft::model::{Execution, ExecutionStatus, Executor, Task, TaskStatus};
 use cronraft_raft::spec::parse_schedule;
 
+use crate::auth::Caller;
 use crate::types::{AttemptView, ExecutionView, ExecutorView, TaskView};
 
 /// A replicated millisecond time as a UTC instant (the epoch for an out-of-range value).
@@ -46,6 +47,23 @@ pub fn task_view(task: &Task, now_ms: i64, updated_by: String) -> TaskView {
         updated_at: at(task.updated_at_ms),
         updated_by,
     }
+}
+
+/// A task's view as `caller` may see it: secret parameter values hidden below `operate`.
+pub fn task_view_for(caller: &Caller, mut view: TaskView) -> TaskView {
+    if !caller.sees_secrets() {
+        crate::secrets::redact(&mut view.parameters);
+    }
+    view
+}
+
+/// An execution's view as `caller` may see it (its parameter overrides, hidden below `operate`).
+pub fn execution_view_for(caller: &Caller, e: &Execution) -> ExecutionView {
+    let mut view = execution_view(e);
+    if let (false, Some(p)) = (caller.sees_secrets(), view.parameters.as_mut()) {
+        crate::secrets::redact(p);
+    }
+    view
 }
 
 /// The view of an execution.

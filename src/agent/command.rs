@@ -36,10 +36,19 @@ enum End {
 }
 
 /// Runs `job` to its end, its timeout or its stop signal.
-pub async fn run(job: &CommandJob, timeout: Option<Duration>, mut stop: StopSignal) -> Outcome {
+/// The process starts with `base_env` (the agent's allowlisted variables) and the job's `env`,
+/// nothing else of the agent's environment.
+pub async fn run(
+    job: &CommandJob,
+    base_env: &[(String, String)],
+    timeout: Option<Duration>,
+    mut stop: StopSignal,
+) -> Outcome {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(&job.command)
+        .env_clear()
+        .envs(base_env.iter().map(|(k, v)| (k, v)))
         .envs(&job.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

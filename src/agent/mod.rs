@@ -17,6 +17,7 @@
 //! See `docs/internals/agent.md` for why it runs, kills and reports the way it does.
 
 mod command;
+pub mod environment;
 mod http;
 mod job;
 mod register;
@@ -83,6 +84,9 @@ pub struct AgentConfig {
     /// only to `cluster`, never to the `callback_urls` an execute request names, so the token
     /// cannot be sent anywhere else.
     pub token: Option<String>,
+    /// The agent's environment variables `command` jobs get (`*` at the end: a prefix); default
+    /// [`environment::DEFAULT_ALLOW`].
+    pub env_allow: Vec<String>,
 }
 
 impl AgentConfig {
@@ -99,6 +103,7 @@ impl AgentConfig {
             metadata: serde_json::Map::new(),
             limits: ListenerLimits::AGENT,
             token: None,
+            env_allow: environment::default_allow(),
         }
     }
 }
@@ -167,6 +172,7 @@ impl Agent {
             reporter: reporter.clone(),
             jobs_client,
             signing: signing.clone(),
+            base_env: environment::base(std::env::vars(), &config.env_allow).into(),
         });
 
         let (stop, signal) = watch::channel(false);

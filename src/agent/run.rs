@@ -61,12 +61,18 @@ pub fn stop_status(stop: &Stop) -> (CallbackStatus, String) {
     }
 }
 
-/// Runs `req`'s job and builds the report. `http` is the client for `http` jobs.
-pub async fn run(req: &ExecuteRequest, http: &reqwest::Client, stop: StopSignal) -> CallbackRequest {
+/// Runs `req`'s job and builds the report. `http` is the client for `http` jobs; `base_env` the
+/// environment a `command` job starts from (see [`super::environment`]).
+pub async fn run(
+    req: &ExecuteRequest,
+    http: &reqwest::Client,
+    base_env: &[(String, String)],
+    stop: StopSignal,
+) -> CallbackRequest {
     let start_time = Utc::now();
     let timeout = (req.timeout_seconds > 0).then(|| Duration::from_secs(u64::from(req.timeout_seconds)));
     let outcome = match Job::parse(&req.parameters) {
-        Ok(Job::Command(job)) => super::command::run(&job, timeout, stop).await,
+        Ok(Job::Command(job)) => super::command::run(&job, base_env, timeout, stop).await,
         Ok(Job::Http(job)) => super::http::run(&job, http, timeout, stop).await,
         Err(message) => Outcome::failed(message),
     };

@@ -36,6 +36,8 @@ pub struct Shared {
     pub jobs_client: reqwest::Client,
     /// Whether `/execute` and `/stop` must be signed, and the key to check them with.
     pub signing: Arc<Signing>,
+    /// The environment `command` jobs start from: the allowlisted part of the agent's own.
+    pub base_env: Arc<[(String, String)]>,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -70,8 +72,8 @@ async fn execute(
     tracing::info!(execution_id = req.execution_id, attempt = req.attempt, task = %req.task_name, "run started");
     tokio::spawn(async move {
         let run = {
-            let (req, client) = (req.clone(), shared.jobs_client.clone());
-            tokio::spawn(async move { super::run::run(&req, &client, stop).await })
+            let (req, client, env) = (req.clone(), shared.jobs_client.clone(), shared.base_env.clone());
+            tokio::spawn(async move { super::run::run(&req, &client, &env, stop).await })
         };
         // A panicking run still frees its place and reports, as a failure.
         let body = run.await.unwrap_or_else(|e| panicked(&req, &e));

@@ -133,6 +133,8 @@ pub fn execute_request(e: &Execution, task: &Task, attempt: u32, callback_urls: 
     {
         base.extend(overrides);
     }
+    // The executor gets secret values in the clear: `{"secret": "…"}` becomes the string.
+    cronraft_api::secrets::reveal(&mut parameters);
     Some(ExecuteRequest {
         execution_id: e.id,
         attempt,

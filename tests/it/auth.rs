@@ -114,7 +114,11 @@ async fn every_route_answers_each_role_as_the_permission_table_says_on_a_followe
         cron_expression: Some("0 0 0 1 1 *".into()),
         ..TaskInput::default()
     };
-    let task = admin_client.create_task(&yearly("team-a-job"), None).await.expect("task").id;
+    let secret_task = TaskInput {
+        parameters: Some(serde_json::json!({"command": "true", "password": {"secret": "p4ss"}})),
+        ..yearly("team-a-job")
+    };
+    let task = admin_client.create_task(&secret_task, None).await.expect("task").id;
     let doomed = admin_client.create_task(&yearly("team-a-doomed"), None).await.expect("task").id;
     let run = admin_client.trigger_task(&task.to_string(), &Default::default(), None).await.expect("trigger").id;
 
@@ -250,6 +254,14 @@ async fn every_route_answers_each_role_as_the_permission_table_says_on_a_followe
     assert!(mine.starts_with(&["trigger_task", "pause_task"]), "newest first: {mine:?}");
     assert!(audit.items.iter().any(|a| a.by == "admin" && a.action == "create_token" && a.target == "token team-b"));
     assert!(audit.total >= 10, "{}", audit.total);
+
+    // Phase 5b: a secret parameter value is hidden from a read token, shown to operate.
+    let shown = |token: &str| {
+        let c = client(&cluster.nodes[&follower].url(), Some(token));
+        async move { c.get_task(&task.to_string(), Default::default()).await.expect("read").parameters["password"].clone() }
+    };
+    assert_eq!(shown(&tokens["reader"]).await, serde_json::json!({"secret": "***"}));
+    assert_eq!(shown(&tokens["operator"]).await, serde_json::json!({"secret": "p4ss"}));
 
     // Phase 6: a revoked token stops working on every node once each has applied the revoke.
     admin_client.revoke_token("reader").await.expect("revoke");

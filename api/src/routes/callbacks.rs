@@ -27,7 +27,7 @@ use crate::handler::{self, propose_expect, with_log_index};
 use crate::protocol::{CallbackRequest, CallbackStatus, LOGS_BYTES_MAX, RESULT_BYTES_MAX};
 use crate::routes::executions::{execution_id, requested_by};
 use crate::types::{ExecutionView, StopInput};
-use crate::views::execution_view;
+use crate::views::execution_view_for;
 
 /// Header that may carry the callback token instead of the body (the body wins).
 pub const CALLBACK_TOKEN_HEADER: &str = "x-callback-token";
@@ -40,9 +40,14 @@ pub fn router() -> OpenApiRouter<Ctx> {
 }
 
 /// Proposes an execution write and answers 200 with the execution.
-async fn write_execution(ctx: &Ctx, headers: &HeaderMap, command: Command) -> Result<Response, ApiError> {
+async fn write_execution(
+    ctx: &Ctx,
+    caller: &Caller,
+    headers: &HeaderMap,
+    command: Command,
+) -> Result<Response, ApiError> {
     let (e, log_index) = propose_expect(ctx, headers, command, "an execution", handler::execution).await?;
-    Ok(with_log_index(StatusCode::OK, Json(execution_view(&e)), log_index))
+    Ok(with_log_index(StatusCode::OK, Json(execution_view_for(caller, &e)), log_index))
 }
 
 #[utoipa::path(post, path = "/executions/{id}/stop", tag = "executions", params(("id" = u64, Path, description = "an execution id"), ("Idempotency-Key" = Option<String>, Header, description = "the request id: a retry with the same key is applied at most once")),
@@ -62,7 +67,7 @@ async fn stop(
     if let Some(e) = ctx.sm.view().execution(id)? {
         crate::routes::tasks::check_scope(&ctx, &caller, e.task_id)?;
     }
-    write_execution(&ctx, &headers, Command::StopExecution { id, requested_by }).await
+    write_execution(&ctx, &caller, &headers, Command::StopExecution { id, requested_by }).await
 }
 
 fn status_of(s: CallbackStatus) -> ExecutionStatus {
@@ -145,6 +150,7 @@ async fn replicated_token(ctx: &Ctx, execution_id: u64, attempt: u32, presented:
     responses((status = 200, description = "The execution", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn callback(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<serde_json::Value>,
@@ -167,7 +173,7 @@ async fn callback(
         start_ms: req.start_time.map(|t| t.timestamp_millis()),
         end_ms: req.end_time.map(|t| t.timestamp_millis()),
     };
-    write_execution(&ctx, &headers, Command::Report(report)).await
+    write_execution(&ctx, &caller, &headers, Command::Report(report)).await
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::extract::{parse_json, ApiPath, ApiQuery};
 use crate::handler::{self, pagination, propose_expect, with_log_index, ReadQuery};
 use crate::routes::tasks::resolve;
 use crate::types::{ExecutionView, Page, SchedulerStatusView, TriggerInput};
-use crate::views::execution_view;
+use crate::views::{execution_view, execution_view_for};
 
 pub const REQUESTED_BY_LEN_MAX: usize = 128;
 
@@ -83,26 +83,32 @@ fn parse_status(raw: &str) -> Result<ExecutionStatus, ApiError> {
 
 #[utoipa::path(get, path = "/executions", tag = "executions", params(ListQuery),
     responses((status = 200, description = "One page of executions, newest first", body = Page<ExecutionView>), crate::openapi::ErrorResponses))]
-async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<ExecutionView>>, ApiError> {
+async fn list(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<ExecutionView>>, ApiError> {
     let status = q.status.as_deref().filter(|s| !s.is_empty()).map(parse_status).transpose()?;
     let (page, page_size) = pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;
     let task = q.task_id.as_deref().filter(|s| !s.is_empty()).map(|raw| resolve(&ctx, raw)).transpose()?;
     let found = ctx.sm.view().list_executions(task, status, page, page_size)?;
-    Ok(Json(Page { items: found.items.iter().map(execution_view).collect(), total: found.total, page, page_size }))
+    let items = found.items.iter().map(|e| execution_view_for(&caller, e)).collect();
+    Ok(Json(Page { items, total: found.total, page, page_size }))
 }
 
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions", params(("id" = u64, Path, description = "an execution id"), ReadQuery),
     responses((status = 200, description = "The execution", body = ExecutionView), crate::openapi::ErrorResponses))]
 async fn read(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     let id = execution_id(&raw)?;
     ctx.read_barrier(q.consistency).await?;
     match ctx.sm.view().execution(id)? {
-        Some(e) => Ok(Json(execution_view(&e))),
+        Some(e) => Ok(Json(execution_view_for(&caller, &e))),
         None => Err(ApiError::new(ErrorCode::ExecutionNotFound, format!("execution {id} does not exist"))),
     }
 }

@@ -22,7 +22,7 @@ use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::handler::{self, pagination, propose_expect, with_log_index, ReadQuery};
 use crate::types::{Page, TaskInput, TaskView};
 use crate::validate::{new_spec, patch};
-use crate::views::task_view;
+use crate::views::{task_view, task_view_for};
 
 pub fn router() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new()
@@ -155,20 +155,25 @@ async fn resume(
     responses((status = 200, description = "The task", body = TaskView), crate::openapi::ErrorResponses))]
 async fn read(
     State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
     ApiPath(raw): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<TaskView>, ApiError> {
     ctx.read_barrier(q.consistency).await?;
     let id = resolve(&ctx, &raw)?;
     match ctx.sm.view().task(id)? {
-        Some(task) => Ok(Json(task_view(&task, now_ms(), ctx.sm.view().task_author(id)?))),
+        Some(task) => Ok(Json(task_view_for(&caller, task_view(&task, now_ms(), ctx.sm.view().task_author(id)?)))),
         None => Err(ApiError::new(ErrorCode::TaskNotFound, format!("task {id} does not exist"))),
     }
 }
 
 #[utoipa::path(get, path = "/tasks", tag = "tasks", params(ListQuery),
     responses((status = 200, description = "One page of tasks", body = Page<TaskView>), crate::openapi::ErrorResponses))]
-async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Page<TaskView>>, ApiError> {
+async fn list(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<TaskView>>, ApiError> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some("active") => Some(TaskStatus::Active),
@@ -184,7 +189,10 @@ async fn list(State(ctx): State<Ctx>, ApiQuery(q): ApiQuery<ListQuery>) -> Resul
     let found = ctx.sm.view().list_tasks(status, page, page_size)?;
     let now = now_ms();
     let view = ctx.sm.view();
-    let items =
-        found.items.iter().map(|t| Ok(task_view(t, now, view.task_author(t.id)?))).collect::<Result<_, ApiError>>()?;
+    let items = found
+        .items
+        .iter()
+        .map(|t| Ok(task_view_for(&caller, task_view(t, now, view.task_author(t.id)?))))
+        .collect::<Result<_, ApiError>>()?;
     Ok(Json(Page { items, total: found.total, page, page_size }))
 }
