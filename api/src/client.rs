@@ -57,6 +57,21 @@ pub struct RawResponse {
     pub body: String,
 }
 
+/// A token every `Client` made afterwards in this process sends, unless given its own with
+/// [`Client::with_token`]. Unset by default; the chaos harness sets it once for a run with auth
+/// on, so its many short-lived clients (workloads, nemeses, checkers' reads) need no plumbing.
+static PROCESS_TOKEN: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Sets (or clears) the token of [`PROCESS_TOKEN`].
+pub fn set_process_token(token: Option<String>) {
+    *PROCESS_TOKEN.write().unwrap_or_else(|p| p.into_inner()) = token;
+}
+
+/// The token set with [`set_process_token`], if any.
+pub fn process_token() -> Option<String> {
+    PROCESS_TOKEN.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Client for one cluster.
 #[derive(Clone)]
 pub struct Client {
@@ -92,7 +107,8 @@ impl Client {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .expect("build HTTP client");
-        Client { http, nodes, authorization: None }
+        let authorization = process_token().map(|t| format!("Bearer {t}"));
+        Client { http, nodes, authorization }
     }
 
     /// The same client, sending `token` (an API token, or a node credential) as

@@ -52,6 +52,9 @@ pub struct NodeOptions {
     /// node's own host): the `cron-embedded` workload and the three-host test. `false` starts
     /// nodes with `--no-agent`, so only the harness' recording executor runs anything.
     pub agent: bool,
+    /// The cluster secret file (`--cluster-secret-file`): auth on. `None`: auth off, and nodes in
+    /// namespaces start with `--insecure`.
+    pub cluster_secret: Option<PathBuf>,
 }
 
 /// The nodes' log filter: `CRONRAFT_CHAOS_NODE_LOG` if set (e.g. `info,openraft=info` to see
@@ -120,7 +123,13 @@ impl Cluster {
             l.wrapper = ["ip", "netns", "exec", &net.ns(id)].map(OsString::from).to_vec();
             // Each host's addresses are beyond loopback: a node refuses them without auth
             // unless told, and this sandbox network is reachable from nothing else.
-            l.args.push("--insecure".into());
+            if self.opts.cluster_secret.is_none() {
+                l.args.push("--insecure".into());
+            }
+        }
+        if let Some(secret) = &self.opts.cluster_secret {
+            l.args.push("--cluster-secret-file".into());
+            l.args.push(secret.into());
         }
         l.config = Some(self.root.join("config.toml"));
         l.agent = self.opts.agent;

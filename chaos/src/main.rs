@@ -78,6 +78,9 @@ enum Cmd {
         /// Number of nodes.
         #[arg(long, default_value_t = 3)]
         nodes: u64,
+        /// Auth on: a cluster secret on every node; the harness calls with the cluster credential.
+        #[arg(long)]
+        auth: bool,
     },
     /// Re-check a recorded history offline (and draw its timeline.html next to it).
     Check {
@@ -100,7 +103,7 @@ fn main() {
 fn real_main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { nemesis, workload, time_limit, seed, out, unsafe_mode, bin, nodes } => {
+        Cmd::Run { nemesis, workload, time_limit, seed, out, unsafe_mode, bin, nodes, auth } => {
             let mut nemeses = Vec::new();
             for n in nemesis.iter().filter(|n| !n.is_empty()) {
                 match Fault::parse(n) {
@@ -129,6 +132,7 @@ fn real_main() -> anyhow::Result<i32> {
                 unsafe_mode,
                 bin,
                 nodes,
+                auth,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let results = rt.block_on(run::run(cfg))?;

@@ -60,6 +60,10 @@ pub struct RunConfig {
     pub unsafe_mode: Option<String>,
     pub bin: PathBuf,
     pub nodes: u64,
+    /// Auth on: the nodes share a cluster secret, and the harness's clients and recording
+    /// executor send the cluster credential (so every request passes the nodes' checks, Raft
+    /// and joins carry the secret, and the embedded agents take only signed requests).
+    pub auth: bool,
 }
 
 impl RunConfig {
@@ -138,6 +142,9 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     let results = results(&cfg, &events, steps, began.elapsed().as_secs_f64());
     std::fs::write(cfg.out.join("results.json"), serde_json::to_vec_pretty(&results).expect("serialize"))?;
     crate::timeline::write(&cfg.out, &events)?;
+    if cfg.auth {
+        cronraft_api::client::set_process_token(None);
+    }
     Ok(results)
 }
 
@@ -190,12 +197,26 @@ async fn start_cluster(cfg: &RunConfig, faketime: Option<PathBuf>) -> Result<Clu
         (false, true) => Some(Net::hosts(cfg.nodes)?),
         (false, false) => None,
     };
+    let cluster_secret = match cfg.auth {
+        true => {
+            let path = cfg.out.join("cluster.secret");
+            let secret = format!("chaos-run-{}-{}-0123456789abcdef0123456789", cfg.seed, crate::history::wall_ms());
+            std::fs::create_dir_all(&cfg.out)?;
+            std::fs::write(&path, &secret)?;
+            let credential = cronraft_raft::cluster_secret::ClusterSecret::from_bytes(secret.as_bytes(), "chaos")
+                .map_err(|e| RunError::Invalid(e.to_string()))?;
+            cronraft_api::client::set_process_token(Some(credential.credential().to_string()));
+            Some(path)
+        }
+        false => None,
+    };
     let opts = NodeOptions {
         bin: cfg.bin.clone(),
         unsafe_mode: cfg.unsafe_mode.clone(),
         config: NODE_CONFIG.into(),
         faketime,
         agent: embedded,
+        cluster_secret,
     };
     Ok(Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?)
 }

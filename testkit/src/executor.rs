@@ -60,6 +60,17 @@ pub enum Event<'a> {
 /// A callback told every [`Event`] (the chaos harness records them into its history).
 pub type Observer = Arc<dyn Fn(Event<'_>) + Send + Sync>;
 
+/// A client builder that sends the process token (`cronraft_api::client::set_process_token`),
+/// if one is set: callbacks and registrations need one when the cluster has auth on.
+fn authorized(b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    let Some(token) = cronraft_api::client::process_token() else { return b };
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    b.default_headers(headers)
+}
+
 /// How an executor is started.
 #[derive(Clone)]
 pub struct Options {
@@ -137,7 +148,9 @@ impl Executor {
     /// Binds `opts.host:0` and serves until dropped.
     pub async fn bind(opts: Options) -> Result<Executor, KitError> {
         let (listener, addr) = listen(&format!("{}:0", opts.host)).await?;
-        let client = reqwest::Client::builder().no_proxy().timeout(opts.client_timeout).build().expect("http client");
+        let client = authorized(reqwest::Client::builder().no_proxy().timeout(opts.client_timeout))
+            .build()
+            .expect("http client");
         let seen = Arc::new(Seen {
             executes: Mutex::new(Vec::new()),
             stops: Mutex::new(Vec::new()),
@@ -230,7 +243,7 @@ pub fn registration(base_url: &str, group: &str, instance: &str) -> serde_json::
 
 /// Registers an executor through `node`'s REST API; returns the executor's id (panics otherwise).
 pub async fn register(node: &str, body: &serde_json::Value) -> u64 {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = authorized(reqwest::Client::builder().no_proxy()).build().unwrap();
     let resp = client.post(format!("{node}/api/v1/executors/register")).json(body).send().await.unwrap();
     let status = resp.status();
     let v: serde_json::Value = resp.json().await.unwrap();

@@ -61,6 +61,7 @@ async fn scenario() {
         config: CONFIG.into(),
         faketime: None,
         agent: true,
+        cluster_secret: None,
     };
     let mut cluster = Cluster::start(dir.path(), HOSTS, opts, Some(net.clone())).await.expect("cluster forms");
     for id in 1..=HOSTS {

@@ -3,6 +3,7 @@
 //! checkers must fail. The full harness is `cargo run -p cronraft-chaos --release -- run`
 //! (docs/internals/chaos.md); these keep `cargo test --workspace` honest in minutes.
 
+mod auth;
 mod clock;
 mod cron;
 mod embedded;
@@ -31,6 +32,7 @@ pub fn config(dir: &Path, nemeses: Vec<Fault>, workloads: &[&str], secs: u64, se
         unsafe_mode: None,
         bin: PathBuf::from(env!("CARGO_BIN_EXE_cronraft")),
         nodes: 3,
+        auth: false,
     }
 }
 
