@@ -26,6 +26,33 @@ const CRON: &str = "0 0 0 1 1 *";
 /// name + cron_expression + description, in bytes: etcd's 256-byte value.
 const PAYLOAD_BYTES: usize = 256;
 
+/// Auth on for every cluster this process starts (`--auth`): a cluster secret and the first admin
+/// token, both chosen here before any node starts (the token through `--bootstrap-token-file`), so
+/// the one HTTP client can send the token from its first request.
+pub struct Auth {
+    pub secret_file: PathBuf,
+    pub token_file: PathBuf,
+    pub token: String,
+}
+
+static AUTH: std::sync::OnceLock<Auth> = std::sync::OnceLock::new();
+
+/// Turns auth on for this process's clusters, with files in `dir` (kept for the run).
+pub fn enable_auth(dir: &Path) -> Result<()> {
+    let random = || format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let secret_file = dir.join("cronraft-bench-cluster.secret");
+    let token_file = dir.join("cronraft-bench-admin.token");
+    let token = format!("crt_{}", random());
+    std::fs::write(&secret_file, random())?;
+    std::fs::write(&token_file, &token)?;
+    AUTH.set(Auth { secret_file, token_file, token }).map_err(|_| anyhow::anyhow!("auth enabled twice"))
+}
+
+/// The admin token every request sends, when auth is on.
+pub fn auth_token() -> Option<&'static str> {
+    AUTH.get().map(|a| a.token.as_str())
+}
+
 /// A running cluster. Field order matters: the nodes are killed before the data dir is removed.
 pub struct Cluster {
     pub nodes: Vec<Proc>,
@@ -64,6 +91,10 @@ fn spawn_node(bin: &Path, id: u64, dir: &Path, join: Option<&str>) -> Result<Pro
     let mut launch = Launch::new(bin);
     if let Ok(filter) = std::env::var("CRONRAFT_LOG") {
         launch.log_filter = filter;
+    }
+    if let Some(auth) = AUTH.get() {
+        launch.args.extend(["--cluster-secret-file".into(), auth.secret_file.clone().into_os_string()]);
+        launch.args.extend(["--bootstrap-token-file".into(), auth.token_file.clone().into_os_string()]);
     }
     let any = ("127.0.0.1:0", "127.0.0.1:0");
     let mut cmd = launch.serve_command(id, &dir.join(format!("node{id}")), any, join);

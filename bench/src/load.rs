@@ -45,9 +45,15 @@ impl LevelResult {
     }
 }
 
-/// The one HTTP client: HTTP/1.1 keep-alive, no proxy, TCP_NODELAY, bounded requests.
+/// The one HTTP client: HTTP/1.1 keep-alive, no proxy, TCP_NODELAY, bounded requests; with
+/// `--auth`, every request carries the admin token.
 pub fn http_client() -> Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = crate::cronraft::auth_token() {
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    }
     Ok(reqwest::Client::builder()
+        .default_headers(headers)
         .no_proxy()
         .tcp_nodelay(true)
         .http1_only()

@@ -72,6 +72,9 @@ struct ScheduleArgs {
     /// The cronraft binary [default: `cronraft` next to this executable].
     #[arg(long)]
     cronraft_bin: Option<PathBuf>,
+    /// Auth on: the nodes get a cluster secret and every request an admin token.
+    #[arg(long)]
+    auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +109,9 @@ struct WritesArgs {
     /// Where the temp data dirs go (e.g. /dev/shm to take the disk out) [default: $TMPDIR or /tmp].
     #[arg(long)]
     tmp_dir: Option<PathBuf>,
+    /// Auth on (cronraft only): the nodes get a cluster secret and every request an admin token.
+    #[arg(long)]
+    auth: bool,
 }
 
 /// Busy CPU of other processes (in cores, averaged over a level) above which the report says so.
@@ -161,6 +167,15 @@ impl Sut {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     // Returning (or being interrupted) drops every cluster, which kills its processes.
+    let auth = match &cli.command {
+        BenchCommand::Writes(a) => a.auth,
+        BenchCommand::Schedule(a) => a.auth,
+    };
+    // Files of their own, removed with this directory when the benchmark ends.
+    let auth_dir = tempfile::Builder::new().prefix("cronraft-bench-auth-").tempdir()?;
+    if auth {
+        cronraft::enable_auth(auth_dir.path())?;
+    }
     let run = async {
         match &cli.command {
             BenchCommand::Writes(args) => writes(args).await,
