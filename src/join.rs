@@ -12,14 +12,30 @@ use std::time::Duration;
 
 use cronraft_api::client::{Client, ClientError};
 use cronraft_api::types::AddNodeInput;
+use cronraft_raft::outbound::ClientTls;
 use cronraft_raft::{NodeInfo, Raft};
 use tokio::sync::watch;
 
 /// Pause between attempts.
 const RETRY: Duration = Duration::from_millis(300);
 
-pub async fn run(raft: Raft, node_id: u64, info: NodeInfo, join: Vec<String>, mut stop: watch::Receiver<bool>) {
-    let client = Client::with_timeout(&join, Duration::from_secs(15));
+/// Runs the flow through the members at `join`, with the node's client TLS (its CA, and its
+/// certificate when a member asks for one).
+pub async fn run(
+    raft: Raft,
+    node_id: u64,
+    info: NodeInfo,
+    join: Vec<String>,
+    mut stop: watch::Receiver<bool>,
+    tls: ClientTls,
+) {
+    let client = match Client::with_tls(&join, Duration::from_secs(15), &tls) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(node_id, error = %e, "cannot join: no HTTP client");
+            return;
+        }
+    };
     loop {
         let (is_member, is_voter) = {
             let m = raft.metrics().borrow().clone();

@@ -27,6 +27,7 @@ use crate::http_server::serve;
 use crate::retention::RetentionService;
 use crate::scheduler::{Scheduler, SchedulerMetrics};
 use cronraft_raft::address::HostPort;
+use cronraft_raft::outbound::ClientTls;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,8 @@ pub enum NodeError {
     Raft(String),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] cronraft_raft::outbound::BuildError),
     /// The embedded agent could not start (its address is taken).
     #[error("embedded agent: {0}")]
     Agent(String),
@@ -76,6 +79,7 @@ impl Node {
     /// Starts a node from `config`.
     pub async fn start(config: Config) -> Result<Node, NodeError> {
         config.validate()?;
+        let client_tls = ClientTls::default();
         cronraft_raft::unsafe_modes::warn_if_set();
         let http = bind(&config.http_addr).await?;
         let raft_listener = bind(&config.raft_addr).await?;
@@ -101,13 +105,14 @@ impl Node {
             .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
         let commit_clock = log.commit_clock();
         let raft_config = raft_config(&config)?;
-        let raft = Raft::new(config.node_id, raft_config, HttpNetwork::new()?, log, sm.clone())
+        let raft = Raft::new(config.node_id, raft_config, HttpNetwork::new(&client_tls)?, log, sm.clone())
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (shutdown, signal) = watch::channel(false);
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
-        let ctx = Arc::new(ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone())?);
+        let ctx = ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone(), &client_tls)?;
+        let ctx = Arc::new(ctx);
         let servers = vec![
             serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft", config.listeners.raft()),
             serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api()),
@@ -121,8 +126,15 @@ impl Node {
             commit_clock,
         };
         let (node_id, settings) = (config.node_id, config.executors.clone());
-        let dispatcher = Dispatcher { node_id, raft: raft.clone(), sm: sm.clone(), settings: settings.clone() };
-        let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings };
+        let outbound = client_tls.clone();
+        let dispatcher = Dispatcher {
+            node_id,
+            raft: raft.clone(),
+            sm: sm.clone(),
+            settings: settings.clone(),
+            tls: outbound.clone(),
+        };
+        let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings, tls: outbound };
         let retention =
             RetentionService { node_id, raft: raft.clone(), sm: sm.clone(), settings: config.retention.clone() };
         let services = vec![
@@ -141,6 +153,7 @@ impl Node {
                 info.clone(),
                 config.join.clone(),
                 signal,
+                client_tls.clone(),
             )));
         } else if !initialized {
             let members = BTreeMap::from([(config.node_id, info.clone())]);

@@ -35,6 +35,7 @@ use serde::Serialize;
 use self::snapshot::{Rejected, SnapshotReceiver};
 use crate::codec;
 use crate::model::NodeInfo;
+use crate::outbound::{BuildError, ClientTls};
 use crate::{NodeId, Raft, TypeConfig};
 
 /// The largest append body accepted, whatever the config says (see [`BodyLimits`]).
@@ -84,12 +85,14 @@ impl BodyLimits {
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    /// Makes a peer's URL from its advertised `raft_addr` (`https://` when the cluster has TLS).
+    tls: ClientTls,
 }
 
 impl HttpNetwork {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let client = crate::outbound::raft_peers().map_err(|e| e.source)?;
-        Ok(HttpNetwork { client })
+    pub fn new(tls: &ClientTls) -> Result<Self, BuildError> {
+        let client = crate::outbound::raft_peers(tls)?;
+        Ok(HttpNetwork { client, tls: tls.clone() })
     }
 }
 
@@ -97,7 +100,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
-        PeerClient { client: self.client.clone(), target, base: format!("http://{}/raft", node.raft_addr) }
+        PeerClient { client: self.client.clone(), target, base: format!("{}/raft", self.tls.node_url(&node.raft_addr)) }
     }
 }
 
@@ -105,7 +108,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 pub struct PeerClient {
     client: reqwest::Client,
     target: NodeId,
-    /// `http://<raft_addr>/raft`
+    /// `http(s)://<raft_addr>/raft`
     base: String,
 }
 

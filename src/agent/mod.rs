@@ -142,8 +142,8 @@ impl Agent {
             id => id.to_string(),
         };
 
-        let cluster_client = outbound::agent_cluster()?;
-        let jobs_client = outbound::agent_jobs()?;
+        let cluster_client = outbound::agent_cluster(&outbound::ClientTls::default())?;
+        let jobs_client = outbound::agent_jobs(&outbound::ClientTls::default())?;
         let reporter = Arc::new(Reporter::new(cluster_client.clone()));
         let shared = Arc::new(Shared { runs: Runs::new(config.capacity), reporter: reporter.clone(), jobs_client });
 

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use cronraft_raft::command::{AttemptEnd, AttemptEndKind, Command, DispatchBatch, DispatchItem};
 use cronraft_raft::model::{Execution, ExecutionStatus};
+use cronraft_raft::outbound::ClientTls;
 use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, Raft, Response};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
@@ -57,6 +58,8 @@ pub struct Dispatcher {
     pub raft: Raft,
     pub sm: StateMachineStore,
     pub settings: ExecutorSettings,
+    /// The node's client TLS: for executor URLs, and the scheme of the callback URLs.
+    pub tls: ClientTls,
 }
 
 /// Something a background task tells the term loop.
@@ -72,7 +75,7 @@ enum Note {
 impl Dispatcher {
     /// Runs until `stop` turns true, dispatching whenever this node leads.
     pub async fn run(self, stop: watch::Receiver<bool>) {
-        let sender = match Sender::new(&self.settings) {
+        let sender = match Sender::new(&self.settings, &self.tls) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(error = %e, "dispatcher cannot build its HTTP client");
@@ -183,7 +186,7 @@ impl Dispatcher {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let mut nodes: Vec<(u64, String)> =
-            m.membership_config.membership().nodes().map(|(id, n)| (*id, format!("http://{}", n.http_addr))).collect();
+            m.membership_config.membership().nodes().map(|(id, n)| (*id, self.tls.node_url(&n.http_addr))).collect();
         nodes.sort_by_key(|(id, _)| *id != self.node_id);
         nodes.into_iter().map(|(_, url)| url).collect()
     }
