@@ -37,6 +37,9 @@ pub enum Command {
     /// Executions: list, get, stop.
     #[command(subcommand)]
     Execution(ExecutionCommand),
+    /// TLS certificates: `init` makes a CA and a certificate per host.
+    #[command(subcommand)]
+    Certs(CertsCommand),
 }
 
 #[derive(Debug, Args, Default)]
@@ -72,6 +75,39 @@ pub struct ServeArgs {
     /// Do not run the embedded agent (group `local`).
     #[arg(long)]
     pub no_agent: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS files of `serve` and `agent` (each also `[tls]` in the config file and `CRONRAFT_TLS_*`).
+#[derive(Debug, Args, Default, Clone)]
+pub struct TlsArgs {
+    /// PEM certificate (chain) served on every listener and presented to other nodes; turns TLS
+    /// on (every node of the cluster needs one).
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's PEM private key (PKCS#8, RSA or SEC1).
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificate(s): trusted besides the system roots, and the roots client
+    /// certificates are checked against.
+    #[arg(long)]
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Sets the files given as flags over `settings`.
+    pub fn apply(&self, settings: &mut crate::tls::TlsSettings) {
+        if let Some(v) = &self.tls_cert_file {
+            settings.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key_file {
+            settings.key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_ca_file {
+            settings.ca_file = Some(v.clone());
+        }
+    }
 }
 
 impl ServeArgs {
@@ -109,6 +145,7 @@ impl ServeArgs {
         if !self.join.is_empty() {
             c.join = self.join.iter().flat_map(|j| split_list(j)).collect();
         }
+        self.tls.apply(&mut c.tls);
         c.validate()?;
         Ok(c)
     }
@@ -135,17 +172,30 @@ pub struct AgentArgs {
     /// Most concurrent runs (0 = unlimited).
     #[arg(long, default_value_t = crate::agent::DEFAULT_CAPACITY)]
     pub capacity: u32,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl AgentArgs {
-    pub fn to_config(&self) -> crate::agent::AgentConfig {
+    /// The agent's configuration; TLS from `CRONRAFT_TLS_*` in `env`, then the flags (its files
+    /// are read here, so a bad one is reported before the agent starts).
+    pub fn to_config(
+        &self,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<crate::agent::AgentConfig, ConfigError> {
         let cluster = self.cluster.iter().flat_map(|c| split_list(c)).collect();
         let mut c = crate::agent::AgentConfig::new(self.name.clone(), cluster);
         c.listen = self.listen;
         c.instance_id = self.instance_id.clone().unwrap_or_default();
         c.advertise_url = self.advertise_url.clone();
         c.capacity = self.capacity;
-        c
+        let mut tls = crate::tls::TlsSettings::default();
+        for (name, value) in env.filter(|(n, _)| n.starts_with("CRONRAFT_TLS_")) {
+            tls.apply_env(&name, &value).map_err(|reason| ConfigError::Env { name, value, reason })?;
+        }
+        self.tls.apply(&mut tls);
+        c.tls = crate::tls::Tls::load(&tls)?;
+        Ok(c)
     }
 }
 
@@ -169,6 +219,9 @@ pub struct Target {
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// PEM CA certificate(s) to trust besides the system roots, for `https://` nodes.
+    #[arg(long, env = "CRONRAFT_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -389,5 +442,26 @@ pub enum ExecutionCommand {
         requested_by: Option<String>,
         #[command(flatten)]
         target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a CA (unless DIR has one) and a certificate and key per host, for server and client
+    /// use; nothing is overwritten without --force, and the CA never is.
+    Init {
+        /// Hosts, comma-separated: each a DNS name or an IP address; join several names of one
+        /// host with + (node1+10.0.0.1). The first name names the files.
+        #[arg(long, value_delimiter = ',', required = true)]
+        hosts: Vec<String>,
+        /// Where to write (created 0700 if missing).
+        #[arg(long, default_value = "cronraft-certs")]
+        out: PathBuf,
+        /// Replace the hosts' existing certificates and keys (re-issue; the CA stays).
+        #[arg(long)]
+        force: bool,
+        /// How long the host certificates are valid.
+        #[arg(long, default_value_t = crate::tls::init::HOST_DAYS_DEFAULT)]
+        days: u32,
     },
 }

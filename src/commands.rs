@@ -10,6 +10,8 @@ mod stats;
 use cronraft_api::client::{Client, ClientError};
 use cronraft_api::context::Consistency;
 use cronraft_api::types::{AddNodeInput, ClusterView, TaskInput, TaskView};
+use cronraft_raft::outbound::tls::CaError;
+use cronraft_raft::outbound::{BuildError, ClientTls};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -23,10 +25,19 @@ pub enum CommandError {
     Client(#[from] ClientError),
     #[error("invalid argument: {0}")]
     Argument(String),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
 }
 
-fn client(t: &Target) -> Client {
-    Client::new(split_list(&t.node))
+/// The client for `--node`, trusting `--ca-file` besides the system roots.
+fn client(t: &Target) -> Result<Client, CommandError> {
+    let tls = match &t.ca_file {
+        Some(path) => ClientTls::with_ca_file(path)?,
+        None => ClientTls::default(),
+    };
+    Ok(Client::with_tls(split_list(&t.node), std::time::Duration::from_secs(15), &tls)?)
 }
 
 fn print_json<T: Serialize>(value: &T) {
@@ -58,7 +69,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
     match cmd {
         ClusterCommand::Status(t) => {
-            let view = client(&t).cluster().await?;
+            let view = client(&t)?.cluster().await?;
             if t.json {
                 print_json(&view)
             } else {
@@ -66,7 +77,7 @@ pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
             }
         }
         ClusterCommand::Add { id, http_addr, raft_addr, target } => {
-            let out = client(&target).add_node(&AddNodeInput { id, http_addr, raft_addr }).await?;
+            let out = client(&target)?.add_node(&AddNodeInput { id, http_addr, raft_addr }).await?;
             if target.json {
                 print_json(&out)
             } else {
@@ -74,7 +85,7 @@ pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
             }
         }
         ClusterCommand::Promote { id, target } => {
-            let out = client(&target).promote_node(id).await?;
+            let out = client(&target)?.promote_node(id).await?;
             if target.json {
                 print_json(&out)
             } else {
@@ -82,7 +93,7 @@ pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
             }
         }
         ClusterCommand::Remove { id, target } => {
-            let out = client(&target).remove_node(id).await?;
+            let out = client(&target)?.remove_node(id).await?;
             if target.json {
                 print_json(&out)
             } else {
@@ -205,11 +216,11 @@ pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
     match cmd {
         TaskCommand::Create { fields, target } => {
             let key = fields.idempotency_key.clone();
-            let t = client(&target).create_task(&task_input(fields)?, key.as_deref()).await?;
+            let t = client(&target)?.create_task(&task_input(fields)?, key.as_deref()).await?;
             show_task(&t, target.json);
         }
         TaskCommand::List { status, paging, target } => {
-            let p = client(&target)
+            let p = client(&target)?
                 .list_tasks(status.as_deref(), paging.page, paging.page_size, Consistency::Linearizable)
                 .await?;
             if target.json {
@@ -223,22 +234,22 @@ pub async fn task(cmd: TaskCommand) -> Result<(), CommandError> {
             }
         }
         TaskCommand::Get { task, target } => {
-            let t = client(&target).get_task(&task, Consistency::Linearizable).await?;
+            let t = client(&target)?.get_task(&task, Consistency::Linearizable).await?;
             show_task(&t, target.json);
         }
         TaskCommand::Update { task, fields, version, target } => {
             let key = fields.idempotency_key.clone();
             let mut input = task_input(fields)?;
             input.version = version;
-            let t = client(&target).update_task(&task, &input, key.as_deref()).await?;
+            let t = client(&target)?.update_task(&task, &input, key.as_deref()).await?;
             show_task(&t, target.json);
         }
         TaskCommand::Delete { task, target } => {
-            show_task(&client(&target).delete_task(&task, None).await?, target.json)
+            show_task(&client(&target)?.delete_task(&task, None).await?, target.json)
         }
-        TaskCommand::Pause { task, target } => show_task(&client(&target).pause_task(&task, None).await?, target.json),
+        TaskCommand::Pause { task, target } => show_task(&client(&target)?.pause_task(&task, None).await?, target.json),
         TaskCommand::Resume { task, target } => {
-            show_task(&client(&target).resume_task(&task, None).await?, target.json)
+            show_task(&client(&target)?.resume_task(&task, None).await?, target.json)
         }
         TaskCommand::Trigger { task, parameters, requested_by, idempotency_key, target } => {
             execution::trigger(&task, parameters, requested_by, idempotency_key, &target).await?

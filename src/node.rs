@@ -26,6 +26,7 @@ use crate::health::HealthChecker;
 use crate::http_server::serve;
 use crate::retention::RetentionService;
 use crate::scheduler::{Scheduler, SchedulerMetrics};
+use crate::tls::{Listener, Tls, TlsError};
 use cronraft_raft::address::HostPort;
 use cronraft_raft::outbound::ClientTls;
 
@@ -47,6 +48,8 @@ pub enum NodeError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Client(#[from] cronraft_raft::outbound::BuildError),
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
     /// The embedded agent could not start (its address is taken).
     #[error("embedded agent: {0}")]
     Agent(String),
@@ -73,13 +76,16 @@ pub struct Node {
     join: Option<JoinHandle<()>>,
     /// The embedded agent (group `local`), unless turned off.
     pub agent: Option<Agent>,
+    /// Makes node URLs: `https://` when the listeners serve TLS.
+    client_tls: ClientTls,
 }
 
 impl Node {
     /// Starts a node from `config`.
     pub async fn start(config: Config) -> Result<Node, NodeError> {
         config.validate()?;
-        let client_tls = ClientTls::default();
+        let tls = Tls::load(&config.tls)?;
+        let client_tls = tls.client();
         cronraft_raft::unsafe_modes::warn_if_set();
         let http = bind(&config.http_addr).await?;
         let raft_listener = bind(&config.raft_addr).await?;
@@ -113,10 +119,13 @@ impl Node {
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
         let ctx = ApiContext::new(config.node_id, raft.clone(), sm.clone(), scheduler_metrics.clone(), &client_tls)?;
         let ctx = Arc::new(ctx);
-        let servers = vec![
-            serve(raft_listener, network::router(raft.clone()), signal.clone(), "raft", config.listeners.raft()),
-            serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api()),
+        let (raft_app, raft_tls, api_tls) =
+            (network::router(raft.clone()), tls.acceptor(Listener::Raft)?, tls.acceptor(Listener::Api)?);
+        let mut servers = vec![
+            serve(raft_listener, raft_app, signal.clone(), "raft", config.listeners.raft(), raft_tls),
+            serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api(), api_tls),
         ];
+        servers.extend(tls.spawn_reloader(signal.clone()));
 
         let scheduler = Scheduler {
             node_id: config.node_id,
@@ -160,14 +169,16 @@ impl Node {
             raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
             tracing::info!(node_id = config.node_id, "bootstrapped a one-node cluster");
         }
-        let agent = if config.agent.enabled { Some(start_agent(&config, &info, http_addr).await?) } else { None };
-        tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, "node started");
-        Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join, agent })
+        let agent = if config.agent.enabled { Some(start_agent(&config, &info, http_addr, &tls).await?) } else { None };
+        let tls_on = tls.serves_tls();
+        tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, tls = tls_on, "node started");
+        let node_id = config.node_id;
+        Ok(Node { node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join, agent, client_tls })
     }
 
-    /// The REST base URL, e.g. `http://127.0.0.1:7340`.
+    /// The REST base URL, e.g. `http://127.0.0.1:7340` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        self.client_tls.node_url(&self.http_addr.to_string())
     }
 
     /// Stops accepting requests, drains in-flight ones, stops Raft and syncs storage.
@@ -202,8 +213,12 @@ impl Node {
 /// registers `[agent] advertise_url`, by default the advertised API host with the agent's port:
 /// where other hosts reach this node's API, they reach its agent (a loopback default would
 /// make every agent but the leader's own unreachable).
-async fn start_agent(config: &Config, info: &NodeInfo, http_bound: SocketAddr) -> Result<Agent, NodeError> {
-    let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![format!("http://{}", info.http_addr)]);
+///
+/// It shares the node's TLS: its listener serves the node's certificate, and it reaches the
+/// node at an `https://` URL with the node's trust.
+async fn start_agent(config: &Config, info: &NodeInfo, http_bound: SocketAddr, tls: &Tls) -> Result<Agent, NodeError> {
+    let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![tls.client().node_url(&info.http_addr)]);
+    agent.tls = tls.clone();
     agent.instance_id = format!("{EMBEDDED_AGENT_GROUP}-node{}", config.node_id);
     agent.listen = match &config.agent.listen {
         Some(text) => resolve(text).await?,

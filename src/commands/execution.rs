@@ -104,7 +104,7 @@ fn show(e: &ExecutionView, json: bool) {
 pub async fn run(cmd: ExecutionCommand) -> Result<(), CommandError> {
     match cmd {
         ExecutionCommand::List { task, status, paging, target } => {
-            let p = client(&target)
+            let p = client(&target)?
                 .list_executions(
                     task.as_deref(),
                     status.as_deref(),
@@ -121,11 +121,11 @@ pub async fn run(cmd: ExecutionCommand) -> Result<(), CommandError> {
             }
         }
         ExecutionCommand::Get { id, target } => {
-            show(&client(&target).get_execution(id, Consistency::Linearizable).await?, target.json)
+            show(&client(&target)?.get_execution(id, Consistency::Linearizable).await?, target.json)
         }
         ExecutionCommand::Stop { id, requested_by, target } => {
             let who = requested_by.unwrap_or_else(|| "cli".into());
-            show(&client(&target).stop_execution(id, Some(&who), None).await?, target.json)
+            show(&client(&target)?.stop_execution(id, Some(&who), None).await?, target.json)
         }
     }
     Ok(())
@@ -147,7 +147,7 @@ pub async fn trigger(
         ),
     };
     let input = TriggerInput { parameters, requested_by: Some(requested_by.unwrap_or_else(|| "cli".into())) };
-    let e = client(target).trigger_task(task, &input, idempotency_key.as_deref()).await?;
+    let e = client(target)?.trigger_task(task, &input, idempotency_key.as_deref()).await?;
     show(&e, target.json);
     Ok(())
 }

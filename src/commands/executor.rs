@@ -67,7 +67,7 @@ fn parse_status(raw: &str) -> Result<ExecutorStatus, CommandError> {
 pub async fn run(cmd: ExecutorCommand) -> Result<(), CommandError> {
     match cmd {
         ExecutorCommand::List { name, paging, target } => {
-            let p = client(&target)
+            let p = client(&target)?
                 .list_executors(name.as_deref(), paging.page, paging.page_size, Consistency::Linearizable)
                 .await?;
             if target.json {
@@ -78,15 +78,15 @@ pub async fn run(cmd: ExecutorCommand) -> Result<(), CommandError> {
             }
         }
         ExecutorCommand::Get { executor, target } => {
-            show(&client(&target).get_executor(&executor, Consistency::Linearizable).await?, target.json)
+            show(&client(&target)?.get_executor(&executor, Consistency::Linearizable).await?, target.json)
         }
         ExecutorCommand::Status { executor, status, reason, target } => {
             let status = parse_status(&status)?;
-            let e = client(&target).set_executor_status(&executor, status, reason.as_deref(), None).await?;
+            let e = client(&target)?.set_executor_status(&executor, status, reason.as_deref(), None).await?;
             show(&e, target.json)
         }
         ExecutorCommand::Remove { executor, target } => {
-            let e = client(&target).remove_executor(&executor, None).await?;
+            let e = client(&target)?.remove_executor(&executor, None).await?;
             if target.json {
                 print_json(&e);
             } else {

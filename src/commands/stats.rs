@@ -58,7 +58,7 @@ fn print(s: &TaskStatsView) {
 }
 
 pub async fn show(task: &str, target: &Target) -> Result<(), CommandError> {
-    let s = client(target).task_stats(task, Consistency::Linearizable).await?;
+    let s = client(target)?.task_stats(task, Consistency::Linearizable).await?;
     if target.json {
         print_json(&s);
     } else {
