@@ -19,4 +19,5 @@ mod hosts;
 mod listeners;
 mod openapi;
 mod schedule;
+mod tls;
 mod wire;
