@@ -42,6 +42,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Who changed what, newest first (admin).
     Audit(AuditArgs),
+    /// TLS certificates: `init` makes a CA and a certificate per host.
+    #[command(subcommand)]
+    Certs(CertsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +129,39 @@ pub struct ServeArgs {
     /// Listen beyond loopback without authentication (refused otherwise).
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS files of `serve` and `agent` (each also `[tls]` in the config file and `CRONRAFT_TLS_*`).
+#[derive(Debug, Args, Default, Clone)]
+pub struct TlsArgs {
+    /// PEM certificate (chain) served on every listener and presented to other nodes; turns TLS
+    /// on (every node of the cluster needs one).
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's PEM private key (PKCS#8, RSA or SEC1).
+    #[arg(long)]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificate(s): trusted besides the system roots, and the roots client
+    /// certificates are checked against.
+    #[arg(long)]
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Sets the files given as flags over `settings`.
+    pub fn apply(&self, settings: &mut crate::tls::TlsSettings) {
+        if let Some(v) = &self.tls_cert_file {
+            settings.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_key_file {
+            settings.key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.tls_ca_file {
+            settings.ca_file = Some(v.clone());
+        }
+    }
 }
 
 impl ServeArgs {
@@ -172,6 +208,7 @@ impl ServeArgs {
         if self.insecure {
             c.auth.insecure = true;
         }
+        self.tls.apply(&mut c.tls);
         c.validate()?;
         Ok(c)
     }
@@ -208,20 +245,33 @@ pub struct AgentArgs {
     /// prefix) [default: PATH,HOME,USER,LOGNAME,SHELL,LANG,LANGUAGE,LC_*,TZ,TMPDIR,TERM].
     #[arg(long, value_delimiter = ',')]
     pub env_allow: Option<Vec<String>>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl AgentArgs {
-    pub fn to_config(&self) -> Result<crate::agent::AgentConfig, String> {
+    /// The agent's configuration; TLS from `CRONRAFT_TLS_*` in `env`, then the flags (its files
+    /// are read here, so a bad one is reported before the agent starts).
+    pub fn to_config(
+        &self,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<crate::agent::AgentConfig, ConfigError> {
         let cluster = self.cluster.iter().flat_map(|c| split_list(c)).collect();
         let mut c = crate::agent::AgentConfig::new(self.name.clone(), cluster);
         c.listen = self.listen;
         c.instance_id = self.instance_id.clone().unwrap_or_default();
         c.advertise_url = self.advertise_url.clone();
         c.capacity = self.capacity;
-        c.token = read_token(self.token.as_deref(), self.token_file.as_deref())?;
+        c.token = read_token(self.token.as_deref(), self.token_file.as_deref()).map_err(ConfigError::Invalid)?;
         if let Some(allow) = &self.env_allow {
             c.env_allow = allow.clone();
         }
+        let mut tls = crate::tls::TlsSettings::default();
+        for (name, value) in env.filter(|(n, _)| n.starts_with("CRONRAFT_TLS_")) {
+            tls.apply_env(&name, &value).map_err(|reason| ConfigError::Env { name, value, reason })?;
+        }
+        self.tls.apply(&mut tls);
+        c.tls = crate::tls::Tls::load(&tls)?;
         Ok(c)
     }
 }
@@ -252,6 +302,9 @@ pub struct Target {
     /// File holding the API token (e.g. the first node's `<data-dir>/admin.token`).
     #[arg(long, env = "CRONRAFT_TOKEN_FILE", global = true)]
     pub token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust besides the system roots, for `https://` nodes.
+    #[arg(long, env = "CRONRAFT_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Target {
@@ -500,5 +553,26 @@ pub enum ExecutionCommand {
         requested_by: Option<String>,
         #[command(flatten)]
         target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create a CA (unless DIR has one) and a certificate and key per host, for server and client
+    /// use; nothing is overwritten without --force, and the CA never is.
+    Init {
+        /// Hosts, comma-separated: each a DNS name or an IP address; join several names of one
+        /// host with + (node1+10.0.0.1). The first name names the files.
+        #[arg(long, value_delimiter = ',', required = true)]
+        hosts: Vec<String>,
+        /// Where to write (created 0700 if missing).
+        #[arg(long, default_value = "cronraft-certs")]
+        out: PathBuf,
+        /// Replace the hosts' existing certificates and keys (re-issue; the CA stays).
+        #[arg(long)]
+        force: bool,
+        /// How long the host certificates are valid.
+        #[arg(long, default_value_t = crate::tls::init::HOST_DAYS_DEFAULT)]
+        days: u32,
     },
 }

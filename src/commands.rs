@@ -11,6 +11,8 @@ pub mod token;
 use cronraft_api::client::{Client, ClientError};
 use cronraft_api::context::Consistency;
 use cronraft_api::types::{AddNodeInput, ClusterView, TaskInput, TaskView};
+use cronraft_raft::outbound::tls::CaError;
+use cronraft_raft::outbound::{BuildError, ClientTls};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -24,11 +26,20 @@ pub enum CommandError {
     Client(#[from] ClientError),
     #[error("invalid argument: {0}")]
     Argument(String),
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
 }
 
+/// The client for `--node`, trusting `--ca-file` besides the system roots, with `--token`.
 fn client(t: &Target) -> Result<Client, CommandError> {
+    let tls = match &t.ca_file {
+        Some(path) => ClientTls::with_ca_file(path)?,
+        None => ClientTls::default(),
+    };
     let token = t.token().map_err(CommandError::Argument)?;
-    Ok(Client::new(split_list(&t.node)).with_token(token.as_deref()))
+    Ok(Client::with_tls(split_list(&t.node), std::time::Duration::from_secs(15), &tls)?.with_token(token.as_deref()))
 }
 
 fn print_json<T: Serialize>(value: &T) {

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::http_server::ListenerLimits;
+use crate::tls::TlsSettings;
 use cronraft_raft::address::HostPort;
 
 /// Everything a node needs to start.
@@ -44,6 +45,8 @@ pub struct Config {
     pub listeners: Listeners,
     /// Who may talk to the node (`[auth]`).
     pub auth: AuthSettings,
+    /// TLS on every listener and the trust of every client (`[tls]`, `src/tls/`).
+    pub tls: TlsSettings,
 }
 
 /// Authentication (`[auth]`, issue 17). Auth is on exactly when `cluster_secret_file` is set.
@@ -263,6 +266,7 @@ impl Default for Config {
             retention: Retention::default(),
             listeners: Listeners::default(),
             auth: AuthSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -278,6 +282,8 @@ pub enum ConfigError {
     Env { name: String, value: String, reason: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Config {
@@ -333,6 +339,7 @@ impl Config {
                 "CRONRAFT_RETENTION_INTERVAL_MS" => {
                     self.retention.interval_ms = value.parse().map_err(|_| bad("expected ms"))?
                 }
+                tls if tls.starts_with("CRONRAFT_TLS_") => self.tls.apply_env(tls, &value).map_err(|r| bad(&r))?,
                 _ => {}
             }
         }
@@ -379,6 +386,8 @@ impl Config {
                 "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
             );
         }
+        // Reads every file `[tls]` names, so a bad one is reported before anything starts.
+        crate::tls::Tls::load(&self.tls)?;
         Ok(())
     }
 
@@ -456,8 +465,8 @@ impl Config {
             parse("agent.listen", listen)?;
         }
         if let Some(url) = &self.agent.advertise_url {
-            let rest = url.strip_prefix("http://").ok_or_else(|| {
-                ConfigError::Invalid(format!("agent.advertise_url must start with http://, got {url:?}"))
+            let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or_else(|| {
+                ConfigError::Invalid(format!("agent.advertise_url must start with http:// or https://, got {url:?}"))
             })?;
             let host_port = rest.split('/').next().unwrap_or_default();
             let hp = parse("agent.advertise_url", host_port)?;
@@ -471,7 +480,7 @@ impl Config {
     }
 }
 
-fn parse_bool(s: &str) -> Option<bool> {
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),

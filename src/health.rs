@@ -34,6 +34,8 @@ pub struct HealthChecker {
     pub raft: Raft,
     pub sm: StateMachineStore,
     pub settings: ExecutorSettings,
+    /// The node's client TLS (`https://` health URLs).
+    pub tls: outbound::ClientTls,
 }
 
 /// Consecutive outcomes of one instance, as seen this term.
@@ -67,7 +69,7 @@ impl Streak {
 impl HealthChecker {
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let timeout = Duration::from_millis(self.settings.health_check_timeout_ms);
-        let client = match outbound::executors(self.settings.address_policy(), timeout, 1) {
+        let client = match outbound::executors(self.settings.address_policy(), timeout, 1, &self.tls) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "health checker cannot build its HTTP client");

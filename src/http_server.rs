@@ -31,7 +31,14 @@
 //! Accepted sockets get `TCP_NODELAY`: an answer goes out at once instead of waiting, when it is
 //! written in two parts, for the peer's delayed ACK. On the stop signal the loop stops accepting,
 //! every connection finishes its in-flight request and closes, and [`serve`]'s task ends when
-//! the last one has. TLS (next) wraps the accepted stream in [`serve_connection`], in one place.
+//! the last one has.
+//!
+//! **TLS**: a listener given a [`TlsAcceptor`] runs the handshake in [`serve_connection`], over
+//! the watched stream (so a stalled handshake is a stalled connection) and inside the same
+//! deadline as the first request head: `header_read_timeout_ms` from the accept bounds the
+//! handshake and the first head together, and the connection holds its `connections_max` permit
+//! throughout. A client that fails the handshake (plain HTTP, no or a wrong client certificate)
+//! is closed without an answer; one line per 10 s per listener says why.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -52,6 +59,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tower::Service as _;
 
 /// The limits of one listener. Each kind has its defaults ([`ListenerLimits::API`],
@@ -141,36 +149,59 @@ struct Shared {
     inflight: Arc<Semaphore>,
     /// When a refusal was last logged (ms since the Unix epoch): at most one line per 10 s.
     warned_ms: AtomicI64,
+    /// Wraps every accepted connection when the listener serves TLS.
+    tls: Option<TlsAcceptor>,
+    /// When a failed TLS handshake was last logged: at most one line per 10 s.
+    tls_warned_ms: AtomicI64,
 }
 
 impl Shared {
     /// Logs a refusal, at most once per 10 s per listener (a flood must not flood the log).
     fn warn_refused(&self, reason: &'static str) {
-        let now = chrono::Utc::now().timestamp_millis();
-        let last = self.warned_ms.load(Ordering::Relaxed);
-        if now - last >= 10_000
-            && self.warned_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
+        if once_per_10s(&self.warned_ms) {
             tracing::warn!(server = self.what, reason, limits = ?self.limits, "refusing work beyond the listener's limits");
+        }
+    }
+
+    /// Logs a failed TLS handshake, at most once per 10 s per listener (scanners and plain-HTTP
+    /// clients must not flood the log; the rest go to debug).
+    fn note_handshake_failed(&self, error: &str) {
+        if once_per_10s(&self.tls_warned_ms) {
+            tracing::info!(
+                server = self.what,
+                error,
+                "TLS handshake failed (plain HTTP, or a missing or untrusted certificate?)"
+            );
+        } else {
+            tracing::debug!(server = self.what, error, "TLS handshake failed");
         }
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `signal` turns true; `what` names the server
-/// in its log. The task ends once every connection has drained.
+/// Whether 10 s have passed since the time in `last_ms`, which it then moves to now.
+fn once_per_10s(last_ms: &AtomicI64) -> bool {
+    let now = chrono::Utc::now().timestamp_millis();
+    let last = last_ms.load(Ordering::Relaxed);
+    now - last >= 10_000 && last_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+}
+
+/// Serves `app` on `listener` within `limits` until `signal` turns true, over TLS when `tls` is
+/// given; `what` names the server in its log. The task ends once every connection has drained.
 pub fn serve(
     listener: TcpListener,
     app: axum::Router,
     signal: watch::Receiver<bool>,
     what: &'static str,
     limits: ListenerLimits,
+    tls: Option<TlsAcceptor>,
 ) -> JoinHandle<()> {
     let mut http = http1::Builder::new();
     // hyper's one head timer covers every head; the first one's shorter limit is ours
     // (`serve_connection`).
     http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(limits.keepalive_timeout_ms));
     let inflight = Arc::new(Semaphore::new(limits.requests_inflight_max as usize));
-    let shared = Arc::new(Shared { what, limits, http, inflight, warned_ms: AtomicI64::new(0) });
+    let (warned_ms, tls_warned_ms) = (AtomicI64::new(0), AtomicI64::new(0));
+    let shared = Arc::new(Shared { what, limits, http, inflight, warned_ms, tls, tls_warned_ms });
     tokio::spawn(accept_loop(listener, app, signal, shared))
 }
 
@@ -212,24 +243,53 @@ async fn stopped(signal: &mut watch::Receiver<bool>) {
 }
 
 /// One connection, from the accepted socket to its close. `_permit` counts it against
-/// `connections_max` until it ends.
+/// `connections_max` until it ends, TLS handshake included.
 async fn serve_connection(
     tcp: TcpStream,
     service: Guarded,
     mut signal: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    let (shared, served) = (service.shared.clone(), service.served.clone());
+    let shared = service.shared.clone();
     let progress = Arc::new(AtomicU64::new(0));
-    // TLS: the acceptor's handshake goes here, over the watched stream.
-    let io = TokioIo::new(Watched { inner: tcp, progress: progress.clone() });
+    // The handshake and the first request head share one deadline, from the accept.
+    let first_head = tokio::time::Instant::now() + Duration::from_millis(shared.limits.header_read_timeout_ms);
+    let watched = Watched { inner: tcp, progress: progress.clone() };
+    let Some(acceptor) = &shared.tls else {
+        return drive(TokioIo::new(watched), service, signal, progress, first_head).await;
+    };
+    let accepted = tokio::select! {
+        r = tokio::time::timeout_at(first_head, acceptor.accept(watched)) => r,
+        // A handshake still going on at shutdown is dropped: there is no request to finish.
+        _ = stopped(&mut signal) => return,
+    };
+    match accepted {
+        Ok(Ok(stream)) => drive(TokioIo::new(stream), service, signal, progress, first_head).await,
+        Ok(Err(e)) => shared.note_handshake_failed(&e.to_string()),
+        Err(_) => tracing::debug!(server = shared.what, "closing a connection whose TLS handshake is late"),
+    }
+}
+
+/// Serves HTTP/1 on one (plain or TLS) connection until it ends, closing it when its first
+/// request head is not complete by `first_head`, when it stalls, or after draining on the stop
+/// signal.
+async fn drive<I>(
+    io: TokioIo<I>,
+    service: Guarded,
+    mut signal: watch::Receiver<bool>,
+    progress: Arc<AtomicU64>,
+    first_head: tokio::time::Instant,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (shared, served) = (service.shared.clone(), service.served.clone());
     let conn = shared.http.serve_connection(io, service);
     tokio::pin!(conn);
     let half_idle = Duration::from_millis(shared.limits.idle_timeout_ms / 2).max(Duration::from_millis(1));
     let mut watch = tokio::time::interval_at(tokio::time::Instant::now() + half_idle, half_idle);
     let (mut seen, mut quiet) = (0, 0);
     let mut draining = false;
-    let first_head = tokio::time::sleep(Duration::from_millis(shared.limits.header_read_timeout_ms));
+    let first_head = tokio::time::sleep_until(first_head);
     tokio::pin!(first_head);
     let mut first_head_checked = false;
     loop {

@@ -12,14 +12,17 @@ use std::time::Duration;
 
 use cronraft_api::client::{Client, ClientError};
 use cronraft_api::types::AddNodeInput;
+use cronraft_raft::outbound::ClientTls;
 use cronraft_raft::{NodeInfo, Raft};
 use tokio::sync::watch;
 
 /// Pause between attempts.
 const RETRY: Duration = Duration::from_millis(300);
 
-/// `credential`: the node credential of the cluster secret, when auth is on: adding a learner
-/// needs it (or an admin token), so a node without the secret cannot join.
+/// Runs the flow through the members at `join`, with the node's client TLS (its CA, and its
+/// certificate when a member asks for one). `credential`: the node credential of the cluster
+/// secret, when auth is on: adding a learner needs it (or an admin token), so a node without the
+/// secret cannot join.
 pub async fn run(
     raft: Raft,
     node_id: u64,
@@ -27,8 +30,15 @@ pub async fn run(
     join: Vec<String>,
     credential: Option<String>,
     mut stop: watch::Receiver<bool>,
+    tls: ClientTls,
 ) {
-    let client = Client::with_timeout(&join, Duration::from_secs(15)).with_token(credential.as_deref());
+    let client = match Client::with_tls(&join, Duration::from_secs(15), &tls) {
+        Ok(c) => c.with_token(credential.as_deref()),
+        Err(e) => {
+            tracing::error!(node_id, error = %e, "cannot join: no HTTP client");
+            return;
+        }
+    };
     loop {
         let (is_member, is_voter) = {
             let m = raft.metrics().borrow().clone();

@@ -9,6 +9,7 @@
 //! - [`health`]: the leader-only health checker (only transitions go through Raft).
 //! - [`retention`]: the leader-only purge of old execution records.
 //! - [`http_server`]: serving a router until the stop signal (node and agent listeners).
+//! - [`tls`]: `[tls]`, the reloaded certificate, each listener's acceptor, `certs init`.
 //! - [`leadership`]: running a service only while this node leads.
 //! - [`propose`]: how the leader services propose an entry (timeout, error classes).
 //! - [`clock`]: the leader services' wall clock (`now_ms`) and entry seeds.
@@ -39,6 +40,7 @@ pub mod retention;
 pub mod scheduler;
 #[cfg(test)]
 mod test_raft;
+pub mod tls;
 
 pub use config::Config;
 pub use node::Node;

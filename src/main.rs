@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use cronraft::agent::Agent;
-use cronraft::cli::{AgentArgs, Cli, Command, ServeArgs};
+use cronraft::cli::{AgentArgs, CertsCommand, Cli, Command, ServeArgs};
 use cronraft::Node;
 
 /// Runs the command; a failure is one line on stderr (`error: ` and the error's causes joined
@@ -50,6 +50,11 @@ async fn run() -> anyhow::Result<()> {
         Command::Execution(cmd) => Ok(cronraft::commands::execution::run(cmd).await?),
         Command::Token(cmd) => Ok(cronraft::commands::token::run(cmd).await?),
         Command::Audit(args) => Ok(cronraft::commands::token::audit(args).await?),
+        Command::Certs(CertsCommand::Init { hosts, out, force, days }) => {
+            let request = cronraft::tls::init::InitRequest { hosts, out, force, days };
+            print!("{}", cronraft::tls::init::run(&request)?);
+            Ok(())
+        }
     }
 }
 
@@ -71,6 +76,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before anything is created: the data files are private (see `cronraft::fsperm`).
     cronraft::fsperm::restrict_umask();
     let config = args.to_config(std::env::vars()).context("configuration")?;
+    absorb_sighup();
     let node = Node::start(config).await.context("starting the node")?;
     // One machine-readable line: tests and the benchmark read the real ports from it (port 0).
     println!("cronraft node {} listening http={} raft={}", node.node_id, node.http_addr, node.raft_addr);
@@ -84,13 +90,21 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     init_logging();
     // Handlers first: a script may send SIGTERM as soon as it has read the `listening` line.
     let stop = shutdown_signal();
-    let config = args.to_config().map_err(anyhow::Error::msg).context("configuration")?;
+    absorb_sighup();
+    let config = args.to_config(std::env::vars()).context("configuration")?;
+    // SIGHUP or a change of the files reloads the agent's certificate, as a node's.
+    let (reload_stop, reload_signal) = tokio::sync::watch::channel(false);
+    let reloader = config.tls.spawn_reloader(reload_signal);
     let agent = Agent::start(config).await.context("starting the agent")?;
     // One machine-readable line, like `serve`'s: the real port when listening on port 0.
     println!("cronraft agent {} listening http={}", args.name, agent.addr());
     stop.await;
     tracing::info!("shutting down");
     agent.shutdown().await;
+    let _ = reload_stop.send(true);
+    if let Some(r) = reloader {
+        let _ = r.await;
+    }
     Ok(())
 }
 
@@ -104,6 +118,23 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             _ = int.recv() => {}
             _ = term.recv() => {}
         }
+    }
+}
+
+/// SIGHUP reloads the TLS certificate (`cronraft::tls`, which listens for it too); without TLS it
+/// does nothing, instead of ending the process as its default action would: `systemctl reload`
+/// must never stop a node.
+fn absorb_sighup() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::debug!("SIGHUP received");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP"),
     }
 }
 

@@ -27,7 +27,9 @@ use crate::health::HealthChecker;
 use crate::http_server::serve;
 use crate::retention::RetentionService;
 use crate::scheduler::{Scheduler, SchedulerMetrics};
+use crate::tls::{Listener, Tls, TlsError};
 use cronraft_raft::address::HostPort;
+use cronraft_raft::outbound::ClientTls;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,10 @@ pub enum NodeError {
     Raft(String),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Client(#[from] cronraft_raft::outbound::BuildError),
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
     /// The embedded agent could not start (its address is taken).
     #[error("embedded agent: {0}")]
     Agent(String),
@@ -74,12 +80,16 @@ pub struct Node {
     join: Option<JoinHandle<()>>,
     /// The embedded agent (group `local`), unless turned off.
     pub agent: Option<Agent>,
+    /// Makes node URLs: `https://` when the listeners serve TLS.
+    client_tls: ClientTls,
 }
 
 impl Node {
     /// Starts a node from `config`.
     pub async fn start(config: Config) -> Result<Node, NodeError> {
         config.validate()?;
+        let tls = Tls::load(&config.tls)?;
+        let client_tls = tls.client();
         cronraft_raft::unsafe_modes::warn_if_set();
         let secret = config.auth.cluster_secret_file.as_deref().map(ClusterSecret::read_file).transpose()?;
         let http = bind(&config.http_addr).await?;
@@ -108,29 +118,29 @@ impl Node {
             .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
         let commit_clock = log.commit_clock();
         let raft_config = raft_config(&config)?;
-        let raft = Raft::new(config.node_id, raft_config, HttpNetwork::new(secret.as_ref())?, log, sm.clone())
+        let raft =
+            Raft::new(config.node_id, raft_config, HttpNetwork::new(&client_tls, secret.as_ref())?, log, sm.clone())
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (shutdown, signal) = watch::channel(false);
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
-        let ctx = Arc::new(ApiContext::new(
+        let ctx = ApiContext::new(
             config.node_id,
             raft.clone(),
             sm.clone(),
             scheduler_metrics.clone(),
+            &client_tls,
             secret.clone(),
-        )?);
-        let servers = vec![
-            serve(
-                raft_listener,
-                network::router(raft.clone(), secret.clone()),
-                signal.clone(),
-                "raft",
-                config.listeners.raft(),
-            ),
-            serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api()),
+        )?;
+        let ctx = Arc::new(ctx);
+        let (raft_app, raft_tls, api_tls) =
+            (network::router(raft.clone(), secret.clone()), tls.acceptor(Listener::Raft)?, tls.acceptor(Listener::Api)?);
+        let mut servers = vec![
+            serve(raft_listener, raft_app, signal.clone(), "raft", config.listeners.raft(), raft_tls),
+            serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api(), api_tls),
         ];
+        servers.extend(tls.spawn_reloader(signal.clone()));
 
         let scheduler = Scheduler {
             node_id: config.node_id,
@@ -140,14 +150,16 @@ impl Node {
             commit_clock,
         };
         let (node_id, settings) = (config.node_id, config.executors.clone());
+        let outbound = client_tls.clone();
         let dispatcher = Dispatcher {
             node_id,
             raft: raft.clone(),
             sm: sm.clone(),
             settings: settings.clone(),
             secret: secret.clone(),
+            tls: outbound.clone(),
         };
-        let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings };
+        let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings, tls: outbound };
         let retention =
             RetentionService { node_id, raft: raft.clone(), sm: sm.clone(), settings: config.retention.clone() };
         let services = vec![
@@ -168,6 +180,7 @@ impl Node {
                 config.join.clone(),
                 credential.clone(),
                 signal.clone(),
+                client_tls.clone(),
             )));
         } else {
             if !initialized {
@@ -186,15 +199,20 @@ impl Node {
                 join = Some(tokio::spawn(bootstrap));
             }
         }
-        let agent =
-            if config.agent.enabled { Some(start_agent(&config, &info, http_addr, credential).await?) } else { None };
-        tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, "node started");
-        Ok(Node { node_id: config.node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join, agent })
+        let agent = if config.agent.enabled {
+            Some(start_agent(&config, &info, http_addr, &tls, credential).await?)
+        } else {
+            None
+        };
+        let tls_on = tls.serves_tls();
+        tracing::info!(node_id = config.node_id, %http_addr, %raft_addr, data_dir = %dir, tls = tls_on, "node started");
+        let node_id = config.node_id;
+        Ok(Node { node_id, http_addr, raft_addr, raft, sm, shutdown, servers, services, join, agent, client_tls })
     }
 
-    /// The REST base URL, e.g. `http://127.0.0.1:7340`.
+    /// The REST base URL, e.g. `http://127.0.0.1:7340` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        self.client_tls.node_url(&self.http_addr.to_string())
     }
 
     /// Stops accepting requests, drains in-flight ones, stops Raft and syncs storage.
@@ -230,15 +248,18 @@ impl Node {
 /// where other hosts reach this node's API, they reach its agent (a loopback default would
 /// make every agent but the leader's own unreachable).
 ///
-/// With auth on it authenticates with the node's credential (the cluster secret's), as the node
-/// itself: it lives in the node's process.
+/// It shares the node's TLS: its listener serves the node's certificate, and it reaches the
+/// node at an `https://` URL with the node's trust. With auth on it authenticates with the
+/// node's credential (the cluster secret's), as the node itself: it lives in the node's process.
 async fn start_agent(
     config: &Config,
     info: &NodeInfo,
     http_bound: SocketAddr,
+    tls: &Tls,
     credential: Option<String>,
 ) -> Result<Agent, NodeError> {
-    let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![format!("http://{}", info.http_addr)]);
+    let mut agent = AgentConfig::new(EMBEDDED_AGENT_GROUP, vec![tls.client().node_url(&info.http_addr)]);
+    agent.tls = tls.clone();
     agent.token = credential;
     if let Some(allow) = &config.agent.env_allow {
         agent.env_allow = allow.clone();

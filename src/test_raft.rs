@@ -20,9 +20,15 @@ pub async fn pristine(dir: &std::path::Path, cache_bytes: u64) -> (Raft, StateMa
         election_timeout_max: 300,
         ..Default::default()
     };
-    let raft = Raft::new(1, Arc::new(config.validate().unwrap()), HttpNetwork::new(None).unwrap(), log, sm.clone())
-        .await
-        .unwrap();
+    let raft = Raft::new(
+        1,
+        Arc::new(config.validate().unwrap()),
+        HttpNetwork::new(&Default::default(), None).unwrap(),
+        log,
+        sm.clone(),
+    )
+    .await
+    .unwrap();
     (raft, sm, commit_clock)
 }
 

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use cronraft_raft::model::ExecutorStatus;
+use cronraft_raft::outbound::{self, BuildError, ClientTls};
 
 use crate::context::Consistency;
 use crate::protocol::{CallbackRequest, RegisterRequest};
@@ -89,6 +90,16 @@ impl Client {
     }
 
     pub fn with_timeout<S: AsRef<str>>(nodes: impl IntoIterator<Item = S>, timeout: Duration) -> Self {
+        Self::with_tls(nodes, timeout, &ClientTls::default()).expect("build HTTP client")
+    }
+
+    /// A client whose TLS is `tls` (the CA it trusts beyond the system roots; a node's own
+    /// certificate for `--join`). A node given without a scheme gets `tls`'s node scheme.
+    pub fn with_tls<S: AsRef<str>>(
+        nodes: impl IntoIterator<Item = S>,
+        timeout: Duration,
+        tls: &ClientTls,
+    ) -> Result<Self, BuildError> {
         let nodes = nodes
             .into_iter()
             .map(|n| {
@@ -96,19 +107,13 @@ impl Client {
                 if n.starts_with("http://") || n.starts_with("https://") {
                     n.to_string()
                 } else {
-                    format!("http://{n}")
+                    tls.node_url(n)
                 }
             })
             .collect();
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .expect("build HTTP client");
+        let http = outbound::cli(timeout, tls)?;
         let authorization = process_token().map(|t| format!("Bearer {t}"));
-        Client { http, nodes, authorization }
+        Ok(Client { http, nodes, authorization })
     }
 
     /// The same client, sending `token` (an API token, or a node credential) as

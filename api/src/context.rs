@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cronraft_raft::cluster_secret::ClusterSecret;
 use cronraft_raft::membership::MembershipAdmin;
-use cronraft_raft::outbound::read_body_capped;
+use cronraft_raft::outbound::{read_body_capped, BuildError, ClientTls};
 use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, NodeInfo, Raft, Request, Response};
 use openraft::error::{CheckIsLeaderError, RaftError};
@@ -35,6 +35,8 @@ pub struct ApiContext {
     /// gathering `/cluster` views, built by [`cronraft_raft::outbound::peers`]. Its own pool,
     /// separate from Raft RPC (openraft#1716).
     pub peers: reqwest::Client,
+    /// The node's client TLS; makes the other nodes' URLs ([`ApiContext::node_url`]).
+    pub tls: ClientTls,
     pub metrics: HttpMetrics,
     /// The scheduler's figures (filled while this node leads), for `/metrics` and
     /// `/scheduler/status`.
@@ -72,13 +74,19 @@ impl ApiContext {
         raft: Raft,
         sm: StateMachineStore,
         scheduler: Arc<dyn SchedulerReport>,
+        tls: &ClientTls,
         cluster_secret: Option<ClusterSecret>,
-    ) -> Result<Self, reqwest::Error> {
-        let peers = cronraft_raft::outbound::peers().map_err(|e| e.source)?;
+    ) -> Result<Self, BuildError> {
+        let peers = cronraft_raft::outbound::peers(tls)?;
         let membership = MembershipAdmin::new(raft.clone());
         let batcher = Batcher::start(raft.clone());
-        let metrics = HttpMetrics::default();
-        Ok(ApiContext { node_id, raft, sm, membership, peers, metrics, scheduler, batcher, cluster_secret })
+        let (metrics, tls) = (HttpMetrics::default(), tls.clone());
+        Ok(ApiContext { node_id, raft, sm, membership, peers, tls, metrics, scheduler, batcher, cluster_secret })
+    }
+
+    /// The base URL of another node's API from its advertised `http_addr`.
+    pub fn node_url(&self, http_addr: &str) -> String {
+        self.tls.node_url(http_addr)
     }
 
     /// A request of this node's own to another node (read index, `/cluster/self`), carrying the
@@ -150,7 +158,7 @@ impl ApiContext {
         let Some((_, leader)) = self.leader() else {
             return Err(ApiError::new(ErrorCode::NoLeader, "no leader is known; retry shortly"));
         };
-        let url = format!("http://{}/api/v1/internal/read-index", leader.http_addr);
+        let url = format!("{}/api/v1/internal/read-index", self.node_url(&leader.http_addr));
         let resp = self.peer_call(reqwest::Method::POST, url).timeout(READ_TIMEOUT).send().await;
         let resp = resp.map_err(|e| ApiError::new(ErrorCode::LeaderUnreachable, format!("leader unreachable: {e}")))?;
         if !resp.status().is_success() {

@@ -158,7 +158,7 @@ async fn proxy(
     let uri = original_uri(&parts.extensions, &parts.uri);
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
-    let mut out = ctx.peers.request(method, format!("http://{leader_http}{path}")).timeout(timeout);
+    let mut out = ctx.peers.request(method, format!("{}{path}", ctx.node_url(leader_http))).timeout(timeout);
     for (name, value) in parts.headers.iter() {
         if name == "host" || name == "content-length" || name == "connection" {
             continue;

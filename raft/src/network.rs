@@ -40,6 +40,7 @@ use self::snapshot::{Rejected, SnapshotReceiver};
 use crate::cluster_secret::ClusterSecret;
 use crate::codec;
 use crate::model::NodeInfo;
+use crate::outbound::{BuildError, ClientTls};
 use crate::{NodeId, Raft, TypeConfig};
 
 /// The largest append body accepted, whatever the config says (see [`BodyLimits`]).
@@ -89,14 +90,17 @@ impl BodyLimits {
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    /// Makes a peer's URL from its advertised `raft_addr` (`https://` when the cluster has TLS).
+    tls: ClientTls,
     /// The node credential every RPC carries, when the cluster has a secret.
     authorization: Option<Arc<str>>,
 }
 
 impl HttpNetwork {
-    pub fn new(secret: Option<&ClusterSecret>) -> Result<Self, reqwest::Error> {
-        let client = crate::outbound::raft_peers().map_err(|e| e.source)?;
-        Ok(HttpNetwork { client, authorization: secret.map(|s| Arc::from(s.authorization())) })
+    pub fn new(tls: &ClientTls, secret: Option<&ClusterSecret>) -> Result<Self, BuildError> {
+        let client = crate::outbound::raft_peers(tls)?;
+        let authorization = secret.map(|s| Arc::from(s.authorization()));
+        Ok(HttpNetwork { client, tls: tls.clone(), authorization })
     }
 }
 
@@ -107,7 +111,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
         PeerClient {
             client: self.client.clone(),
             target,
-            base: format!("http://{}/raft", node.raft_addr),
+            base: format!("{}/raft", self.tls.node_url(&node.raft_addr)),
             authorization: self.authorization.clone(),
         }
     }
@@ -118,7 +122,7 @@ pub struct PeerClient {
     client: reqwest::Client,
     target: NodeId,
     authorization: Option<Arc<str>>,
-    /// `http://<raft_addr>/raft`
+    /// `http(s)://<raft_addr>/raft`
     base: String,
 }
 

@@ -1,10 +1,12 @@
 //! The one place where every outbound HTTP client of a node or an agent is built.
 //!
 //! Each purpose has its own builder, so the settings that make a call safe are decided here and
-//! nowhere else (and TLS, next, is added here once):
+//! nowhere else, TLS included: every builder takes the process's [`ClientTls`] (what it trusts,
+//! what certificate it presents, the scheme of node URLs; see [`tls`]):
 //!
 //! - [`peers`]: node to node (write forwarding, read index, `/cluster` views; the Raft network
-//!   has its own pool, [`raft_peers`]). No proxy, no redirects, a short connect timeout.
+//!   has its own pool, [`raft_peers`]). No proxy, no redirects, a short connect timeout; trusts
+//!   the cluster CA and presents the node's certificate (mTLS).
 //! - [`executors`]: the leader's calls to executor URLs (`/execute`, `/stop`, health checks).
 //!   Those URLs come from registrations, so they are untrusted: no proxy, **no redirects** (a
 //!   redirect could point the leader anywhere), and an [`AddressPolicy`] checked on the address
@@ -14,10 +16,14 @@
 //!   resolving.
 //! - [`agent_cluster`]: an agent's calls to the node APIs (registration, reports).
 //! - [`agent_jobs`]: an agent's `http` jobs, which call whatever the task says, as configured by
-//!   the task's author (redirects followed, system proxy honoured).
+//!   the task's author (redirects followed, system proxy honoured); system roots plus the CA
+//!   file, and never the agent's own certificate.
+//! - [`cli`]: the typed API client of the CLI and the tests (`cronraft_api::client`).
 //!
 //! Bodies read from executors and peers go through [`read_body_capped`], so an answer cannot make
 //! the reader buffer more than it chose to.
+
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -27,6 +33,8 @@ use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
+
+pub use self::tls::{ClientTls, Trust};
 
 /// Idle pooled connections are dropped after this: below the servers' default header-read
 /// timeout (10 s, which hyper also applies to a kept-alive connection waiting for its next
@@ -40,48 +48,69 @@ pub const EXECUTOR_CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(2);
 /// acknowledgements, a few hundred bytes.
 pub const EXECUTOR_BODY_BYTES_MAX: usize = 64 * 1024;
 
-/// A client could not be built (reqwest's TLS-less builder fails only on system resources).
+/// A client could not be built: reqwest's builder fails only on system resources, the TLS
+/// configuration only on an impossible protocol setting.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the {purpose} HTTP client: {source}")]
-pub struct BuildError {
-    pub purpose: &'static str,
-    #[source]
-    pub source: reqwest::Error,
+pub enum BuildError {
+    #[error("cannot build the {purpose} HTTP client: {source}")]
+    Http {
+        purpose: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("cannot set up TLS for the {purpose} HTTP client: {source}")]
+    Tls {
+        purpose: &'static str,
+        #[source]
+        source: rustls::Error,
+    },
 }
 
-fn build(purpose: &'static str, builder: reqwest::ClientBuilder) -> Result<reqwest::Client, BuildError> {
-    builder.build().map_err(|source| BuildError { purpose, source })
+/// Builds `builder` with the TLS configuration `tls` makes for `trust`.
+fn build(
+    purpose: &'static str,
+    builder: reqwest::ClientBuilder,
+    tls: &ClientTls,
+    trust: Trust,
+    present_identity: bool,
+) -> Result<reqwest::Client, BuildError> {
+    let config = tls.client_config(trust, present_identity).map_err(|source| BuildError::Tls { purpose, source })?;
+    builder.tls_backend_preconfigured(config).build().map_err(|source| BuildError::Http { purpose, source })
 }
 
 /// Node to node: write forwarding, internal reads, cluster views. Its own pool, separate from
 /// the Raft RPC client (openraft#1716).
-pub fn peers() -> Result<reqwest::Client, BuildError> {
-    node_to_node("peers")
+pub fn peers(tls: &ClientTls) -> Result<reqwest::Client, BuildError> {
+    node_to_node("peers", tls)
 }
 
 /// Raft RPC to the other nodes (`raft/src/network.rs`): the same settings as [`peers`], in a pool
 /// of its own so heartbeats never queue behind forwarded client requests (openraft#1716).
-pub fn raft_peers() -> Result<reqwest::Client, BuildError> {
-    node_to_node("raft peers")
+pub fn raft_peers(tls: &ClientTls) -> Result<reqwest::Client, BuildError> {
+    node_to_node("raft peers", tls)
 }
 
 /// The settings every node-to-node client shares: no proxy, no redirects, a short connect, pooled
-/// connections dropped before the peer's listener would close them. Each call is a new pool.
-fn node_to_node(purpose: &'static str) -> Result<reqwest::Client, BuildError> {
+/// connections dropped before the peer's listener would close them; the cluster CA, and the
+/// node's own certificate for the peer's client-certificate check. Each call is a new pool.
+fn node_to_node(purpose: &'static str, tls: &ClientTls) -> Result<reqwest::Client, BuildError> {
     let b = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .redirect(Policy::none())
         .connect_timeout(PEER_CONNECT_TIMEOUT)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-    build(purpose, b)
+    build(purpose, b, tls, Trust::Cluster, true)
 }
 
-/// An agent's client for the node APIs (registration, reports). With auth on, every request
-/// carries `authorization` (`Bearer` and the agent's token, marked sensitive so it is never
-/// printed): this client only ever calls the agent's own cluster URLs (reports go there too,
-/// never to an address a request named).
-pub fn agent_cluster(authorization: Option<reqwest::header::HeaderValue>) -> Result<reqwest::Client, BuildError> {
+/// An agent's client for the node APIs (registration, reports); presents the agent's certificate
+/// when it has one. With auth on, every request carries `authorization` (`Bearer` and the agent's
+/// token, marked sensitive so it is never printed): this client only ever calls the agent's own
+/// cluster URLs (reports go there too, never to an address a request named).
+pub fn agent_cluster(
+    tls: &ClientTls,
+    authorization: Option<reqwest::header::HeaderValue>,
+) -> Result<reqwest::Client, BuildError> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(mut value) = authorization {
         value.set_sensitive(true);
@@ -94,13 +123,26 @@ pub fn agent_cluster(authorization: Option<reqwest::header::HeaderValue>) -> Res
         .timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-    build("agent cluster", b)
+    build("agent cluster", b, tls, Trust::SystemAndCa, true)
 }
 
 /// An agent's client for `http` jobs: the task's author chose the URL, so reqwest's defaults
-/// (redirects, system proxy) apply; the job's own timeout bounds each call.
-pub fn agent_jobs() -> Result<reqwest::Client, BuildError> {
-    build("agent jobs", reqwest::Client::builder().connect_timeout(Duration::from_secs(10)))
+/// (redirects, system proxy) apply; the job's own timeout bounds each call. It never presents the
+/// agent's certificate to those servers.
+pub fn agent_jobs(tls: &ClientTls) -> Result<reqwest::Client, BuildError> {
+    let b = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+    build("agent jobs", b, tls, Trust::SystemAndCa, false)
+}
+
+/// The typed API client (`cronraft_api::client`: the CLI, `--join`, the tests): no proxy, each
+/// call within `timeout`.
+pub fn cli(timeout: Duration, tls: &ClientTls) -> Result<reqwest::Client, BuildError> {
+    let b = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(2));
+    build("api", b, tls, Trust::SystemAndCa, true)
 }
 
 /// Which addresses the leader may call executors at: `[executors] allow_cidrs` / `deny_cidrs`.
@@ -198,8 +240,14 @@ pub struct ExecutorClient {
 }
 
 /// Builds the client for executor calls that take at most `timeout` each, keeping up to
-/// `idle_per_host` idle connections per executor.
-pub fn executors(policy: AddressPolicy, timeout: Duration, idle_per_host: usize) -> Result<ExecutorClient, BuildError> {
+/// `idle_per_host` idle connections per executor. Executors may hold certificates from any CA:
+/// system roots plus the CA file; the node presents its certificate when asked.
+pub fn executors(
+    policy: AddressPolicy,
+    timeout: Duration,
+    idle_per_host: usize,
+    tls: &ClientTls,
+) -> Result<ExecutorClient, BuildError> {
     let policy = Arc::new(policy);
     let mut b = reqwest::Client::builder()
         .no_proxy()
@@ -212,7 +260,7 @@ pub fn executors(policy: AddressPolicy, timeout: Duration, idle_per_host: usize)
     if !policy.is_open() {
         b = b.dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() }));
     }
-    Ok(ExecutorClient { client: build("executors", b)?, policy })
+    Ok(ExecutorClient { client: build("executors", b, tls, Trust::SystemAndCa, true)?, policy })
 }
 
 impl ExecutorClient {
@@ -323,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn ip_literal_hosts_are_checked_before_sending() {
         let deny = AddressPolicy { allow: vec![], deny: nets(&["127.0.0.0/8", "::1/128"]) };
-        let c = executors(deny, Duration::from_secs(1), 1).unwrap();
+        let c = executors(deny, Duration::from_secs(1), 1, &ClientTls::default()).unwrap();
         assert!(matches!(c.target("http://127.0.0.1:9/execute"), Err(TargetError::Refused(_))));
         assert!(matches!(c.target("http://[::1]:9/x"), Err(TargetError::Refused(_))));
         // The URL parser normalizes other spellings of an IPv4 address before the check.
@@ -335,7 +383,7 @@ mod tests {
     #[tokio::test]
     async fn host_names_resolving_only_to_denied_addresses_fail_at_connect() {
         let deny = AddressPolicy { allow: vec![], deny: nets(&["127.0.0.0/8", "::1/128"]) };
-        let c = executors(deny, Duration::from_secs(2), 1).unwrap();
+        let c = executors(deny, Duration::from_secs(2), 1, &ClientTls::default()).unwrap();
         let url = c.target("http://localhost:9/health").unwrap();
         let err = c.client.get(url).send().await.unwrap_err();
         assert!(err.is_connect(), "{err:?}");

@@ -2,8 +2,9 @@
 //!
 //! The whole exchange — connecting, sending, reading the body — runs under the task's timeout and
 //! the run's stop signal; either one drops the request future, which aborts the connection. The
-//! response body is read chunk by chunk into a [`LogTail`], so a huge answer costs 64 KiB. The
-//! agent's reqwest is built without TLS: only `http://` URLs work, and the job says so up front.
+//! response body is read chunk by chunk into a [`LogTail`], so a huge answer costs 64 KiB.
+//! `https://` URLs are verified against the system roots plus the agent's CA file
+//! (`outbound::agent_jobs`); a certificate error fails the run with the reason in its log.
 
 use std::pin::pin;
 use std::time::Duration;

@@ -100,14 +100,8 @@ impl Job {
 
 impl HttpJob {
     fn check(&self) -> Result<(), String> {
-        if self.url.starts_with("https://") {
-            return Err(format!(
-                "parameters.http.url {:?}: https is not supported, the agent is built without TLS; use http://",
-                self.url
-            ));
-        }
-        if !self.url.starts_with("http://") {
-            return Err(format!("parameters.http.url {:?} must start with http://", self.url));
+        if !self.url.starts_with("http://") && !self.url.starts_with("https://") {
+            return Err(format!("parameters.http.url {:?} must start with http:// or https://", self.url));
         }
         reqwest::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("parameters.http.method {:?} is not an HTTP method", self.method))?;
@@ -147,8 +141,8 @@ mod tests {
         assert_eq!(Job::parse(&json!(null)).unwrap_err(), NO_JOB);
         assert!(Job::parse(&json!({"command": 3})).unwrap_err().contains("command"));
         assert!(Job::parse(&json!({"command": "x", "http": {}})).unwrap_err().contains("both"));
-        assert!(Job::parse(&json!({"http": {"url": "https://x"}})).unwrap_err().contains("TLS"));
-        assert!(Job::parse(&json!({"http": {"url": "ftp://x"}})).unwrap_err().contains("http://"));
+        assert!(Job::parse(&json!({"http": {"url": "https://x"}})).is_ok(), "https jobs run (rustls)");
+        assert!(Job::parse(&json!({"http": {"url": "ftp://x"}})).unwrap_err().contains("https://"));
         assert!(Job::parse(&json!({"http": {"url": "http://x", "method": "GE T"}})).unwrap_err().contains("method"));
     }
 }

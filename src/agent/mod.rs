@@ -41,6 +41,7 @@ use tokio::task::JoinHandle;
 use cronraft_raft::outbound;
 
 use crate::http_server::{serve, ListenerLimits};
+use crate::tls::{Listener, Tls, TlsError};
 use register::Registration;
 use report::Reporter;
 use runs::Runs;
@@ -63,12 +64,13 @@ pub struct AgentConfig {
     pub name: String,
     /// Unique in the cluster; empty = `{name}-{hostname}-{port}` (the bound port).
     pub instance_id: String,
-    /// Node API base URLs (`http://127.0.0.1:7340`); `http://` is added when missing.
+    /// Node API base URLs (`http://127.0.0.1:7340`); the scheme is added when missing
+    /// (`https://` when the agent serves TLS, `http://` otherwise).
     pub cluster: Vec<String>,
     /// Where to listen; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// The base URL to register. Default: `http://{advertise_host}:{bound port}`, or
-    /// `http://{bound address}` without an `advertise_host`.
+    /// The base URL to register. Default: `http(s)://{advertise_host}:{bound port}`, or
+    /// `http(s)://{bound address}` without an `advertise_host` (`https` when it serves TLS).
     pub advertise_url: Option<String>,
     /// The host other machines reach this agent at, when `advertise_url` is unset (the embedded
     /// agent passes its node's advertised API host). A wildcard `listen` needs one of the two.
@@ -87,6 +89,9 @@ pub struct AgentConfig {
     /// The agent's environment variables `command` jobs get (`*` at the end: a prefix); default
     /// [`environment::DEFAULT_ALLOW`].
     pub env_allow: Vec<String>,
+    /// Its certificate (the listener serves TLS when there is one) and the CA its clients
+    /// trust; the embedded agent gets its node's. Default: plain HTTP, system roots.
+    pub tls: Tls,
 }
 
 impl AgentConfig {
@@ -104,6 +109,7 @@ impl AgentConfig {
             limits: ListenerLimits::AGENT,
             token: None,
             env_allow: environment::default_allow(),
+            tls: Tls::default(),
         }
     }
 }
@@ -118,6 +124,8 @@ pub enum AgentError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Http(#[from] outbound::BuildError),
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A running agent. Dropping it without [`Agent::shutdown`] stops its server and background
@@ -140,15 +148,17 @@ impl Agent {
     /// Binds the server, makes one quick registration round, and returns; registration goes on
     /// in the background until it succeeds.
     pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
-        let cluster = check(&config)?;
+        let client_tls = config.tls.client();
+        let cluster = check(&config, &client_tls)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| AgentError::Bind { addr: config.listen, source })?;
         let addr = listener.local_addr().map_err(|source| AgentError::Bind { addr: config.listen, source })?;
+        let scheme = client_tls.node_scheme();
         let base_url = match (&config.advertise_url, &config.advertise_host) {
-            (Some(url), _) => normalize_url(url)?,
-            (None, Some(host)) => format!("http://{host}:{}", addr.port()),
-            (None, None) => format!("http://{addr}"),
+            (Some(url), _) => normalize_url(url, scheme)?,
+            (None, Some(host)) => format!("{scheme}://{host}:{}", addr.port()),
+            (None, None) => format!("{scheme}://{addr}"),
         };
         let instance_id = match config.instance_id.trim() {
             "" => format!("{}-{}-{}", config.name, hostname().unwrap_or_else(|| addr.ip().to_string()), addr.port()),
@@ -163,8 +173,8 @@ impl Agent {
             None => None,
         };
         let report_to = config.token.is_some().then(|| cluster.clone());
-        let cluster_client = outbound::agent_cluster(authorization)?;
-        let jobs_client = outbound::agent_jobs()?;
+        let cluster_client = outbound::agent_cluster(&client_tls, authorization)?;
+        let jobs_client = outbound::agent_jobs(&client_tls)?;
         let reporter = Arc::new(Reporter::new(cluster_client.clone(), report_to));
         let signing = Arc::new(Signing::new(config.token.is_some()));
         let shared = Arc::new(Shared {
@@ -177,7 +187,8 @@ impl Agent {
 
         let (stop, signal) = watch::channel(false);
         let (stop_reports, reports_signal) = watch::channel(false);
-        let server = serve(listener, server::router(shared.clone()), signal.clone(), "agent", config.limits);
+        let acceptor = config.tls.acceptor(Listener::Agent)?;
+        let server = serve(listener, server::router(shared.clone()), signal.clone(), "agent", config.limits, acceptor);
         let reporter = tokio::spawn(reporter.run(reports_signal));
 
         let body = register_request(&config, &instance_id, &base_url);
@@ -240,8 +251,8 @@ impl Agent {
     }
 }
 
-/// Checks the configuration; the cluster URLs, normalized.
-fn check(config: &AgentConfig) -> Result<Vec<String>, AgentError> {
+/// Checks the configuration; the cluster URLs, normalized (`tls` gives the default scheme).
+fn check(config: &AgentConfig, tls: &outbound::ClientTls) -> Result<Vec<String>, AgentError> {
     if config.name.trim().is_empty() {
         return Err(AgentError::Config("name (the executor group) must not be empty".into()));
     }
@@ -256,22 +267,22 @@ fn check(config: &AgentConfig) -> Result<Vec<String>, AgentError> {
             config.listen.port()
         )));
     }
-    config.cluster.iter().map(|u| normalize_url(u)).collect()
+    config.cluster.iter().map(|u| normalize_url(u, tls.node_scheme())).collect()
 }
 
-/// `host:port` → `http://host:port`, without a trailing `/`; https is refused (no TLS).
-fn normalize_url(url: &str) -> Result<String, AgentError> {
+/// `host:port` → `{default_scheme}://host:port`, without a trailing `/`; `http://` and
+/// `https://` are kept as given.
+fn normalize_url(url: &str, default_scheme: &str) -> Result<String, AgentError> {
     let url = url.trim().trim_end_matches('/');
     if url.is_empty() {
         return Err(AgentError::Config("empty URL".into()));
     }
-    if url.starts_with("https://") {
-        return Err(AgentError::Config(format!("{url}: https is not supported (the agent is built without TLS)")));
-    }
     match url.split_once("://") {
-        Some(("http", _)) => Ok(url.to_string()),
-        Some((scheme, _)) => Err(AgentError::Config(format!("{url}: unsupported scheme {scheme:?}; use http://"))),
-        None => Ok(format!("http://{url}")),
+        Some(("http" | "https", _)) => Ok(url.to_string()),
+        Some((scheme, _)) => {
+            Err(AgentError::Config(format!("{url}: unsupported scheme {scheme:?}; use http:// or https://")))
+        }
+        None => Ok(format!("{default_scheme}://{url}")),
     }
 }
 
@@ -308,12 +319,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_normalized_and_https_is_refused() {
-        assert_eq!(normalize_url("127.0.0.1:7340/").unwrap(), "http://127.0.0.1:7340");
-        assert_eq!(normalize_url(" http://a:1 ").unwrap(), "http://a:1");
-        assert!(normalize_url("https://a:1").unwrap_err().to_string().contains("TLS"));
-        assert!(normalize_url("ftp://a").is_err());
-        assert!(normalize_url("").is_err());
+    fn urls_are_normalized_with_the_default_scheme() {
+        assert_eq!(normalize_url("127.0.0.1:7340/", "http").unwrap(), "http://127.0.0.1:7340");
+        assert_eq!(normalize_url("127.0.0.1:7340", "https").unwrap(), "https://127.0.0.1:7340");
+        assert_eq!(normalize_url(" http://a:1 ", "https").unwrap(), "http://a:1");
+        assert_eq!(normalize_url("https://a:1/", "http").unwrap(), "https://a:1");
+        assert!(normalize_url("ftp://a", "http").is_err());
+        assert!(normalize_url("", "http").is_err());
     }
 
     #[test]
@@ -324,7 +336,8 @@ mod tests {
         let r = register_request(&c, "g-h-1", "http://a:2");
         assert_eq!(r.health_check_url.as_deref(), Some("http://a:2/health"));
         assert_eq!(r.metadata.unwrap(), json!({"region": "eu", "capacity": 3}));
-        assert!(check(&AgentConfig::new("", vec!["x".into()])).is_err());
-        assert!(check(&AgentConfig::new("g", vec![])).is_err());
+        let tls = outbound::ClientTls::default();
+        assert!(check(&AgentConfig::new("", vec!["x".into()]), &tls).is_err());
+        assert!(check(&AgentConfig::new("g", vec![]), &tls).is_err());
     }
 }

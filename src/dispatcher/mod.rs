@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use cronraft_raft::command::{AttemptEnd, AttemptEndKind, Command, DispatchBatch, DispatchItem};
 use cronraft_raft::model::{Execution, ExecutionStatus};
+use cronraft_raft::outbound::ClientTls;
 use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, Raft, Response};
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
@@ -59,6 +60,8 @@ pub struct Dispatcher {
     pub settings: ExecutorSettings,
     /// With auth on: requests to executors are signed with keys derived from it.
     pub secret: Option<cronraft_raft::cluster_secret::ClusterSecret>,
+    /// The node's client TLS: for executor URLs, and the scheme of the callback URLs.
+    pub tls: ClientTls,
 }
 
 /// Something a background task tells the term loop.
@@ -74,7 +77,7 @@ enum Note {
 impl Dispatcher {
     /// Runs until `stop` turns true, dispatching whenever this node leads.
     pub async fn run(self, stop: watch::Receiver<bool>) {
-        let sender = match Sender::new(&self.settings, self.secret.clone()) {
+        let sender = match Sender::new(&self.settings, &self.tls, self.secret.clone()) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 tracing::error!(error = %e, "dispatcher cannot build its HTTP client");
@@ -185,7 +188,7 @@ impl Dispatcher {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         let mut nodes: Vec<(u64, String)> =
-            m.membership_config.membership().nodes().map(|(id, n)| (*id, format!("http://{}", n.http_addr))).collect();
+            m.membership_config.membership().nodes().map(|(id, n)| (*id, self.tls.node_url(&n.http_addr))).collect();
         nodes.sort_by_key(|(id, _)| *id != self.node_id);
         nodes.into_iter().map(|(_, url)| url).collect()
     }

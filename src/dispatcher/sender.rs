@@ -32,11 +32,15 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(settings: &ExecutorSettings, secret: Option<ClusterSecret>) -> Result<Sender, outbound::BuildError> {
+    pub fn new(
+        settings: &ExecutorSettings,
+        tls: &outbound::ClientTls,
+        secret: Option<ClusterSecret>,
+    ) -> Result<Sender, outbound::BuildError> {
         let timeout = Duration::from_millis(settings.dispatch_timeout_ms);
         // As many idle connections as sends in flight: a burst above the pool size would open
         // (and then close) a connection per send.
-        let client = outbound::executors(settings.address_policy(), timeout, super::SENDS_INFLIGHT_MAX)?;
+        let client = outbound::executors(settings.address_policy(), timeout, super::SENDS_INFLIGHT_MAX, tls)?;
         Ok(Sender { client, secret })
     }
 

@@ -20,4 +20,5 @@ mod hosts;
 mod listeners;
 mod openapi;
 mod schedule;
+mod tls;
 mod wire;

@@ -66,7 +66,7 @@ async fn fetch_view(ctx: &Ctx, id: u64, info: &NodeInfo) -> Option<SelfView> {
     if id == ctx.node_id {
         return Some(local_view(ctx));
     }
-    let url = format!("http://{}/api/v1/cluster/self", info.http_addr);
+    let url = format!("{}/api/v1/cluster/self", ctx.node_url(&info.http_addr));
     let resp = ctx.peer_call(reqwest::Method::GET, url).timeout(PEER_VIEW_TIMEOUT).send().await.ok()?;
     let body = cronraft_raft::outbound::read_body_capped(resp, crate::context::PEER_ANSWER_BYTES_MAX).await.ok()?;
     serde_json::from_slice::<SelfView>(&body).ok()

@@ -2,7 +2,7 @@
 //!
 //! The registry in apply trusts the shape of what it gets (it re-checks only the merged task
 //! specs), so every rule about an instance is enforced here, before anything is proposed: names,
-//! URLs the dispatcher can actually call (plain `http://`: the node's HTTP client has no TLS),
+//! URLs the dispatcher can actually call (`http://` or `https://`),
 //! metadata size and the numbers read out of it. Tasks named in a registration follow the task
 //! rules and codes of `POST /tasks`, with the executor group forced to the registering group.
 
@@ -155,8 +155,8 @@ fn check_label(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A URL the dispatcher and health checker can call: `http://host[:port]/…`, no query, fragment
-/// or credentials. Returns it as given.
+/// A URL the dispatcher and health checker can call: `http(s)://host[:port]/…`, no query,
+/// fragment or credentials. Returns it as given.
 fn check_url(field: &str, raw: &str) -> Result<String, ApiError> {
     let bad = |why: String| ApiError::new(ErrorCode::InvalidUrl, format!("`{field}` {why}"));
     if raw.len() > URL_BYTES_MAX {
@@ -164,14 +164,8 @@ fn check_url(field: &str, raw: &str) -> Result<String, ApiError> {
     }
     let url = reqwest::Url::parse(raw).map_err(|e| bad(format!("is not a URL ({e}): {raw:?}")))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(bad(format!(
-                "must use http://: this build's HTTP client has no TLS, so https is refused ({raw:?}); put a \
-                 TLS-terminating proxy in front of the executor if needed"
-            )))
-        }
-        other => return Err(bad(format!("must be an http:// URL, not {other}:// ({raw:?})"))),
+        "http" | "https" => {}
+        other => return Err(bad(format!("must be an http:// or https:// URL, not {other}:// ({raw:?})"))),
     }
     if url.host_str().map(str::is_empty).unwrap_or(true) || url.port_or_known_default().is_none() {
         return Err(bad(format!("must name a host and port: {raw:?}")));
@@ -201,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_plain_http_with_a_host() {
+    fn urls_are_http_or_https_with_a_host() {
         let spec = executor_spec(&req("http://10.0.0.5:9000/", serde_json::json!({}))).unwrap();
         assert_eq!(spec.base_url, "http://10.0.0.5:9000");
         assert_eq!(spec.health_check_url, "http://10.0.0.5:9000/health");
@@ -210,8 +204,8 @@ mod tests {
             executor_spec(&req("http://agent.local", serde_json::json!({}))).unwrap().base_url,
             "http://agent.local"
         );
-        let https = executor_spec(&req("https://x:1", serde_json::json!({}))).unwrap_err();
-        assert!(https.message.contains("TLS"), "{}", https.message);
+        let https = executor_spec(&req("https://agent.lan:7390/", serde_json::json!({}))).unwrap();
+        assert_eq!(https.health_check_url, "https://agent.lan:7390/health", "https executors are called over TLS");
         for bad in ["x:1", "ftp://x:1", "http://", "http://x:1?q=1", "http://u:p@x:1", "not a url"] {
             assert_eq!(code(executor_spec(&req(bad, serde_json::json!({})))), "invalid_url", "{bad}");
         }
