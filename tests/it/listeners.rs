@@ -329,9 +329,12 @@ async fn executor_redirects_are_not_followed_and_error_bodies_are_not_recorded()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn denied_executor_addresses_are_refused_with_a_reason_naming_the_setting() {
+    // Ten failed checks (3 s) before a denied executor is unhealthy: with the default three, a
+    // loaded machine took longer than 0.9 s over the first dispatch, and the second group was
+    // already unhealthy when its run was triggered ("no online and healthy executor").
     let config =
         "[agent]\nenabled = false\n[executors]\nhealth_check_interval_ms = 300\nhealth_check_timeout_ms = 500\n\
-                  deny_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n";
+                  failure_threshold = 10\ndeny_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n";
     let c = Cluster::start(1, config).await;
     let url = c.nodes[&1].url();
 
@@ -359,7 +362,7 @@ async fn denied_executor_addresses_are_refused_with_a_reason_naming_the_setting(
     }
 
     // Phase 3: health checks fail the same way; the executor never saw a single request.
-    wait_for("the denied executors to be unhealthy", Duration::from_secs(10), || async {
+    wait_for("the denied executors to be unhealthy", Duration::from_secs(20), || async {
         let v: Value = fresh().get(format!("{url}/api/v1/executors")).send().await.ok()?.json().await.ok()?;
         let items = v["items"].as_array()?;
         (items.len() == 2 && items.iter().all(|x| x["is_healthy"] == false)).then_some(())
