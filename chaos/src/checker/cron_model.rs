@@ -223,6 +223,18 @@ pub fn extract(events: &[Event]) -> CronHistory {
                 let Some(inv) = open.remove(&e.process) else { continue };
                 let ended = match e.kind {
                     Kind::Ok => Ended::Ok,
+                    // A delete answered 404 `task_not_found` found the task deleted: by this very
+                    // request (its first forwarded attempt was applied, the answer lost, the retry
+                    // found the name gone) or an earlier one. Either way the task's life may have
+                    // ended any time since this op was invoked: indeterminate, not refused.
+                    // (Regression: read as refused, the delete that ended `del`'s life was not
+                    // counted, and the misfire checker wanted records for the slots after it;
+                    // kill,pause seed 31.)
+                    Kind::Fail
+                        if f == "cron_delete" && e.error.as_deref().is_some_and(|m| m.contains("task_not_found")) =>
+                    {
+                        Ended::Info
+                    }
                     Kind::Fail => Ended::Fail,
                     _ => Ended::Info,
                 };
