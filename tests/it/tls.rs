@@ -129,7 +129,20 @@ impl TlsNodes {
     }
 
     fn client(&self, id: u64) -> Client {
-        Client::with_tls([self.url(id)], ASK, &self.tls()).expect("client")
+        Client::with_tls([self.url(id)], ASK, &self.tls()).expect("client").with_token(self.admin().as_deref())
+    }
+
+    /// Turns auth on for the nodes started from now on: a cluster secret every node shares.
+    fn with_auth(&mut self) {
+        let path = self.root.path().join("cluster.secret");
+        std::fs::write(&path, "a-cluster-secret-for-the-tls-test-0123456789").expect("write the secret");
+        self.env.push(("CRONRAFT_CLUSTER_SECRET_FILE".into(), path.display().to_string()));
+    }
+
+    /// The first admin token, once node 1 has written it (auth on).
+    fn admin(&self) -> Option<String> {
+        let node = self.nodes.get(&1)?;
+        std::fs::read_to_string(node.dir.join("data/admin.token")).ok().map(|t| t.trim().to_string())
     }
 
     /// Waits until every node names the same leader among `n` voters; returns the leader.
@@ -155,11 +168,14 @@ impl TlsNodes {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_three_node_cluster_runs_with_tls_on_every_listener_and_mtls_between_peers() {
+async fn a_three_node_cluster_runs_with_tls_on_every_listener_mtls_between_peers_and_auth_on() {
     // Phase 1: certificates from `certs init` (node 3's from a second run, with the same CA);
     // node 1 bootstraps, nodes 2 and 3 join through `https://`; the Raft port requires a client
-    // certificate from the CA, so Raft itself runs over mTLS.
+    // certificate from the CA, so Raft itself runs over mTLS. Auth is on as well (a cluster
+    // secret): every request below carries the first admin token, the nodes' own calls and the
+    // embedded agents the cluster credential, and the leader signs what it sends the agents.
     let mut c = TlsNodes::new(3, &[("CRONRAFT_TLS_PEER_CLIENT_AUTH", "true")], true);
+    c.with_auth();
     c.spawn(1, None);
     let join = c.url(1);
     c.spawn(2, Some(&join));
@@ -221,6 +237,32 @@ async fn a_three_node_cluster_runs_with_tls_on_every_listener_and_mtls_between_p
     })
     .await;
     assert!(status.contains("200"), "{status}");
+
+    // Phase 5: without a token nothing is served; then the leader is killed (kill -9): a new
+    // leader is elected over mTLS and the task goes on running on the two survivors' agents.
+    let anonymous = Client::with_tls([c.url(third)], ASK, &c.tls()).expect("client").with_token(None);
+    let refused = anonymous.list_tasks(None, 1, 10, Consistency::Local).await.expect_err("no token");
+    assert_eq!(refused.code(), Some("unauthenticated"), "{refused}");
+    let killed_at = chrono::Utc::now();
+    c.nodes.get_mut(&leader).expect("leader").kill();
+    let survivors: Vec<u64> = c.nodes.keys().copied().filter(|id| *id != leader).collect();
+    let after = wait_for("runs on both survivors' agents after the leader's kill", Duration::from_secs(60), || async {
+        let page = c
+            .client(survivors[0])
+            .list_executions(Some("tls-echo"), Some("success"), 1, 100, Consistency::Local)
+            .await
+            .ok()?;
+        let on: BTreeSet<String> = page
+            .items
+            .iter()
+            .filter(|e| e.scheduled_time > killed_at)
+            .flat_map(|e| &e.attempts)
+            .map(|a| a.instance_id.clone())
+            .collect();
+        (on.len() >= 2).then_some(on)
+    })
+    .await;
+    assert!(!after.contains(&format!("local-node{leader}")), "no run on the dead host's agent: {after:?}");
 }
 
 /// Small API limits for the handshake checks: a 1.5 s header timeout, 4 connections.
