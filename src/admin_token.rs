@@ -2,10 +2,12 @@
 //!
 //! A cluster whose state holds no token cannot be administered, so the node that bootstraps it
 //! (no `--join`) makes one as soon as it leads: it takes the secret from
-//! `--bootstrap-token-file` if given, else from `<data_dir>/admin.token` if an earlier attempt
-//! wrote it, else makes a new one and writes that file first (`0600`, fsynced), and only then
-//! proposes the token's hash. The file comes first so a crash between the two can only leave a
-//! file whose token is proposed again on the next start, never a token whose secret is lost.
+//! `--bootstrap-token-file` if given; else it makes one (or takes the one an interrupted attempt
+//! left in `<data_dir>/admin.token.pending`), writes it there first (`0600`, fsynced), proposes
+//! its hash, and once the token is committed renames the file to `<data_dir>/admin.token`. The
+//! secret is on disk before its hash is proposed, so a crash can never leave a token whose secret
+//! is lost; and `admin.token` appears only once it works, so whoever waits for the file can use it
+//! at once (on this node; another node may apply the entry a moment later).
 //!
 //! Nothing is done once the state holds any token (another node made it, or this one did before
 //! a restart). If every token is revoked, the next start of a node without `--join` makes a new
@@ -26,6 +28,8 @@ use crate::cli::read_token;
 
 /// The file, in the data directory, the first admin token is written to.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// Where the secret waits until its token is committed.
+pub const PENDING_FILE: &str = "admin.token.pending";
 /// The token's name, and the author its creation is listed under.
 pub const ADMIN_TOKEN_NAME: &str = "admin";
 pub const BOOTSTRAP_AUTHOR: &str = "bootstrap";
@@ -92,12 +96,12 @@ async fn attempt(raft: &Raft, data_dir: &Path, supplied: Option<&Path>) -> Resul
             (secret, path.to_path_buf())
         }
         None => {
-            let path = data_dir.join(ADMIN_TOKEN_FILE);
-            let secret = match read_token(None, Some(&path)) {
+            let pending = data_dir.join(PENDING_FILE);
+            let secret = match read_token(None, Some(&pending)) {
                 Ok(Some(s)) => s,
-                _ => write_new(&path)?,
+                _ => write_new(&pending)?,
             };
-            (secret, path)
+            (secret, pending)
         }
     };
     let spec = TokenSpec {
@@ -112,7 +116,8 @@ async fn attempt(raft: &Raft, data_dir: &Path, supplied: Option<&Path>) -> Resul
         Request { request_id: "bootstrap-admin-token".into(), now_ms: crate::clock::now_ms(), command: attributed };
     match tokio::time::timeout(Duration::from_secs(5), raft.client_write(request)).await {
         Ok(Ok(resp)) => match resp.data {
-            Response::Token(_) => Ok(Some(path)),
+            Response::Token(_) if supplied.is_some() => Ok(Some(path)),
+            Response::Token(_) => publish(&path, &data_dir.join(ADMIN_TOKEN_FILE)).map(Some),
             Response::Rejected(r) => {
                 tracing::warn!(reason = %r, "the first admin token was refused");
                 Ok(Some(path))
@@ -125,6 +130,16 @@ async fn attempt(raft: &Raft, data_dir: &Path, supplied: Option<&Path>) -> Resul
         }
         Err(_) => Ok(None),
     }
+}
+
+/// Renames the committed token's file from `pending` to `done`, durably.
+fn publish(pending: &Path, done: &Path) -> Result<PathBuf, AdminTokenError> {
+    let io = |source| AdminTokenError::Write { path: done.display().to_string(), source };
+    std::fs::rename(pending, done).map_err(io)?;
+    if let Some(dir) = done.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(done.to_path_buf())
 }
 
 /// Makes a new token and writes it to `path` (`0600`, created new, fsynced).
