@@ -63,6 +63,16 @@ pub struct RawResponse {
 /// on, so its many short-lived clients (workloads, nemeses, checkers' reads) need no plumbing.
 static PROCESS_TOKEN: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
 
+/// The client TLS every `Client` made with [`Client::with_timeout`] (or [`Client::new`]) in this
+/// process uses, when set: the chaos harness sets it once for a cluster with TLS on (its CA, and
+/// `https://` node URLs). Unset: plain defaults (system roots).
+static PROCESS_TLS: std::sync::RwLock<Option<ClientTls>> = std::sync::RwLock::new(None);
+
+/// Sets (or clears) [`PROCESS_TLS`].
+pub fn set_process_tls(tls: Option<ClientTls>) {
+    *PROCESS_TLS.write().unwrap_or_else(|p| p.into_inner()) = tls;
+}
+
 /// Sets (or clears) the token of [`PROCESS_TOKEN`].
 pub fn set_process_token(token: Option<String>) {
     *PROCESS_TOKEN.write().unwrap_or_else(|p| p.into_inner()) = token;
@@ -90,7 +100,8 @@ impl Client {
     }
 
     pub fn with_timeout<S: AsRef<str>>(nodes: impl IntoIterator<Item = S>, timeout: Duration) -> Self {
-        Self::with_tls(nodes, timeout, &ClientTls::default()).expect("build HTTP client")
+        let tls = PROCESS_TLS.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
+        Self::with_tls(nodes, timeout, &tls).expect("build HTTP client")
     }
 
     /// A client whose TLS is `tls` (the CA it trusts beyond the system roots; a node's own

@@ -55,6 +55,10 @@ pub struct NodeOptions {
     /// The cluster secret file (`--cluster-secret-file`): auth on. `None`: auth off, and nodes in
     /// namespaces start with `--insecure`.
     pub cluster_secret: Option<PathBuf>,
+    /// A `cronraft certs init` directory (`ca.pem`, `nodeN.pem`, `nodeN-key.pem`): TLS on every
+    /// listener, mTLS on Raft. The harness's clients must trust `ca.pem`
+    /// (`cronraft_api::client::set_process_tls`).
+    pub tls_dir: Option<PathBuf>,
 }
 
 /// The nodes' log filter: `CRONRAFT_CHAOS_NODE_LOG` if set (e.g. `info,openraft=info` to see
@@ -130,6 +134,13 @@ impl Cluster {
         if let Some(secret) = &self.opts.cluster_secret {
             l.args.push("--cluster-secret-file".into());
             l.args.push(secret.into());
+        }
+        if let Some(dir) = &self.opts.tls_dir {
+            l.tls = true;
+            l.env.push(("CRONRAFT_TLS_CERT_FILE".into(), dir.join(format!("node{id}.pem")).into()));
+            l.env.push(("CRONRAFT_TLS_KEY_FILE".into(), dir.join(format!("node{id}-key.pem")).into()));
+            l.env.push(("CRONRAFT_TLS_CA_FILE".into(), dir.join("ca.pem").into()));
+            l.env.push(("CRONRAFT_TLS_PEER_CLIENT_AUTH".into(), "true".into()));
         }
         l.config = Some(self.root.join("config.toml"));
         l.agent = self.opts.agent;

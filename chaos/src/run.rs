@@ -217,6 +217,7 @@ async fn start_cluster(cfg: &RunConfig, faketime: Option<PathBuf>) -> Result<Clu
         faketime,
         agent: embedded,
         cluster_secret,
+        tls_dir: None,
     };
     Ok(Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?)
 }

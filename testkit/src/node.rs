@@ -44,6 +44,8 @@ pub struct Launch {
     pub listen_limit: Duration,
     /// More `serve` flags (`--insecure`, `--cluster-secret-file F`).
     pub args: Vec<OsString>,
+    /// The node serves TLS (its certificate is in `env`): its URL is `https://`.
+    pub tls: bool,
 }
 
 impl Launch {
@@ -60,6 +62,7 @@ impl Launch {
             log_name: "stderr.log".into(),
             listen_limit: Duration::from_secs(30),
             args: Vec::new(),
+            tls: false,
         }
     }
 
@@ -113,6 +116,8 @@ pub struct Node {
     pub dir: PathBuf,
     /// Stopped with SIGSTOP and not yet resumed.
     pub paused: bool,
+    /// Serves TLS ([`Launch::tls`]): [`Node::url`] is `https://`.
+    pub tls: bool,
     /// `None` once killed or terminated.
     child: Option<Child>,
 }
@@ -127,8 +132,15 @@ impl Node {
         join: Option<&str>,
     ) -> Result<Node, KitError> {
         std::fs::create_dir_all(dir)?;
-        let mut node =
-            Node { id, http: addrs.0.into(), raft: addrs.1.into(), dir: dir.into(), paused: false, child: None };
+        let mut node = Node {
+            id,
+            http: addrs.0.into(),
+            raft: addrs.1.into(),
+            dir: dir.into(),
+            paused: false,
+            tls: launch.tls,
+            child: None,
+        };
         node.spawn(launch, join)?;
         Ok(node)
     }
@@ -172,7 +184,7 @@ impl Node {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.http)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.http)
     }
 
     pub fn is_running(&self) -> bool {

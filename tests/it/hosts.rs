@@ -48,20 +48,39 @@ fn embedded_agents_on_three_hosts_run_a_task_and_survive_a_leader_kill() {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    rt.block_on(scenario());
+    rt.block_on(scenario(false));
 }
 
-async fn scenario() {
+#[test]
+#[ignore = "needs root for network namespaces, and iproute2 and util-linux; .ci/run runs it"]
+fn with_tls_mtls_and_auth_the_three_hosts_run_a_task_and_survive_a_leader_kill() {
+    if !net::in_sandbox() {
+        let name = "with_tls_mtls_and_auth_the_three_hosts_run_a_task_and_survive_a_leader_kill";
+        let status = crate::common::sandbox::reexec(module_path!(), name, net::sandbox_supported);
+        assert!(status.success(), "the secure three-host scenario failed inside the sandbox: {status}");
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(scenario(true));
+}
+
+/// With `secure` (issue 17): certificates from `cronraft certs init` for the three hosts' IPs,
+/// TLS on every listener and mTLS on Raft, a cluster secret (auth on); the test's clients trust
+/// the CA and send the cluster credential, and every agent is reached at `https://`.
+async fn scenario(secure: bool) {
     // Phase 1: three hosts; node 1 bootstraps, nodes 2 and 3 join through it (`--join`).
     let dir = tempfile::tempdir().expect("temp dir");
     let net = Net::hosts(HOSTS).expect("namespaces and bridge");
+    let (cluster_secret, tls_dir) = if secure { secure_setup(dir.path(), &net) } else { (None, None) };
+    let scheme = if secure { "https" } else { "http" };
     let opts = NodeOptions {
         bin: PathBuf::from(env!("CARGO_BIN_EXE_cronraft")),
         unsafe_mode: None,
         config: CONFIG.into(),
         faketime: None,
         agent: true,
-        cluster_secret: None,
+        cluster_secret,
+        tls_dir,
     };
     let mut cluster = Cluster::start(dir.path(), HOSTS, opts, Some(net.clone())).await.expect("cluster forms");
     for id in 1..=HOSTS {
@@ -72,7 +91,13 @@ async fn scenario() {
 
     // Phase 2: each host's agent is registered at its own host's address, and healthy — the
     // leader reaches every host's agent (the bug: all but its own were unreachable loopbacks).
-    let agents = wait_agents(&cluster, &net, &all, &all).await;
+    let agents = wait_agents(&cluster, &net, scheme, &all, &all).await;
+    if secure {
+        // Nothing is served without a credential, even on the cluster's own network.
+        let bare = Client::with_timeout([cluster.url(1)], Duration::from_secs(5)).with_token(None);
+        let refused = bare.list_tasks(None, 1, 1, Consistency::Local).await.expect_err("no token");
+        assert_eq!(refused.code(), Some("unauthenticated"), "{refused}");
+    }
 
     // Phase 3: an every-second task, created through a follower, runs on the agents of all three
     // hosts (round robin over three healthy instances).
@@ -125,9 +150,30 @@ async fn scenario() {
     cluster.restart(leader).expect("restart the killed node");
     let restarted_at = Utc::now();
     cluster.wait_healthy(Duration::from_secs(30)).await.expect("the restarted node rejoins");
-    let again = wait_agents(&cluster, &net, &all, &[leader]).await;
+    let again = wait_agents(&cluster, &net, scheme, &all, &[leader]).await;
     wait_runs(&cluster, &all, "on the restarted host", restarted_at, &[leader], 1).await;
     eprintln!("phase 5: {} back at {}; {:?}", instance(leader), again[&instance(leader)], began.elapsed());
+}
+
+/// Certificates for the three hosts (`nodeN` and its IP) and a cluster secret, in `dir`; the
+/// process's clients trust the CA, use `https://` and send the cluster credential.
+fn secure_setup(dir: &std::path::Path, net: &Net) -> (Option<PathBuf>, Option<PathBuf>) {
+    let certs = dir.join("certs");
+    let hosts: Vec<String> = (1..=HOSTS).map(|id| format!("node{id}+{}", net.ip(id))).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cronraft"))
+        .args(["certs", "init", "--hosts", &hosts.join(","), "--out"])
+        .arg(&certs)
+        .output()
+        .expect("run certs init");
+    assert!(out.status.success(), "certs init: {}", String::from_utf8_lossy(&out.stderr));
+    let secret_file = dir.join("cluster.secret");
+    let secret = "the-three-hosts-cluster-secret-0123456789";
+    std::fs::write(&secret_file, secret).expect("write the secret");
+    let credential = cronraft_raft::cluster_secret::ClusterSecret::from_bytes(secret.as_bytes(), "test").unwrap();
+    cronraft_api::client::set_process_token(Some(credential.credential().to_string()));
+    let ca = cronraft_raft::outbound::tls::read_ca_file(&certs.join("ca.pem")).expect("the CA");
+    cronraft_api::client::set_process_tls(Some(cronraft_raft::outbound::ClientTls::new(ca, None, true)));
+    (Some(secret_file), Some(certs))
 }
 
 fn instance(id: u64) -> String {
@@ -172,6 +218,7 @@ async fn executors(cluster: &Cluster, ask: &[u64]) -> Result<Vec<ExecutorView>, 
 async fn wait_agents(
     cluster: &Cluster,
     net: &Net,
+    scheme: &str,
     ask: &[u64],
     hosts: &[u64],
 ) -> std::collections::BTreeMap<String, String> {
@@ -192,7 +239,7 @@ async fn wait_agents(
                 })
                 .collect();
             let good = |id: u64| {
-                let prefix = format!("http://{}:", net.ip(id));
+                let prefix = format!("{scheme}://{}:", net.ip(id));
                 list.iter().any(|e| e.instance_id == instance(id) && e.base_url.starts_with(&prefix) && e.is_healthy)
             };
             match hosts.iter().all(|id| good(*id)) {

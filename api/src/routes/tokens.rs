@@ -81,6 +81,10 @@ async fn create(
     headers: HeaderMap,
     JsonBody(input): JsonBody<TokenInput>,
 ) -> Result<Response, ApiError> {
+    if ctx.cluster_secret.is_none() {
+        let msg = "auth is off on this node: start every node with --cluster-secret-file to make tokens";
+        return Err(ApiError::new(ErrorCode::AuthOff, msg));
+    }
     check_name(&input.name)?;
     check_scope("groups", &input.groups)?;
     check_scope("prefixes", &input.prefixes)?;
