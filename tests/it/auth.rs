@@ -65,23 +65,34 @@ async fn wait_three_voters(urls: &[String], token: &str) -> u64 {
     .await
 }
 
+/// Starts node 1 of `cluster` with auth on (the cluster secret `secret`; its embedded agent if
+/// `agent`) and returns the first admin token once the node has written it (it works from then on).
+async fn start_first_node(cluster: &mut Cluster, secret: &str, agent: bool) -> String {
+    let config_path = cluster.root().join("auth.toml");
+    let mut config = auth_config(cluster.root(), secret);
+    if agent {
+        config = config.replace("[agent]\nenabled = false\n", "");
+        cluster.agent = true;
+    }
+    std::fs::write(&config_path, config).unwrap();
+    cluster.set_config_file(&config_path);
+    cluster.spawn(1, None, None);
+    let token_file = cluster.nodes[&1].dir.join("data/admin.token");
+    let admin = wait_for("the first admin token", Duration::from_secs(20), || async {
+        std::fs::read_to_string(&token_file).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+    })
+    .await;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the admin token file is private");
+    admin
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_answers_each_role_as_the_permission_table_says_on_a_follower_and_on_the_leader() {
     // Phase 1: node 1 bootstraps with auth on and writes the first admin token, private, to its
     // data directory; nodes 2 and 3 join with the same secret.
     let mut cluster = Cluster::new("");
-    let config_path = cluster.root().join("auth.toml");
-    std::fs::write(&config_path, auth_config(cluster.root(), SECRET)).unwrap();
-    cluster.set_config_file(&config_path);
-    cluster.spawn(1, None, None);
-    let token_file = cluster.nodes[&1].dir.join("data/admin.token");
-    wait_for("the first admin token", Duration::from_secs(20), || async {
-        std::fs::read_to_string(&token_file).ok().filter(|t| !t.trim().is_empty())
-    })
-    .await;
-    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the admin token file is private");
-    let admin = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
+    let admin = start_first_node(&mut cluster, SECRET, false).await;
     let join = cluster.nodes[&1].url();
     cluster.spawn(2, Some(&join), None);
     cluster.spawn(3, Some(&join), None);
@@ -289,15 +300,7 @@ async fn every_route_answers_each_role_as_the_permission_table_says_on_a_followe
 async fn peers_without_the_cluster_secret_are_refused_before_any_body_is_decoded() {
     // Phase 1: one node with auth on.
     let mut cluster = Cluster::new("");
-    let config_path = cluster.root().join("auth.toml");
-    std::fs::write(&config_path, auth_config(cluster.root(), SECRET)).unwrap();
-    cluster.set_config_file(&config_path);
-    cluster.spawn(1, None, None);
-    let token_file = cluster.nodes[&1].dir.join("data/admin.token");
-    let admin = wait_for("the first admin token", Duration::from_secs(20), || async {
-        std::fs::read_to_string(&token_file).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
-    })
-    .await;
+    let admin = start_first_node(&mut cluster, SECRET, false).await;
     let raft = format!("http://{}", cluster.nodes[&1].raft);
 
     // Phase 2: Raft RPCs without the credential, or with a wrong one, are refused with 401 — even
@@ -350,17 +353,7 @@ async fn agents_take_only_fresh_signed_requests_and_the_cluster_s_own_dispatch_i
     // Phase 1: one node with auth on and its embedded agent; the agent learns its key when it
     // registers, and the leader's signed dispatch runs an every-second task on it.
     let mut cluster = Cluster::new("");
-    let config_path = cluster.root().join("auth.toml");
-    let config = auth_config(cluster.root(), SECRET).replace("[agent]\nenabled = false\n", "");
-    std::fs::write(&config_path, config).unwrap();
-    cluster.set_config_file(&config_path);
-    cluster.agent = true;
-    cluster.spawn(1, None, None);
-    let token_file = cluster.nodes[&1].dir.join("data/admin.token");
-    let admin = wait_for("the first admin token", Duration::from_secs(20), || async {
-        std::fs::read_to_string(&token_file).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
-    })
-    .await;
+    let admin = start_first_node(&mut cluster, SECRET, true).await;
     let api = client(&cluster.nodes[&1].url(), Some(&admin));
     let task = TaskInput {
         name: Some("signed".into()),
