@@ -73,6 +73,11 @@ pub fn set_process_tls(tls: Option<ClientTls>) {
     *PROCESS_TLS.write().unwrap_or_else(|p| p.into_inner()) = tls;
 }
 
+/// The client TLS set with [`set_process_tls`], if any.
+pub fn process_tls() -> Option<ClientTls> {
+    PROCESS_TLS.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Sets (or clears) the token of [`PROCESS_TOKEN`].
 pub fn set_process_token(token: Option<String>) {
     *PROCESS_TOKEN.write().unwrap_or_else(|p| p.into_inner()) = token;

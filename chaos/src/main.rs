@@ -81,6 +81,9 @@ enum Cmd {
         /// Auth on: a cluster secret on every node; the harness calls with the cluster credential.
         #[arg(long)]
         auth: bool,
+        /// TLS on: certificates from `cronraft certs init` for every node, mTLS on Raft.
+        #[arg(long)]
+        tls: bool,
     },
     /// Re-check a recorded history offline (and draw its timeline.html next to it).
     Check {
@@ -103,7 +106,7 @@ fn main() {
 fn real_main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { nemesis, workload, time_limit, seed, out, unsafe_mode, bin, nodes, auth } => {
+        Cmd::Run { nemesis, workload, time_limit, seed, out, unsafe_mode, bin, nodes, auth, tls } => {
             let mut nemeses = Vec::new();
             for n in nemesis.iter().filter(|n| !n.is_empty()) {
                 match Fault::parse(n) {
@@ -133,6 +136,7 @@ fn real_main() -> anyhow::Result<i32> {
                 bin,
                 nodes,
                 auth,
+                tls,
             };
             let rt = tokio::runtime::Runtime::new()?;
             let results = rt.block_on(run::run(cfg))?;

@@ -64,6 +64,9 @@ pub struct RunConfig {
     /// executor send the cluster credential (so every request passes the nodes' checks, Raft
     /// and joins carry the secret, and the embedded agents take only signed requests).
     pub auth: bool,
+    /// TLS on: certificates from `cronraft certs init` for every node's address, TLS on every
+    /// listener and mTLS on Raft; the harness's clients trust the CA.
+    pub tls: bool,
 }
 
 impl RunConfig {
@@ -145,6 +148,9 @@ pub async fn run(cfg: RunConfig) -> Result<Results, RunError> {
     if cfg.auth {
         cronraft_api::client::set_process_token(None);
     }
+    if cfg.tls {
+        cronraft_api::client::set_process_tls(None);
+    }
     Ok(results)
 }
 
@@ -210,6 +216,10 @@ async fn start_cluster(cfg: &RunConfig, faketime: Option<PathBuf>) -> Result<Clu
         }
         false => None,
     };
+    let tls_dir = match cfg.tls {
+        true => Some(make_certs(cfg, net.as_ref())?),
+        false => None,
+    };
     let opts = NodeOptions {
         bin: cfg.bin.clone(),
         unsafe_mode: cfg.unsafe_mode.clone(),
@@ -217,9 +227,28 @@ async fn start_cluster(cfg: &RunConfig, faketime: Option<PathBuf>) -> Result<Clu
         faketime,
         agent: embedded,
         cluster_secret,
-        tls_dir: None,
+        tls_dir,
     };
     Ok(Cluster::start(&cfg.out.join("nodes"), cfg.nodes, opts, net).await?)
+}
+
+/// `--tls`: a CA and a certificate per node (`nodeN` and its address) in the run directory, made
+/// by the binary under test (`cronraft certs init`); the harness's clients trust the CA.
+fn make_certs(cfg: &RunConfig, net: Option<&Net>) -> Result<PathBuf, RunError> {
+    let dir = cfg.out.join("certs");
+    let ip = |id: u64| net.map(|n| n.ip(id).to_string()).unwrap_or_else(|| "127.0.0.1".into());
+    let hosts: Vec<String> = (1..=cfg.nodes).map(|id| format!("node{id}+{}", ip(id))).collect();
+    let out = std::process::Command::new(&cfg.bin)
+        .args(["certs", "init", "--force", "--hosts", &hosts.join(","), "--out"])
+        .arg(&dir)
+        .output()?;
+    if !out.status.success() {
+        return Err(RunError::Invalid(format!("certs init: {}", String::from_utf8_lossy(&out.stderr))));
+    }
+    let ca = cronraft_raft::outbound::tls::read_ca_file(&dir.join("ca.pem"))
+        .map_err(|e| RunError::Invalid(e.to_string()))?;
+    cronraft_api::client::set_process_tls(Some(cronraft_raft::outbound::ClientTls::new(ca, None, true)));
+    Ok(dir)
 }
 
 /// What the workloads set up before the main phase.

@@ -60,9 +60,15 @@ pub enum Event<'a> {
 /// A callback told every [`Event`] (the chaos harness records them into its history).
 pub type Observer = Arc<dyn Fn(Event<'_>) + Send + Sync>;
 
-/// A client builder that sends the process token (`cronraft_api::client::set_process_token`),
-/// if one is set: callbacks and registrations need one when the cluster has auth on.
-fn authorized(b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+/// A client builder that sends the process token (`cronraft_api::client::set_process_token`)
+/// and trusts the process's CA (`set_process_tls`), when set: callbacks and registrations need
+/// them when the cluster has auth or TLS on.
+fn authorized(mut b: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    if let Some(tls) = cronraft_api::client::process_tls() {
+        if let Ok(config) = tls.client_config(cronraft_raft::outbound::Trust::SystemAndCa, false) {
+            b = b.tls_backend_preconfigured(config);
+        }
+    }
     let Some(token) = cronraft_api::client::process_token() else { return b };
     let mut headers = reqwest::header::HeaderMap::new();
     if let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")) {

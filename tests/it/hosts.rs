@@ -120,6 +120,33 @@ async fn scenario(secure: bool) {
         assert_eq!(Some(base_url), agents.get(instance), "{instance} ran where it registered");
     }
     eprintln!("phase 3: {} runs on {:?}; {:?}", ran.len(), agents, began.elapsed());
+    if secure {
+        // An `http` job calls an `https://` endpoint served with the test CA (node 2's API on its
+        // own host): the agents trust the CA their node was given.
+        let job = TaskInput {
+            name: Some("hosts-https-job".into()),
+            cron_expression: Some("* * * * * *".into()),
+            parameters: Some(serde_json::json!({"http": {"url": format!("{}/health", cluster.url(2))}})),
+            ..TaskInput::default()
+        };
+        let client = cluster.client(follower, Duration::from_secs(10));
+        client.create_task(&job, Some("hosts-https-create")).await.expect("create the https job");
+        let result = wait_until("an https job to succeed", Duration::from_secs(30), || {
+            let client = client.clone();
+            async move {
+                let page = client
+                    .list_executions(Some("hosts-https-job"), None, 1, 20, Consistency::Linearizable)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let ok = page.items.iter().find(|e| e.status == ExecutionStatus::Success);
+                ok.map(|e| e.result.clone())
+                    .ok_or_else(|| format!("{:?}", page.items.first().map(|e| (&e.status, &e.logs))))
+            }
+        })
+        .await;
+        assert!(result.contains("200"), "{result}");
+        client.delete_task("hosts-https-job", None).await.expect("delete the https job");
+    }
 
     // Phase 4: kill -9 the leader (its agent dies with it). Runs go on, on the survivors' agents
     // only: the new leader reaches both, and the dead host's instance gets nothing.

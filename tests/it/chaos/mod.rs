@@ -33,6 +33,7 @@ pub fn config(dir: &Path, nemeses: Vec<Fault>, workloads: &[&str], secs: u64, se
         bin: PathBuf::from(env!("CARGO_BIN_EXE_cronraft")),
         nodes: 3,
         auth: false,
+        tls: false,
     }
 }
 
