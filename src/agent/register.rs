@@ -52,8 +52,15 @@ impl Registration {
                 Ok(resp) if resp.status().is_success() => {
                     let answer = read_body_capped(resp, ANSWER_BYTES_MAX).await.ok();
                     let view = answer.and_then(|b| serde_json::from_slice::<RegisteredView>(&b).ok());
-                    if let Some(key) = view.and_then(|v| v.signing_key) {
-                        self.signing.set_key(&key);
+                    if let Some(v) = view {
+                        let keys = if v.signing_keys.is_empty() {
+                            v.signing_key.into_iter().collect()
+                        } else {
+                            v.signing_keys
+                        };
+                        if !keys.is_empty() {
+                            self.signing.set_keys(&keys);
+                        }
                     }
                     return Ok(node.clone());
                 }

@@ -412,3 +412,53 @@ async fn agents_take_only_fresh_signed_requests_and_the_cluster_s_own_dispatch_i
     let after = api.get_execution(done.id, Default::default()).await.expect("read");
     assert_eq!((after.status, after.end_time), (before.status, before.end_time), "nothing changed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_mid_rotation_of_its_secret_forms_forwards_and_runs_signed_jobs() {
+    // Phase 1: the middle of a rotation from secret A to B: node 2 already sends B, nodes 1 and 3
+    // still send A; every node accepts both (one secret per line, the first the one it uses).
+    let (a, b) = ("the-old-cluster-secret-0123456789abcdef", "the-new-cluster-secret-0123456789abcdef");
+    let mut cluster = Cluster::new("");
+    cluster.agent = true;
+    let config = |cluster: &Cluster, id: u64, lines: &str| {
+        let secret = cluster.root().join(format!("secret-{id}"));
+        std::fs::write(&secret, lines).unwrap();
+        let path = cluster.root().join(format!("auth-{id}.toml"));
+        std::fs::write(&path, format!("[auth]\ncluster_secret_file = {:?}\n", secret.display().to_string())).unwrap();
+        path
+    };
+    let c1 = config(&cluster, 1, &format!("{a}\n{b}\n"));
+    cluster.set_config_file(&c1);
+    cluster.spawn(1, None, None);
+    let token_file = cluster.nodes[&1].dir.join("data/admin.token");
+    let admin = wait_for("the first admin token", Duration::from_secs(20), || async {
+        std::fs::read_to_string(&token_file).ok().map(|t| t.trim().to_string()).filter(|t| !t.is_empty())
+    })
+    .await;
+    let join = cluster.nodes[&1].url();
+    for (id, lines) in [(2, format!("{b}\n{a}\n")), (3, format!("{a}\n{b}\n"))] {
+        let path = config(&cluster, id, &lines);
+        cluster.set_config_file(&path);
+        cluster.spawn(id, Some(&join), None);
+    }
+    let urls: Vec<String> = (1..=3).map(|id| cluster.nodes[&id].url()).collect();
+    wait_three_voters(&urls, &admin).await;
+
+    // Phase 2: a task written through node 2 runs on the embedded agents of all three nodes: the
+    // leader signs with its current secret's key, and every agent accepts either key.
+    let api = client(&cluster.nodes[&2].url(), Some(&admin));
+    let task = TaskInput {
+        name: Some("mid-rotation".into()),
+        cron_expression: Some("* * * * * *".into()),
+        parameters: Some(serde_json::json!({"command": "echo rotated"})),
+        ..TaskInput::default()
+    };
+    api.create_task(&task, None).await.expect("create through node 2");
+    wait_for("successful runs on all three agents", Duration::from_secs(30), || async {
+        let page = api.list_executions(Some("mid-rotation"), Some("success"), 1, 100, Default::default()).await.ok()?;
+        let on: std::collections::BTreeSet<String> =
+            page.items.iter().flat_map(|e| &e.attempts).map(|a| a.instance_id.clone()).collect();
+        (on.len() == 3).then_some(())
+    })
+    .await;
+}

@@ -85,11 +85,13 @@ async fn register(
     };
     let ((executor, task_ids), log_index) =
         propose_expect(&ctx, &headers, command, "a registration", registered).await?;
-    let signing_key = ctx
-        .cluster_secret
-        .as_ref()
-        .map(|s| blake3::Hash::from(s.executor_key(&executor.spec.instance_id)).to_hex().to_string());
-    let body = Json(RegisteredView { executor: view(&ctx, &executor)?, task_ids, signing_key });
+    let hex = |k: [u8; 32]| blake3::Hash::from(k).to_hex().to_string();
+    let signing_keys: Vec<String> = match &ctx.cluster_secret {
+        Some(s) => s.executor_keys(&executor.spec.instance_id).into_iter().map(hex).collect(),
+        None => Vec::new(),
+    };
+    let signing_key = signing_keys.first().cloned();
+    let body = Json(RegisteredView { executor: view(&ctx, &executor)?, task_ids, signing_key, signing_keys });
     Ok(with_log_index(StatusCode::OK, body, log_index))
 }
 

@@ -50,6 +50,10 @@ pub struct RegisteredView {
     /// with; the instance refuses requests not signed with it. Absent with auth off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,
+    /// With auth on: every key the instance should accept, `signing_key` first (more than one
+    /// while the cluster secret is being rotated). Empty with auth off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_keys: Vec<String>,
 }
 
 /// Body of `PUT /executors/{id}/status`.
