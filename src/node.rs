@@ -120,8 +120,8 @@ impl Node {
         let raft_config = raft_config(&config)?;
         let raft =
             Raft::new(config.node_id, raft_config, HttpNetwork::new(&client_tls, secret.as_ref())?, log, sm.clone())
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (shutdown, signal) = watch::channel(false);
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
@@ -134,8 +134,11 @@ impl Node {
             secret.clone(),
         )?;
         let ctx = Arc::new(ctx);
-        let (raft_app, raft_tls, api_tls) =
-            (network::router(raft.clone(), secret.clone()), tls.acceptor(Listener::Raft)?, tls.acceptor(Listener::Api)?);
+        let (raft_app, raft_tls, api_tls) = (
+            network::router(raft.clone(), secret.clone()),
+            tls.acceptor(Listener::Raft)?,
+            tls.acceptor(Listener::Api)?,
+        );
         let mut servers = vec![
             serve(raft_listener, raft_app, signal.clone(), "raft", config.listeners.raft(), raft_tls),
             serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api(), api_tls),
