@@ -283,32 +283,29 @@ fn every_slot_of_the_active_life_has_exactly_one_record() {
     assert_fails(&b.check(), "task skip slot 2005000: 2 records");
 }
 
+/// `skip` loses its records after 10 s, and a delete invoked at 10.5 s fails at `done` with `error`.
+fn delete_failing(done: i64, error: &str) -> B {
+    let mut b = good();
+    for s in 11..=20 {
+        b.drop_record("skip", s);
+    }
+    b.pid += 1;
+    let p = Process::Client(b.pid);
+    b.ev(p.clone(), Kind::Invoke, "cron_delete", "skip", Value::Null, T0 + 10_500);
+    b.ev(p, Kind::Fail, "cron_delete", "skip", Value::Null, done);
+    b.events.last_mut().unwrap().error = Some(error.into());
+    b
+}
+
 #[test]
 fn a_delete_answered_task_not_found_ends_the_task_s_life_when_it_was_invoked() {
     // Records stop after 10 s; a delete invoked at 10.5 s is answered 404 `task_not_found` (its
     // first forwarded attempt was applied, the answer lost): the slots after it need no record.
-    let mut b = good();
-    for s in 11..=20 {
-        b.drop_record("skip", s);
-    }
-    b.pid += 1;
-    let p = Process::Client(b.pid);
-    b.ev(p.clone(), Kind::Invoke, "cron_delete", "skip", Value::Null, T0 + 10_500);
-    b.ev(p, Kind::Fail, "cron_delete", "skip", Value::Null, T0 + 12_000);
-    b.events.last_mut().unwrap().error = Some("HTTP 404 task_not_found".into());
-    let r = b.check();
+    let r = delete_failing(T0 + 12_000, "HTTP 404 task_not_found").check();
     assert_eq!(r.verdict, Verdict::Pass, "{r:#?}");
 
     // A delete refused for another reason (never proposed) ends nothing: the slots are owed.
-    let mut b = good();
-    for s in 11..=20 {
-        b.drop_record("skip", s);
-    }
-    b.pid += 1;
-    let p = Process::Client(b.pid);
-    b.ev(p.clone(), Kind::Invoke, "cron_delete", "skip", Value::Null, T0 + 10_500);
-    b.ev(p, Kind::Fail, "cron_delete", "skip", Value::Null, T0 + 10_600);
-    b.events.last_mut().unwrap().error = Some("http://127.0.0.1:1: error sending request".into());
+    let b = delete_failing(T0 + 10_600, "http://127.0.0.1:1: error sending request");
     assert_fails(&b.check(), "task skip slot 2011000: no record");
 }
 
