@@ -13,6 +13,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod common;
+mod console;
 mod dispatch;
 mod durability;
 mod executors_api;
