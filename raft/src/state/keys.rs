@@ -27,7 +27,8 @@
 //! | `w/` | executor id + task id | empty: the reverse of `b/` | [`super::registry`] |
 //! | `l/a/` | executor id | attempts running on it | [`super::registry`] |
 //! | `l/c/ l/s/ l/w/` | task id | balance cursor, sticky instance, smooth weights | [`super::balance`] |
-//! | `k/` | task id + hour (i64) | hourly rollup | [`super::stats`] |
+//! | `k/` | task id + hour (i64) | hourly rollup; task id 0 holds the whole cluster's | [`super::stats`] |
+//! | `c/` | `minutes` | the cluster's fires and missed slots per minute, a ring of 64 | [`super::stats`] |
 //! | `a/h/` | blake3 of a token's secret | the token | [`super::tokens`] |
 //! | `a/n/` | token name | the hash: the name index | [`super::tokens`] |
 //! | `u/` | audit id | one audit entry | [`super::audit`] |
@@ -56,6 +57,8 @@ pub const DEDUPE_FLOOR: &[u8] = b"m/dedupe_floor";
 pub const TOKEN_COUNT: &[u8] = b"m/token_count";
 /// The id the next audit entry gets.
 pub const NEXT_AUDIT_ID: &[u8] = b"m/next_audit_id";
+/// The cluster's ring of per-minute fires and missed slots.
+pub const CLUSTER_MINUTES: &[u8] = b"c/minutes";
 const TASK_COUNT: &[u8] = b"m/count/";
 const EXECUTION_COUNT: &[u8] = b"m/xcount/";
 
@@ -294,6 +297,7 @@ mod tests {
         assert_eq!(audit(2), [b"u/".as_slice(), &two].concat());
         assert_eq!(task_author(1), [b"o/".as_slice(), &one].concat());
         assert_eq!((TOKEN_COUNT, NEXT_AUDIT_ID), (b"m/token_count".as_slice(), b"m/next_audit_id".as_slice()));
+        assert_eq!(CLUSTER_MINUTES, b"c/minutes");
         let meta: [&[u8]; 7] =
             [APPLIED, MEMBERSHIP, NEXT_TASK_ID, NEXT_EXECUTION_ID, NEXT_EXECUTOR_ID, DEDUPE_LEN, DEDUPE_FLOOR];
         let want: [&[u8]; 7] = [

@@ -213,6 +213,7 @@ mod dispatch;
 mod fire;
 mod golden;
 mod layering;
+mod summaries;
 
 #[test]
 fn tasks_after_walks_every_task_of_a_status_by_cursor() {
