@@ -68,7 +68,7 @@ enum StoredRuntime {
     V2(TaskRuntime),
 }
 
-fn decode_runtime(bytes: &[u8]) -> Result<TaskRuntime, StoreError> {
+pub(super) fn decode_runtime(bytes: &[u8]) -> Result<TaskRuntime, StoreError> {
     Ok(match codec::decode(bytes)? {
         StoredRuntime::V1(r) => {
             TaskRuntime { watermark_ms: r.watermark_ms, counts: r.counts, active: r.active, last_final: None }
@@ -142,6 +142,34 @@ impl From<ExecutionV1> for Execution {
             not_before_ms: 0,
         }
     }
+}
+
+/// The leading fields of a stored execution (V1 and V2 begin alike), decoded without the text
+/// behind them: what a filtered listing looks at for each record it passes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ExecutionHead {
+    pub id: u64,
+    pub task_id: u64,
+    pub scheduled_ms: i64,
+    pub created_ms: i64,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub status: ExecutionStatus,
+    pub trigger: crate::model::Trigger,
+}
+
+/// [`StoredExecution`] read as far as its [`ExecutionHead`].
+#[derive(Deserialize)]
+enum StoredHead {
+    V1(ExecutionHead),
+    V2(ExecutionHead),
+}
+
+/// The head of a stored execution; the bytes after it are not read.
+pub(super) fn decode_head(bytes: &[u8]) -> Result<ExecutionHead, StoreError> {
+    Ok(match codec::decode(bytes)? {
+        StoredHead::V1(h) | StoredHead::V2(h) => h,
+    })
 }
 
 /// The next execution id (dense, never reused).
@@ -356,6 +384,7 @@ pub fn truncate_tail(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Trigger;
 
     /// A runtime record written by a build before V2 still decodes, with no latest result.
     #[test]
@@ -366,5 +395,42 @@ mod tests {
         let last = LastFinal { execution_id: 7, status: ExecutionStatus::Failed, end_ms: 99 };
         let v2 = TaskRuntime { last_final: Some(last), ..r };
         assert_eq!(decode_runtime(&codec::encode(&StoredRuntime::V2(v2)).unwrap()).unwrap(), v2);
+    }
+
+    /// The head a listing reads is the leading fields of both stored shapes of an execution.
+    #[test]
+    fn the_head_of_either_stored_execution_is_its_leading_fields() {
+        let v1 = ExecutionV1 {
+            id: 3,
+            task_id: 2,
+            scheduled_ms: -5,
+            created_ms: 10,
+            start_ms: None,
+            end_ms: Some(11),
+            status: ExecutionStatus::Missed,
+            trigger: Trigger::Catchup,
+            reason: None,
+            queued: false,
+            parameters: String::new(),
+            requested_by: "me".into(),
+            result: String::new(),
+            logs: "x".repeat(1000),
+            retry_count: 0,
+            log_index: 9,
+            slot_count: 1,
+        };
+        let v2: Execution = Execution { logs: "y".repeat(70_000), ..v1.clone().into() };
+        let want = ExecutionHead {
+            id: 3,
+            task_id: 2,
+            scheduled_ms: -5,
+            created_ms: 10,
+            start_ms: None,
+            end_ms: Some(11),
+            status: ExecutionStatus::Missed,
+            trigger: Trigger::Catchup,
+        };
+        assert_eq!(decode_head(&codec::encode(&StoredExecution::V1(v1)).unwrap()).unwrap(), want);
+        assert_eq!(decode_head(&codec::encode(&StoredExecution::V2(v2)).unwrap()).unwrap(), want);
     }
 }

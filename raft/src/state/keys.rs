@@ -74,7 +74,8 @@ pub const EXECUTION: &[u8] = b"x/";
 const EXECUTION_BY_TASK: &[u8] = b"y/";
 const EXECUTION_BY_STATUS: &[u8] = b"z/";
 const QUEUE: &[u8] = b"q/";
-const RUNTIME: &[u8] = b"r/";
+/// Runtime records.
+pub const RUNTIME: &[u8] = b"r/";
 /// Executor records.
 pub const EXECUTOR: &[u8] = b"v/";
 const INSTANCE: &[u8] = b"i/";
@@ -169,6 +170,10 @@ pub fn queue(task: u64, id: u64) -> Vec<u8> {
 }
 pub fn runtime(task: u64) -> Vec<u8> {
     join(&[RUNTIME, &key_u64(task)])
+}
+/// The task id of a `r/` key.
+pub fn parse_runtime(key: &[u8]) -> Option<u64> {
+    parse_key_u64(key.get(RUNTIME.len()..)?)
 }
 
 // Executors.
@@ -325,6 +330,7 @@ mod tests {
         assert!(binding_reverse(9, 3).starts_with(&binding_reverse_prefix(9)));
         assert!(rollup(3, -5).starts_with(&rollup_prefix(3)));
         assert_eq!(parse_rollup_hour(&rollup(3, -5)), -5);
+        assert_eq!(parse_runtime(&runtime(7)), Some(7));
         assert_eq!(parse_dedupe_expiry(&dedupe_expiry(-42, "abc")), (-42, b"abc".as_slice()));
         assert!(task(1).starts_with(TASK) && execution(1).starts_with(EXECUTION) && executor(1).starts_with(EXECUTOR));
         assert!(dedupe_expiry(1, "a").starts_with(DEDUPE_EXPIRY));

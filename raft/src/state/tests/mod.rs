@@ -213,6 +213,7 @@ mod dispatch;
 mod fire;
 mod golden;
 mod layering;
+mod listing;
 mod summaries;
 
 #[test]
