@@ -295,4 +295,24 @@ pub struct SchedulerStatusView {
     #[serde(default)]
     #[schema(value_type = crate::openapi::LagSummarySchema)]
     pub fire_applied_lag: crate::scheduler_metrics::LagSummary,
+    /// Per minute of the last 60, oldest first, the minutes in which this node fired slots or
+    /// recorded missed ones while leading (empty on a node that does not lead).
+    #[serde(default)]
+    pub history: Vec<MinuteLagView>,
+}
+
+/// One minute of the leader's fires.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct MinuteLagView {
+    /// The minute's start (wall clock of the commits counted in it).
+    pub minute: DateTime<Utc>,
+    /// Slots in the fire entries committed that minute.
+    pub fires: u64,
+    /// Their fire lag (commit − slot), 50th and 99th percentile, in ms: the upper end of a
+    /// histogram bucket (within 1/16 of the value, and never above the minute's largest lag);
+    /// 0 without fires.
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    /// Slots those entries recorded `missed`.
+    pub missed: u64,
 }

@@ -24,8 +24,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, ApiPath, ApiQuery};
 use crate::handler::{self, pagination, propose_expect, with_log_index, ReadQuery};
 use crate::routes::tasks::resolve;
-use crate::types::{ExecutionPageView, ExecutionView, SchedulerStatusView, TriggerInput};
-use crate::views::{execution_view, execution_view_for};
+use crate::types::{ExecutionPageView, ExecutionView, MinuteLagView, SchedulerStatusView, TriggerInput};
+use crate::views::{at, execution_view, execution_view_for};
 
 pub const REQUESTED_BY_LEN_MAX: usize = 128;
 
@@ -213,5 +213,10 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, Api
         executors_healthy: online.filter(|e| e.is_healthy).count() as u64,
         fire_lag: ctx.scheduler.summary(),
         fire_applied_lag: ctx.scheduler.applied_summary(),
+        history: ctx.scheduler.history().iter().map(minute_view).collect(),
     }))
+}
+
+fn minute_view(m: &crate::scheduler_metrics::MinuteLag) -> MinuteLagView {
+    MinuteLagView { minute: at(m.minute_ms), fires: m.fires, p50_ms: m.p50_ms, p99_ms: m.p99_ms, missed: m.missed }
 }
