@@ -77,6 +77,7 @@ pub fn need(method: &Method, route: &str) -> Need {
         | ("GET", "/tasks")
         | ("GET", "/tasks/{id}")
         | ("GET", "/tasks/{id}/stats")
+        | ("GET", "/stats")
         | ("GET", "/executions")
         | ("GET", "/executions/{id}")
         | ("GET", "/executors")
@@ -305,6 +306,12 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The console's reads need no more than `read`.
+    #[test]
+    fn the_cluster_statistics_need_read() {
+        assert_eq!(need(&Method::GET, "/api/v1/stats"), Need::Read);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the API reads of the leader's scheduler: a small trait the scheduler (crate `cronraft`)
-//! implements, and the [`LagSummary`] view `/scheduler/status` serves. The API crate does not know
-//! how the scheduler measures; it asks for the figures and for the Prometheus text of its
-//! families, which `/metrics` appends as they are.
+//! implements, and the [`LagSummary`] and [`MinuteLag`] figures `/scheduler/status` serves. The
+//! API crate does not know how the scheduler measures; it asks for the figures and for the
+//! Prometheus text of its families, which `/metrics` appends as they are.
 
 /// Percentiles of the recent fire lags.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -10,6 +10,20 @@ pub struct LagSummary {
     pub p50_ms: u64,
     pub p99_ms: u64,
     pub max_ms: u64,
+}
+
+/// One minute of the leader's fires (the wall-clock minute their entries were committed in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MinuteLag {
+    /// The minute's start, UTC ms.
+    pub minute_ms: i64,
+    /// Slots in the fire entries committed in the minute.
+    pub fires: u64,
+    /// Their fire lag's percentiles (0 without fires).
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    /// Slots those entries recorded `missed`.
+    pub missed: u64,
 }
 
 /// The scheduler's figures as the API reads them.
@@ -22,6 +36,9 @@ pub trait SchedulerReport: Send + Sync {
     fn summary(&self) -> LagSummary;
     /// Recent applied lag: this node's apply of the fire − the slot.
     fn applied_summary(&self) -> LagSummary;
+    /// The last 60 minutes that had fires or missed slots, oldest first (empty unless this node
+    /// leads).
+    fn history(&self) -> Vec<MinuteLag>;
     /// Appends the scheduler's Prometheus families to `out`.
     fn render(&self, out: &mut String);
 }

@@ -15,7 +15,7 @@ mod executor;
 mod stats;
 pub use auth::{AuditView, CreatedTokenView, TokenInput, TokenView};
 pub use executor::{ExecutorStatusInput, ExecutorView, RegisteredView, StopInput};
-pub use stats::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
+pub use stats::{ClusterStatsView, DailyStatsView, LastHourView, StatsWindows, TaskStatsView, WindowStatsView};
 
 /// Body of `POST /tasks` (every field but `name` and `cron_expression` has a default) and of
 /// `PUT /tasks/{id}` (every field optional: only the given ones change).
@@ -81,6 +81,21 @@ pub struct TaskView {
     /// change older than the audit list or made by a registration).
     #[serde(default)]
     pub updated_by: String,
+    /// The task's execution that most recently reached a final status (null before the first
+    /// one ends; null too, until the next one ends, for a task whose runtime record was last
+    /// written by a build from before this field).
+    #[serde(default)]
+    pub last_result: Option<LastResultView>,
+}
+
+/// A task's latest final execution.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct LastResultView {
+    /// The execution (it may since have been purged by retention).
+    pub execution_id: u64,
+    /// `success`, `failed`, `timeout`, `cancelled`, `skipped` or `missed`.
+    pub status: cronraft_raft::model::ExecutionStatus,
+    pub ended_at: DateTime<Utc>,
 }
 
 /// One page of a listing.
@@ -88,6 +103,22 @@ pub struct TaskView {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: u64,
+    pub page: u64,
+    pub page_size: u64,
+}
+
+/// One page of `GET /executions`: a [`Page`] whose `total` may be a lower bound.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionPageView {
+    pub items: Vec<ExecutionView>,
+    /// Every match on all pages; a lower bound when `total_capped`.
+    pub total: u64,
+    /// With `trigger`, `from` or `to`, the listing reads at most 10,000 records and stops
+    /// counting at 1,000 matches once the page is full: true when it stopped there, so more
+    /// records may match than `total` says (and pages past it may be empty). Always false
+    /// without those filters.
+    #[serde(default)]
+    pub total_capped: bool,
     pub page: u64,
     pub page_size: u64,
 }
@@ -264,4 +295,24 @@ pub struct SchedulerStatusView {
     #[serde(default)]
     #[schema(value_type = crate::openapi::LagSummarySchema)]
     pub fire_applied_lag: crate::scheduler_metrics::LagSummary,
+    /// Per minute of the last 60, oldest first, the minutes in which this node fired slots or
+    /// recorded missed ones while leading (empty on a node that does not lead).
+    #[serde(default)]
+    pub history: Vec<MinuteLagView>,
+}
+
+/// One minute of the leader's fires.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct MinuteLagView {
+    /// The minute's start (wall clock of the commits counted in it).
+    pub minute: DateTime<Utc>,
+    /// Slots in the fire entries committed that minute.
+    pub fires: u64,
+    /// Their fire lag (commit − slot), 50th and 99th percentile, in ms: the upper end of a
+    /// histogram bucket (within 1/16 of the value, and never above the minute's largest lag);
+    /// 0 without fires.
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    /// Slots those entries recorded `missed`.
+    pub missed: u64,
 }

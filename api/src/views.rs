@@ -7,17 +7,19 @@
 use chrono::{DateTime, TimeZone, Utc};
 use cronraft_raft::model::{Execution, ExecutionStatus, Executor, Task, TaskStatus};
 use cronraft_raft::spec::parse_schedule;
+use cronraft_raft::state::LastFinal;
 
 use crate::auth::Caller;
-use crate::types::{AttemptView, ExecutionView, ExecutorView, TaskView};
+use crate::types::{AttemptView, ExecutionView, ExecutorView, LastResultView, TaskView};
 
 /// A replicated millisecond time as a UTC instant (the epoch for an out-of-range value).
 pub fn at(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// The view of a task; `now_ms` is this node's clock, used only to show the next slot.
-pub fn task_view(task: &Task, now_ms: i64, updated_by: String) -> TaskView {
+/// The view of a task; `now_ms` is this node's clock, used only to show the next slot; `last` is
+/// the task's latest final execution, from its runtime record.
+pub fn task_view(task: &Task, now_ms: i64, updated_by: String, last: Option<LastFinal>) -> TaskView {
     let s = &task.spec;
     let next_fire_time = match task.status {
         TaskStatus::Active => {
@@ -46,6 +48,11 @@ pub fn task_view(task: &Task, now_ms: i64, updated_by: String) -> TaskView {
         created_at: at(task.created_at_ms),
         updated_at: at(task.updated_at_ms),
         updated_by,
+        last_result: last.map(|l| LastResultView {
+            execution_id: l.execution_id,
+            status: l.status,
+            ended_at: at(l.end_ms),
+        }),
     }
 }
 

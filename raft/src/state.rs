@@ -12,7 +12,8 @@
 //! | [`dispatch`] | the dispatcher's and executors' commands: rounds, reports, attempt ends, stops |
 //! | [`executions`] | execution records, their indexes and the per-task runtime record |
 //! | [`registry`], [`balance`] | executors, bindings and loads; the five balance strategies |
-//! | [`stats`], [`retention`] | hourly rollups; purging old records |
+//! | [`stats`], [`retention`] | hourly rollups, per task and for the cluster; purging old records |
+//! | [`listing`] | filtered listings: tasks by name, group, mode, latest result, sorted; executions by trigger and slot time |
 //! | [`tokens`], [`audit`] | API tokens (hashes only); who changed what |
 //!
 //! Calls go one way: a module never calls back into the module that called it. A scheduled fire
@@ -45,6 +46,7 @@ mod dispatch;
 mod executions;
 mod fire;
 pub(crate) mod keys;
+mod listing;
 mod registry;
 mod retention;
 mod run;
@@ -55,12 +57,18 @@ mod view;
 
 pub use audit::{AuditEntry, StoredAudit, ANONYMOUS, AUDIT_LEN_MAX};
 pub use dedupe::{StoredAnswer, StoredDedupe, DEDUPE_LEN_MAX, DEDUPE_TEXT_BYTES_MAX, DEDUPE_TTL_MS};
-pub use executions::{truncate_tail, ExecutionPage, ExecutionV1, StoredExecution, TaskRuntime, REPORT_BYTES_MAX};
+pub use executions::{
+    truncate_tail, ExecutionHead, ExecutionPage, ExecutionV1, LastFinal, StoredExecution, TaskRuntime, REPORT_BYTES_MAX,
+};
 pub use fire::MISFIRE_THRESHOLD_MS;
+pub use listing::{
+    ExecutionQuery, ExecutionQueryPage, LastResultFilter, TaskQuery, TaskSort, COUNT_MAX, CREATED_MARGIN_MS,
+    WALK_RECORDS_MAX,
+};
 pub use registry::{ExecutorPage, StoredExecutor};
 pub use retention::PURGE_PER_ENTRY_MAX;
 pub use run::{end_run, retry_backoff_ms, ATTEMPTS_MAX, RETRY_BACKOFF_MS_BASE, SEQUENTIAL_QUEUE_MAX};
-pub use stats::{TaskStats, WindowStats, ON_TIME_MS};
+pub use stats::{LastHour, TaskStats, WindowStats, CLUSTER, ON_TIME_MS};
 pub use tasks::{StoredTask, TaskPage, TASKS_MAX};
 pub use tokens::{StoredToken, TOKENS_MAX, TOKEN_NAME_LEN_MAX, TOKEN_SCOPE_ITEMS_MAX};
 pub use view::{StateDigest, StateView};

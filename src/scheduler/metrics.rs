@@ -1,5 +1,6 @@
 //! What the leader's scheduler reports, and how: fire lag (commit of the fire − the slot),
-//! applied lag (the leader's apply of the fire − the slot), fires, batches, whether it runs.
+//! applied lag (the leader's apply of the fire − the slot), fires, batches, whether it runs, and
+//! the last hour minute by minute ([`super::history`]).
 //! Updated by the scheduler, read by the API through [`SchedulerReport`] for `/metrics` and
 //! `/scheduler/status` (the API crate defines the trait and the [`LagSummary`] view; the data and
 //! its Prometheus text live here, with the service that fills them).
@@ -14,7 +15,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use cronraft_api::scheduler_metrics::{LagSummary, SchedulerReport};
+use cronraft_api::scheduler_metrics::{LagSummary, MinuteLag, SchedulerReport};
+
+use super::history::History;
 
 /// Fire-lag histogram bounds, in milliseconds.
 const LAG_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000, 1_500, 5_000];
@@ -37,6 +40,8 @@ pub struct SchedulerMetrics {
     lags: Mutex<Lags>,
     /// The leader's apply of the fire entry − slot.
     applied_lags: Mutex<Lags>,
+    /// Fires, fire lag and missed slots per minute of the last hour.
+    history: Mutex<History>,
     /// Fire entries committed by this node while leader.
     pub batches: AtomicU64,
     /// 1 while this node's scheduler runs (it leads).
@@ -93,6 +98,17 @@ impl SchedulerMetrics {
         self.applied_lags.lock().unwrap_or_else(|p| p.into_inner()).observe(lags_ms);
     }
 
+    /// Counts a committed fire entry into the minute of `committed_ms`: its slots' fire lags and
+    /// the slots it recorded missed.
+    pub fn observe_minute(&self, committed_ms: i64, lags_ms: impl IntoIterator<Item = u64>, missed: u64) {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).record(committed_ms, lags_ms, missed);
+    }
+
+    /// The last hour's minutes that had fires or missed slots, as of `now_ms`.
+    pub fn history_at(&self, now_ms: i64) -> Vec<MinuteLag> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner()).minutes(now_ms)
+    }
+
     /// p50/p99/max over the recent fire lags.
     pub fn summary(&self) -> LagSummary {
         self.lags.lock().unwrap_or_else(|p| p.into_inner()).summary()
@@ -147,6 +163,13 @@ impl SchedulerReport for SchedulerMetrics {
         SchedulerMetrics::applied_summary(self)
     }
 
+    fn history(&self) -> Vec<MinuteLag> {
+        if !self.running() {
+            return Vec::new();
+        }
+        self.history_at(crate::clock::now_ms())
+    }
+
     fn render(&self, out: &mut String) {
         SchedulerMetrics::render(self, out)
     }
@@ -195,5 +218,19 @@ mod tests {
         let before = r#"[{"samples":4,"p50_ms":1200,"p99_ms":7000,"max_ms":7000},{"samples":2,"p50_ms":900,"p99_ms":900,"max_ms":900}]"#;
         assert_eq!(json, before);
         assert!(report.running() && report.timers() == 7);
+    }
+
+    /// The history is the leader's: a node whose scheduler does not run shows none.
+    #[test]
+    fn the_history_shows_only_while_the_scheduler_runs() {
+        let m = std::sync::Arc::new(SchedulerMetrics::default());
+        let now = crate::clock::now_ms();
+        m.observe_minute(now, [3, 4, 5], 1);
+        let report: std::sync::Arc<dyn SchedulerReport> = m.clone();
+        assert!(report.history().is_empty());
+        m.running.store(1, Ordering::Relaxed);
+        let minutes = report.history();
+        assert_eq!(minutes.len(), 1);
+        assert_eq!((minutes[0].fires, minutes[0].p50_ms, minutes[0].p99_ms, minutes[0].missed), (3, 4, 5, 1));
     }
 }

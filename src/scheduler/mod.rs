@@ -16,6 +16,7 @@
 //! the replicated state, so a slot is never lost to an error, and never fired twice (apply's
 //! watermark).
 
+mod history;
 mod metrics;
 #[cfg(test)]
 mod tests;
@@ -245,6 +246,8 @@ impl Scheduler {
                 let slots = || fires.iter().flat_map(|f| f.slots.iter());
                 self.metrics.observe(slots().map(|s| (committed - s).max(0) as u64));
                 self.metrics.observe_applied(slots().map(|s| (applied - s).max(0) as u64));
+                let missed = if let Response::Fired(outcome) = &data { outcome.missed } else { 0 };
+                self.metrics.observe_minute(committed, slots().map(|s| (committed - s).max(0) as u64), missed);
                 self.metrics.batches.fetch_add(1, Ordering::Relaxed);
                 true
             }

@@ -19,6 +19,7 @@ mod durability;
 mod executors_api;
 mod hosts;
 mod listeners;
+mod listing;
 mod openapi;
 mod schedule;
 mod tls;

@@ -1,5 +1,9 @@
 //! `/api/v1/executions` (history) and `POST /api/v1/tasks/{id}/trigger` (a run now), plus
 //! `GET /api/v1/scheduler/status`.
+//!
+//! A listing by task and status has an exact total (the runtime record and the per-status
+//! counters count them). With `trigger`, `from` or `to` it is a bounded walk, newest first
+//! (`StateView::query_executions`), whose total may be a lower bound (`total_capped`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -7,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use axum::Json;
-use cronraft_raft::model::{ExecutionStatus, ExecutorStatus, TaskStatus};
+use cronraft_raft::model::{ExecutionStatus, ExecutorStatus, TaskStatus, Trigger};
+use cronraft_raft::state::ExecutionQuery;
 use cronraft_raft::Command;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -19,8 +24,8 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{parse_json, ApiPath, ApiQuery};
 use crate::handler::{self, pagination, propose_expect, with_log_index, ReadQuery};
 use crate::routes::tasks::resolve;
-use crate::types::{ExecutionView, Page, SchedulerStatusView, TriggerInput};
-use crate::views::{execution_view, execution_view_for};
+use crate::types::{ExecutionPageView, ExecutionView, MinuteLagView, SchedulerStatusView, TriggerInput};
+use crate::views::{at, execution_view, execution_view_for};
 
 pub const REQUESTED_BY_LEN_MAX: usize = 128;
 
@@ -60,6 +65,12 @@ struct ListQuery {
     task_id: Option<String>,
     /// An execution status (`pending`, `running`, `success`, …).
     status: Option<String>,
+    /// `schedule`, `manual`, `retry` or `catchup`.
+    trigger: Option<String>,
+    /// RFC 3339: only executions whose slot (`scheduled_time`) is at or after it.
+    from: Option<String>,
+    /// RFC 3339: only executions whose slot is before it.
+    to: Option<String>,
     /// From 1 (default 1) to 10,000,000.
     #[param(minimum = 1, maximum = 10_000_000)]
     page: Option<u64>,
@@ -81,20 +92,57 @@ fn parse_status(raw: &str) -> Result<ExecutionStatus, ApiError> {
     })
 }
 
+/// Every trigger, by its JSON name.
+const TRIGGERS: [Trigger; 4] = [Trigger::Schedule, Trigger::Manual, Trigger::Retry, Trigger::Catchup];
+
+fn parse_trigger(raw: &str) -> Result<Trigger, ApiError> {
+    let name = |t: &Trigger| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_string));
+    TRIGGERS.into_iter().find(|t| name(t).as_deref() == Some(raw)).ok_or_else(|| {
+        let msg = format!("unknown trigger {raw:?}; expected schedule, manual, retry or catchup");
+        ApiError::new(ErrorCode::InvalidTrigger, msg)
+    })
+}
+
+/// An RFC 3339 query value as UTC milliseconds.
+fn parse_time(field: &str, raw: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(raw).map(|t| t.timestamp_millis()).map_err(|e| {
+        let msg = format!("`{field}` must be RFC 3339 (e.g. 2026-11-23T05:00:00Z): {e}");
+        ApiError::new(ErrorCode::InvalidTime, msg)
+    })
+}
+
+/// The filters other than the task (resolved after the read barrier); an empty value is none.
+fn execution_query(q: &ListQuery) -> Result<ExecutionQuery, ApiError> {
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let query = ExecutionQuery {
+        task: None,
+        status: given(&q.status).map(|s| parse_status(&s)).transpose()?,
+        trigger: given(&q.trigger).map(|t| parse_trigger(&t)).transpose()?,
+        from_ms: given(&q.from).map(|t| parse_time("from", &t)).transpose()?,
+        to_ms: given(&q.to).map(|t| parse_time("to", &t)).transpose()?,
+    };
+    if let (Some(from), Some(to)) = (query.from_ms, query.to_ms) {
+        if from >= to {
+            return Err(ApiError::new(ErrorCode::InvalidTimeRange, "`from` must be before `to`"));
+        }
+    }
+    Ok(query)
+}
+
 #[utoipa::path(get, path = "/executions", tag = "executions", params(ListQuery),
-    responses((status = 200, description = "One page of executions, newest first", body = Page<ExecutionView>), crate::openapi::ErrorResponses))]
+    responses((status = 200, description = "One page of executions, newest first", body = ExecutionPageView), crate::openapi::ErrorResponses))]
 async fn list(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Page<ExecutionView>>, ApiError> {
-    let status = q.status.as_deref().filter(|s| !s.is_empty()).map(parse_status).transpose()?;
+) -> Result<Json<ExecutionPageView>, ApiError> {
+    let mut query = execution_query(&q)?;
     let (page, page_size) = pagination(q.page, q.page_size)?;
     ctx.read_barrier(q.consistency).await?;
-    let task = q.task_id.as_deref().filter(|s| !s.is_empty()).map(|raw| resolve(&ctx, raw)).transpose()?;
-    let found = ctx.sm.view().list_executions(task, status, page, page_size)?;
+    query.task = q.task_id.as_deref().filter(|s| !s.is_empty()).map(|raw| resolve(&ctx, raw)).transpose()?;
+    let found = ctx.sm.view().query_executions(&query, page, page_size)?;
     let items = found.items.iter().map(|e| execution_view_for(&caller, e)).collect();
-    Ok(Json(Page { items, total: found.total, page, page_size }))
+    Ok(Json(ExecutionPageView { items, total: found.total, total_capped: found.total_capped, page, page_size }))
 }
 
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions", params(("id" = u64, Path, description = "an execution id"), ReadQuery),
@@ -165,5 +213,10 @@ async fn status(State(ctx): State<Ctx>) -> Result<Json<SchedulerStatusView>, Api
         executors_healthy: online.filter(|e| e.is_healthy).count() as u64,
         fire_lag: ctx.scheduler.summary(),
         fire_applied_lag: ctx.scheduler.applied_summary(),
+        history: ctx.scheduler.history().iter().map(minute_view).collect(),
     }))
+}
+
+fn minute_view(m: &crate::scheduler_metrics::MinuteLag) -> MinuteLagView {
+    MinuteLagView { minute: at(m.minute_ms), fires: m.fires, p50_ms: m.p50_ms, p99_ms: m.p99_ms, missed: m.missed }
 }

@@ -1,13 +1,16 @@
 //! `GET /api/v1/tasks/{id}/stats`: success rates, durations and schedule conformance of one task
-//! over the last 24 hours, 7 days and 90 days, a daily trend, and a health score.
+//! over the last 24 hours, 7 days and 90 days, a daily trend, and a health score; and
+//! `GET /api/v1/stats`: the same over every task, plus the fires and missed slots of the last
+//! hour.
 //!
-//! Apply keeps hourly rollups per task (`cronraft_raft::state::stats`), so a report reads at most
-//! 90 × 24 small records whatever the task's history. The windows end at this node's clock (reads
-//! are not replicated); the read passes the same consistency barrier as the other reads.
+//! Apply keeps hourly rollups per task and for the cluster (`cronraft_raft::state::stats`), so a
+//! report reads at most 90 × 24 small records whatever the history or the number of tasks (and
+//! the cluster's one ring of minutes). The windows end at this node's clock (reads are not
+//! replicated); the read passes the same consistency barrier as the other reads.
 
 use axum::extract::State;
 use axum::Json;
-use cronraft_raft::state::{TaskStats, WindowStats};
+use cronraft_raft::state::{LastHour, TaskStats, WindowStats};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::context::{now_ms, Ctx};
@@ -15,14 +18,14 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::handler::ReadQuery;
 use crate::routes::tasks::resolve;
-use crate::types::{DailyStatsView, StatsWindows, TaskStatsView, WindowStatsView};
+use crate::types::{ClusterStatsView, DailyStatsView, LastHourView, StatsWindows, TaskStatsView, WindowStatsView};
 use crate::views::at;
 
 /// Weight of the 7-day success rate in the health score; the on-time ratio has the rest.
 pub const HEALTH_SUCCESS_WEIGHT: f64 = 0.7;
 
 pub fn router() -> OpenApiRouter<Ctx> {
-    OpenApiRouter::new().routes(routes!(stats))
+    OpenApiRouter::new().routes(routes!(stats)).routes(routes!(cluster_stats))
 }
 
 fn round4(x: f64) -> f64 {
@@ -64,22 +67,37 @@ pub fn health_score(last_7d: &WindowStats) -> Option<u32> {
     Some((100.0 * score).round().clamp(0.0, 100.0) as u32)
 }
 
+fn windows_view(s: &TaskStats) -> StatsWindows {
+    StatsWindows {
+        last_24h: window_view(&s.last_24h),
+        last_7d: window_view(&s.last_7d),
+        last_90d: window_view(&s.last_90d),
+    }
+}
+
+fn daily_view(s: &TaskStats) -> Vec<DailyStatsView> {
+    s.daily.iter().map(|(day, w)| DailyStatsView { date: at(*day).date_naive(), stats: window_view(w) }).collect()
+}
+
 /// The report of task `task_id` as of `now_ms`.
 pub fn stats_view(task_id: u64, s: &TaskStats, now_ms: i64) -> TaskStatsView {
     TaskStatsView {
         task_id,
         generated_at: at(now_ms),
-        windows: StatsWindows {
-            last_24h: window_view(&s.last_24h),
-            last_7d: window_view(&s.last_7d),
-            last_90d: window_view(&s.last_90d),
-        },
-        daily: s
-            .daily
-            .iter()
-            .map(|(day, w)| DailyStatsView { date: at(*day).date_naive(), stats: window_view(w) })
-            .collect(),
+        windows: windows_view(s),
+        daily: daily_view(s),
         health_score: health_score(&s.last_7d),
+    }
+}
+
+/// The cluster's report as of `now_ms`.
+pub fn cluster_stats_view(s: &TaskStats, last_hour: LastHour, now_ms: i64) -> ClusterStatsView {
+    ClusterStatsView {
+        generated_at: at(now_ms),
+        windows: windows_view(s),
+        daily: daily_view(s),
+        health_score: health_score(&s.last_7d),
+        last_hour: LastHourView { fires: last_hour.fires, missed: last_hour.missed },
     }
 }
 
@@ -98,6 +116,18 @@ async fn stats(
     }
     let now = now_ms();
     Ok(Json(stats_view(id, &state.task_stats(id, now)?, now)))
+}
+
+#[utoipa::path(get, path = "/stats", tag = "executions", params(ReadQuery),
+    responses((status = 200, description = "Every task's statistics together, and the last hour", body = ClusterStatsView), crate::openapi::ErrorResponses))]
+async fn cluster_stats(
+    State(ctx): State<Ctx>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Json<ClusterStatsView>, ApiError> {
+    ctx.read_barrier(q.consistency).await?;
+    let state = ctx.sm.view();
+    let now = now_ms();
+    Ok(Json(cluster_stats_view(&state.cluster_stats(now)?, state.cluster_last_hour(now)?, now)))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The JSON shape of `GET /api/v1/tasks/{id}/stats`: windows over the hourly rollups that apply
-//! keeps per task, a daily trend, and a health score.
+//! The JSON shapes of `GET /api/v1/tasks/{id}/stats` and `GET /api/v1/stats`: windows over the
+//! hourly rollups that apply keeps per task and for the cluster, a daily trend, a health score,
+//! and for the cluster its last hour.
 //!
 //! The numbers come from `cronraft_raft::state::stats` (counted in apply, so every replica
 //! agrees); this module only names them and derives the rates. The formula of the health score
@@ -62,4 +63,27 @@ pub struct TaskStatsView {
     pub daily: Vec<DailyStatsView>,
     /// 0 to 100 from the last 7 days' success rate and on-time ratio; null without data.
     pub health_score: Option<u32>,
+}
+
+/// `GET /stats`: the shape of a task's report over every task's executions, plus the last hour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ClusterStatsView {
+    /// The answering node's clock: the windows end here.
+    pub generated_at: DateTime<Utc>,
+    pub windows: StatsWindows,
+    /// Days of the last 90 that had anything, oldest first.
+    pub daily: Vec<DailyStatsView>,
+    /// 0 to 100, as a task's, over every task's last 7 days; null without data.
+    pub health_score: Option<u32>,
+    /// Slots of the last 60 minutes (by slot time, the current minute included).
+    pub last_hour: LastHourView,
+}
+
+/// Fires and missed slots of the last 60 minutes.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct LastHourView {
+    /// Scheduled slots fired (`on_time + late` of a window).
+    pub fires: u64,
+    /// Slots recorded `missed` (a summarized record counts each slot).
+    pub missed: u64,
 }

@@ -36,26 +36,54 @@ pub struct TaskRuntime {
     pub counts: [u64; 8],
     /// Runs that are running, or pending and not queued.
     pub active: u32,
+    /// The execution of the task that most recently reached a final status, in log order
+    /// (`None` before the first one ends, and for a record last written by a build before V2).
+    pub last_final: Option<LastFinal>,
 }
 
+/// A task's latest final execution, as its runtime record keeps it (so listings can show and
+/// filter by it without reading execution records). The execution itself may since have been
+/// purged by retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastFinal {
+    pub execution_id: u64,
+    pub status: ExecutionStatus,
+    /// The record's end time (the apply time stamped on it; its creation time if it has none).
+    pub end_ms: i64,
+}
+
+/// The runtime record as stored before it kept the latest final execution.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RuntimeV1 {
+    watermark_ms: i64,
+    counts: [u64; 8],
+    active: u32,
+}
+
+/// On-disk envelope of a runtime record. Variants are appended, never changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum StoredRuntime {
-    V1(TaskRuntime),
+    V1(RuntimeV1),
+    /// Adds the latest final execution.
+    V2(TaskRuntime),
+}
+
+pub(super) fn decode_runtime(bytes: &[u8]) -> Result<TaskRuntime, StoreError> {
+    Ok(match codec::decode(bytes)? {
+        StoredRuntime::V1(r) => {
+            TaskRuntime { watermark_ms: r.watermark_ms, counts: r.counts, active: r.active, last_final: None }
+        }
+        StoredRuntime::V2(r) => r,
+    })
 }
 
 /// The task's runtime record as the run sees it (zeroes if it never fired).
 pub(super) fn runtime(ws: &WriteSet<'_>, task: u64) -> Result<TaskRuntime, StoreError> {
-    match ws.get(&keys::runtime(task))? {
-        Some(b) => {
-            let StoredRuntime::V1(r) = codec::decode(&b)?;
-            Ok(r)
-        }
-        None => Ok(TaskRuntime::default()),
-    }
+    ws.get(&keys::runtime(task))?.map(|b| decode_runtime(&b)).transpose().map(Option::unwrap_or_default)
 }
 
 pub(super) fn put_runtime(ws: &mut WriteSet<'_>, task: u64, r: &TaskRuntime) -> Result<(), StoreError> {
-    ws.insert(keys::runtime(task), codec::encode(&StoredRuntime::V1(*r))?);
+    ws.insert(keys::runtime(task), codec::encode(&StoredRuntime::V2(*r))?);
     Ok(())
 }
 
@@ -116,6 +144,34 @@ impl From<ExecutionV1> for Execution {
     }
 }
 
+/// The leading fields of a stored execution (V1 and V2 begin alike), decoded without the text
+/// behind them: what a filtered listing looks at for each record it passes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ExecutionHead {
+    pub id: u64,
+    pub task_id: u64,
+    pub scheduled_ms: i64,
+    pub created_ms: i64,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub status: ExecutionStatus,
+    pub trigger: crate::model::Trigger,
+}
+
+/// [`StoredExecution`] read as far as its [`ExecutionHead`].
+#[derive(Deserialize)]
+enum StoredHead {
+    V1(ExecutionHead),
+    V2(ExecutionHead),
+}
+
+/// The head of a stored execution; the bytes after it are not read.
+pub(super) fn decode_head(bytes: &[u8]) -> Result<ExecutionHead, StoreError> {
+    Ok(match codec::decode(bytes)? {
+        StoredHead::V1(h) | StoredHead::V2(h) => h,
+    })
+}
+
 /// The next execution id (dense, never reused).
 pub(super) fn next_execution_id(ws: &mut WriteSet<'_>) -> Result<u64, StoreError> {
     let id = get_u64(ws, keys::NEXT_EXECUTION_ID)?.max(1);
@@ -171,6 +227,10 @@ pub(super) fn put_execution(
     }
     if is_active(exec) {
         rt.active += 1;
+    }
+    if !exec.status.is_active() && old.map(|o| o.status.is_active()).unwrap_or(true) {
+        let end_ms = exec.end_ms.unwrap_or(exec.created_ms);
+        rt.last_final = Some(LastFinal { execution_id: id, status: exec.status, end_ms });
     }
     if exec.queued && !old.map(|o| o.queued).unwrap_or(false) {
         ws.insert(keys::queue(exec.task_id, id), Vec::new());
@@ -228,13 +288,7 @@ impl StateView {
 
     /// The task's runtime record.
     pub fn runtime(&self, task: u64) -> Result<TaskRuntime, StoreError> {
-        match self.tree.get(keys::runtime(task))? {
-            Some(b) => {
-                let StoredRuntime::V1(r) = codec::decode(&b)?;
-                Ok(r)
-            }
-            None => Ok(TaskRuntime::default()),
-        }
+        self.tree.get(keys::runtime(task))?.map(|b| decode_runtime(&b)).transpose().map(Option::unwrap_or_default)
     }
 
     /// How many executions `task` has in `status`.
@@ -325,4 +379,58 @@ pub fn truncate_tail(s: &str, max: usize) -> String {
         start += 1;
     }
     s[start..].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Trigger;
+
+    /// A runtime record written by a build before V2 still decodes, with no latest result.
+    #[test]
+    fn a_v1_runtime_record_decodes_without_a_latest_result() {
+        let v1 = StoredRuntime::V1(RuntimeV1 { watermark_ms: 42, counts: [1, 0, 2, 0, 0, 0, 0, 0], active: 1 });
+        let r = decode_runtime(&codec::encode(&v1).unwrap()).unwrap();
+        assert_eq!((r.watermark_ms, r.counts[2], r.active, r.last_final), (42, 2, 1, None));
+        let last = LastFinal { execution_id: 7, status: ExecutionStatus::Failed, end_ms: 99 };
+        let v2 = TaskRuntime { last_final: Some(last), ..r };
+        assert_eq!(decode_runtime(&codec::encode(&StoredRuntime::V2(v2)).unwrap()).unwrap(), v2);
+    }
+
+    /// The head a listing reads is the leading fields of both stored shapes of an execution.
+    #[test]
+    fn the_head_of_either_stored_execution_is_its_leading_fields() {
+        let v1 = ExecutionV1 {
+            id: 3,
+            task_id: 2,
+            scheduled_ms: -5,
+            created_ms: 10,
+            start_ms: None,
+            end_ms: Some(11),
+            status: ExecutionStatus::Missed,
+            trigger: Trigger::Catchup,
+            reason: None,
+            queued: false,
+            parameters: String::new(),
+            requested_by: "me".into(),
+            result: String::new(),
+            logs: "x".repeat(1000),
+            retry_count: 0,
+            log_index: 9,
+            slot_count: 1,
+        };
+        let v2: Execution = Execution { logs: "y".repeat(70_000), ..v1.clone().into() };
+        let want = ExecutionHead {
+            id: 3,
+            task_id: 2,
+            scheduled_ms: -5,
+            created_ms: 10,
+            start_ms: None,
+            end_ms: Some(11),
+            status: ExecutionStatus::Missed,
+            trigger: Trigger::Catchup,
+        };
+        assert_eq!(decode_head(&codec::encode(&StoredExecution::V1(v1)).unwrap()).unwrap(), want);
+        assert_eq!(decode_head(&codec::encode(&StoredExecution::V2(v2)).unwrap()).unwrap(), want);
+    }
 }

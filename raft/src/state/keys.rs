@@ -27,7 +27,8 @@
 //! | `w/` | executor id + task id | empty: the reverse of `b/` | [`super::registry`] |
 //! | `l/a/` | executor id | attempts running on it | [`super::registry`] |
 //! | `l/c/ l/s/ l/w/` | task id | balance cursor, sticky instance, smooth weights | [`super::balance`] |
-//! | `k/` | task id + hour (i64) | hourly rollup | [`super::stats`] |
+//! | `k/` | task id + hour (i64) | hourly rollup; task id 0 holds the whole cluster's | [`super::stats`] |
+//! | `c/` | `minutes` | the cluster's fires and missed slots per minute, a ring of 64 | [`super::stats`] |
 //! | `a/h/` | blake3 of a token's secret | the token | [`super::tokens`] |
 //! | `a/n/` | token name | the hash: the name index | [`super::tokens`] |
 //! | `u/` | audit id | one audit entry | [`super::audit`] |
@@ -56,6 +57,8 @@ pub const DEDUPE_FLOOR: &[u8] = b"m/dedupe_floor";
 pub const TOKEN_COUNT: &[u8] = b"m/token_count";
 /// The id the next audit entry gets.
 pub const NEXT_AUDIT_ID: &[u8] = b"m/next_audit_id";
+/// The cluster's ring of per-minute fires and missed slots.
+pub const CLUSTER_MINUTES: &[u8] = b"c/minutes";
 const TASK_COUNT: &[u8] = b"m/count/";
 const EXECUTION_COUNT: &[u8] = b"m/xcount/";
 
@@ -71,7 +74,8 @@ pub const EXECUTION: &[u8] = b"x/";
 const EXECUTION_BY_TASK: &[u8] = b"y/";
 const EXECUTION_BY_STATUS: &[u8] = b"z/";
 const QUEUE: &[u8] = b"q/";
-const RUNTIME: &[u8] = b"r/";
+/// Runtime records.
+pub const RUNTIME: &[u8] = b"r/";
 /// Executor records.
 pub const EXECUTOR: &[u8] = b"v/";
 const INSTANCE: &[u8] = b"i/";
@@ -166,6 +170,10 @@ pub fn queue(task: u64, id: u64) -> Vec<u8> {
 }
 pub fn runtime(task: u64) -> Vec<u8> {
     join(&[RUNTIME, &key_u64(task)])
+}
+/// The task id of a `r/` key.
+pub fn parse_runtime(key: &[u8]) -> Option<u64> {
+    parse_key_u64(key.get(RUNTIME.len()..)?)
 }
 
 // Executors.
@@ -294,6 +302,7 @@ mod tests {
         assert_eq!(audit(2), [b"u/".as_slice(), &two].concat());
         assert_eq!(task_author(1), [b"o/".as_slice(), &one].concat());
         assert_eq!((TOKEN_COUNT, NEXT_AUDIT_ID), (b"m/token_count".as_slice(), b"m/next_audit_id".as_slice()));
+        assert_eq!(CLUSTER_MINUTES, b"c/minutes");
         let meta: [&[u8]; 7] =
             [APPLIED, MEMBERSHIP, NEXT_TASK_ID, NEXT_EXECUTION_ID, NEXT_EXECUTOR_ID, DEDUPE_LEN, DEDUPE_FLOOR];
         let want: [&[u8]; 7] = [
@@ -321,6 +330,7 @@ mod tests {
         assert!(binding_reverse(9, 3).starts_with(&binding_reverse_prefix(9)));
         assert!(rollup(3, -5).starts_with(&rollup_prefix(3)));
         assert_eq!(parse_rollup_hour(&rollup(3, -5)), -5);
+        assert_eq!(parse_runtime(&runtime(7)), Some(7));
         assert_eq!(parse_dedupe_expiry(&dedupe_expiry(-42, "abc")), (-42, b"abc".as_slice()));
         assert!(task(1).starts_with(TASK) && execution(1).starts_with(EXECUTION) && executor(1).starts_with(EXECUTOR));
         assert!(dedupe_expiry(1, "a").starts_with(DEDUPE_EXPIRY));

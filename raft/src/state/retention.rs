@@ -4,11 +4,12 @@
 //! removes final records created before the cutoff, oldest id first, and the oldest final
 //! records of the named tasks beyond the per-task maximum. Rollups ([`super::stats`]) are not
 //! touched, so statistics outlive the records; the per-status counters shrink with the records
-//! they count. Active executions are never dropped.
+//! they count. Active executions are never dropped. Rollups older than the longest report window
+//! go a few at a time: the named tasks' and, in every order, the cluster's.
 
 use super::executions::{decode_execution, put_runtime, runtime};
 use super::keys::{self, bump};
-use super::stats::ROLLUP_HOURS_KEPT;
+use super::stats::{CLUSTER, ROLLUP_HOURS_KEPT};
 use crate::codec::parse_key_u64;
 use crate::command::{PurgeOrder, Response};
 use crate::error::StoreError;
@@ -71,9 +72,15 @@ pub(super) fn apply_purge(ws: &mut WriteSet<'_>, at: super::At, order: &PurgeOrd
         }
         dropped += done;
     }
-    // Rollups older than the longest report window, a few per entry.
+    purge_rollups(ws, at, &order.tasks)?;
+    Ok(Response::Count(dropped as u64))
+}
+
+/// Rollups older than the longest report window, a few per entry: the named tasks' and, in every
+/// order, the cluster's.
+fn purge_rollups(ws: &mut WriteSet<'_>, at: super::At, tasks: &[u64]) -> Result<(), StoreError> {
     let cutoff_hour = at.now_ms.div_euclid(3_600_000) - ROLLUP_HOURS_KEPT;
-    for task in &order.tasks {
+    for task in tasks.iter().chain([&CLUSTER]) {
         let prefix = keys::rollup_prefix(*task);
         for (k, _) in ws.scan_prefix(&prefix, 64)? {
             if k < keys::rollup(*task, cutoff_hour) {
@@ -81,5 +88,5 @@ pub(super) fn apply_purge(ws: &mut WriteSet<'_>, at: super::At, order: &PurgeOrd
             }
         }
     }
-    Ok(Response::Count(dropped as u64))
+    Ok(())
 }

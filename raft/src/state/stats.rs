@@ -1,14 +1,22 @@
-//! Per-task statistics: hourly rollups maintained in apply, and the report built from them.
+//! Statistics: hourly rollups maintained in apply, per task and for the whole cluster, and the
+//! reports built from them.
 //!
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `k/` | task id + hour (i64 BE, hours since the epoch of the slot) | [`Rollup`] |
+//! | `k/` | [`CLUSTER`] (task id 0) + hour | [`Rollup`]: every task's executions together |
+//! | `c/minutes` | (one key) | [`Minutes`]: fires and missed slots of the last 64 minutes |
 //!
 //! Every execution counts once, in the hour of its slot: at creation (on time or late) and when
 //! it reaches a final status (the status, and the duration of a run). Reports read at most
 //! 90 × 24 rollups of one task, never the execution history, so they cost the same for a task
 //! with a million records; retention drops records but keeps rollups for [`ROLLUP_HOURS_KEPT`].
 //! Hourly rather than daily buckets make "the last 24 hours" exact; the daily trend sums them.
+//!
+//! The cluster's rollups are the same records under task id 0, which no task ever has (ids start
+//! at 1), so the cluster report is the per-task report's code and costs the same whatever the
+//! number of tasks. Its "last hour" needs minutes: one small ring of 64 per-minute counters, keyed
+//! by the minute of the slot, one key that retention never has to visit.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +28,11 @@ use crate::model::{Execution, ExecutionStatus, Trigger};
 use crate::txn::WriteSet;
 
 const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+/// The reserved task id of the cluster-wide rollups (task ids start at 1).
+pub const CLUSTER: u64 = 0;
+/// Minutes in the cluster's minute ring: the last hour and a few minutes of clock skew.
+const RING_MINUTES: usize = 64;
 /// A scheduled run that started (was fired) at most this late counts as on time.
 pub const ON_TIME_MS: i64 = 1_000;
 /// Rollups older than this are purged by retention (the longest report window, plus a margin).
@@ -45,6 +58,29 @@ enum StoredRollup {
     V1(Rollup),
 }
 
+/// Fires and missed slots of one minute (of the slots' time), for the cluster's last hour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteCount {
+    /// Minutes since the epoch.
+    pub minute: i64,
+    /// Scheduled slots fired (on time or late), as `on_time + late` of a rollup.
+    pub fires: u64,
+    /// Slots recorded `missed` (a summarized record counts each slot).
+    pub missed: u64,
+}
+
+/// The ring of the cluster's recent minutes: minute `m` lives at `m mod 64`, so a minute's
+/// counters are overwritten only by a minute 64 later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Minutes {
+    pub slots: Vec<MinuteCount>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum StoredMinutes {
+    V1(Minutes),
+}
+
 fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS)
 }
@@ -65,7 +101,8 @@ fn bucket_of(duration_ms: u64) -> usize {
     BUCKETS - 1
 }
 
-/// Counts what changed about `exec` (from `old`, if it existed) into its hour's rollup.
+/// Counts what changed about `exec` (from `old`, if it existed) into its hour's rollup, the
+/// cluster's rollup of that hour, and the cluster's minute ring.
 pub(super) fn record_transition(
     ws: &mut WriteSet<'_>,
     exec: &Execution,
@@ -78,7 +115,25 @@ pub(super) fn record_transition(
     if !fired && !ended {
         return Ok(());
     }
-    let key = keys::rollup(exec.task_id, hour_of(exec.scheduled_ms));
+    let hour = hour_of(exec.scheduled_ms);
+    for key in [keys::rollup(exec.task_id, hour), keys::rollup(CLUSTER, hour)] {
+        count_into(ws, key, exec, fired, ended)?;
+    }
+    let missed = if ended && exec.status == ExecutionStatus::Missed { exec.slot_count.max(1) } else { 0 };
+    if fired || missed > 0 {
+        count_minute(ws, exec.scheduled_ms.div_euclid(MINUTE_MS), u64::from(fired), missed)?;
+    }
+    Ok(())
+}
+
+/// Adds one transition of `exec` to the rollup under `key`.
+fn count_into(
+    ws: &mut WriteSet<'_>,
+    key: Vec<u8>,
+    exec: &Execution,
+    fired: bool,
+    ended: bool,
+) -> Result<(), StoreError> {
     let mut r = match ws.get(&key)? {
         Some(b) => decode(&b)?,
         None => Rollup::default(),
@@ -101,6 +156,29 @@ pub(super) fn record_transition(
         }
     }
     ws.insert(key, codec::encode(&StoredRollup::V1(r))?);
+    Ok(())
+}
+
+fn decode_minutes(bytes: &[u8]) -> Result<Minutes, StoreError> {
+    let StoredMinutes::V1(m) = codec::decode(bytes)?;
+    Ok(m)
+}
+
+/// Adds fires and missed slots to `minute` in the ring. A minute older than the one its place
+/// holds is past the ring's reach (a slot recorded long after its time): it is not counted.
+fn count_minute(ws: &mut WriteSet<'_>, minute: i64, fires: u64, missed: u64) -> Result<(), StoreError> {
+    let mut ring = ws.get(keys::CLUSTER_MINUTES)?.map(|b| decode_minutes(&b)).transpose()?.unwrap_or_default();
+    ring.slots.resize(RING_MINUTES, MinuteCount { minute: i64::MIN, fires: 0, missed: 0 });
+    let slot = &mut ring.slots[minute.rem_euclid(RING_MINUTES as i64) as usize];
+    if slot.minute > minute {
+        return Ok(());
+    }
+    if slot.minute < minute {
+        *slot = MinuteCount { minute, fires: 0, missed: 0 };
+    }
+    slot.fires += fires;
+    slot.missed += missed;
+    ws.insert(keys::CLUSTER_MINUTES.to_vec(), codec::encode(&StoredMinutes::V1(ring))?);
     Ok(())
 }
 
@@ -179,7 +257,29 @@ pub struct TaskStats {
     pub daily: Vec<(i64, WindowStats)>,
 }
 
+/// Fires and missed slots whose slot fell in the last 60 minutes (the current one included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LastHour {
+    pub fires: u64,
+    pub missed: u64,
+}
+
 impl StateView {
+    /// The whole cluster's statistics as of `now_ms`: every task's executions together, from the
+    /// cluster's rollups (at most 90 × 24 reads, whatever the number of tasks).
+    pub fn cluster_stats(&self, now_ms: i64) -> Result<TaskStats, StoreError> {
+        self.task_stats(CLUSTER, now_ms)
+    }
+
+    /// Fires and missed slots of the last 60 minutes as of `now_ms`, from the minute ring.
+    pub fn cluster_last_hour(&self, now_ms: i64) -> Result<LastHour, StoreError> {
+        let now = now_ms.div_euclid(MINUTE_MS);
+        let ring = self.tree.get(keys::CLUSTER_MINUTES)?.map(|b| decode_minutes(&b)).transpose()?.unwrap_or_default();
+        let recent = ring.slots.iter().filter(|m| m.minute > now - 60 && m.minute <= now);
+        Ok(recent
+            .fold(LastHour::default(), |acc, m| LastHour { fires: acc.fires + m.fires, missed: acc.missed + m.missed }))
+    }
+
     /// The task's statistics as of `now_ms` (the caller's clock; reads are not replicated).
     pub fn task_stats(&self, task: u64, now_ms: i64) -> Result<TaskStats, StoreError> {
         let now_hour = hour_of(now_ms);

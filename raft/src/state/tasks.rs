@@ -160,7 +160,7 @@ pub(super) fn id_by_name(ws: &WriteSet<'_>, name: &str) -> Result<Option<u64>, S
     Ok(ws.get(&keys::task_name(name))?.as_deref().and_then(parse_key_u64))
 }
 
-fn decode(bytes: &[u8]) -> Result<Task, StoreError> {
+pub(super) fn decode(bytes: &[u8]) -> Result<Task, StoreError> {
     let StoredTask::V1(task) = codec::decode(bytes)?;
     Ok(task)
 }

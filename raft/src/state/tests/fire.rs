@@ -348,7 +348,7 @@ fn listings_are_newest_first_with_exact_totals() {
 
 /// A size from the environment for the measurement below, or `default`; a value that is not a
 /// positive number stops the run instead of silently measuring the default.
-fn size_from_env(name: &str, default: u64) -> u64 {
+pub(super) fn size_from_env(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(v) => v.parse().ok().filter(|n| *n > 0).unwrap_or_else(|| panic!("{name}={v:?} is not a positive number")),
         Err(_) => default,

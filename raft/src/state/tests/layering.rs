@@ -8,13 +8,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Each module of `state` and its source.
-const MODULES: [(&str, &str); 12] = [
+const MODULES: [(&str, &str); 13] = [
     ("balance", include_str!("../balance.rs")),
     ("dedupe", include_str!("../dedupe.rs")),
     ("dispatch", include_str!("../dispatch.rs")),
     ("executions", include_str!("../executions.rs")),
     ("fire", include_str!("../fire.rs")),
     ("keys", include_str!("../keys.rs")),
+    ("listing", include_str!("../listing.rs")),
     ("registry", include_str!("../registry.rs")),
     ("retention", include_str!("../retention.rs")),
     ("run", include_str!("../run.rs")),

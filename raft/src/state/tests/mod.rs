@@ -213,6 +213,8 @@ mod dispatch;
 mod fire;
 mod golden;
 mod layering;
+mod listing;
+mod summaries;
 
 #[test]
 fn tasks_after_walks_every_task_of_a_status_by_cursor() {
