@@ -21,4 +21,5 @@ mod listeners;
 mod openapi;
 mod schedule;
 mod tls;
+mod ui;
 mod wire;
