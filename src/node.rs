@@ -139,9 +139,12 @@ impl Node {
             tls.acceptor(Listener::Raft)?,
             tls.acceptor(Listener::Api)?,
         );
+        // The API and, on the same listener, the console (which calls the API router in-process).
+        let api_app = cronraft_api::router(ctx.clone());
+        let app = cronraft_ui::router(ctx, api_app.clone(), api_tls.is_some()).merge(api_app);
         let mut servers = vec![
             serve(raft_listener, raft_app, signal.clone(), "raft", config.listeners.raft(), raft_tls),
-            serve(http, cronraft_api::router(ctx), signal.clone(), "api", config.listeners.api(), api_tls),
+            serve(http, app, signal.clone(), "api", config.listeners.api(), api_tls),
         ];
         servers.extend(tls.spawn_reloader(signal.clone()));
 

@@ -1,0 +1,46 @@
+//! The console's pages, one module per page group. Each handler takes the [`Viewer`], asks the
+//! REST API for what it shows (`Console::backend`), and renders through `layout`. Write
+//! handlers check the form's CSRF token first, send one API write with the form's request id,
+//! and answer 303 to the page that shows the result (or the form again with the API's error).
+//!
+//! [`Viewer`]: crate::session::Viewer
+
+pub mod cluster;
+pub mod executions;
+pub mod executors;
+pub mod overview;
+pub mod task_detail;
+pub mod task_form;
+pub mod tasks;
+
+use maud::Markup;
+use serde::Deserialize;
+
+use crate::error::UiError;
+use crate::layout::error_box;
+
+/// A form that only carries the guard fields (pause, resume, stop, remove …).
+#[derive(Debug, Deserialize)]
+pub struct GuardForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub request_id: String,
+}
+
+/// A card's content, or its error in place (one failed read does not blank the whole page).
+pub fn or_error(result: Result<Markup, UiError>) -> Markup {
+    match result {
+        Ok(m) => m,
+        Err(e) => error_box(&e),
+    }
+}
+
+/// Reads a number from a form or query field, or says which field was not one.
+pub fn number<T: std::str::FromStr>(field: &str, raw: &str) -> Result<Option<T>, UiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(|_| UiError::invalid_form(format!("`{field}` must be a whole number, not {raw:?}")))
+}
