@@ -34,9 +34,6 @@ use cronraft_api::types::{ExecutionView, TaskInput, TokenInput};
 use cronraft_raft::model::Role;
 use cronraft_testkit::browser::Browser;
 
-/// Why every browser test is ignored by the plain `cargo test`.
-pub const NEEDS: &str = "needs chromium and chromium-driver (Debian), run by .ci/run";
-
 /// The cluster secret. The same one as the three-hosts test (`hosts.rs`), on purpose: the test
 /// executors and the cluster helpers send the process-wide cluster credential
 /// (`cronraft_api::client::set_process_token`), which any test of this binary running at the
@@ -201,6 +198,11 @@ pub fn task_in(name: &str, group: &str, cron: &str, parameters: serde_json::Valu
         parameters: Some(parameters),
         ..TaskInput::default()
     }
+}
+
+/// The JSON name of an API enum value (`online`, `paused`).
+pub fn word<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// Never fires by itself in a test (1 January, midnight).

@@ -1,1 +1,152 @@
-//! placeholder
+//! Screenshots of every page of the console at 1440 and 375 px, written to `docs/ui/` (the
+//! README and `docs/ui.md` show them), taken from a populated cluster: tasks that ran, one that
+//! keeps failing with retries, one running for a long time, one paused, executors of three
+//! groups. The test also checks that each page shows its data before it is taken, so a
+//! screenshot never shows an empty or half-loaded page by accident; what the pictures look like
+//! is for a person to judge.
+
+use std::time::Duration;
+
+use super::{task_in, word, Console, EVERY_SECOND, YEARLY};
+use crate::common::executor::Behavior;
+use crate::common::wait_for;
+use cronraft_api::context::Consistency;
+use cronraft_api::types::{TaskInput, TriggerInput};
+use cronraft_testkit::browser::{NARROW, WIDE};
+use serde_json::json;
+
+/// Takes `name` at both widths.
+async fn shoot(c: &Console, name: &str) {
+    for width in [WIDE, NARROW] {
+        let path = c.browser.screenshot(name, width).await;
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert!(bytes > 1_000, "{} is a picture ({bytes} bytes)", path.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs chromium and chromium-driver (Debian), run by .ci/run"]
+async fn screenshots_of_every_page_at_1440_and_375_px() {
+    // Phase 1: a populated cluster: two healthy instances of `web`, a failing `etl` executor, a
+    // slow `backup` one; a nightly report, a heartbeat every 2 s, a failing import with two
+    // retries, a long backup, a paused cleanup.
+    let c = Console::start().await;
+    let b = &c.browser;
+    let (_w1, _) = c.executor("web", "web-1", Behavior::Succeed { after_ms: 40 }).await;
+    let (_w2, _) = c.executor("web", "web-2", Behavior::Succeed { after_ms: 120 }).await;
+    let (_etl, _) = c.executor("etl", "etl-1", Behavior::Fail).await;
+    let (_slow, _) = c.executor("backup", "backup-1", Behavior::Succeed { after_ms: 600_000 }).await;
+    let nightly = c
+        .task(TaskInput {
+            description: Some("Sales report for the day before, mailed to finance".into()),
+            timezone: Some("America/New_York".into()),
+            ..task_in("nightly-report", "web", "0 30 2 * * *", json!({"command": "report --yesterday"}))
+        })
+        .await;
+    let heartbeat = c.task(task_in("heartbeat", "web", "*/2 * * * * *", json!({"url": "http://svc/ping"}))).await;
+    let flaky = c
+        .task(TaskInput {
+            max_retry: Some(2),
+            description: Some("Imports the partner feed; the partner is down".into()),
+            ..task_in("flaky-import", "etl", "*/5 * * * * *", json!({"command": "import --feed partner"}))
+        })
+        .await;
+    let backup = c
+        .task(TaskInput {
+            timeout_seconds: Some(3_600),
+            ..task_in("long-backup", "backup", YEARLY, json!({"command": "backup --full"}))
+        })
+        .await;
+    let cleanup = c.task(task_in("tmp-cleanup", "web", EVERY_SECOND, json!({"command": "cleanup /tmp"}))).await;
+    c.api().trigger_task(&nightly.to_string(), &TriggerInput::default(), None).await.expect("trigger");
+    let long_run = c.api().trigger_task(&backup.to_string(), &TriggerInput::default(), None).await.expect("run").id;
+    c.wait_executions(cleanup, None, 3).await;
+    c.api().pause_task(&cleanup.to_string(), None).await.expect("pause");
+    c.wait_executions(heartbeat, Some("success"), 4).await;
+    let failed = wait_for("a failed import with all its attempts", Duration::from_secs(60), || async {
+        let runs = c.executions(flaky).await;
+        runs.into_iter().find(|e| word(&e.status) == "failed" && e.attempt_count >= 3)
+    })
+    .await;
+    c.wait_executions(nightly, Some("success"), 1).await;
+
+    // Phase 2: the login page, before signing in.
+    b.open(&c.url("/login")).await;
+    b.wait_for("form#login-form").await;
+    shoot(&c, "login").await;
+    c.login(&c.admin).await;
+
+    // Phase 3: the overview and the lists, each with its data.
+    b.open(&c.url("/")).await;
+    b.wait_count("#cluster-health tr[data-node-id]", "3", |n| n == 3).await;
+    b.wait_for("svg#lag-chart").await;
+    b.wait_text("#failing-tasks", |t| t.contains("flaky-import")).await;
+    shoot(&c, "overview").await;
+    b.open(&c.url("/tasks")).await;
+    b.wait_count("#tasks-table tr[data-task-id]", "5", |n| n == 5).await;
+    shoot(&c, "tasks").await;
+    b.open(&c.url("/executions")).await;
+    b.wait_count("#executions-table tr[data-execution-id]", "some", |n| n >= 5).await;
+    shoot(&c, "executions").await;
+    b.open(&c.url("/executors")).await;
+    b.wait_count("tr[data-executor-id]", "4", |n| n == 4).await;
+    shoot(&c, "executors").await;
+    b.open(&c.url("/cluster")).await;
+    b.wait_count("tr[data-node-id]", "3", |n| n == 3).await;
+    shoot(&c, "cluster").await;
+
+    // Phase 4: the task form: its preview for a weekday schedule in New York, then the same
+    // form sent with a bad expression (the field error and the summary).
+    b.open(&c.url("/tasks/new")).await;
+    b.fill("#name", "office-hours-sync").await;
+    b.fill("#description", "Syncs the CRM every 15 minutes during office hours").await;
+    b.fill("#timezone", "America/New_York").await;
+    b.fill("#cron_expression", "0 */15 9-17 * * MON-FRI").await;
+    b.wait_count("#preview li", "10", |n| n == 10).await;
+    shoot(&c, "task-form").await;
+    b.fill("#cron_expression", "0 */15 9-17 * * MONDAY-FRYDAY").await;
+    b.click_and_wait("button#save").await;
+    b.wait_for("#cron_expression-error").await;
+    shoot(&c, "task-form-error").await;
+
+    // Phase 5: a task's page (runs, statistics, trend, slots), the failing one's, the trigger
+    // form and the delete confirmation.
+    b.open(&c.url(&format!("/tasks/{heartbeat}"))).await;
+    b.wait_count("#executions-table tr[data-execution-id]", "some", |n| n >= 4).await;
+    b.wait_for("svg#trend-chart").await;
+    shoot(&c, "task-detail").await;
+    b.open(&c.url(&format!("/tasks/{flaky}"))).await;
+    b.wait_count("#executions-table tr[data-execution-id]", "some", |n| n >= 1).await;
+    shoot(&c, "task-detail-failing").await;
+    b.open(&c.url(&format!("/tasks/{cleanup}"))).await;
+    b.wait_text("#task-status", |t| t.contains("paused")).await;
+    shoot(&c, "task-detail-paused").await;
+    b.open(&c.url(&format!("/tasks/{nightly}/trigger"))).await;
+    b.wait_for("form#trigger-form").await;
+    shoot(&c, "trigger").await;
+    b.open(&c.url(&format!("/tasks/{nightly}/delete"))).await;
+    b.wait_for("form#delete-form").await;
+    shoot(&c, "task-delete").await;
+
+    // Phase 6: an execution with all its attempts and its log; a running one.
+    b.open(&c.url(&format!("/executions/{}", failed.id))).await;
+    b.wait_count("#attempts tbody tr", "3", |n| n >= 3).await;
+    b.wait_for("pre#log").await;
+    shoot(&c, "execution").await;
+    b.open(&c.url(&format!("/executions/{long_run}"))).await;
+    b.wait_text("#execution-status", |t| t.contains("running")).await;
+    shoot(&c, "execution-running").await;
+
+    // Phase 7: the removal confirmations of an executor and of a node.
+    b.open(&c.url("/executors")).await;
+    b.click_and_wait("a.remove-link").await;
+    b.wait_for("form#remove-form").await;
+    shoot(&c, "executor-remove").await;
+    b.open(&c.url(&format!("/cluster/nodes/{}/remove", c.leader))).await;
+    b.wait_for("form#remove-form").await;
+    shoot(&c, "cluster-remove").await;
+
+    // The cluster is as it was: the screenshots changed nothing (no form was sent but the bad one).
+    let task = c.api().get_task(&nightly.to_string(), Consistency::default()).await.expect("nightly");
+    assert_eq!(word(&task.status), "active");
+}
