@@ -237,8 +237,8 @@ async fn the_browser_kit_runs_chromium_in_new_york_time_at_both_screenshot_width
         assert_eq!(got, serde_json::json!([width, 700]), "the viewport at {width}");
     }
 
-    // Phase 3: a form post from inside the page reaches a server with the page's cookies
-    // (`post_form`), here a 404 from a data: page's fetch refused as a network error (status 0).
+    // Phase 3: `post_form` runs a `fetch()` inside the page and hands back what it got: here
+    // nothing listens on port 9, so the fetch fails and the kit reports status 0.
     let (status, _) = browser.post_form("http://127.0.0.1:9/nowhere", &[("a", "b")]).await;
     assert_eq!(status, 0, "nothing listens on port 9");
     browser.close().await;
