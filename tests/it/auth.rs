@@ -14,7 +14,7 @@ use cronraft_api::types::{ErrorBody, TaskInput, TokenInput};
 use cronraft_raft::model::Role;
 use reqwest::Method;
 
-const SECRET: &str = "a-cluster-secret-of-forty-bytes-0123456789";
+pub(crate) const SECRET: &str = "a-cluster-secret-of-forty-bytes-0123456789";
 const ASK: Duration = Duration::from_secs(20);
 
 /// The cluster secret file and the config that turns auth on, in `root`.
@@ -24,7 +24,7 @@ fn auth_config(root: &std::path::Path, secret: &str) -> String {
     format!("[auth]\ncluster_secret_file = {:?}\n[agent]\nenabled = false\n", path.display().to_string())
 }
 
-fn client(url: &str, token: Option<&str>) -> Client {
+pub(crate) fn client(url: &str, token: Option<&str>) -> Client {
     Client::with_timeout([url], ASK).with_token(token)
 }
 
@@ -49,7 +49,7 @@ fn outcome(resp: &RawResponse) -> Outcome {
 }
 
 /// Waits until the nodes at `urls` agree on one leader and three voters, asking with `token`.
-async fn wait_three_voters(urls: &[String], token: &str) -> u64 {
+pub(crate) async fn wait_three_voters(urls: &[String], token: &str) -> u64 {
     wait_for("three voters with an agreed leader", Duration::from_secs(30), || async {
         let mut leader = None;
         for url in urls {
@@ -67,7 +67,7 @@ async fn wait_three_voters(urls: &[String], token: &str) -> u64 {
 
 /// Starts node 1 of `cluster` with auth on (the cluster secret `secret`; its embedded agent if
 /// `agent`) and returns the first admin token once the node has written it (it works from then on).
-async fn start_first_node(cluster: &mut Cluster, secret: &str, agent: bool) -> String {
+pub(crate) async fn start_first_node(cluster: &mut Cluster, secret: &str, agent: bool) -> String {
     let config_path = cluster.root().join("auth.toml");
     let mut config = auth_config(cluster.root(), secret);
     if agent {

@@ -104,18 +104,27 @@ impl TaskForm {
     /// The API's `TaskInput` as JSON; a field the console cannot read is an `invalid_form` error.
     fn input(&self) -> Result<Value, UiError> {
         let mut m = Map::new();
-        let mut text = |k: &str, v: &str| {
+        // Text fields are sent as typed (an empty one is the API's to refuse); a choice left
+        // out of the post takes the API's default.
+        for (k, v) in [
+            ("name", &self.name),
+            ("description", &self.description),
+            ("cron_expression", &self.cron_expression),
+            ("timezone", &self.timezone),
+            ("executor", &self.executor),
+        ] {
             m.insert(k.into(), json!(v.trim()));
-        };
-        text("name", &self.name);
-        text("description", &self.description);
-        text("cron_expression", &self.cron_expression);
-        text("timezone", &self.timezone);
-        text("executor", &self.executor);
-        text("execution_mode", &self.execution_mode);
-        text("load_balance_strategy", &self.load_balance_strategy);
-        text("misfire_policy", &self.misfire_policy);
-        text("dst_policy", &self.dst_policy);
+        }
+        for (k, v) in [
+            ("execution_mode", &self.execution_mode),
+            ("load_balance_strategy", &self.load_balance_strategy),
+            ("misfire_policy", &self.misfire_policy),
+            ("dst_policy", &self.dst_policy),
+        ] {
+            if !v.trim().is_empty() {
+                m.insert(k.into(), json!(v.trim()));
+            }
+        }
         if let Some(n) = number::<u32>("max_retry", &self.max_retry)? {
             m.insert("max_retry".into(), json!(n));
         }
