@@ -58,10 +58,12 @@ impl Console {
     /// Node 1 bootstraps with the cluster secret and writes the first admin token; nodes 2 and 3
     /// join; the browser starts once three voters agree on a leader.
     pub async fn start() -> Console {
+        // The cluster first: it waits while a chaos run holds the machine, and a chaos run sets
+        // (and at its end clears) the same process-wide token.
+        let mut cluster = Cluster::new("");
         let credential = cronraft_raft::cluster_secret::ClusterSecret::from_bytes(SECRET.as_bytes(), "test")
             .expect("a valid secret");
         cronraft_api::client::set_process_token(Some(credential.credential().to_string()));
-        let mut cluster = Cluster::new("");
         let secret_file = cluster.root().join("cluster.secret");
         std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write the secret");
         let config = cluster.root().join("auth.toml");

@@ -123,19 +123,32 @@ async fn screenshots_of_every_page_at_1440_and_375_px() {
     b.wait_count("tr[data-node-id]", "3", |n| n == 3).await;
     shoot(&c, "cluster").await;
 
-    // Phase 4: the task form: its preview for a weekday schedule in New York, then the same
-    // form sent with a bad expression (the field error and the summary).
+    // Phase 4: the task form with its preview and a field error: a weekday schedule in New
+    // York with too many retries (the API takes at most 100), sent; the form comes back with the error
+    // next to the field, and the preview follows the expression again once it is touched.
     b.open(&c.url("/tasks/new")).await;
     b.fill("#name", "office-hours-sync").await;
     b.fill("#description", "Syncs the CRM every 15 minutes during office hours").await;
     b.fill("#timezone", "America/New_York").await;
     b.fill("#cron_expression", "0 */15 9-17 * * MON-FRI").await;
+    b.fill("#executor", "web").await;
+    b.fill("#max_retry", "101").await;
     b.wait_count("#preview li", "10", |n| n == 10).await;
+    b.click_and_wait("button#save").await;
+    b.wait_for("#max_retry-error").await;
+    b.set_value("#cron_expression", "0 */15 9-17 * * MON-FRI").await;
+    b.wait_count("#preview li", "10", |n| n == 10).await;
+    b.client
+        .execute("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur()", vec![])
+        .await
+        .ok();
     shoot(&c, "task-form").await;
+    // The same form with an expression the API cannot read: the error is at the expression.
+    b.fill("#max_retry", "2").await;
     b.fill("#cron_expression", "0 */15 9-17 * * MONDAY-FRYDAY").await;
     b.click_and_wait("button#save").await;
     b.wait_for("#cron_expression-error").await;
-    shoot(&c, "task-form-error").await;
+    shoot(&c, "task-form-cron-error").await;
 
     // Phase 5: a task's page (runs, statistics, trend, slots), the failing one's, the trigger
     // form and the delete confirmation.
@@ -144,19 +157,18 @@ async fn screenshots_of_every_page_at_1440_and_375_px() {
     notes.expect(&c, "the daily trend chart", "svg#trend-chart", "").await;
     notes.expect(&c, "the statistics", "#stats", "").await;
     notes.expect(&c, "the slot timeline", "#slots .slot[data-status]", "").await;
-    shoot(&c, "task-detail").await;
+    shoot(&c, "task").await;
     b.open(&c.url(&format!("/tasks/{flaky}"))).await;
     b.wait_count("#executions-table tr[data-execution-id]", "some", |n| n >= 1).await;
-    shoot(&c, "task-detail-failing").await;
+    shoot(&c, "task-failing").await;
     b.open(&c.url(&format!("/tasks/{cleanup}"))).await;
     b.wait_text("#task-status", |t| t.contains("paused")).await;
-    shoot(&c, "task-detail-paused").await;
     b.open(&c.url(&format!("/tasks/{nightly}/trigger"))).await;
     b.wait_for("form#trigger-form").await;
     shoot(&c, "trigger").await;
     b.open(&c.url(&format!("/tasks/{nightly}/delete"))).await;
     b.wait_for("form#delete-form").await;
-    shoot(&c, "task-delete").await;
+    shoot(&c, "delete").await;
 
     // Phase 6: an execution with all its attempts and its log; a running one.
     b.open(&c.url(&format!("/executions/{}", failed.id))).await;
