@@ -44,6 +44,16 @@ async fn a_task_created_with_the_form_on_a_follower_runs_and_its_runs_appear_on_
         })
         .await;
     eprintln!("phase 2: preview {first_noon:?} -> {first_early:?}");
+    // A monthly noon in New York crosses a DST change within any ten fires (March and November
+    // are eight months apart): a fire after a change of UTC offset is flagged (`li.dst`), and
+    // the preview follows the zone field as it is typed.
+    b.fill("#timezone", "America/New_York").await;
+    b.fill("#cron_expression", "0 0 12 1 * *").await;
+    b.wait_count("#preview li.dst", "one or two", |n| n == 1 || n == 2).await;
+    let items = b.texts("#preview li").await;
+    assert!(items.iter().all(|i| i.contains("12:00:00 E")), "noon in New York each month: {items:?}");
+    b.fill("#timezone", "UTC").await;
+    b.wait_count("#preview li.dst", "none in UTC", |n| n == 0).await;
 
     // Phase 3: a bad expression is refused by the API, and its error shows next to the field,
     // with the form keeping what was typed; nothing was created.
@@ -87,6 +97,12 @@ async fn a_task_created_with_the_form_on_a_follower_runs_and_its_runs_appear_on_
     let sent: Vec<_> = web.executes().into_iter().filter(|x| x.task_id == id).collect();
     assert!(sent.len() >= 2 && sent.iter().all(|x| x.parameters["made_by"] == "the form"), "{sent:?}");
     eprintln!("phase 5: {rows} rows on the page, {} runs sent", sent.len());
+
+    // Phase 6: times are shown in the browser's zone (New York), with UTC on hover.
+    let shown = b.texts("#executions-table tr[data-execution-id] time[datetime]").await;
+    let hover = b.attrs("#executions-table tr[data-execution-id] time[datetime]", "title").await;
+    assert!(!shown.is_empty() && shown.iter().all(|t| t.contains("EST") || t.contains("EDT")), "{shown:?}");
+    assert!(!hover.is_empty() && hover.iter().all(|t| t.ends_with("UTC")), "{hover:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
