@@ -11,9 +11,11 @@
 //! - [`wait`]: polling a check with a deadline (`wait_for` panics, `poll_until` returns `Err`).
 //! - [`executor`]: the recording executor (the executor protocol, in the test process).
 //! - [`metrics`]: the Prometheus text reader.
+//! - [`browser`]: headless Chromium through chromedriver, for the console's tests and screenshots.
 //!
 //! Errors are typed ([`KitError`]); the panicking forms live only where tests want them.
 
+pub mod browser;
 pub mod executor;
 pub mod metrics;
 pub mod node;

@@ -3,8 +3,9 @@
 //! test binary links the whole workspace: one link instead of fourteen.
 //!
 //! Tests that need something a fresh machine lacks (root for network namespaces, libfaketime,
-//! strace) are `#[ignore = "needs …"]` with the reason, so `cargo test --workspace` shows them as
-//! ignored; `.ci/run` installs the packages and runs them (`cargo test --test it -- --ignored`).
+//! strace, Chromium and chromedriver) are `#[ignore = "needs …"]` with the reason, so
+//! `cargo test --workspace` shows them as ignored; `.ci/run` installs the packages and runs them
+//! (`cargo test --test it -- --ignored`).
 
 mod agent;
 mod api;
@@ -23,4 +24,5 @@ mod listing;
 mod openapi;
 mod schedule;
 mod tls;
+mod ui;
 mod wire;
