@@ -46,7 +46,7 @@ pub fn badge(status: &str) -> Markup {
         "failed" | "timeout" | "unhealthy" | "unreachable" => "✗",
         "running" => "▶",
         "pending" | "queued" => "…",
-        "paused" | "maintenance" | "offline" => "⏸",
+        "paused" | "maintenance" | "offline" => "‖",
         "missed" => "!",
         "skipped" | "cancelled" | "deleted" => "–",
         _ => "•",

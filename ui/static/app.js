@@ -34,6 +34,8 @@
           var next = doc.getElementById("main");
           if (!next) return;
           main.innerHTML = next.innerHTML;
+          var banner = document.getElementById("node-banner"), fresh = doc.getElementById("node-banner");
+          if (banner && fresh) banner.textContent = fresh.textContent;
           localize(main);
           var again = next.getAttribute("data-refresh-ms");
           if (again) { main.setAttribute("data-refresh-ms", again); setTimeout(tick, every); }
@@ -59,6 +61,7 @@
         .then(function (r) { return r.text(); })
         .then(function (html) { if (mine === seq) { box.innerHTML = html; localize(box); } });
     }
+    if (cron.value.trim()) update();
     [cron, tz, dst].forEach(function (el) {
       if (!el) return;
       el.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 250); });

@@ -41,7 +41,7 @@ fn render(v: &Viewer, c: &ClusterView, add: &AddForm, error: Option<&UiError>) -
             " · term " (c.term) " · " (voters) " voters (" (reachable) " reachable, quorum " (voters / 2 + 1) ")"
         }
         @if reachable < voters / 2 + 1 { p.warning { "Fewer voters are reachable than a quorum needs: writes and linearizable reads wait." } }
-        div.table-wrap { table #nodes {
+        div.table-wrap { table #nodes.stack {
             caption.visually-hidden { "Members" }
             thead { tr {
                 th scope="col" { "Node" } th scope="col" { "Role" } th.num scope="col" { "Applied" } th.num scope="col" { "Lag" }
@@ -61,12 +61,12 @@ fn row(v: &Viewer, n: &NodeView, leader_last: Option<u64>) -> Markup {
     };
     html! {
         tr data-node-id=(n.id) {
-            td { (n.id) }
-            td { (badge(&n.role)) }
-            td.num { (n.applied_index.map(|i| i.to_string()).unwrap_or_else(|| "—".into())) }
-            td.num { (lag) }
-            td { @if n.reachable { (badge("healthy")) } @else { (badge("unreachable")) } }
-            td.hide-narrow { "API " code { (n.http_addr) } br; "Raft " code { (n.raft_addr) } }
+            td data-label="Node" { (n.id) }
+            td data-label="Role" { (badge(&n.role)) }
+            td.num data-label="Applied" { (n.applied_index.map(|i| i.to_string()).unwrap_or_else(|| "—".into())) }
+            td.num data-label="Lag" { (lag) }
+            td data-label="Reachable" { @if n.reachable { (badge("healthy")) } @else { (badge("unreachable")) } }
+            td.hide-narrow data-label="Addresses" { "API " code { (n.http_addr) } br; "Raft " code { (n.raft_addr) } }
             td {
                 @if n.role == "learner" && v.may(Method::POST, "/cluster/nodes/{id}/promote") {
                     form.promote-form.inline method="post" action={"/cluster/nodes/" (n.id) "/promote"} {
@@ -183,7 +183,7 @@ pub async fn remove_page(State(c): State<ConsoleRef>, v: Viewer, Path(id): Path<
                     "of the " (voters.saturating_sub(usize::from(is_voter(n)))) " voters that would remain, too few are reachable to form a majority. The cluster would stop accepting writes until they are back."
                 }
             } @else if is_voter(n) && voters <= 3 {
-                p.warning { "After the removal " (voters - 1) " voters remain: the cluster then survives no more failures than before minus one." }
+                p.warning { "After the removal " (voters - 1) " voter(s) remain: the cluster then tolerates " ((voters - 2) / 2) " failed node(s) instead of " ((voters - 1) / 2) "." }
             }
             form #remove-form method="post" action={"/cluster/nodes/" (id) "/remove"} {
                 (form_guard(&v))

@@ -75,6 +75,10 @@ pub async fn list(State(c): State<ConsoleRef>, v: Viewer, Query(f): Query<Filter
 
 async fn render_list(c: &ConsoleRef, v: &Viewer, f: &Filters) -> Result<layout::Page, UiError> {
     let page: Result<Page<ExecutionView>, UiError> = c.backend.get(v, &f.api_path()).await;
+    let names = match &page {
+        Ok(p) => super::task_names(c, v, p.items.iter().map(|e| e.task_id)).await,
+        Err(_) => Default::default(),
+    };
     let base = with_query("/executions", &f.pairs());
     let body = html! {
         h1 { "Executions" }
@@ -89,7 +93,7 @@ async fn render_list(c: &ConsoleRef, v: &Viewer, f: &Filters) -> Result<layout::
                         th scope="col" { "Id" } th scope="col" { "Task" } th scope="col" { "Status" } th scope="col" { "Slot" }
                         th.hide-narrow scope="col" { "Trigger" } th.hide-narrow scope="col" { "Started" } th.hide-narrow scope="col" { "Duration" }
                     } }
-                    tbody { @for e in &p.items { (row(e)) } }
+                    tbody { @for e in &p.items { (row(e, names.get(&e.task_id))) } }
                 } }
                 (pager(&base, p.page, p.page_size, p.total))
             }
@@ -98,16 +102,27 @@ async fn render_list(c: &ConsoleRef, v: &Viewer, f: &Filters) -> Result<layout::
     Ok(layout::Page::new("Executions", Nav::Executions, body))
 }
 
-fn row(e: &ExecutionView) -> Markup {
+fn row(e: &ExecutionView, task: Option<&String>) -> Markup {
     html! {
         tr data-execution-id=(e.id) {
             td { a href={"/executions/" (e.id)} { (e.id) } }
-            td { a href={"/tasks/" (e.task_id)} { (e.task_id) } }
-            td.status { (badge(&status_word(e))) @if let Some(r) = &e.reason { " " span.muted { (word(r)) } } }
+            td { a href={"/tasks/" (e.task_id)} { @match task { Some(n) => { (n) }, None => { "task " (e.task_id) } } } }
+            td.status { (status_cell(e)) }
             td { (time(Some(e.scheduled_time))) }
             td.hide-narrow { (word(&e.trigger)) }
             td.hide-narrow { (time(e.start_time)) }
             td.hide-narrow { (between(e.start_time, e.end_time)) }
+        }
+    }
+}
+
+/// The status badge and its reason; a pending run with a reason is waiting for a retry.
+pub fn status_cell(e: &ExecutionView) -> Markup {
+    let waiting = e.status == ExecutionStatus::Pending && !e.queued && e.reason.is_some();
+    html! {
+        (badge(&status_word(e)))
+        @if let Some(r) = &e.reason {
+            " " span.muted { @if waiting { "retry after " } (word(r)) }
         }
     }
 }
@@ -141,19 +156,25 @@ fn filters(f: &Filters) -> Markup {
 
 pub async fn page(State(c): State<ConsoleRef>, v: Viewer, Path(id): Path<String>) -> Response {
     let result = match super::number::<u64>("id", &id) {
-        Ok(Some(n)) => c.backend.get::<ExecutionView>(&v, &format!("/executions/{n}")).await.map(|e| detail(&v, &e)),
+        Ok(Some(n)) => match c.backend.get::<ExecutionView>(&v, &format!("/executions/{n}")).await {
+            Ok(e) => {
+                let names = super::task_names(&c, &v, [e.task_id]).await;
+                Ok(detail(&v, &e, names.get(&e.task_id)))
+            }
+            Err(e) => Err(e),
+        },
         _ => Err(UiError::not_found(format!("{id:?} is not an execution id"))),
     };
     layout::respond(&c, &v, Nav::Executions, result)
 }
 
-fn detail(v: &Viewer, e: &ExecutionView) -> layout::Page {
+fn detail(v: &Viewer, e: &ExecutionView, task: Option<&String>) -> layout::Page {
     let status = status_word(e);
     let ended = !matches!(e.status, ExecutionStatus::Pending | ExecutionStatus::Running);
     let body = html! {
         h1 { "Execution " (e.id) " " span #execution-status { (badge(&status)) } }
         div.actions {
-            a href={"/tasks/" (e.task_id)} { "← Task " (e.task_id) }
+            a href={"/tasks/" (e.task_id)} { "← " @match task { Some(n) => { (n) }, None => { "Task " (e.task_id) } } }
             @if !ended && v.may(Method::POST, "/executions/{id}/stop") {
                 form #stop-form.inline method="post" action={"/executions/" (e.id) "/stop"} {
                     (form_guard(v)) button #stop.danger type="submit" { "Stop" }
@@ -163,7 +184,8 @@ fn detail(v: &Viewer, e: &ExecutionView) -> layout::Page {
         }
         div.cards {
             section.card { h2 { "Run" } dl.props {
-                dt { "Status" } dd { (badge(&status)) @if let Some(r) = &e.reason { " " (word(r)) } }
+                dt { "Task" } dd { a href={"/tasks/" (e.task_id)} { @match task { Some(n) => { (n) }, None => { (e.task_id) } } } }
+                dt { "Status" } dd { (status_cell(e)) }
                 dt { "Trigger" } dd { (word(&e.trigger)) @if !e.requested_by.is_empty() { " by " (e.requested_by) } }
                 dt { "Slot" } dd { (time(Some(e.scheduled_time))) }
                 dt { "Recorded" } dd { (time(Some(e.created_at))) " (log index " (e.log_index) ")" }
@@ -181,20 +203,20 @@ fn detail(v: &Viewer, e: &ExecutionView) -> layout::Page {
         }
         h2 { "Attempts" }
         @if e.attempts.is_empty() { (empty("Not dispatched yet.")) } @else {
-            div.table-wrap { table #attempts {
+            div.table-wrap { table #attempts.stack {
                 caption.visually-hidden { "Attempts" }
                 thead { tr {
                     th scope="col" { "#" } th scope="col" { "Executor" } th scope="col" { "Status" } th scope="col" { "Dispatched" }
                     th.hide-narrow scope="col" { "Ended" } th.hide-narrow scope="col" { "Term / log index" } th scope="col" { "Error" }
                 } }
                 tbody { @for a in &e.attempts { tr {
-                    td { (a.attempt) }
-                    td { a href="/executors" { (a.instance_id) } br; span.muted { (a.base_url) } }
-                    td { (badge(&word(&a.status))) }
-                    td { (time(Some(a.dispatched_at))) }
-                    td.hide-narrow { (time(a.end_time)) }
-                    td.hide-narrow { (a.term) " / " (a.log_index) }
-                    td { (a.error) }
+                    td data-label="Attempt" { (a.attempt) }
+                    td data-label="Executor" { a href="/executors" { (a.instance_id) } br; span.muted { (a.base_url) } }
+                    td data-label="Status" { (badge(&word(&a.status))) }
+                    td data-label="Dispatched" { (time(Some(a.dispatched_at))) }
+                    td data-label="Ended" { (time(a.end_time)) }
+                    td data-label="Term / log index" { (a.term) " / " (a.log_index) }
+                    td data-label="Error" { (a.error) }
                 } } }
             } }
         }

@@ -47,7 +47,7 @@ fn render(v: &Viewer, p: &Page<ExecutorView>) -> layout::Page {
             section {
                 h2 { "Group " (group) " " span.muted { "· " (healthy) " of " (members.len()) " online and healthy" } }
                 @if healthy == 0 { p.warning { "No healthy online executor: runs of this group's tasks wait or are recorded as missed." } }
-                div.table-wrap { table {
+                div.table-wrap { table.stack {
                     caption.visually-hidden { "Instances of " (group) }
                     thead { tr {
                         th scope="col" { "Instance" } th scope="col" { "Status" } th scope="col" { "Health" } th.num scope="col" { "Load" }
@@ -66,16 +66,19 @@ fn row(v: &Viewer, e: &ExecutorView) -> Markup {
     let capacity = if e.capacity == 0 { "∞".to_string() } else { e.capacity.to_string() };
     html! {
         tr data-executor-id=(e.id) {
-            td { strong { (e.instance_id) } br; span.muted { (e.base_url) } }
-            td { (badge(&status)) @if !e.status_reason.is_empty() { br; span.muted { (e.status_reason) } } }
-            td {
+            td data-label="Instance" { strong { (e.instance_id) } br; span.muted { (e.base_url) } }
+            td data-label="Status" { (badge(&status)) @if !e.status_reason.is_empty() { br; span.muted { (e.status_reason) } } }
+            td data-label="Health" {
                 @if e.is_healthy { (badge("healthy")) } @else { (badge("unhealthy")) }
-                br; span.muted { (e.health_check_failures) " failed · " (time(e.last_health_check)) }
+                br; span.muted { @match e.last_health_check {
+                    Some(t) => { (e.health_check_failures) " failed checks · changed " (time(Some(t))) }
+                    None => { "checked, no change since it registered" }
+                } }
             }
-            td.num { (e.running_attempts) " / " (capacity) }
-            td.hide-narrow { code { (e.metadata.to_string()) } }
+            td.num data-label="Load" { (e.running_attempts) " / " (capacity) }
+            td.hide-narrow data-label="Metadata" { code { (e.metadata.to_string()) } }
             @if v.may(Method::PUT, "/executors/{id}/status") {
-                td {
+                td data-label="Set status" {
                     form.status-form method="post" action={"/executors/" (e.id) "/status"} {
                         (form_guard(v))
                         label.visually-hidden for={"status-" (e.id)} { "Status of " (e.instance_id) }
@@ -131,6 +134,7 @@ pub async fn remove_page(State(c): State<ConsoleRef>, v: Viewer, Path(id): Path<
     let result = c.backend.get::<ExecutorView>(&v, &format!("/executors/{}", encode(&id))).await.map(|e| {
         let body = html! {
             h1 { "Remove " (e.instance_id) "?" }
+            @if e.running_attempts > 0 { p.warning { "It runs " (e.running_attempts) " attempt(s) now: they are not stopped; their results are still accepted." } }
             p.warning { "The instance leaves group " (e.name) ": no new attempt goes to it. An agent that is still running registers again on its next heartbeat; stop it first, or set it to maintenance instead." }
             form #remove-form method="post" action={"/executors/" (e.id) "/remove"} {
                 (form_guard(&v))

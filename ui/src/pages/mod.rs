@@ -13,11 +13,16 @@ pub mod task_detail;
 pub mod task_form;
 pub mod tasks;
 
+use std::collections::{BTreeSet, HashMap};
+
+use cronraft_api::types::TaskView;
 use maud::Markup;
 use serde::Deserialize;
 
 use crate::error::UiError;
 use crate::layout::error_box;
+use crate::session::Viewer;
+use crate::Console;
 
 /// A form that only carries the guard fields (pause, resume, stop, remove …).
 #[derive(Debug, Deserialize)]
@@ -34,6 +39,16 @@ pub fn or_error(result: Result<Markup, UiError>) -> Markup {
         Ok(m) => m,
         Err(e) => error_box(&e),
     }
+}
+
+/// The names of the tasks `ids` (a page's worth), for showing records by name: local reads,
+/// after the page's own records were read at its consistency level; a task that cannot be
+/// read is left out (shown by id).
+pub async fn task_names(c: &Console, v: &Viewer, ids: impl IntoIterator<Item = u64>) -> HashMap<u64, String> {
+    let ids: BTreeSet<u64> = ids.into_iter().collect();
+    let paths: Vec<(u64, String)> = ids.into_iter().map(|id| (id, format!("/tasks/{id}?consistency=local"))).collect();
+    let reads = paths.iter().map(|(id, path)| async move { (*id, c.backend.get::<TaskView>(v, path).await) });
+    futures::future::join_all(reads).await.into_iter().filter_map(|(id, r)| r.ok().map(|t| (id, t.name))).collect()
 }
 
 /// Reads a number from a form or query field, or says which field was not one.

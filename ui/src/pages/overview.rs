@@ -8,10 +8,11 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
-use cronraft_api::types::{ClusterView, ExecutorView, Page, TaskView};
+use cronraft_api::types::{
+    ClusterStatsView, ClusterView, ExecutorView, LastHourView, MinuteLagView, Page, SchedulerStatusView, TaskView,
+    WindowStatsView,
+};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 use super::or_error;
 use crate::chart::{self, Series};
@@ -21,70 +22,11 @@ use crate::session::Viewer;
 use crate::widgets::{badge, empty, time, word};
 use crate::{Console, ConsoleRef};
 
-/// `GET /api/v1/scheduler/status`, the parts shown here (tolerant of fields it does not know).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SchedulerStatus {
-    pub node_id: u64,
-    pub scheduler_running: bool,
-    pub timers: u64,
-    pub pending_executions: u64,
-    pub running_executions: u64,
-    pub fire_lag: Lag,
-    pub history: Vec<MinuteLag>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Lag {
-    pub samples: u64,
-    pub p50_ms: u64,
-    pub p99_ms: u64,
-    pub max_ms: u64,
-}
-
-/// One minute of the leader's fire-lag history.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct MinuteLag {
-    pub minute: Option<DateTime<Utc>>,
-    pub fires: u64,
-    pub missed: u64,
-    pub p50_ms: u64,
-    pub p99_ms: u64,
-}
-
-/// `GET /api/v1/stats` windows (the cluster-wide outcome counts).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Window {
-    pub total: u64,
-    pub success: u64,
-    pub failed: u64,
-    pub timeout: u64,
-    pub cancelled: u64,
-    pub skipped: u64,
-    pub missed: u64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ClusterStats {
-    windows: Windows,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Windows {
-    last_hour: Window,
-    last_24h: Window,
-}
-
 pub async fn page(State(c): State<ConsoleRef>, v: Viewer) -> Response {
     let (cluster, sched, stats, failing, executors, next) = tokio::join!(
         c.backend.get::<ClusterView>(&v, "/cluster"),
         scheduler_status(&c, &v),
-        c.backend.get::<ClusterStats>(&v, "/stats"),
+        c.backend.get::<ClusterStatsView>(&v, "/stats"),
         c.backend.get::<Page<TaskView>>(&v, "/tasks?last_result=failed,timeout&sort=-updated&page_size=10"),
         c.backend.get::<Page<ExecutorView>>(&v, "/executors?page_size=500"),
         c.backend.get::<Page<TaskView>>(&v, "/tasks?status=active&sort=next_fire&page_size=10"),
@@ -93,7 +35,7 @@ pub async fn page(State(c): State<ConsoleRef>, v: Viewer) -> Response {
         h1 { "Overview" }
         div.cards {
             section.card #cluster-health { h2 { "Cluster" } (or_error(cluster.map(|c| cluster_card(&c)))) }
-            section.card #scheduler { h2 { "Scheduler" } (or_error(sched.map(|s| scheduler_card(&s, stats.as_ref().map(|s| &s.windows.last_hour).ok())))) }
+            section.card #scheduler { h2 { "Scheduler" } (or_error(sched.map(|s| scheduler_card(&s, stats.as_ref().map(|s| &s.last_hour).ok())))) }
             section.card #runs-24h { h2 { "Runs, last 24 hours" } (or_error(stats.as_ref().map(|s| runs_card(&s.windows.last_24h)).map_err(Clone::clone))) }
             section.card #failing-tasks { h2 { "Failing tasks" } (or_error(failing.map(|p| failing_card(&p)))) }
             section.card #unhealthy-executors { h2 { "Unhealthy executors" } (or_error(executors.map(|p| executors_card(&p)))) }
@@ -105,7 +47,7 @@ pub async fn page(State(c): State<ConsoleRef>, v: Viewer) -> Response {
 
 /// The leader's scheduler status: in-process when this node leads, else from the leader's API
 /// with the viewer's own token.
-async fn scheduler_status(c: &Console, v: &Viewer) -> Result<SchedulerStatus, UiError> {
+async fn scheduler_status(c: &Console, v: &Viewer) -> Result<SchedulerStatusView, UiError> {
     if c.ctx.is_leader() {
         return c.backend.get(v, "/scheduler/status").await;
     }
@@ -159,16 +101,14 @@ fn cluster_card(c: &ClusterView) -> Markup {
     }
 }
 
-fn scheduler_card(s: &SchedulerStatus, last_hour: Option<&Window>) -> Markup {
-    let last_minute = s.history.last().map(|m| m.fires).unwrap_or(0);
-    let series = |class, label, pick: fn(&MinuteLag) -> u64| Series {
+fn scheduler_card(s: &SchedulerStatusView, last_hour: Option<&LastHourView>) -> Markup {
+    // Fires in the current minute (the history lists only minutes that had any).
+    let now = chrono::Utc::now();
+    let last_minute: u64 = s.history.iter().filter(|m| (now - m.minute).num_seconds() < 60).map(|m| m.fires).sum();
+    let series = |class, label, pick: fn(&MinuteLagView) -> u64| Series {
         class,
         label,
-        points: s
-            .history
-            .iter()
-            .map(|m| (m.minute.map(|t| t.format("%H:%M").to_string()).unwrap_or_default(), pick(m) as f64))
-            .collect(),
+        points: s.history.iter().map(|m| (m.minute.format("%H:%M UTC").to_string(), pick(m) as f64)).collect(),
     };
     html! {
         dl.props {
@@ -176,7 +116,7 @@ fn scheduler_card(s: &SchedulerStatus, last_hour: Option<&Window>) -> Markup {
             dt { "Tasks with timers" } dd { (s.timers) }
             dt { "Fires, last minute" } dd { (last_minute) }
             @if let Some(w) = last_hour {
-                dt { "Fires, last hour" } dd { (w.total) }
+                dt { "Fires, last hour" } dd { (w.fires) }
                 dt { "Missed slots, last hour" } dd { a href="/executions?status=missed" { (w.missed) } }
             }
             dt { "Fire lag p50 / p99" } dd { (s.fire_lag.p50_ms) " / " (s.fire_lag.p99_ms) " ms (" (s.fire_lag.samples) " fires)" }
@@ -196,7 +136,7 @@ fn scheduler_card(s: &SchedulerStatus, last_hour: Option<&Window>) -> Markup {
     }
 }
 
-fn runs_card(w: &Window) -> Markup {
+fn runs_card(w: &WindowStatsView) -> Markup {
     let rows = [
         ("success", w.success),
         ("failed", w.failed),

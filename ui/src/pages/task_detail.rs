@@ -213,7 +213,7 @@ fn executions(p: &Page<ExecutionView>, task: u64) -> Markup {
             tbody { @for e in &p.items {
                 tr data-execution-id=(e.id) {
                     td { a href={"/executions/" (e.id)} { (e.id) } }
-                    td.status { (badge(&slot_status(e))) @if let Some(r) = &e.reason { " " span.muted { (word(r)) } } }
+                    td.status { (super::executions::status_cell(e)) }
                     td { (time(Some(e.scheduled_time))) }
                     td.hide-narrow { (word(&e.trigger)) }
                     td.hide-narrow { (between(e.start_time, e.end_time)) }

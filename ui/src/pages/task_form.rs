@@ -258,7 +258,7 @@ fn form_page(v: &Viewer, task: Option<&TaskView>, f: &TaskForm, error: Option<&U
                     fieldset { legend { "Execution" }
                         (choice("execution_mode", "When a run is still active at the next slot", "parallel: start another; sequential: queue it; skip: record it skipped; replace: stop the old run.", &[("parallel", "parallel"), ("sequential", "sequential"), ("skip", "skip"), ("replace", "replace")], &f.execution_mode))
                         (choice("load_balance_strategy", "Load balancing", "How an executor of the group is chosen for each run.", &[("round_robin", "round_robin"), ("weighted_round_robin", "weighted_round_robin"), ("random", "random"), ("sticky", "sticky"), ("least_loaded", "least_loaded")], &f.load_balance_strategy))
-                        (text("max_retry", "Retries after a failure", Some("0 to 10. Empty: the default."), &f.max_retry, false))
+                        (text("max_retry", "Retries after a failure", Some("0 to 100. Empty: the default."), &f.max_retry, false))
                         (text("timeout_seconds", "Timeout (seconds)", Some("A run that takes longer is stopped and marked timeout. Empty: the default."), &f.timeout_seconds, false))
                     }
                     fieldset { legend { "Parameters" }

@@ -41,24 +41,6 @@ impl Filters {
     }
 }
 
-/// The latest final execution of a task, as `GET /tasks` shows it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct LastResult {
-    pub execution_id: u64,
-    pub status: String,
-    pub ended_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// A task row: the API's task view plus its latest result.
-#[derive(Debug, Deserialize)]
-pub struct Row {
-    #[serde(flatten)]
-    pub task: TaskView,
-    #[serde(default)]
-    pub last_result: Option<LastResult>,
-}
-
 pub async fn list(State(c): State<ConsoleRef>, v: Viewer, Query(f): Query<Filters>) -> Response {
     let result = render(&c, &v, &f).await;
     layout::respond(&c, &v, Nav::Tasks, result)
@@ -67,7 +49,7 @@ pub async fn list(State(c): State<ConsoleRef>, v: Viewer, Query(f): Query<Filter
 async fn render(c: &ConsoleRef, v: &Viewer, f: &Filters) -> Result<layout::Page, UiError> {
     let mut pairs = f.pairs();
     pairs.push(("page", f.page.as_str()));
-    let page: Page<Row> = c.backend.get(v, &with_query("/tasks", &pairs)).await?;
+    let page: Page<TaskView> = c.backend.get(v, &with_query("/tasks", &pairs)).await?;
     let base = with_query("/tasks", &f.pairs());
     let body = html! {
         h1 { "Tasks" }
@@ -93,15 +75,14 @@ async fn render(c: &ConsoleRef, v: &Viewer, f: &Filters) -> Result<layout::Page,
     Ok(layout::Page::new("Tasks", Nav::Tasks, body))
 }
 
-fn row(r: &Row) -> Markup {
-    let t = &r.task;
+fn row(t: &TaskView) -> Markup {
     html! {
         tr data-task-id=(t.id) {
             td { a href={"/tasks/" (t.id)} { (t.name) } }
             td { (badge(&word(&t.status))) }
             td { (time(t.next_fire_time)) }
-            td { @match &r.last_result {
-                Some(l) => { a href={"/executions/" (l.execution_id)} { (badge(&l.status)) } }
+            td { @match &t.last_result {
+                Some(l) => { a href={"/executions/" (l.execution_id)} { (badge(l.status.as_str())) } }
                 None => { span.muted { "none yet" } }
             } }
             td.hide-narrow { code { (t.cron_expression) } " " span.muted { (t.timezone) } }
