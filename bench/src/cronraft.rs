@@ -144,7 +144,7 @@ pub async fn state(http: &reqwest::Client, leader_url: &str) -> String {
 }
 
 /// `GET /api/v1/cluster` through the benchmark's own client (the view type is the API's).
-async fn cluster_view(http: &reqwest::Client, url: &str) -> Result<ClusterView> {
+pub async fn cluster_view(http: &reqwest::Client, url: &str) -> Result<ClusterView> {
     let resp = http.get(format!("{url}/api/v1/cluster")).timeout(Duration::from_secs(2)).send().await?;
     Ok(resp.error_for_status()?.json().await?)
 }

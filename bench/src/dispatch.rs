@@ -24,16 +24,16 @@ use crate::schedule::Line;
 
 /// Arrival lags (ms) seen by the recording executor, and the callbacks it still has to send.
 #[derive(Default)]
-struct Recorder {
+pub struct Recorder {
     lags_ms: Mutex<Vec<i64>>,
 }
 
-struct RecorderState {
-    rec: Arc<Recorder>,
-    http: reqwest::Client,
+pub struct RecorderState {
+    pub rec: Arc<Recorder>,
+    pub http: reqwest::Client,
 }
 
-async fn execute(State(s): State<Arc<RecorderState>>, Json(req): Json<Value>) -> StatusCode {
+pub async fn execute(State(s): State<Arc<RecorderState>>, Json(req): Json<Value>) -> StatusCode {
     let now = chrono::Utc::now().timestamp_millis();
     let scheduled = req["scheduled_time"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
     if let Some(t) = scheduled {
@@ -62,7 +62,7 @@ async fn execute(State(s): State<Arc<RecorderState>>, Json(req): Json<Value>) ->
     StatusCode::ACCEPTED
 }
 
-async fn serve(app: Router) -> Result<String> {
+pub async fn serve(app: Router) -> Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {

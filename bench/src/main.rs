@@ -5,9 +5,13 @@
 //! With `schedule`, it measures the scheduler instead: fire lag, bursts, a sustained fire rate, a
 //! leader kill and memory per task (see `schedule.rs`).
 //!
+//! With `ui`, it measures the web console: each page's server-side render time at 10,000 tasks
+//! and 1,000,000 execution records, on a follower and on the leader (see `ui.rs`).
+//!
 //! ```sh
 //! cargo build --release && cargo run -p cronraft-bench --release -- writes --etcd --requests 5000 --clients 1,64
 //! cargo run -p cronraft-bench --release -- schedule --scenarios spread,burst,failover,memory
+//! cargo run -p cronraft-bench --release -- ui --tasks 10000 --executions 1000000
 //! ```
 
 mod child;
@@ -17,6 +21,7 @@ mod etcd;
 mod load;
 mod report;
 mod schedule;
+mod ui;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -40,6 +45,40 @@ enum BenchCommand {
     Writes(WritesArgs),
     /// The scheduler: fire lag, bursts, sustained fires, leader kill, memory and idle CPU.
     Schedule(ScheduleArgs),
+    /// The web console: each page's render time (Server-Timing) at scale, on a follower and the leader.
+    Ui(UiArgs),
+}
+
+#[derive(Debug, Args)]
+struct UiArgs {
+    /// Tasks to create.
+    #[arg(long, default_value_t = 10_000)]
+    tasks: u64,
+    /// Execution records to reach before measuring.
+    #[arg(long, default_value_t = 1_000_000)]
+    executions: u64,
+    /// Tasks firing every second until the records are there [default: a quarter of --tasks, at
+    /// most 5,000].
+    #[arg(long)]
+    fire_tasks: Option<u64>,
+    /// Measured sequential GETs per page and node.
+    #[arg(long, default_value_t = 200)]
+    requests: u64,
+    /// Unmeasured GETs before each page's measured ones.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
+    /// Longest the fill may take; past it, the pages are measured with the records there are.
+    #[arg(long, default_value_t = 3_600)]
+    fill_seconds: u64,
+    /// Write the Markdown report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The cronraft binary [default: `cronraft` next to this executable].
+    #[arg(long)]
+    cronraft_bin: Option<PathBuf>,
+    /// Auth on: the nodes get a cluster secret, the API calls an admin token, the pages its session.
+    #[arg(long)]
+    auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +209,7 @@ async fn main() -> Result<()> {
     let auth = match &cli.command {
         BenchCommand::Writes(a) => a.auth,
         BenchCommand::Schedule(a) => a.auth,
+        BenchCommand::Ui(a) => a.auth,
     };
     // Files of their own, removed with this directory when the benchmark ends.
     let auth_dir = tempfile::Builder::new().prefix("cronraft-bench-auth-").tempdir()?;
@@ -180,6 +220,7 @@ async fn main() -> Result<()> {
         match &cli.command {
             BenchCommand::Writes(args) => writes(args).await,
             BenchCommand::Schedule(args) => schedule_bench(args).await,
+            BenchCommand::Ui(args) => ui_bench(args).await,
         }
     };
     tokio::select! {
@@ -220,6 +261,26 @@ async fn schedule_bench(a: &ScheduleArgs) -> Result<()> {
         a.scenarios,
         schedule::table(&lines)
     );
+    println!("{text}");
+    if let Some(path) = &a.out {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The console's render benchmark on a fresh 3-node cluster (`ui.rs`).
+async fn ui_bench(a: &UiArgs) -> Result<()> {
+    let http = load::http_client()?;
+    let bin = a.cronraft_bin.clone().unwrap_or_else(cronraft::default_binary);
+    let settings = ui::Settings {
+        tasks: a.tasks,
+        executions: a.executions,
+        fire_tasks: a.fire_tasks.unwrap_or((a.tasks / 4).clamp(1, 5_000)),
+        requests: a.requests,
+        warmup: a.warmup,
+        fill_limit: Duration::from_secs(a.fill_seconds),
+    };
+    let text = ui::run(&http, &bin, &settings).await?;
     println!("{text}");
     if let Some(path) = &a.out {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;

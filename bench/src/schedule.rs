@@ -131,7 +131,7 @@ async fn status(http: &reqwest::Client, url: &str) -> Result<SchedulerStatus> {
 }
 
 /// The base URL of the node whose scheduler runs.
-async fn leader_url(http: &reqwest::Client, c: &Cluster) -> Result<String> {
+pub async fn leader_url(http: &reqwest::Client, c: &Cluster) -> Result<String> {
     for url in &c.urls {
         if let Ok(s) = status(http, url).await {
             if s.scheduler_running {
@@ -185,7 +185,7 @@ fn bucket_quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> f64 {
     f64::INFINITY
 }
 
-async fn executions_total(http: &reqwest::Client, url: &str, query: &str) -> Result<u64> {
+pub async fn executions_total(http: &reqwest::Client, url: &str, query: &str) -> Result<u64> {
     let resp = http.get(format!("{url}/api/v1/executions?page_size=1&consistency=local{query}")).send().await?;
     Ok(resp.error_for_status()?.json::<PageTotal>().await?.total)
 }
@@ -225,7 +225,7 @@ async fn slot_faults(http: &reqwest::Client, url: &str, task: &str, period_ms: i
 }
 
 /// Waits `d` while checking the nodes are alive.
-async fn run_for(c: &mut Cluster, d: Duration) -> Result<()> {
+pub async fn run_for(c: &mut Cluster, d: Duration) -> Result<()> {
     let until = Instant::now() + d;
     while Instant::now() < until {
         for n in c.nodes.iter_mut() {
