@@ -498,6 +498,9 @@ async fn pages(http: &reqwest::Client, leader: &str, plan: &Plan, total: u64) ->
         (format!("/tasks/{task_id}"), Kind::Other),
         list("/executions".into()),
         list(format!("/executions?page={executions_page}")),
+        // How the console pages: by cursor, here from the middle of the history.
+        list(format!("/executions?before={}", execution_id / 2)),
+        list(format!("/executions?status=failed&before={}", execution_id / 2)),
         list("/executions?status=failed".into()),
         list(format!("/executions?task={task_id}")),
         (format!("/executions/{execution_id}"), Kind::Other),

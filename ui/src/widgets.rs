@@ -77,6 +77,30 @@ pub fn pager(base: &str, page: u64, page_size: u64, total: u64) -> Markup {
     }
 }
 
+/// "Newest" and "Older" links for a newest-first listing paged by cursor (`before` an id): the
+/// cost of a page does not grow with its depth. `base` is the path with its filters.
+pub fn cursor_pager(
+    base: &str,
+    before: Option<u64>,
+    shown: &[u64],
+    page_size: u64,
+    total: u64,
+    capped: bool,
+) -> Markup {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let more = shown.len() as u64 >= page_size;
+    html! {
+        nav.pager aria-label="Pages" {
+            @if before.is_some() { a href=(base) { "↑ Newest" } } @else { span.muted { "↑ Newest" } }
+            span { (shown.len()) " shown · " (total) @if capped { "+" } @if before.is_some() { " older than " (before.unwrap_or(0)) } @else { " in all" } }
+            @match (more, shown.last()) {
+                (true, Some(last)) => { a rel="next" href={(base) (sep) "before=" (last)} { "Older →" } }
+                _ => { span.muted { "Older →" } }
+            }
+        }
+    }
+}
+
 /// Builds `path?k=v&…` from the non-empty pairs.
 pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
     let q: Vec<String> =

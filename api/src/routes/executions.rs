@@ -72,6 +72,10 @@ struct ListQuery {
     /// RFC 3339: only executions whose slot is before it.
     to: Option<String>,
     /// From 1 (default 1) to 10,000,000.
+    /// An execution id: only older executions (a cursor for the next page, newest first; its
+    /// cost does not grow with depth as `page`'s does). The total is then bounded like the
+    /// other walk filters' (`total_capped`).
+    before: Option<u64>,
     #[param(minimum = 1, maximum = 10_000_000)]
     page: Option<u64>,
     /// 1 to 500 (default 20).
@@ -120,6 +124,7 @@ fn execution_query(q: &ListQuery) -> Result<ExecutionQuery, ApiError> {
         trigger: given(&q.trigger).map(|t| parse_trigger(&t)).transpose()?,
         from_ms: given(&q.from).map(|t| parse_time("from", &t)).transpose()?,
         to_ms: given(&q.to).map(|t| parse_time("to", &t)).transpose()?,
+        before_id: q.before,
     };
     if let (Some(from), Some(to)) = (query.from_ms, query.to_ms) {
         if from >= to {

@@ -223,12 +223,15 @@ pub struct ExecutionQuery {
     pub trigger: Option<Trigger>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// A cursor: only executions with a smaller id (the next page of a newest-first walk,
+    /// whose cost does not grow with how deep it is, unlike `page`).
+    pub before_id: Option<u64>,
 }
 
 impl ExecutionQuery {
     /// Whether it asks only what the plain listing answers (with an exact total).
     pub fn is_plain(&self) -> bool {
-        self.trigger.is_none() && self.from_ms.is_none() && self.to_ms.is_none()
+        self.trigger.is_none() && self.from_ms.is_none() && self.to_ms.is_none() && self.before_id.is_none()
     }
 
     fn keeps(&self, h: &ExecutionHead) -> bool {
@@ -316,6 +319,7 @@ impl StateView {
             Some(to) => self.first_id_created_after(to.saturating_add(CREATED_MARGIN_MS))?,
             None => u64::MAX,
         };
+        let below = below.min(q.before_id.unwrap_or(u64::MAX));
         let end = [prefix.as_slice(), &crate::codec::key_u64(below)].concat();
         let mut out = ExecutionQueryPage { items: Vec::new(), total: 0, total_capped: false };
         for (read, kv) in self.tree.range(prefix.clone()..end).rev().enumerate() {

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::Form;
-use cronraft_api::types::{ExecutionView, Page};
+use cronraft_api::types::{ExecutionPageView, ExecutionView};
 use cronraft_raft::model::ExecutionStatus;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use super::GuardForm;
 use crate::error::UiError;
 use crate::layout::{self, Nav};
 use crate::session::{encode, Viewer};
-use crate::widgets::{badge, between, empty, form_guard, pager, select, time, with_query, word};
+use crate::widgets::{badge, between, cursor_pager, empty, form_guard, select, time, with_query, word};
 use crate::ConsoleRef;
 
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +27,8 @@ pub struct Filters {
     trigger: String,
     from: String,
     to: String,
+    /// The cursor: executions older than this id.
+    before: String,
     page: String,
 }
 
@@ -53,10 +55,15 @@ impl Filters {
                 ("trigger", self.trigger.as_str()),
                 ("from", from.as_str()),
                 ("to", to.as_str()),
+                ("before", self.before.trim()),
                 ("page", self.page.as_str()),
             ],
         )
     }
+}
+
+fn self_before(f: &Filters) -> Option<u64> {
+    f.before.trim().parse().ok()
 }
 
 fn rfc3339(raw: &str) -> String {
@@ -74,7 +81,7 @@ pub async fn list(State(c): State<ConsoleRef>, v: Viewer, Query(f): Query<Filter
 }
 
 async fn render_list(c: &ConsoleRef, v: &Viewer, f: &Filters) -> Result<layout::Page, UiError> {
-    let page: Result<Page<ExecutionView>, UiError> = c.backend.get(v, &f.api_path()).await;
+    let page: Result<ExecutionPageView, UiError> = c.backend.get(v, &f.api_path()).await;
     let names = match &page {
         Ok(p) => super::task_names(c, v, p.items.iter().map(|e| e.task_id)).await,
         Err(_) => Default::default(),
@@ -95,7 +102,8 @@ async fn render_list(c: &ConsoleRef, v: &Viewer, f: &Filters) -> Result<layout::
                     } }
                     tbody { @for e in &p.items { (row(e, names.get(&e.task_id))) } }
                 } }
-                (pager(&base, p.page, p.page_size, p.total))
+                @let ids: Vec<u64> = p.items.iter().map(|e| e.id).collect();
+                (cursor_pager(&base, self_before(f), &ids, p.page_size, p.total, p.total_capped))
             }
         }
     };

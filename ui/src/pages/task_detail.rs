@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::Form;
 use chrono::{Duration, NaiveDate, Utc};
-use cronraft_api::types::{ExecutionView, Page, TaskStatsView, TaskView, WindowStatsView};
+use cronraft_api::types::{ExecutionPageView, ExecutionView, Page, TaskStatsView, TaskView, WindowStatsView};
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
@@ -21,7 +21,7 @@ use crate::chart::{self, Bar};
 use crate::error::UiError;
 use crate::layout::{self, error_summary, Nav};
 use crate::session::{encode, Viewer};
-use crate::widgets::{badge, between, duration_ms, empty, form_guard, pager, time, word};
+use crate::widgets::{badge, between, cursor_pager, duration_ms, empty, form_guard, time, word};
 use crate::ConsoleRef;
 
 /// Days the trend chart shows.
@@ -32,7 +32,8 @@ const SLOTS_SHOWN: u64 = 60;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct DetailQuery {
-    page: Option<u64>,
+    /// The executions table's cursor: executions older than this id.
+    before: Option<u64>,
 }
 
 pub async fn page(
@@ -41,21 +42,24 @@ pub async fn page(
     Path(id): Path<String>,
     Query(q): Query<DetailQuery>,
 ) -> Response {
-    let result = render(&c, &v, &id, q.page.unwrap_or(1).max(1)).await;
+    let result = render(&c, &v, &id, q.before).await;
     layout::respond(&c, &v, Nav::Tasks, result)
 }
 
-async fn render(c: &ConsoleRef, v: &Viewer, raw: &str, page: u64) -> Result<layout::Page, UiError> {
+async fn render(c: &ConsoleRef, v: &Viewer, raw: &str, before: Option<u64>) -> Result<layout::Page, UiError> {
     let t: TaskView = c.backend.get(v, &format!("/tasks/{}", encode(raw))).await?;
     let paths = [
         format!("/tasks/{}/stats", t.id),
         format!("/executions?task_id={}&page_size={SLOTS_SHOWN}", t.id),
-        format!("/executions?task_id={}&page={page}&page_size=20", t.id),
+        match before {
+            Some(b) => format!("/executions?task_id={}&before={b}&page_size=20", t.id),
+            None => format!("/executions?task_id={}&page_size=20", t.id),
+        },
     ];
     let (stats, slots, runs) = tokio::join!(
         c.backend.get::<TaskStatsView>(v, &paths[0]),
         c.backend.get::<Page<ExecutionView>>(v, &paths[1]),
-        c.backend.get::<Page<ExecutionView>>(v, &paths[2]),
+        c.backend.get::<ExecutionPageView>(v, &paths[2]),
     );
     let status = word(&t.status);
     let body = html! {
@@ -68,7 +72,7 @@ async fn render(c: &ConsoleRef, v: &Viewer, raw: &str, page: u64) -> Result<layo
             section.card.wide-card { h2 { "Slot timeline" } (or_error(slots.map(|p| timeline(&p.items)))) }
         }
         h2 { "Executions" }
-        (or_error(runs.map(|p| executions(&p, t.id))))
+        (or_error(runs.map(|p| executions(&p, t.id, before))))
     };
     let refresh = t.status == cronraft_raft::model::TaskStatus::Active;
     let page = layout::Page::new(t.name.clone(), Nav::Tasks, body);
@@ -199,7 +203,7 @@ fn slot_status(e: &ExecutionView) -> String {
     }
 }
 
-fn executions(p: &Page<ExecutionView>, task: u64) -> Markup {
+fn executions(p: &ExecutionPageView, task: u64, before: Option<u64>) -> Markup {
     if p.items.is_empty() {
         return empty("No executions yet.");
     }
@@ -221,7 +225,8 @@ fn executions(p: &Page<ExecutionView>, task: u64) -> Markup {
                 }
             } }
         } }
-        (pager(&format!("/tasks/{task}"), p.page, p.page_size, p.total))
+        @let ids: Vec<u64> = p.items.iter().map(|e| e.id).collect();
+        (cursor_pager(&format!("/tasks/{task}"), before, &ids, p.page_size, p.total, p.total_capped))
     }
 }
 

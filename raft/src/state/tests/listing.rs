@@ -144,6 +144,25 @@ fn execution_filters_by_trigger_and_slot_time() {
     assert_eq!(v.query_executions(&q, 1, 20).unwrap().total, 0);
 }
 
+#[test]
+fn a_cursor_pages_newest_first_from_any_depth() {
+    let (h, task, _) = fired_minutes(120, 100);
+    let v = h.view();
+    // Phase 1: the first page by offset, then the next by the last id seen: the same records
+    // as offset page 2, newest first.
+    let first = v.query_executions(&ExecutionQuery::default(), 1, 10).unwrap();
+    let by_offset = v.query_executions(&ExecutionQuery::default(), 2, 10).unwrap();
+    let q = ExecutionQuery { before_id: Some(first.items[9].id), ..Default::default() };
+    let by_cursor = v.query_executions(&q, 1, 10).unwrap();
+    let ids = |items: &[crate::model::Execution]| items.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&by_cursor.items), ids(&by_offset.items));
+    // Phase 2: with a task filter, through the task's index; the oldest cursor finds nothing.
+    let q = ExecutionQuery { task: Some(task), before_id: Some(first.items[0].id), ..Default::default() };
+    assert!(v.query_executions(&q, 1, 5).unwrap().items.iter().all(|e| e.task_id == task && e.id < first.items[0].id));
+    let q = ExecutionQuery { before_id: Some(1), ..Default::default() };
+    assert_eq!(v.query_executions(&q, 1, 5).unwrap().items.len(), 0);
+}
+
 /// One task fired every second for `seconds` seconds, five slots per entry (each entry at its
 /// last slot, so every slot is on time), plus a manual run after the first entry.
 fn fired_seconds(seconds: i64) -> (Harness, u64) {
