@@ -142,6 +142,7 @@ async fn every_route_answers_each_role_as_the_permission_table_says_on_a_followe
         (Method::GET, "/api/v1/cluster".into(), None, 'R'),
         (Method::GET, "/api/v1/schedule/preview?cron_expression=*+*+*+*+*+*".into(), None, 'R'),
         (Method::GET, "/api/v1/scheduler/status".into(), None, 'R'),
+        (Method::GET, "/api/v1/stats".into(), None, 'R'),
         (Method::GET, "/api/v1/tasks".into(), None, 'R'),
         (Method::GET, format!("/api/v1/tasks/{task}"), None, 'R'),
         (Method::GET, format!("/api/v1/tasks/{task}/stats"), None, 'R'),
