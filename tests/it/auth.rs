@@ -87,17 +87,25 @@ pub(crate) async fn start_first_node(cluster: &mut Cluster, secret: &str, agent:
     admin
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_route_answers_each_role_as_the_permission_table_says_on_a_follower_and_on_the_leader() {
-    // Phase 1: node 1 bootstraps with auth on and writes the first admin token, private, to its
-    // data directory; nodes 2 and 3 join with the same secret.
+/// Three nodes with auth on (node 1 bootstraps, 2 and 3 join; embedded agents if `agent`):
+/// the cluster, the first admin token and the leader's id.
+pub(crate) async fn start_three(agent: bool) -> (Cluster, String, u64) {
     let mut cluster = Cluster::new("");
-    let admin = start_first_node(&mut cluster, SECRET, false).await;
+    let admin = start_first_node(&mut cluster, SECRET, agent).await;
     let join = cluster.nodes[&1].url();
     cluster.spawn(2, Some(&join), None);
     cluster.spawn(3, Some(&join), None);
     let urls: Vec<String> = (1..=3).map(|id| cluster.nodes[&id].url()).collect();
     let leader = wait_three_voters(&urls, &admin).await;
+    (cluster, admin, leader)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_answers_each_role_as_the_permission_table_says_on_a_follower_and_on_the_leader() {
+    // Phase 1: node 1 bootstraps with auth on and writes the first admin token, private, to its
+    // data directory; nodes 2 and 3 join with the same secret.
+    let (cluster, admin, leader) = start_three(false).await;
+    let urls: Vec<String> = (1..=3).map(|id| cluster.nodes[&id].url()).collect();
     let follower = (1..=3).find(|id| *id != leader).unwrap();
 
     // Phase 2: tokens of every role, and another team's (operate, limited to `team-b-` tasks).

@@ -12,7 +12,7 @@ use cronraft_testkit::wait::wait_for;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 
-use crate::auth::{client, start_first_node, wait_three_voters, SECRET};
+use crate::auth::{client, start_three};
 use crate::common::Cluster;
 
 /// A browser without a cookie jar: the test sets the session cookie itself.
@@ -98,13 +98,7 @@ fn hidden(body: &str, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_signs_in_by_token_and_refuses_forged_forms_and_what_a_role_may_not_do() {
     // Phase 1: three nodes with auth on; the pages are read on a follower.
-    let mut cluster = Cluster::new("");
-    let admin = start_first_node(&mut cluster, SECRET, false).await;
-    let join = cluster.nodes[&1].url();
-    cluster.spawn(2, Some(&join), None);
-    cluster.spawn(3, Some(&join), None);
-    let urls: Vec<String> = (1..=3).map(|id| cluster.nodes[&id].url()).collect();
-    let leader = wait_three_voters(&urls, &admin).await;
+    let (cluster, admin, leader) = start_three(false).await;
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     let url = cluster.nodes[&follower].url();
     let mut b = Browser::new(&url);

@@ -12,7 +12,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{number, GuardForm};
+use super::{number, GuardForm, Submit};
 use crate::error::UiError;
 use crate::layout::{self, error_summary, Nav};
 use crate::session::Viewer;
@@ -150,14 +150,10 @@ pub async fn promote(
     headers: HeaderMap,
     Form(f): Form<GuardForm>,
 ) -> Response {
-    if let Err(e) = v.check_form(&headers, &f.csrf) {
-        return layout::error_page(&c, &v, Nav::Cluster, &e);
-    }
     let path = format!("/cluster/nodes/{id}/promote");
-    match c.backend.send::<MembershipChangeView>(&v, Method::POST, &path, None, &f.request_id).await {
-        Ok(_) => layout::redirect("/cluster?done=promoted"),
-        Err(e) => layout::error_page(&c, &v, Nav::Cluster, &e),
-    }
+    let submit =
+        Submit { nav: Nav::Cluster, method: Method::POST, path: &path, body: None, then: "/cluster?done=promoted" };
+    submit.send(&c, &v, &headers, &f.csrf, &f.request_id).await
 }
 
 /// Whether removing `id` leaves fewer reachable voters than the new quorum.
@@ -202,14 +198,10 @@ pub async fn remove(
     headers: HeaderMap,
     Form(f): Form<GuardForm>,
 ) -> Response {
-    if let Err(e) = v.check_form(&headers, &f.csrf) {
-        return layout::error_page(&c, &v, Nav::Cluster, &e);
-    }
     let path = format!("/cluster/nodes/{id}");
-    match c.backend.send::<MembershipChangeView>(&v, Method::DELETE, &path, None, &f.request_id).await {
-        Ok(_) => layout::redirect("/cluster?done=removed"),
-        Err(e) => layout::error_page(&c, &v, Nav::Cluster, &e),
-    }
+    let submit =
+        Submit { nav: Nav::Cluster, method: Method::DELETE, path: &path, body: None, then: "/cluster?done=removed" };
+    submit.send(&c, &v, &headers, &f.csrf, &f.request_id).await
 }
 
 #[cfg(test)]

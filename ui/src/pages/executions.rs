@@ -12,7 +12,7 @@ use cronraft_raft::model::ExecutionStatus;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::GuardForm;
+use super::{GuardForm, Submit};
 use crate::error::UiError;
 use crate::layout::{self, Nav};
 use crate::session::{encode, Viewer};
@@ -247,13 +247,14 @@ pub async fn stop(
     headers: HeaderMap,
     Form(f): Form<GuardForm>,
 ) -> Response {
-    if let Err(e) = v.check_form(&headers, &f.csrf) {
-        return layout::error_page(&c, &v, Nav::Executions, &e);
-    }
-    let path = format!("/executions/{}/stop", encode(&id));
-    match c.backend.send::<serde_json::Value>(&v, Method::POST, &path, Some(serde_json::json!({})), &f.request_id).await
-    {
-        Ok(_) => layout::redirect(&format!("/executions/{}?done=stopped", encode(&id))),
-        Err(e) => layout::error_page(&c, &v, Nav::Executions, &e),
-    }
+    let (path, then) =
+        (format!("/executions/{}/stop", encode(&id)), format!("/executions/{}?done=stopped", encode(&id)));
+    let submit = Submit {
+        nav: Nav::Executions,
+        method: Method::POST,
+        path: &path,
+        body: Some(serde_json::json!({})),
+        then: &then,
+    };
+    submit.send(&c, &v, &headers, &f.csrf, &f.request_id).await
 }

@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::GuardForm;
+use super::{GuardForm, Submit};
 use crate::layout::{self, Nav};
 use crate::session::{encode, Viewer};
 use crate::widgets::{badge, empty, form_guard, time, word};
@@ -115,18 +115,19 @@ pub async fn set_status(
     headers: HeaderMap,
     Form(f): Form<StatusForm>,
 ) -> Response {
-    if let Err(e) = v.check_form(&headers, &f.csrf) {
-        return layout::error_page(&c, &v, Nav::Executors, &e);
-    }
     let mut body = json!({ "status": f.status });
     if !f.reason.trim().is_empty() {
         body["reason"] = json!(f.reason.trim());
     }
     let path = format!("/executors/{}/status", encode(&id));
-    match c.backend.send::<ExecutorView>(&v, Method::PUT, &path, Some(body), &f.request_id).await {
-        Ok(_) => layout::redirect("/executors?done=status"),
-        Err(e) => layout::error_page(&c, &v, Nav::Executors, &e),
-    }
+    let submit = Submit {
+        nav: Nav::Executors,
+        method: Method::PUT,
+        path: &path,
+        body: Some(body),
+        then: "/executors?done=status",
+    };
+    submit.send(&c, &v, &headers, &f.csrf, &f.request_id).await
 }
 
 /// GET `/executors/{id}/remove`: what removing does.
@@ -153,15 +154,13 @@ pub async fn remove(
     headers: HeaderMap,
     Form(f): Form<GuardForm>,
 ) -> Response {
-    if let Err(e) = v.check_form(&headers, &f.csrf) {
-        return layout::error_page(&c, &v, Nav::Executors, &e);
-    }
-    match c
-        .backend
-        .send::<serde_json::Value>(&v, Method::DELETE, &format!("/executors/{}", encode(&id)), None, &f.request_id)
-        .await
-    {
-        Ok(_) => layout::redirect("/executors?done=removed"),
-        Err(e) => layout::error_page(&c, &v, Nav::Executors, &e),
-    }
+    let path = format!("/executors/{}", encode(&id));
+    let submit = Submit {
+        nav: Nav::Executors,
+        method: Method::DELETE,
+        path: &path,
+        body: None,
+        then: "/executors?done=removed",
+    };
+    submit.send(&c, &v, &headers, &f.csrf, &f.request_id).await
 }

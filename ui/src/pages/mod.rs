@@ -15,12 +15,15 @@ pub mod tasks;
 
 use std::collections::{BTreeSet, HashMap};
 
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
 use cronraft_api::types::TaskView;
 use maud::Markup;
 use serde::Deserialize;
 
 use crate::error::UiError;
 use crate::layout::error_box;
+use crate::layout::{self, Nav};
 use crate::session::Viewer;
 use crate::Console;
 
@@ -31,6 +34,28 @@ pub struct GuardForm {
     pub csrf: String,
     #[serde(default)]
     pub request_id: String,
+}
+
+/// One API write from a form, the common case: the CSRF check, the write with the form's
+/// request id, then 303 to `then`, or the error page in `nav`'s section.
+pub struct Submit<'a> {
+    pub nav: Nav,
+    pub method: Method,
+    pub path: &'a str,
+    pub body: Option<serde_json::Value>,
+    pub then: &'a str,
+}
+
+impl Submit<'_> {
+    pub async fn send(self, c: &Console, v: &Viewer, headers: &HeaderMap, csrf: &str, request_id: &str) -> Response {
+        if let Err(e) = v.check_form(headers, csrf) {
+            return layout::error_page(c, v, self.nav, &e);
+        }
+        match c.backend.send::<serde_json::Value>(v, self.method, self.path, self.body, request_id).await {
+            Ok(_) => layout::redirect(self.then),
+            Err(e) => layout::error_page(c, v, self.nav, &e),
+        }
+    }
 }
 
 /// A card's content, or its error in place (one failed read does not blank the whole page).

@@ -16,7 +16,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{or_error, GuardForm};
+use super::{or_error, GuardForm, Submit};
 use crate::chart::{self, Bar};
 use crate::error::UiError;
 use crate::layout::{self, error_summary, Nav};
@@ -260,13 +260,9 @@ async fn simple(
     id: &str,
     done: &str,
 ) -> Response {
-    if let Err(e) = v.check_form(headers, &f.csrf) {
-        return layout::error_page(c, v, Nav::Tasks, &e);
-    }
-    match c.backend.send::<serde_json::Value>(v, Method::POST, path, None, &f.request_id).await {
-        Ok(_) => layout::redirect(&format!("/tasks/{}?done={done}", encode(id))),
-        Err(e) => layout::error_page(c, v, Nav::Tasks, &e),
-    }
+    let then = format!("/tasks/{}?done={done}", encode(id));
+    let submit = Submit { nav: Nav::Tasks, method: Method::POST, path, body: None, then: &then };
+    submit.send(c, v, headers, &f.csrf, &f.request_id).await
 }
 
 /// GET `/tasks/{id}/trigger`: the run-now form, with the task's parameters to edit.
@@ -364,15 +360,8 @@ pub async fn delete(
     headers: HeaderMap,
     Form(f): Form<GuardForm>,
 ) -> Response {
-    if let Err(e) = v.check_form(&headers, &f.csrf) {
-        return layout::error_page(&c, &v, Nav::Tasks, &e);
-    }
-    match c
-        .backend
-        .send::<serde_json::Value>(&v, Method::DELETE, &format!("/tasks/{}", encode(&id)), None, &f.request_id)
-        .await
-    {
-        Ok(_) => layout::redirect("/tasks?done=deleted"),
-        Err(e) => layout::error_page(&c, &v, Nav::Tasks, &e),
-    }
+    let path = format!("/tasks/{}", encode(&id));
+    let submit =
+        Submit { nav: Nav::Tasks, method: Method::DELETE, path: &path, body: None, then: "/tasks?done=deleted" };
+    submit.send(&c, &v, &headers, &f.csrf, &f.request_id).await
 }
