@@ -75,6 +75,7 @@ struct ListQuery {
     /// An execution id: only older executions (a cursor for the next page, newest first; its
     /// cost does not grow with depth as `page`'s does). The total is then bounded like the
     /// other walk filters' (`total_capped`).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     before: Option<u64>,
     #[param(minimum = 1, maximum = 10_000_000)]
     page: Option<u64>,
@@ -126,6 +127,11 @@ fn execution_query(q: &ListQuery) -> Result<ExecutionQuery, ApiError> {
         to_ms: given(&q.to).map(|t| parse_time("to", &t)).transpose()?,
         before_id: q.before,
     };
+    // Ids are below 2^63 (the OpenAPI document says int64); a larger cursor is no execution id.
+    if q.before.is_some_and(|b| b > i64::MAX as u64) {
+        let msg = "`before` must be an execution id, 0 to 9223372036854775807";
+        return Err(ApiError::new(ErrorCode::InvalidExecutionId, msg));
+    }
     if let (Some(from), Some(to)) = (query.from_ms, query.to_ms) {
         if from >= to {
             return Err(ApiError::new(ErrorCode::InvalidTimeRange, "`from` must be before `to`"));
