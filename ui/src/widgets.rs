@@ -70,9 +70,9 @@ pub fn pager(base: &str, page: u64, page_size: u64, total: u64) -> Markup {
     let sep = if base.contains('?') { '&' } else { '?' };
     html! {
         nav.pager aria-label="Pages" {
-            @if page > 1 { a rel="prev" href={(base) (sep) "page=" (page - 1)} { "← Newer" } } @else { span.muted { "← Newer" } }
+            @if page > 1 { a rel="prev" href={(base) (sep) "page=" (page - 1)} { "← Previous" } } @else { span.muted { "← Previous" } }
             span { "Page " (page) " of " (pages) " · " (total) " in all" }
-            @if page < pages { a rel="next" href={(base) (sep) "page=" (page + 1)} { "Older →" } } @else { span.muted { "Older →" } }
+            @if page < pages { a rel="next" href={(base) (sep) "page=" (page + 1)} { "Next →" } } @else { span.muted { "Next →" } }
         }
     }
 }

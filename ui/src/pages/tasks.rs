@@ -6,6 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::Method;
 use axum::response::Response;
 use cronraft_api::types::{Page, TaskView};
+use cronraft_raft::model::TaskStatus;
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -80,7 +81,7 @@ fn row(t: &TaskView) -> Markup {
         tr data-task-id=(t.id) {
             td { a href={"/tasks/" (t.id)} { (t.name) } }
             td { (badge(&word(&t.status))) }
-            td { (time(t.next_fire_time)) }
+            td { @if t.next_fire_time.is_none() && t.status != TaskStatus::Active { span.muted { "— (" (word(&t.status)) ")" } } @else { (time(t.next_fire_time)) } }
             td { @match &t.last_result {
                 Some(l) => { a href={"/executions/" (l.execution_id)} { (badge(l.status.as_str())) } }
                 None => { span.muted { "none yet" } }
