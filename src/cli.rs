@@ -45,6 +45,51 @@ pub enum Command {
     /// TLS certificates: `init` makes a CA and a certificate per host.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Stream a backup of the whole state from a running node into a file (admin).
+    Backup(BackupArgs),
+    /// Seed a stopped, new node's data directory from a backup (a new one-node cluster).
+    Restore(RestoreArgs),
+    /// Make a stopped survivor of a lost majority the only member of a new one-node cluster.
+    Recover(RecoverArgs),
+}
+
+/// `cronraft backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (written as FILE.partial, renamed once it checks out).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `cronraft restore`: the node's own configuration (file, variables, flags) says which node
+/// and data directory; the directory must be empty or absent.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file (from `cronraft backup` or the scheduled backups).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub node: ServeArgs,
+}
+
+/// `cronraft recover`: the node's own configuration says which node and data directory. The
+/// node must be stopped.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Required: says that the rest of the cluster is gone for good (see
+    /// docs/operating/recovery.md). Without it nothing is changed.
+    #[arg(long)]
+    pub force_new_cluster: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub node: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 //! This file holds the shared printing helpers and the `cluster` and `task` commands; executors,
 //! executions (and a task's manual runs) and task statistics are in the submodules.
 
+pub mod backup;
 pub mod execution;
 pub mod executor;
 mod stats;
@@ -30,10 +31,16 @@ pub enum CommandError {
     Ca(#[from] CaError),
     #[error(transparent)]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Offline(#[from] cronraft_raft::store::offline::OfflineError),
+    #[error("{0}")]
+    Io(String),
 }
 
 /// The client for `--node`, trusting `--ca-file` besides the system roots, with `--token`.
-fn client(t: &Target) -> Result<Client, CommandError> {
+pub(crate) fn client(t: &Target) -> Result<Client, CommandError> {
     let tls = match &t.ca_file {
         Some(path) => ClientTls::with_ca_file(path)?,
         None => ClientTls::default(),
@@ -42,7 +49,7 @@ fn client(t: &Target) -> Result<Client, CommandError> {
     Ok(Client::with_tls(split_list(&t.node), std::time::Duration::from_secs(15), &tls)?.with_token(token.as_deref()))
 }
 
-fn print_json<T: Serialize>(value: &T) {
+pub(crate) fn print_json<T: Serialize>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).expect("serialize"));
 }
 

@@ -22,6 +22,7 @@
 //!
 //! The replicated state is in `cronraft-raft`; the REST surface and client in `cronraft-api`.
 
+pub mod address_keeper;
 pub mod admin_token;
 pub mod agent;
 pub mod cli;

@@ -50,6 +50,9 @@ async fn run() -> anyhow::Result<()> {
         Command::Execution(cmd) => Ok(cronraft::commands::execution::run(cmd).await?),
         Command::Token(cmd) => Ok(cronraft::commands::token::run(cmd).await?),
         Command::Audit(args) => Ok(cronraft::commands::token::audit(args).await?),
+        Command::Backup(args) => Ok(cronraft::commands::backup::backup(args).await?),
+        Command::Restore(args) => Ok(cronraft::commands::backup::restore(args).await?),
+        Command::Recover(args) => Ok(cronraft::commands::backup::recover(args).await?),
         Command::Certs(CertsCommand::Init { hosts, out, force, days }) => {
             let request = cronraft::tls::init::InitRequest { hosts, out, force, days };
             print!("{}", cronraft::tls::init::run(&request)?);

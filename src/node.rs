@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::address_keeper::AddressKeeper;
 use crate::agent::{Agent, AgentConfig};
 use crate::config::{Config, ConfigError};
 use crate::dispatcher::Dispatcher;
@@ -173,6 +174,7 @@ impl Node {
             tokio::spawn(dispatcher.run(signal.clone())),
             tokio::spawn(health.run(signal.clone())),
             tokio::spawn(retention.run(signal.clone())),
+            tokio::spawn(AddressKeeper { node_id, raft: raft.clone(), info: info.clone() }.run(signal.clone())),
         ];
 
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;

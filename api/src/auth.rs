@@ -70,7 +70,7 @@ pub fn need(method: &Method, route: &str) -> Need {
     match (method.as_str(), path) {
         ("GET", "/openapi.json") => Need::Open,
         ("GET", "/cluster/self") | ("POST", "/internal/read-index") => Need::Cluster,
-        ("GET", "/cluster/digest") | ("GET", "/tokens") | ("GET", "/audit") => Need::Admin,
+        ("GET", "/cluster/digest") | ("GET", "/backup") | ("GET", "/tokens") | ("GET", "/audit") => Need::Admin,
         ("GET", "/cluster")
         | ("GET", "/schedule/preview")
         | ("GET", "/scheduler/status")

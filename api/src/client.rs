@@ -15,6 +15,8 @@ use serde::Serialize;
 use cronraft_raft::model::ExecutorStatus;
 use cronraft_raft::outbound::{self, BuildError, ClientTls};
 
+use cronraft_raft::store::backup::{read_backup, BackupSummary};
+
 use crate::context::Consistency;
 use crate::protocol::{CallbackRequest, RegisterRequest};
 use crate::types::{
@@ -166,6 +168,34 @@ impl Client {
                         resp.headers().get(IDEMPOTENCY_HEADER).and_then(|v| v.to_str().ok()).map(String::from);
                     let body = resp.text().await.map_err(|e| ClientError::Transport(e.to_string()))?;
                     return Ok(RawResponse { status, idempotency_key, body });
+                }
+                Err(e) if e.is_connect() => last = format!("{base}: {e}"),
+                Err(e) => return Err(ClientError::Transport(format!("{base}: {e}"))),
+            }
+        }
+        Err(ClientError::Unreachable(last))
+    }
+
+    /// Streams a backup of the whole state from the first node that takes the connection into
+    /// `out`, checking it as it arrives (the checksum, the pair count and the digests, see
+    /// `cronraft_raft::store::backup`); returns its summary and `out`. A backup that fails a
+    /// check, or a stream cut short, is an error: whatever reached `out` is then not a backup.
+    pub async fn backup<W: std::io::Write + Send + 'static>(&self, out: W) -> Result<(BackupSummary, W), ClientError> {
+        let mut last = String::from("no nodes configured");
+        for base in &self.nodes {
+            let mut req = self.http.get(format!("{base}/api/v1/backup")).timeout(BACKUP_TIME_MAX);
+            if let Some(a) = &self.authorization {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => return receive_backup(resp, out).await,
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp.text().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+                    return Err(match serde_json::from_str::<ErrorBody>(&body) {
+                        Ok(e) => ClientError::Api { status, code: e.error.code, message: e.error.message },
+                        Err(_) => ClientError::Decode(format!("HTTP {status}: {body}")),
+                    });
                 }
                 Err(e) if e.is_connect() => last = format!("{base}: {e}"),
                 Err(e) => return Err(ClientError::Transport(format!("{base}: {e}"))),
@@ -433,6 +463,67 @@ fn consistency_str(c: Consistency) -> &'static str {
     match c {
         Consistency::Linearizable => "linearizable",
         Consistency::Local => "local",
+    }
+}
+
+/// How long a backup may take to arrive before the client gives up.
+pub const BACKUP_TIME_MAX: Duration = Duration::from_secs(3_600);
+
+/// Receives a backup's body into `out` through a checking reader on a thread of its own.
+async fn receive_backup<W: std::io::Write + Send + 'static>(
+    mut resp: reqwest::Response,
+    out: W,
+) -> Result<(BackupSummary, W), ClientError> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let check = tokio::task::spawn_blocking(move || {
+        let mut tee = Tee { rx, chunk: bytes::Bytes::new(), out };
+        let summary = read_backup(&mut tee, |_, _| Ok(()));
+        summary.map(|s| (s, tee.out))
+    });
+    let mut cut = None;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the check already failed; its error says why
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                cut = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let checked = check.await.map_err(|e| ClientError::Transport(e.to_string()))?;
+    match (cut, checked) {
+        (Some(e), _) => Err(ClientError::Transport(format!("the backup stream was cut: {e}"))),
+        (None, Ok(done)) => Ok(done),
+        (None, Err(e)) => Err(ClientError::Decode(format!("the backup does not check out: {e}"))),
+    }
+}
+
+/// A reader over the body's chunks that copies every byte it reads into `out`.
+struct Tee<W> {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+    out: W,
+}
+
+impl<W: std::io::Write> std::io::Read for Tee<W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(c) => self.chunk = c,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        let part = self.chunk.split_to(n);
+        self.out.write_all(&part)?;
+        buf[..n].copy_from_slice(&part);
+        Ok(n)
     }
 }
 

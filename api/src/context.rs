@@ -46,6 +46,9 @@ pub struct ApiContext {
     /// The cluster secret: auth is on when there is one (`crate::auth`). This node's own calls to
     /// other nodes carry the credential derived from it ([`ApiContext::peer_call`]).
     pub cluster_secret: Option<ClusterSecret>,
+    /// One permit: one backup streams from this node at a time (each holds a fixed point whose
+    /// pre-images grow with the writes applied while it streams).
+    pub backups: Arc<tokio::sync::Semaphore>,
 }
 
 /// Shared handle to the [`ApiContext`].
@@ -81,7 +84,20 @@ impl ApiContext {
         let membership = MembershipAdmin::new(raft.clone());
         let batcher = Batcher::start(raft.clone());
         let (metrics, tls) = (HttpMetrics::default(), tls.clone());
-        Ok(ApiContext { node_id, raft, sm, membership, peers, tls, metrics, scheduler, batcher, cluster_secret })
+        let backups = Arc::new(tokio::sync::Semaphore::new(1));
+        Ok(ApiContext {
+            node_id,
+            raft,
+            sm,
+            membership,
+            peers,
+            tls,
+            metrics,
+            scheduler,
+            batcher,
+            cluster_secret,
+            backups,
+        })
     }
 
     /// The base URL of another node's API from its advertised `http_addr`.

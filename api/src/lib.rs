@@ -58,6 +58,7 @@ pub fn tree() -> OpenApiRouter<Ctx> {
         .merge(routes::callbacks::router())
         .merge(routes::stats::router())
         .merge(routes::ops::api_router())
+        .merge(routes::backup::router())
         .merge(routes::tokens::router());
     // Forwarding only on a route and method that exist: anything else is answered 404 or 405
     // here, before its checks (Schemathesis: a POST to a PUT route got 400 for its key).

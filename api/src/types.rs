@@ -183,7 +183,12 @@ pub struct MembershipChangeView {
 pub struct DigestView {
     pub node_id: u64,
     pub applied_index: u64,
+    /// Over every replicated key and value: equal on nodes at the same applied index.
     pub digest: String,
+    /// Over every key but the two that place the state in the Raft log (`m/applied`,
+    /// `m/membership`): a restored cluster's equals its backup's until it applies anything new.
+    #[serde(default)]
+    pub data_digest: String,
 }
 
 /// The error body of every non-2xx answer.

@@ -71,7 +71,7 @@ pub use run::{end_run, retry_backoff_ms, ATTEMPTS_MAX, RETRY_BACKOFF_MS_BASE, SE
 pub use stats::{LastHour, TaskStats, WindowStats, CLUSTER, ON_TIME_MS};
 pub use tasks::{StoredTask, TaskPage, TASKS_MAX};
 pub use tokens::{StoredToken, TOKENS_MAX, TOKEN_NAME_LEN_MAX, TOKEN_SCOPE_ITEMS_MAX};
-pub use view::{StateDigest, StateView};
+pub use view::{encode_membership, StateDigest, StateView};
 
 /// How apply behaves, beyond the entries: set once when the store opens
 /// ([`crate::store::open`]) and kept by the state machine, never read from the environment

@@ -10,6 +10,7 @@
 mod agent;
 mod api;
 mod auth;
+mod backup;
 mod chaos;
 mod cli;
 mod cluster;

@@ -111,6 +111,7 @@ error_codes! {
     NodeIdTaken = ("node_id_taken", CONFLICT, "the id is a member at other addresses"),
     TokenNameTaken = ("token_name_taken", CONFLICT, "a token with this name exists (or this request created it before: its secret was shown once)"),
     TokenLimitReached = ("token_limit_reached", CONFLICT, "10,000 tokens already; revoke unused ones"),
+    BackupInProgress = ("backup_in_progress", CONFLICT, "this node is already streaming a backup; wait for it to end or ask another node"),
     AuthOff = ("auth_off", CONFLICT, "tokens are made only while auth is on (a cluster secret): made with auth off, by anyone, they would still open the cluster once auth is turned on"),
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE, "body over 1 MiB"),
     UriTooLong = ("uri_too_long", URI_TOO_LONG, "the request target (path and query) is over 8,192 bytes"),

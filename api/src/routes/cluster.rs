@@ -113,9 +113,10 @@ async fn cluster(State(ctx): State<Ctx>) -> Json<ClusterView> {
     responses((status = 200, description = "This node's state digest", body = DigestView), crate::openapi::ErrorResponses))]
 async fn digest(State(ctx): State<Ctx>) -> Result<Json<DigestView>, ApiError> {
     let sm = ctx.sm.clone();
-    let (applied, digest) =
-        tokio::task::spawn_blocking(move || sm.digest()).await.map_err(|e| ApiError::internal(e.to_string()))??;
-    Ok(Json(DigestView { node_id: ctx.node_id, applied_index: applied.map(|l| l.index).unwrap_or(0), digest }))
+    let (applied, digest, data_digest) =
+        tokio::task::spawn_blocking(move || sm.digests()).await.map_err(|e| ApiError::internal(e.to_string()))??;
+    let applied_index = applied.map(|l| l.index).unwrap_or(0);
+    Ok(Json(DigestView { node_id: ctx.node_id, applied_index, digest, data_digest }))
 }
 
 /// A member's address: host:port with an IP or a host name (resolved by each peer at connect

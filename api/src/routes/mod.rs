@@ -1,5 +1,6 @@
 //! The REST routes, one module per resource.
 
+pub mod backup;
 pub mod callbacks;
 pub mod cluster;
 pub mod executions;

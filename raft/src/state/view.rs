@@ -29,6 +29,12 @@ pub(super) enum StoredMembershipConfig {
     V1(StoredMembership<NodeId, NodeInfo>),
 }
 
+/// The stored form of a membership under `m/membership`: what a restore or a recovery writes
+/// when it gives a state a new membership (see `store::offline`).
+pub fn encode_membership(m: &StoredMembership<NodeId, NodeInfo>) -> Result<Vec<u8>, codec::CodecError> {
+    codec::encode(&StoredMembershipConfig::V1(m.clone()))
+}
+
 /// Read-only queries over one generation of the state-machine tree. Cheap to clone.
 #[derive(Clone)]
 pub struct StateView {

@@ -134,7 +134,7 @@ impl LogStore {
         Ok(Some(id))
     }
 
-    fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
+    pub(super) fn log_state(&self) -> Result<LogState<TypeConfig>, StoreError> {
         let last_purged_log_id = self.last_purged()?;
         let last = self.log.last()?.map(|(_, v)| Self::decode_entry(&v)).transpose()?;
         // A purged entry not yet deleted is not the last entry.
@@ -163,7 +163,7 @@ impl LogStore {
     }
 
     /// Writes entries, and deletes some purged ones, in one batch; not synced.
-    fn write_entries(&self, entries: impl IntoIterator<Item = Entry<TypeConfig>>) -> Result<(), StoreError> {
+    pub(super) fn write_entries(&self, entries: impl IntoIterator<Item = Entry<TypeConfig>>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for entry in entries {
             batch.insert(&key_u64(entry.log_id.index), codec::encode(&StoredEntryRef::V1(&entry))?);

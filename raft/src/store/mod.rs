@@ -8,9 +8,11 @@
 //! generation), `sm.<generation>` (the state machine, see [`crate::state`]). Snapshots are not
 //! stored: one is copied from the state machine when it is sent ([`snapshot_body`]).
 
+pub mod backup;
 pub mod commit_clock;
 pub mod durability;
 pub mod log_store;
+pub mod offline;
 pub mod snapshot_body;
 pub mod state_machine;
 
@@ -21,7 +23,7 @@ pub use commit_clock::CommitClock;
 pub use durability::Durability;
 pub use log_store::LogStore;
 pub use snapshot_body::SnapshotBody;
-pub use state_machine::{Applied, StateMachineStore};
+pub use state_machine::{lower_this_threads_priority, Applied, SnapshotCopy, StateMachineStore};
 
 pub use crate::state::ApplyOptions;
 

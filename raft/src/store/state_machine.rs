@@ -171,15 +171,28 @@ impl StateMachineStore {
     /// scans on a thread of its own at a lower CPU priority while applies go on (see the module
     /// docs). One digest at a time per node: a second caller waits for the first. Blocks.
     pub fn digest(&self) -> Result<(Option<LogId<NodeId>>, String), StoreError> {
+        self.digests().map(|(applied, state, _)| (applied, state))
+    }
+
+    /// As [`StateMachineStore::digest`], with the data digest besides (every pair but the
+    /// position keys, see [`super::backup::is_position_key`]): what a restored state keeps.
+    pub fn digests(&self) -> Result<(Option<LogId<NodeId>>, String, String), StoreError> {
         let _one_at_a_time = self.inner.digest_gate.lock().unwrap_or_else(|p| p.into_inner());
         let copy = self.start_copy()?;
         let applied = copy.meta.last_log_id;
         let scan = std::thread::Builder::new().name("digest".into()).spawn(move || {
             lower_this_threads_priority();
-            copy.digest()
+            copy.digests()
         })?;
-        let digest = scan.join().map_err(|_| StoreError::Io(std::io::Error::other("the digest thread panicked")))??;
-        Ok((applied, digest))
+        let (state, data) =
+            scan.join().map_err(|_| StoreError::Io(std::io::Error::other("the digest thread panicked")))??;
+        Ok((applied, state, data))
+    }
+
+    /// Fixes a point of the state for a backup (see [`super::backup`]): the copy's
+    /// [`SnapshotCopy::for_each_pair`] then streams the state at that point while applies go on.
+    pub fn fix_point(&self) -> Result<SnapshotCopy, StoreError> {
+        self.start_copy()
     }
 
     /// How many fixed points (snapshot copies not yet run, digests in progress) are recording
@@ -198,7 +211,7 @@ impl StateMachineStore {
         self.inner.durability.sync_count()
     }
 
-    fn tree(&self) -> sled::Tree {
+    pub(super) fn tree(&self) -> sled::Tree {
         self.inner.current.read().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
 
@@ -299,7 +312,7 @@ fn tree_name(generation: u64) -> String {
 /// Lowers the calling thread's CPU priority to `SNAPSHOT_THREAD_NICE`. On Linux a `nice` value
 /// belongs to a thread, so the rest of the process keeps its priority. Best effort: a failure
 /// leaves the thread at normal priority, which is only slower for the others.
-fn lower_this_threads_priority() {
+pub fn lower_this_threads_priority() {
     // SAFETY: gettid takes no arguments; setpriority only reads its integer arguments.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
@@ -337,12 +350,12 @@ fn record_preimages<'k>(
     Ok(())
 }
 
-/// Adds, in key order, the keys between `from` and `to` that existed at the point and were
-/// deleted since (a pre-image with a value, absent from the live tree's scan).
-fn add_deleted(digest: &mut StateDigest, pre: &Preimages, from: Bound<&[u8]>, to: Bound<&[u8]>) {
+/// Adds to `out`, in key order, the keys between `from` and `to` that existed at the point and
+/// were deleted since (a pre-image with a value, absent from the live tree's scan).
+fn collect_deleted(out: &mut Pairs, pre: &Preimages, from: Bound<&[u8]>, to: Bound<&[u8]>) {
     for (k, v) in pre.range::<[u8], _>((from, to)) {
         if let Some(v) = v {
-            digest.add(k, v);
+            out.push((k.clone(), v.clone()));
         }
     }
 }
@@ -404,46 +417,79 @@ impl SnapshotCopy {
         Ok(codec::encode(&SnapshotPayload::V1 { pairs })?)
     }
 
-    /// The digest of the state at the point, streamed: the live tree in key order, where a key an
-    /// apply changed since the point counts with its pre-image instead, and a key deleted since
-    /// then is put back from its pre-image in order. Correct while applies go on because `apply`
-    /// records a key's pre-image *before* it writes the key (`write_batch`): a key read from the
-    /// tree that has no pre-image after the read was not written since the point, and a key the
-    /// scan did not see (deleted since) has its pre-image before the scan passes it.
-    fn digest(&self) -> Result<String, StoreError> {
-        let mut digest = StateDigest::new();
+    /// The state and data digests of the state at the point, streamed
+    /// ([`SnapshotCopy::for_each_pair`]).
+    fn digests(&self) -> Result<(String, String), StoreError> {
+        let (mut state, mut data) = (StateDigest::new(), StateDigest::new());
+        self.for_each_pair(|k, v| {
+            state.add(k, v);
+            if !super::backup::is_position_key(k) {
+                data.add(k, v);
+            }
+            Ok(())
+        })?;
+        Ok((state.finish(), data.finish()))
+    }
+
+    /// Calls `f` with every key and value of the state at the point, in key order, streamed:
+    /// the live tree in key order, where a key an apply changed since the point counts with its
+    /// pre-image instead, and a key deleted since then is put back from its pre-image in order.
+    /// Correct while applies go on because `apply` records a key's pre-image *before* it writes
+    /// the key (`write_batch`): a key read from the tree that has no pre-image after the read was
+    /// not written since the point, and a key the scan did not see (deleted since) has its
+    /// pre-image before the scan passes it. `f` runs with no lock held, so it may block (a backup
+    /// waiting for a slow reader) without stalling applies; the pre-images it keeps recorded
+    /// meanwhile are bounded by the keys changed.
+    pub fn for_each_pair(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut last: Option<sled::IVec> = None;
+        let mut deleted: Pairs = Vec::new();
         let replaced = || StoreError::SnapshotReplaced;
         for kv in self.tree.iter() {
             let (k, v) = kv.map_err(|e| self.replaced_or(e.into()))?;
             if last.as_ref().is_some_and(|l| *l >= k) {
-                return Err(StoreError::Io(std::io::Error::other("the state tree went backwards during a digest")));
+                return Err(StoreError::Io(std::io::Error::other("the state tree went backwards during a scan")));
+            }
+            let then = {
+                let preimages = self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
+                let mine = preimages.get(&self.seq).ok_or_else(replaced)?;
+                collect_deleted(
+                    &mut deleted,
+                    mine,
+                    last.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+                    Bound::Excluded(&k),
+                );
+                mine.get(k.as_ref()).cloned()
+            };
+            for (dk, dv) in deleted.drain(..) {
+                f(&dk, &dv)?;
+            }
+            match then {
+                Some(Some(before)) => f(&k, &before)?,
+                Some(None) => {} // created since the point
+                None => f(&k, &v)?,
+            }
+            last = Some(k);
+        }
+        {
+            // Under the gate, as in `copy_pairs`: no install is half done.
+            let _gate = self.store.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
+            if self.store.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 != self.generation {
+                return Err(replaced());
             }
             let preimages = self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
             let mine = preimages.get(&self.seq).ok_or_else(replaced)?;
-            add_deleted(
-                &mut digest,
-                mine,
-                last.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-                Bound::Excluded(&k),
-            );
-            match mine.get(k.as_ref()) {
-                Some(Some(before)) => digest.add(&k, before),
-                Some(None) => {} // created since the point
-                None => digest.add(&k, &v),
-            }
-            drop(preimages);
-            last = Some(k);
+            let from = last.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            collect_deleted(&mut deleted, mine, from, Bound::Unbounded);
         }
-        // Under the gate, as in `copy_pairs`: no install is half done.
-        let _gate = self.store.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
-        if self.store.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 != self.generation {
-            return Err(replaced());
+        for (dk, dv) in deleted.drain(..) {
+            f(&dk, &dv)?;
         }
-        let preimages = self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
-        let mine = preimages.get(&self.seq).ok_or_else(replaced)?;
-        add_deleted(&mut digest, mine, last.as_deref().map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded);
-        Ok(digest.finish())
+        Ok(())
+    }
+
+    /// The snapshot's metadata: the applied log id and membership of the point.
+    pub fn meta(&self) -> &SnapshotMeta<NodeId, NodeInfo> {
+        &self.meta
     }
 
     /// A failed tree read during a digest: the tree was dropped by an install, or sled failed.
