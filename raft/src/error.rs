@@ -22,6 +22,9 @@ pub enum StoreError {
     /// installed meanwhile. The sender asks for a new snapshot.
     #[error("the state was replaced by an installed snapshot while a snapshot copy ran")]
     SnapshotReplaced,
+    /// The data directory was written by a newer build, in a format this one does not know.
+    #[error("{dir} holds data in format version {found}, which this build does not know (it reads up to version {known}): run a newer cronraft on it")]
+    UnknownFormat { dir: String, found: u64, known: u64 },
 }
 
 impl StoreError {

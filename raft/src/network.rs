@@ -43,6 +43,14 @@ use crate::model::NodeInfo;
 use crate::outbound::{BuildError, ClientTls};
 use crate::{NodeId, Raft, TypeConfig};
 
+/// The Raft wire format this build speaks: the bodies' bincode layout of openraft's messages and
+/// our envelopes. Sent on every RPC ([`WIRE_HEADER`]); a node refuses an RPC in a version it does
+/// not know before reading its body, naming both versions, instead of misreading it. An RPC
+/// without the header is version 1 (what every build before the header spoke).
+pub const WIRE_VERSION: u32 = 1;
+/// The header that carries [`WIRE_VERSION`].
+pub const WIRE_HEADER: &str = "x-cronraft-wire";
+
 /// The largest append body accepted, whatever the config says (see [`BodyLimits`]).
 pub const APPEND_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// The largest log entry we expect on the wire: sled keeps every value below about 2 MiB
@@ -143,7 +151,8 @@ impl PeerClient {
             .client
             .post(format!("{}/{path}", self.base))
             .timeout(option.hard_ttl())
-            .header(header::CONTENT_TYPE, OCTET_STREAM);
+            .header(header::CONTENT_TYPE, OCTET_STREAM)
+            .header(WIRE_HEADER, WIRE_VERSION);
         if let Some(a) = &self.authorization {
             out = out.header(header::AUTHORIZATION, a.as_ref());
         }
@@ -154,7 +163,15 @@ impl PeerClient {
             Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
         };
         if !resp.status().is_success() {
-            let msg = format!("raft rpc {path} to node {}: HTTP {}", self.target, resp.status());
+            let status = resp.status();
+            // A refusal's reason (a wire version, a credential) is a short text worth showing.
+            let why = match status.is_client_error() {
+                true => {
+                    read_capped(resp, 512).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+                }
+                false => String::new(),
+            };
+            let msg = format!("raft rpc {path} to node {}: HTTP {status} {why}", self.target);
             return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(msg))));
         }
         let bytes =
@@ -247,6 +264,7 @@ pub fn router(raft: Raft, secret: Option<ClusterSecret>) -> Router {
         .route("/raft/append", post(append).layer(DefaultBodyLimit::max(limits.append)))
         .route("/raft/vote", post(vote).layer(DefaultBodyLimit::max(limits.vote)))
         .route("/raft/snapshot", post(snapshot).layer(DefaultBodyLimit::max(limits.snapshot)));
+    let routes = routes.route_layer(axum::middleware::from_fn(refuse_unknown_wire));
     let routes = match secret {
         Some(secret) => routes.route_layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             let ok = secret.accepts_header(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()));
@@ -262,6 +280,38 @@ pub fn router(raft: Raft, secret: Option<ClusterSecret>) -> Router {
         None => routes,
     };
     routes.layer(shed).with_state(RpcState { raft, snapshots })
+}
+
+/// Answers 400, naming both versions, an RPC whose [`WIRE_HEADER`] is not [`WIRE_VERSION`],
+/// before its body is read.
+async fn refuse_unknown_wire(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let version = match req.headers().get(WIRE_HEADER) {
+        None => Some(1),
+        Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<u32>().ok()),
+    };
+    if version == Some(WIRE_VERSION) {
+        return next.run(req).await;
+    }
+    let found = req.headers().get(WIRE_HEADER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let msg = format!(
+        "raft rpc refused: wire format version {} is not known to this node (it speaks version {WIRE_VERSION}); \
+         run the same cronraft release on every node, or upgrade this one",
+        found.unwrap_or_default()
+    );
+    log_refusal(&msg);
+    (StatusCode::BAD_REQUEST, msg).into_response()
+}
+
+/// One warning per 10 s for refused wire versions: a peer of another release retries every few
+/// milliseconds.
+fn log_refusal(msg: &str) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_S: AtomicI64 = AtomicI64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let last = LAST_S.load(Ordering::Relaxed);
+    if now - last >= 10 && LAST_S.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        tracing::warn!("{msg}");
+    }
 }
 
 fn reply<T: Serialize>(value: &T) -> Response {

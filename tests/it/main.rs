@@ -26,4 +26,5 @@ mod openapi;
 mod schedule;
 mod tls;
 mod ui;
+mod upgrade;
 mod wire;

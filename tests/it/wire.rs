@@ -251,3 +251,33 @@ async fn snapshot_chunks_must_arrive_in_order() {
     assert_eq!(expected_offset(send(chunk(150, vec![1; 1])).await), Some(200));
     still_serves(&c, "after-snapshot-chunks").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rpc_in_an_unknown_wire_version_is_refused_naming_both_versions_before_its_body_is_read() {
+    let c = Cluster::start(1, "").await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/raft/vote", c.nodes[&1].raft);
+    let vote = codec::encode(&VoteRequest::<NodeId>::new(old_vote(), None)).unwrap();
+    let wire = cronraft_raft::network::WIRE_HEADER;
+
+    // Phase 1: a peer speaking a future version is refused with a message naming both; the
+    // body (a well-formed vote) is not read, let alone acted on.
+    for version in ["2", "99", "garbage"] {
+        let resp = http.post(&url).header(wire, version).body(vote.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "version {version}");
+        let text = resp.text().await.unwrap();
+        assert!(text.contains(&format!("wire format version {version} is not known")), "{text}");
+        assert!(text.contains("it speaks version 1"), "{text}");
+    }
+
+    // Phase 2: this version, and no header at all (what builds before the header sent), are
+    // read as usual: the stale vote gets openraft's answer, not a refusal.
+    for header in [Some("1"), None] {
+        let mut req = http.post(&url).body(vote.clone());
+        if let Some(v) = header {
+            req = req.header(wire, v);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200, "header {header:?}");
+    }
+    still_serves(&c, "after-wire-versions").await;
+}

@@ -43,6 +43,9 @@ pub struct Cluster {
     config: Option<PathBuf>,
     /// Run each node's embedded agent (off by default: most tests bring their own executors).
     pub agent: bool,
+    /// The `cronraft` binary nodes start (and restart) from: the one cargo built, unless a test
+    /// swaps it (the rolling upgrade).
+    pub bin: PathBuf,
     /// This test's share of the machine (a chaos run waits for it, see [`gate`]).
     _gate: gate::Shared,
 }
@@ -57,7 +60,8 @@ impl Cluster {
             std::fs::write(&p, config).expect("write config");
             p
         });
-        Cluster { root, config, nodes: BTreeMap::new(), agent: false, _gate }
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_cronraft"));
+        Cluster { root, config, nodes: BTreeMap::new(), agent: false, bin, _gate }
     }
 
     /// Nodes started from now on load this TOML file.
@@ -78,7 +82,7 @@ impl Cluster {
     }
 
     fn launch(&self, wrapper: &[&str]) -> Launch {
-        let mut l = Launch::new(env!("CARGO_BIN_EXE_cronraft"));
+        let mut l = Launch::new(&self.bin);
         l.wrapper = wrapper.iter().map(OsString::from).collect();
         l.config = self.config.clone();
         l.agent = self.agent;
