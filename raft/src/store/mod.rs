@@ -14,6 +14,7 @@ pub mod durability;
 pub mod log_store;
 pub mod offline;
 pub mod snapshot_body;
+pub mod space;
 pub mod state_machine;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use commit_clock::CommitClock;
 pub use durability::Durability;
 pub use log_store::LogStore;
 pub use snapshot_body::SnapshotBody;
+pub use space::Space;
 pub use state_machine::{lower_this_threads_priority, Applied, SnapshotCopy, StateMachineStore};
 
 pub use crate::state::ApplyOptions;

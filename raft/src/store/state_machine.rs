@@ -109,6 +109,9 @@ struct Inner {
     /// state at the copy's point. An entry lives from the point until the copy ran or was
     /// dropped; it is bounded by the keys changed meanwhile.
     preimages: Mutex<BTreeMap<u64, Preimages>>,
+    /// Whether the node's storage has room for writes (set by the node's storage guard, read
+    /// by every write path before it proposes; see [`super::space`]).
+    space: Arc<super::space::Space>,
 }
 
 /// The state-machine store. Cheap to clone; clones share everything.
@@ -151,6 +154,7 @@ impl StateMachineStore {
             copy_seq: AtomicU64::new(0),
             applied_tx: tokio::sync::broadcast::channel(APPLIED_CHANNEL_LEN).0,
             preimages: Mutex::new(BTreeMap::new()),
+            space: Arc::default(),
         };
         Ok(StateMachineStore { inner: Arc::new(inner) })
     }
@@ -159,6 +163,11 @@ impl StateMachineStore {
     /// so that no change falls between the read and the first notification.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Applied>> {
         self.inner.applied_tx.subscribe()
+    }
+
+    /// The node's storage room (see [`super::space`]).
+    pub fn space(&self) -> Arc<super::space::Space> {
+        self.inner.space.clone()
     }
 
     /// Read access to the current state (no gate: point reads may interleave with applies).
