@@ -43,6 +43,10 @@ pub struct Cluster {
     config: Option<PathBuf>,
     /// Run each node's embedded agent (off by default: most tests bring their own executors).
     pub agent: bool,
+    /// More `serve` flags for nodes started from now on (`--log-format json`).
+    pub args: Vec<String>,
+    /// `CRONRAFT_LOG` for nodes started from now on (default: the kit's `info,openraft=warn`).
+    pub log_filter: Option<String>,
     /// This test's share of the machine (a chaos run waits for it, see [`gate`]).
     _gate: gate::Shared,
 }
@@ -57,7 +61,7 @@ impl Cluster {
             std::fs::write(&p, config).expect("write config");
             p
         });
-        Cluster { root, config, nodes: BTreeMap::new(), agent: false, _gate }
+        Cluster { root, config, nodes: BTreeMap::new(), agent: false, args: Vec::new(), log_filter: None, _gate }
     }
 
     /// Nodes started from now on load this TOML file.
@@ -68,13 +72,24 @@ impl Cluster {
     /// Starts `n` nodes: node 1 bootstraps, the others join through it; waits for `n` voters.
     pub async fn start(n: u64, config: &str) -> Cluster {
         let mut c = Cluster::new(config);
-        c.spawn(1, None, None);
-        let join = c.nodes[&1].url();
-        for id in 2..=n {
-            c.spawn(id, Some(&join), None);
-        }
-        c.wait_voters(n).await;
+        c.boot(n).await;
         c
+    }
+
+    /// Starts nodes 1 to `n` of an empty cluster (as [`Cluster::start`]), after the caller set
+    /// [`Cluster::args`] or [`Cluster::log_filter`].
+    pub async fn boot(&mut self, n: u64) {
+        self.spawn(1, None, None);
+        let join = self.nodes[&1].url();
+        for id in 2..=n {
+            self.spawn(id, Some(&join), None);
+        }
+        self.wait_voters(n).await;
+    }
+
+    /// What node `id` has written to stderr so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.nodes[&id].dir.join("stderr.log")).unwrap_or_default()
     }
 
     fn launch(&self, wrapper: &[&str]) -> Launch {
@@ -82,6 +97,10 @@ impl Cluster {
         l.wrapper = wrapper.iter().map(OsString::from).collect();
         l.config = self.config.clone();
         l.agent = self.agent;
+        l.args = self.args.iter().map(OsString::from).collect();
+        if let Some(filter) = &self.log_filter {
+            l.log_filter = filter.clone();
+        }
         l
     }
 
