@@ -10,6 +10,7 @@ use serde::Deserialize;
 pub mod check;
 pub mod flags;
 pub mod keys;
+pub mod value;
 
 use crate::http_server::ListenerLimits;
 use crate::tls::TlsSettings;

@@ -56,7 +56,7 @@ fn data_dir_usable(dir: &Path) -> Result<(), String> {
             Err(_) if at == Path::new(".") || at == Path::new("/") => {
                 return Err(format!("{shown}: no ancestor exists"))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {}
             Err(e) => return Err(format!("{}: {e}", at.display())),
         }
         at = match at.parent() {

@@ -14,6 +14,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod common;
+mod config_check;
 mod console;
 mod dispatch;
 mod durability;
