@@ -50,6 +50,8 @@ pub enum Command {
     Config(ConfigCommand),
 }
 
+// Parsed once per process, as `Command`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Load the configuration exactly as `serve` would (file, CRONRAFT_* variables, flags), check

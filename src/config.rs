@@ -279,6 +279,9 @@ impl Default for Config {
     }
 }
 
+/// One group of `validate()`'s checks.
+type Check = fn(&Config) -> Result<(), ConfigError>;
+
 /// A configuration value that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -324,7 +327,7 @@ impl Config {
     /// What cannot work, one problem per group of keys checked together (addresses, Raft
     /// timing, ..., the TLS files), in that order: `cronraft config check` shows them all.
     pub fn problems(&self) -> Vec<ConfigError> {
-        let checks: [fn(&Config) -> Result<(), ConfigError>; 8] = [
+        let checks: [Check; 8] = [
             Config::validate_addresses,
             Config::validate_raft,
             Config::validate_storage,

@@ -136,8 +136,7 @@ mod tests {
 
     #[test]
     fn the_rendered_configuration_is_a_toml_file_of_the_same_configuration() {
-        let mut c = Config::default();
-        c.join = vec!["http://10.0.0.1:7340".into()];
+        let mut c = Config { join: vec!["http://10.0.0.1:7340".into()], ..Config::default() };
         c.listeners.raft.connections_max = Some(9);
         let text = render(&c);
         let dir = tempfile::tempdir().unwrap();
