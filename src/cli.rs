@@ -51,6 +51,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Make a stopped survivor of a lost majority the only member of a new one-node cluster.
     Recover(RecoverArgs),
+    /// The node configuration: check it as `serve` would load it; print the table of its keys.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 /// `cronraft backup`.
@@ -90,6 +93,17 @@ pub struct RecoverArgs {
     pub json: bool,
     #[command(flatten)]
     pub node: ServeArgs,
+}
+
+// Parsed once per process, as `Command`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load the configuration exactly as `serve` would (file, CRONRAFT_* variables, flags), check
+    /// it and the files it names, and print it; exit 1 naming every problem.
+    Check(ServeArgs),
+    /// Print the table of every configuration key (markdown, as in docs/reference/cli.md).
+    Table,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +190,9 @@ pub struct ServeArgs {
     pub insecure: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// The keys without a flag above, made from the key table (`crate::config::keys`).
+    #[command(flatten)]
+    pub settings: crate::config::flags::ConfigFlags,
 }
 
 /// TLS files of `serve` and `agent` (each also `[tls]` in the config file and `CRONRAFT_TLS_*`).
@@ -210,13 +227,24 @@ impl TlsArgs {
 }
 
 impl ServeArgs {
-    /// Defaults, then the file, then the environment, then flags.
+    /// Defaults, then the file, then the environment, then flags; then `validate()`.
     pub fn to_config(&self, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let (c, mut refused) = self.load(env)?;
+        if !refused.is_empty() {
+            return Err(refused.remove(0));
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Defaults, then the file, then the environment, then flags, unchecked; with the variables
+    /// and flags whose values were refused (and left out). Fails only on the file.
+    pub fn load(&self, env: impl Iterator<Item = (String, String)>) -> Result<(Config, Vec<ConfigError>), ConfigError> {
         let mut c = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
-        c.apply_env(env)?;
+        let mut refused: Vec<ConfigError> = env.filter_map(|var| c.apply_env(std::iter::once(var)).err()).collect();
         if self.no_agent {
             c.agent.enabled = false;
         }
@@ -254,8 +282,8 @@ impl ServeArgs {
             c.auth.insecure = true;
         }
         self.tls.apply(&mut c.tls);
-        c.validate()?;
-        Ok(c)
+        refused.extend(self.settings.apply(&mut c));
+        Ok((c, refused))
     }
 }
 
@@ -292,6 +320,9 @@ pub struct AgentArgs {
     pub env_allow: Option<Vec<String>>,
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Log lines on stderr: text, or json (one object per line).
+    #[arg(long, env = "CRONRAFT_LOG_FORMAT", default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl AgentArgs {

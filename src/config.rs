@@ -7,6 +7,11 @@ use cronraft_raft::outbound::AddressPolicy;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub mod check;
+pub mod flags;
+pub mod keys;
+pub mod value;
+
 use crate::http_server::ListenerLimits;
 use crate::tls::TlsSettings;
 use cronraft_raft::address::HostPort;
@@ -47,6 +52,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// TLS on every listener and the trust of every client (`[tls]`, `src/tls/`).
     pub tls: TlsSettings,
+    /// How log lines look on stderr (`text` or `json`).
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// Authentication (`[auth]`, issue 17). Auth is on exactly when `cluster_secret_file` is set.
@@ -267,9 +274,13 @@ impl Default for Config {
             listeners: Listeners::default(),
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 }
+
+/// One group of `validate()`'s checks.
+type Check = fn(&Config) -> Result<(), ConfigError>;
 
 /// A configuration value that cannot work.
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +291,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     #[error("{name}={value:?} is not valid: {reason}")]
     Env { name: String, value: String, reason: String },
+    #[error("{flag} {value:?} is not valid: {reason}")]
+    Flag { flag: String, value: String, reason: String },
     #[error("invalid configuration: {0}")]
     Invalid(String),
     #[error("tls: {0}")]
@@ -293,63 +306,43 @@ impl Config {
         toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 
-    /// Applies `CRONRAFT_*` variables from `vars` (pass `std::env::vars()`).
+    /// Applies the `CRONRAFT_*` variables of the key table ([`keys`]) found in `vars` (pass
+    /// `std::env::vars()`); others are left alone (`CRONRAFT_LOG`, the client's `CRONRAFT_NODE`).
     pub fn apply_env(&mut self, vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
         for (name, value) in vars {
-            let bad =
-                |reason: &str| ConfigError::Env { name: name.clone(), value: value.clone(), reason: reason.into() };
-            match name.as_str() {
-                "CRONRAFT_NODE_ID" => self.node_id = value.parse().map_err(|_| bad("expected an integer"))?,
-                "CRONRAFT_HTTP_ADDR" => self.http_addr = value.clone(),
-                "CRONRAFT_RAFT_ADDR" => self.raft_addr = value.clone(),
-                "CRONRAFT_ADVERTISE_HTTP_ADDR" => self.advertise_http_addr = Some(value.clone()),
-                "CRONRAFT_ADVERTISE_RAFT_ADDR" => self.advertise_raft_addr = Some(value.clone()),
-                "CRONRAFT_DATA_DIR" => self.data_dir = PathBuf::from(&value),
-                "CRONRAFT_JOIN" => self.join = split_list(&value),
-                "CRONRAFT_HEARTBEAT_MS" => self.raft.heartbeat_ms = value.parse().map_err(|_| bad("expected ms"))?,
-                "CRONRAFT_ELECTION_TIMEOUT_MIN_MS" => {
-                    self.raft.election_timeout_min_ms = value.parse().map_err(|_| bad("expected ms"))?
-                }
-                "CRONRAFT_ELECTION_TIMEOUT_MAX_MS" => {
-                    self.raft.election_timeout_max_ms = value.parse().map_err(|_| bad("expected ms"))?
-                }
-                "CRONRAFT_SNAPSHOT_LOGS_SINCE_LAST" => {
-                    self.raft.snapshot_logs_since_last = value.parse().map_err(|_| bad("expected a count"))?
-                }
-                "CRONRAFT_CACHE_BYTES" => self.cache_bytes = value.parse().map_err(|_| bad("expected bytes"))?,
-                "CRONRAFT_AGENT" => {
-                    self.agent.enabled = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?
-                }
-                "CRONRAFT_AGENT_LISTEN" => self.agent.listen = Some(value.clone()),
-                "CRONRAFT_AGENT_ADVERTISE_URL" => self.agent.advertise_url = Some(value.clone()),
-                "CRONRAFT_HEALTH_CHECK_INTERVAL_MS" => {
-                    self.executors.health_check_interval_ms = value.parse().map_err(|_| bad("expected ms"))?
-                }
-                "CRONRAFT_DISPATCH_TIMEOUT_MS" => {
-                    self.executors.dispatch_timeout_ms = value.parse().map_err(|_| bad("expected ms"))?
-                }
-                "CRONRAFT_RETENTION_PER_TASK_MAX" => {
-                    self.retention.per_task_max = value.parse().map_err(|_| bad("expected a count"))?
-                }
-                "CRONRAFT_CLUSTER_SECRET_FILE" => self.auth.cluster_secret_file = Some(PathBuf::from(&value)),
-                "CRONRAFT_BOOTSTRAP_TOKEN_FILE" => self.auth.bootstrap_token_file = Some(PathBuf::from(&value)),
-                "CRONRAFT_INSECURE" => {
-                    self.auth.insecure = parse_bool(&value).ok_or_else(|| bad("expected true or false"))?
-                }
-                "CRONRAFT_RETENTION_INTERVAL_MS" => {
-                    self.retention.interval_ms = value.parse().map_err(|_| bad("expected ms"))?
-                }
-                tls if tls.starts_with("CRONRAFT_TLS_") => self.tls.apply_env(tls, &value).map_err(|r| bad(&r))?,
-                _ => {}
-            }
+            let Some(key) = keys::by_env(&name) else { continue };
+            (key.set)(self, &value).map_err(|reason| ConfigError::Env { name, value, reason })?;
         }
         Ok(())
     }
 
     /// Explains the first value that cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// What cannot work, one problem per group of keys checked together (addresses, Raft
+    /// timing, ..., the TLS files), in that order: `cronraft config check` shows them all.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let checks: [Check; 8] = [
+            Config::validate_addresses,
+            Config::validate_raft,
+            Config::validate_storage,
+            Config::validate_executors,
+            |c| c.listeners.validate(),
+            Config::validate_auth,
+            Config::validate_retention,
+            // Reads every file `[tls]` names, so a bad one is reported before anything starts.
+            |c| crate::tls::Tls::load(&c.tls).map(|_| ()).map_err(ConfigError::from),
+        ];
+        checks.iter().filter_map(|check| check(self).err()).collect()
+    }
+
+    fn validate_raft(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        self.validate_addresses()?;
         let t = &self.raft;
         if t.heartbeat_ms == 0 || t.election_timeout_min_ms <= t.heartbeat_ms {
             return invalid(format!(
@@ -363,31 +356,41 @@ impl Config {
         if t.snapshot_logs_since_last == 0 {
             return invalid("raft.snapshot_logs_since_last must be at least 1".into());
         }
-        for url in &self.join {
-            if url.is_empty() {
-                return invalid("join URLs must not be empty".into());
-            }
+        Ok(())
+    }
+
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        if self.join.iter().any(String::is_empty) {
+            return Err(ConfigError::Invalid("join URLs must not be empty".into()));
         }
         if self.cache_bytes < 1024 * 1024 {
-            return invalid("cache_bytes must be at least 1 MiB".into());
+            return Err(ConfigError::Invalid("cache_bytes must be at least 1 MiB".into()));
         }
+        Ok(())
+    }
+
+    fn validate_executors(&self) -> Result<(), ConfigError> {
         let x = &self.executors;
         if x.health_check_interval_ms < 100 || x.health_check_timeout_ms == 0 || x.dispatch_timeout_ms == 0 {
-            return invalid("executors.health_check_interval_ms must be at least 100 and the timeouts above 0".into());
+            return Err(ConfigError::Invalid(
+                "executors.health_check_interval_ms must be at least 100 and the timeouts above 0".into(),
+            ));
         }
         if x.failure_threshold == 0 || x.recovery_threshold == 0 {
-            return invalid("executors.failure_threshold and recovery_threshold must be at least 1".into());
+            return Err(ConfigError::Invalid(
+                "executors.failure_threshold and recovery_threshold must be at least 1".into(),
+            ));
         }
-        self.listeners.validate()?;
-        self.validate_auth()?;
+        Ok(())
+    }
+
+    fn validate_retention(&self) -> Result<(), ConfigError> {
         let r = &self.retention;
         if r.max_age_days == 0 || r.per_task_max == 0 || r.interval_ms < 100 {
-            return invalid(
+            return Err(ConfigError::Invalid(
                 "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
-            );
+            ));
         }
-        // Reads every file `[tls]` names, so a bad one is reported before anything starts.
-        crate::tls::Tls::load(&self.tls)?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 //! - [`clock`]: the leader services' wall clock (`now_ms`) and entry seeds.
 //! - [`join`]: the `--join` flow (learner, catch up, promote).
 //! - [`fsperm`]: the data directory `0700`, its files `0600`.
+//! - [`logging`]: `--log-format text|json`, `CRONRAFT_LOG`.
 //! - [`config`]: defaults → TOML file → `CRONRAFT_*` env → flags, with `validate()`.
 //! - [`agent`]: the bundled executor agent (`cronraft agent`): runs shell commands and HTTP
 //!   requests for the cluster and reports back.
@@ -35,6 +36,7 @@ pub mod health;
 pub mod http_server;
 pub mod join;
 pub mod leadership;
+pub mod logging;
 pub mod node;
 pub mod propose;
 pub mod retention;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use cronraft::agent::Agent;
-use cronraft::cli::{AgentArgs, CertsCommand, Cli, Command, ServeArgs};
+use cronraft::cli::{AgentArgs, CertsCommand, Cli, Command, ConfigCommand, ServeArgs};
 use cronraft::Node;
 
 /// Runs the command; a failure is one line on stderr (`error: ` and the error's causes joined
@@ -58,27 +58,39 @@ async fn run() -> anyhow::Result<()> {
             print!("{}", cronraft::tls::init::run(&request)?);
             Ok(())
         }
+        Command::Config(ConfigCommand::Check(args)) => check_config(&args),
+        Command::Config(ConfigCommand::Table) => {
+            print!("{}", cronraft::config::keys::markdown_table());
+            Ok(())
+        }
     }
 }
 
-/// Logs go to stderr (stdout carries the one machine-readable `listening` line), with colours
-/// only on a terminal.
-fn init_logging() {
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CRONRAFT_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .init();
+/// `cronraft config check`: the effective configuration on stdout, every problem on stderr
+/// (`problem: ...`), exit 1 if there is one.
+fn check_config(args: &ServeArgs) -> anyhow::Result<()> {
+    let (config, refused) = args.load(std::env::vars()).context("configuration")?;
+    let mut problems: Vec<String> = refused.iter().map(ToString::to_string).collect();
+    problems.extend(cronraft::config::check::problems(&config));
+    print!("{}", cronraft::config::check::render(&config));
+    for p in &problems {
+        eprintln!("problem: {p}");
+    }
+    match problems.len() {
+        0 => {
+            eprintln!("configuration ok");
+            Ok(())
+        }
+        n => anyhow::bail!("{n} problem(s) in the configuration"),
+    }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging();
+    // The configuration first: it says how to log. Its errors are printed by `main`.
+    let config = args.to_config(std::env::vars()).context("configuration")?;
+    cronraft::logging::init(config.log_format);
     // Before anything is created: the data files are private (see `cronraft::fsperm`).
     cronraft::fsperm::restrict_umask();
-    let config = args.to_config(std::env::vars()).context("configuration")?;
     absorb_sighup();
     let node = Node::start(config).await.context("starting the node")?;
     // One machine-readable line: tests and the benchmark read the real ports from it (port 0).
@@ -90,7 +102,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    init_logging();
+    cronraft::logging::init(args.log_format);
     // Handlers first: a script may send SIGTERM as soon as it has read the `listening` line.
     let stop = shutdown_signal();
     absorb_sighup();

@@ -122,6 +122,16 @@ impl Caller {
         }
     }
 
+    /// The caller as the access log names it (never a token's secret).
+    pub fn principal(&self) -> crate::access::Principal {
+        let role = match self {
+            Caller::Anonymous => "anonymous",
+            Caller::Cluster => "node",
+            Caller::Token(t) => t.spec.role.as_str(),
+        };
+        crate::access::Principal { name: self.name().to_owned(), role }
+    }
+
     /// Whether the caller may use a route that needs `need`.
     pub fn may(&self, need: Need) -> bool {
         let role = match self {
@@ -254,13 +264,18 @@ pub async fn authorize(Extension(ctx): Extension<Ctx>, mut req: Request, next: N
                 need_text(need)
             ),
         };
-        return ApiError::new(ErrorCode::Forbidden, msg).into_response();
+        let mut resp = ApiError::new(ErrorCode::Forbidden, msg).into_response();
+        resp.extensions_mut().insert(caller.principal());
+        return resp;
     }
     if let Ok(v) = HeaderValue::from_str(caller.name()) {
         req.headers_mut().insert(CALLER_HEADER, v);
     }
+    let principal = caller.principal();
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(principal);
+    resp
 }
 
 fn need_text(need: Need) -> &'static str {

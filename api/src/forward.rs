@@ -32,7 +32,7 @@ const FORWARD_DEADLINE: Duration = Duration::from_secs(12);
 /// Shortest time an attempt is given.
 const ATTEMPT_MIN: Duration = Duration::from_secs(1);
 /// Marks a request that was already proxied once; a non-leader receiving it does not proxy again.
-const FORWARDED_HEADER: &str = "x-cronraft-forwarded";
+pub const FORWARDED_HEADER: &str = "x-cronraft-forwarded";
 /// Largest relayed answer of the leader. Answers to writes are one task, execution or executor
 /// (a few KiB at most); the cap only bounds what a misbehaving peer can make this node buffer.
 pub const LEADER_ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -42,13 +42,10 @@ pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
 /// The middleware: a route layer of the API routes (`axum::middleware::from_fn`), with the
 /// context in an `Extension`.
 pub async fn route_writes(Extension(ctx): Extension<Ctx>, req: Request, next: Next) -> Response {
-    // The methods the API writes with; any other (TRACE, PATCH, ...) goes straight to the router,
-    // which answers 405 (Schemathesis found TRACE answered 400 for its Idempotency-Key instead).
-    let is_write = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE);
     // A route layer of the nested API sees the path without `/api/v1`: the full one is the
     // original URI.
     let path = original_uri(req.extensions(), req.uri()).path().to_owned();
-    if !is_write || path.starts_with("/api/v1/internal/") || !path.starts_with("/api/") {
+    if !routes_write(req.method(), &path) {
         return next.run(req).await;
     }
     let (mut parts, body) = req.into_parts();
@@ -64,9 +61,20 @@ pub async fn route_writes(Extension(ctx): Extension<Ctx>, req: Request, next: Ne
         Err(e) => return e.into_response(),
     };
     parts.headers.insert(IDEMPOTENCY_HEADER, HeaderValue::from_str(&key).expect("validated key"));
+    // The write's id in every line logged for it, here and on the leader (`observe` left the
+    // span's field empty for it).
+    tracing::Span::current().record("request_id", key.as_str());
     let mut resp = send_to_leader(&ctx, &parts, bytes, next, &key).await;
     resp.headers_mut().insert(IDEMPOTENCY_HEADER, HeaderValue::from_str(&key).expect("validated key"));
     resp
+}
+
+/// Whether a request is a write this middleware sends to the leader: POST, PUT or DELETE on the
+/// API outside its internal routes. Any other method (TRACE, PATCH, ...) goes straight to the
+/// router, which answers 405 (Schemathesis found TRACE answered 400 for its Idempotency-Key).
+pub fn routes_write(method: &Method, path: &str) -> bool {
+    let is_write = matches!(*method, Method::POST | Method::PUT | Method::DELETE);
+    is_write && path.starts_with("/api/") && !path.starts_with("/api/v1/internal/")
 }
 
 /// The request id: the client's key if it is acceptable, else a new UUID.
@@ -101,7 +109,8 @@ async fn send_to_leader(ctx: &Ctx, parts: &Parts, bytes: Bytes, next: Next, key:
             }
         } else if forwarded {
             return ApiError::not_leader().into_response();
-        } else if let Some((_, leader)) = ctx.leader() {
+        } else if let Some((leader_id, leader)) = ctx.leader() {
+            tracing::debug!(leader = leader_id, "forwarding the write to the leader");
             let budget = deadline.saturating_duration_since(Instant::now()).max(ATTEMPT_MIN);
             match proxy(ctx, &leader.http_addr, parts, bytes.clone(), budget).await {
                 Ok(resp) => match resp.headers().get(RETRY_HEADER) {

@@ -19,8 +19,10 @@
 //! - [`secrets`]: secret values in task parameters: hidden from views below `operate`,
 //!   unwrapped for executors.
 //! - [`metrics`], [`scheduler_metrics`]: Prometheus text; what the API reads of the scheduler.
-//! - [`observe`]: request ids, tracing spans, the one log line of an internal error.
+//! - [`observe`]: request ids, tracing spans, the one log line of an internal error;
+//!   [`access`]: the access log.
 
+pub mod access;
 pub mod auth;
 pub mod batcher;
 pub mod client;

@@ -8,12 +8,15 @@
 //!    leader's log line and the client's answer carry the same id.
 //! 2. A span per request ([`TraceLayer`]) with method, route (the matched pattern, so ids do not
 //!    explode the cardinality), request id; the answer's status and latency are logged at DEBUG,
-//!    so the hot path stays quiet at the default INFO level.
-//! 3. [`log_internal`]: a 500 carries its text in [`InternalDetail`]; this logs it once at ERROR
+//!    so the hot path stays quiet at the default INFO level. A write the forwarding middleware
+//!    routes gets its span's `request_id` from there: its `Idempotency-Key`, the id it carries
+//!    to the leader and into the log entry, rather than the hop's `x-request-id`.
+//! 3. The access log ([`crate::access`]): a line per request, INFO for writes.
+//! 4. [`log_internal`]: a 500 carries its text in [`InternalDetail`]; this logs it once at ERROR
 //!    with the request id and rewrites the message to name the id (the body never has the text).
-//! 4. A panicking handler becomes a 500 `internal` ([`CatchPanicLayer`]) instead of a closed
+//! 5. A panicking handler becomes a 500 `internal` ([`CatchPanicLayer`]) instead of a closed
 //!    connection.
-//! 5. [`limit_uri`]: a target over [`URI_BYTES_MAX`] is a JSON 414 `uri_too_long`. (Past 65,534
+//! 6. [`limit_uri`]: a target over [`URI_BYTES_MAX`] is a JSON 414 `uri_too_long`. (Past 65,534
 //!    bytes hyper's parser answers an empty 414 itself before any of this runs: hyper 1.x has no
 //!    hook to shape the answers to its own parse errors.)
 
@@ -21,7 +24,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, OriginalUri, Request};
 use axum::http::{header, HeaderName, Response};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
@@ -47,12 +50,17 @@ pub fn layer(app: Router) -> Router {
         .make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
             let id = req.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!(
+            let path = req.extensions().get::<OriginalUri>().map_or(req.uri().path(), |u| u.0.path());
+            let span = tracing::info_span!(
                 "request",
                 method = %req.method(),
                 route = route.as_deref().unwrap_or("(unmatched)"),
-                request_id = id,
-            )
+                request_id = tracing::field::Empty,
+            );
+            if !crate::forward::routes_write(req.method(), path) {
+                span.record("request_id", id);
+            }
+            span
         })
         .on_request(())
         .on_response(|resp: &Response<Body>, latency: Duration, _span: &Span| {
@@ -64,6 +72,7 @@ pub fn layer(app: Router) -> Router {
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(request_id))
             .layer(trace)
+            .layer(axum::middleware::from_fn(crate::access::log))
             .layer(axum::middleware::from_fn(log_internal))
             .layer(CatchPanicLayer::custom(panic_answer)),
     )

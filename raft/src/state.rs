@@ -131,8 +131,12 @@ pub fn apply_request(
     }
     let fingerprint = dedupe::fingerprint(&request.command)?;
     if let Some(answer) = dedupe::seen(ws, request, fingerprint)? {
+        tracing::debug!(request_id = %request.request_id, log_index, "write already applied: its first answer again");
         return Ok(answer);
     }
+    // The client write's request id, as the access log of the node that received it shows it
+    // (a log line is no state: apply stays deterministic).
+    tracing::debug!(request_id = %request.request_id, log_index, "applying a client write");
     let response = apply_command(ws, at, &request.command, options)?;
     dedupe::remember(ws, request, fingerprint, &response)?;
     Ok(response)

@@ -23,6 +23,17 @@ pub enum ClientAuth {
     Required,
 }
 
+impl ClientAuth {
+    /// The name used in the config file and `CRONRAFT_TLS_API_CLIENT_AUTH`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Off => "off",
+            ClientAuth::Optional => "optional",
+            ClientAuth::Required => "required",
+        }
+    }
+}
+
 impl std::str::FromStr for ClientAuth {
     type Err = String;
 

@@ -46,6 +46,10 @@ pub struct Cluster {
     /// The `cronraft` binary nodes start (and restart) from: the one cargo built, unless a test
     /// swaps it (the rolling upgrade).
     pub bin: PathBuf,
+    /// More `serve` flags for nodes started from now on (`--log-format json`).
+    pub args: Vec<String>,
+    /// `CRONRAFT_LOG` for nodes started from now on (default: the kit's `info,openraft=warn`).
+    pub log_filter: Option<String>,
     /// This test's share of the machine (a chaos run waits for it, see [`gate`]).
     _gate: gate::Shared,
 }
@@ -61,7 +65,8 @@ impl Cluster {
             p
         });
         let bin = PathBuf::from(env!("CARGO_BIN_EXE_cronraft"));
-        Cluster { root, config, nodes: BTreeMap::new(), agent: false, bin, _gate }
+        let (args, log_filter) = (Vec::new(), None);
+        Cluster { root, config, nodes: BTreeMap::new(), agent: false, bin, args, log_filter, _gate }
     }
 
     /// Nodes started from now on load this TOML file.
@@ -72,13 +77,24 @@ impl Cluster {
     /// Starts `n` nodes: node 1 bootstraps, the others join through it; waits for `n` voters.
     pub async fn start(n: u64, config: &str) -> Cluster {
         let mut c = Cluster::new(config);
-        c.spawn(1, None, None);
-        let join = c.nodes[&1].url();
-        for id in 2..=n {
-            c.spawn(id, Some(&join), None);
-        }
-        c.wait_voters(n).await;
+        c.boot(n).await;
         c
+    }
+
+    /// Starts nodes 1 to `n` of an empty cluster (as [`Cluster::start`]), after the caller set
+    /// [`Cluster::args`] or [`Cluster::log_filter`].
+    pub async fn boot(&mut self, n: u64) {
+        self.spawn(1, None, None);
+        let join = self.nodes[&1].url();
+        for id in 2..=n {
+            self.spawn(id, Some(&join), None);
+        }
+        self.wait_voters(n).await;
+    }
+
+    /// What node `id` has written to stderr so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.nodes[&id].dir.join("stderr.log")).unwrap_or_default()
     }
 
     fn launch(&self, wrapper: &[&str]) -> Launch {
@@ -86,6 +102,10 @@ impl Cluster {
         l.wrapper = wrapper.iter().map(OsString::from).collect();
         l.config = self.config.clone();
         l.agent = self.agent;
+        l.args = self.args.iter().map(OsString::from).collect();
+        if let Some(filter) = &self.log_filter {
+            l.log_filter = filter.clone();
+        }
         l
     }
 
