@@ -237,6 +237,7 @@ pub(super) fn put_execution(
     }
     put_runtime(ws, exec.task_id, &rt)?;
     super::stats::record_transition(ws, exec, old)?;
+    super::outcomes::record_transition(ws, exec, old)?;
     ws.insert(keys::execution(id), codec::encode(&StoredExecution::V2(exec.clone()))?);
     Ok(())
 }
