@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use cronraft_api::metrics::state::TASK_SERIES_MAX;
 use cronraft_raft::outbound::AddressPolicy;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -41,6 +42,8 @@ pub struct Config {
     pub agent: AgentSettings,
     pub executors: ExecutorSettings,
     pub retention: Retention,
+    /// `/metrics` series of chosen tasks.
+    pub metrics: MetricsSettings,
     /// Limits of the API, Raft and agent listeners (`[listeners.api]`, ...).
     pub listeners: Listeners,
     /// Who may talk to the node (`[auth]`).
@@ -214,6 +217,17 @@ impl Default for Retention {
     }
 }
 
+/// Which tasks get `/metrics` series of their own (at most 50 together; see
+/// docs/operating/metrics.md).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Task names.
+    pub task_series: Vec<String>,
+    /// Also the tasks with the most failed or timed-out records kept, up to this many.
+    pub task_series_top_failures: usize,
+}
+
 /// Raft timing and log compaction.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -264,6 +278,7 @@ impl Default for Config {
             agent: AgentSettings::default(),
             executors: ExecutorSettings::default(),
             retention: Retention::default(),
+            metrics: MetricsSettings::default(),
             listeners: Listeners::default(),
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
@@ -331,6 +346,10 @@ impl Config {
                 "CRONRAFT_RETENTION_PER_TASK_MAX" => {
                     self.retention.per_task_max = value.parse().map_err(|_| bad("expected a count"))?
                 }
+                "CRONRAFT_METRICS_TASK_SERIES" => self.metrics.task_series = split_list(&value),
+                "CRONRAFT_METRICS_TASK_SERIES_TOP_FAILURES" => {
+                    self.metrics.task_series_top_failures = value.parse().map_err(|_| bad("expected a count"))?
+                }
                 "CRONRAFT_CLUSTER_SECRET_FILE" => self.auth.cluster_secret_file = Some(PathBuf::from(&value)),
                 "CRONRAFT_BOOTSTRAP_TOKEN_FILE" => self.auth.bootstrap_token_file = Some(PathBuf::from(&value)),
                 "CRONRAFT_INSECURE" => {
@@ -385,6 +404,12 @@ impl Config {
             return invalid(
                 "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
             );
+        }
+        let m = &self.metrics;
+        if m.task_series.len() > TASK_SERIES_MAX || m.task_series_top_failures > TASK_SERIES_MAX {
+            return invalid(format!(
+                "metrics.task_series and metrics.task_series_top_failures: at most {TASK_SERIES_MAX} each"
+            ));
         }
         // Reads every file `[tls]` names, so a bad one is reported before anything starts.
         crate::tls::Tls::load(&self.tls)?;

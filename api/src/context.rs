@@ -38,6 +38,8 @@ pub struct ApiContext {
     /// The node's client TLS; makes the other nodes' URLs ([`ApiContext::node_url`]).
     pub tls: ClientTls,
     pub metrics: HttpMetrics,
+    /// The tasks with `/metrics` series of their own (`[metrics]` in the node's configuration).
+    pub task_series: crate::metrics::TaskSeries,
     /// The scheduler's figures (filled while this node leads), for `/metrics` and
     /// `/scheduler/status`.
     pub scheduler: Arc<dyn SchedulerReport>,
@@ -81,7 +83,20 @@ impl ApiContext {
         let membership = MembershipAdmin::new(raft.clone());
         let batcher = Batcher::start(raft.clone());
         let (metrics, tls) = (HttpMetrics::default(), tls.clone());
-        Ok(ApiContext { node_id, raft, sm, membership, peers, tls, metrics, scheduler, batcher, cluster_secret })
+        let task_series = crate::metrics::TaskSeries::default();
+        Ok(ApiContext {
+            node_id,
+            raft,
+            sm,
+            membership,
+            peers,
+            tls,
+            metrics,
+            task_series,
+            scheduler,
+            batcher,
+            cluster_secret,
+        })
     }
 
     /// The base URL of another node's API from its advertised `http_addr`.

@@ -169,6 +169,10 @@ pub fn parse_execution_by_status(key: &[u8]) -> Option<u64> {
 pub fn execution_count(status: ExecutionStatus) -> Vec<u8> {
     join(&[EXECUTION_COUNT, &[status.code()]])
 }
+/// Every task's queue.
+pub fn queue_prefix_all() -> &'static [u8] {
+    QUEUE
+}
 pub fn queue_prefix(task: u64) -> Vec<u8> {
     join(&[QUEUE, &key_u64(task)])
 }
