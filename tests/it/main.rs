@@ -21,6 +21,7 @@ mod executors_api;
 mod hosts;
 mod listeners;
 mod listing;
+mod metrics;
 mod openapi;
 mod schedule;
 mod tls;
