@@ -706,4 +706,30 @@ mod tests {
         std::fs::write(&path, "nodeid = 2\n").unwrap();
         assert!(Config::from_file(&path).is_err());
     }
+
+    /// `[metrics]` from the file and the environment, and its bound of 50.
+    #[test]
+    fn metrics_task_series_come_from_the_file_or_the_environment_and_are_bounded() {
+        let mut c: Config =
+            toml::from_str("[metrics]\ntask_series = [\"a\", \"b\"]\ntask_series_top_failures = 5\n").unwrap();
+        assert_eq!(
+            (c.metrics.task_series.clone(), c.metrics.task_series_top_failures),
+            (vec!["a".into(), "b".into()], 5)
+        );
+        let vars = [
+            ("CRONRAFT_METRICS_TASK_SERIES".to_string(), "x, y".to_string()),
+            ("CRONRAFT_METRICS_TASK_SERIES_TOP_FAILURES".into(), "7".into()),
+        ];
+        c.apply_env(vars.into_iter()).unwrap();
+        assert_eq!(
+            (c.metrics.task_series.clone(), c.metrics.task_series_top_failures),
+            (vec!["x".into(), "y".into()], 7)
+        );
+        c.validate().unwrap();
+        c.metrics.task_series_top_failures = 51;
+        assert!(c.validate().unwrap_err().to_string().contains("task_series_top_failures"));
+        c.metrics.task_series_top_failures = 0;
+        c.metrics.task_series = (0..51).map(|i| format!("t{i}")).collect();
+        assert!(c.validate().unwrap_err().to_string().contains("metrics.task_series"));
+    }
 }
