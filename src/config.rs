@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use cronraft_api::metrics::state::TASK_SERIES_MAX;
 use cronraft_raft::outbound::AddressPolicy;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -46,6 +47,8 @@ pub struct Config {
     pub agent: AgentSettings,
     pub executors: ExecutorSettings,
     pub retention: Retention,
+    /// `/metrics` series of chosen tasks.
+    pub metrics: MetricsSettings,
     /// Limits of the API, Raft and agent listeners (`[listeners.api]`, ...).
     pub listeners: Listeners,
     /// Who may talk to the node (`[auth]`).
@@ -221,6 +224,17 @@ impl Default for Retention {
     }
 }
 
+/// Which tasks get `/metrics` series of their own (at most 50 together; see
+/// docs/operating/metrics.md).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Task names.
+    pub task_series: Vec<String>,
+    /// Also the tasks with the most failed or timed-out records kept, up to this many.
+    pub task_series_top_failures: usize,
+}
+
 /// Raft timing and log compaction.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -271,6 +285,7 @@ impl Default for Config {
             agent: AgentSettings::default(),
             executors: ExecutorSettings::default(),
             retention: Retention::default(),
+            metrics: MetricsSettings::default(),
             listeners: Listeners::default(),
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
@@ -327,7 +342,7 @@ impl Config {
     /// What cannot work, one problem per group of keys checked together (addresses, Raft
     /// timing, ..., the TLS files), in that order: `cronraft config check` shows them all.
     pub fn problems(&self) -> Vec<ConfigError> {
-        let checks: [Check; 8] = [
+        let checks: [Check; 9] = [
             Config::validate_addresses,
             Config::validate_raft,
             Config::validate_storage,
@@ -335,6 +350,7 @@ impl Config {
             |c| c.listeners.validate(),
             Config::validate_auth,
             Config::validate_retention,
+            Config::validate_metrics,
             // Reads every file `[tls]` names, so a bad one is reported before anything starts.
             |c| crate::tls::Tls::load(&c.tls).map(|_| ()).map_err(ConfigError::from),
         ];
@@ -390,6 +406,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_metrics(&self) -> Result<(), ConfigError> {
+        let m = &self.metrics;
+        if m.task_series.len() > TASK_SERIES_MAX || m.task_series_top_failures > TASK_SERIES_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.task_series and metrics.task_series_top_failures: at most {TASK_SERIES_MAX} each"
+            )));
         }
         Ok(())
     }
@@ -683,5 +709,31 @@ mod tests {
         assert_eq!((c.node_id, c.raft.heartbeat_ms), (2, 50));
         std::fs::write(&path, "nodeid = 2\n").unwrap();
         assert!(Config::from_file(&path).is_err());
+    }
+
+    /// `[metrics]` from the file and the environment, and its bound of 50.
+    #[test]
+    fn metrics_task_series_come_from_the_file_or_the_environment_and_are_bounded() {
+        let mut c: Config =
+            toml::from_str("[metrics]\ntask_series = [\"a\", \"b\"]\ntask_series_top_failures = 5\n").unwrap();
+        assert_eq!(
+            (c.metrics.task_series.clone(), c.metrics.task_series_top_failures),
+            (vec!["a".into(), "b".into()], 5)
+        );
+        let vars = [
+            ("CRONRAFT_METRICS_TASK_SERIES".to_string(), "x, y".to_string()),
+            ("CRONRAFT_METRICS_TASK_SERIES_TOP_FAILURES".into(), "7".into()),
+        ];
+        c.apply_env(vars.into_iter()).unwrap();
+        assert_eq!(
+            (c.metrics.task_series.clone(), c.metrics.task_series_top_failures),
+            (vec!["x".into(), "y".into()], 7)
+        );
+        c.validate().unwrap();
+        c.metrics.task_series_top_failures = 51;
+        assert!(c.validate().unwrap_err().to_string().contains("task_series_top_failures"));
+        c.metrics.task_series_top_failures = 0;
+        c.metrics.task_series = (0..51).map(|i| format!("t{i}")).collect();
+        assert!(c.validate().unwrap_err().to_string().contains("metrics.task_series"));
     }
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cronraft_api::metrics::TaskSeries;
 use cronraft_api::ApiContext;
 use cronraft_raft::cluster_secret::ClusterSecret;
 use cronraft_raft::network::{self, HttpNetwork};
@@ -126,7 +127,7 @@ impl Node {
 
         let (shutdown, signal) = watch::channel(false);
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
-        let ctx = ApiContext::new(
+        let mut ctx = ApiContext::new(
             config.node_id,
             raft.clone(),
             sm.clone(),
@@ -134,6 +135,8 @@ impl Node {
             &client_tls,
             secret.clone(),
         )?;
+        let m = &config.metrics;
+        ctx.task_series = TaskSeries { names: m.task_series.clone(), top_failures: m.task_series_top_failures };
         let ctx = Arc::new(ctx);
         let (raft_app, raft_tls, api_tls) = (
             network::router(raft.clone(), secret.clone()),

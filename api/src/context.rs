@@ -38,6 +38,8 @@ pub struct ApiContext {
     /// The node's client TLS; makes the other nodes' URLs ([`ApiContext::node_url`]).
     pub tls: ClientTls,
     pub metrics: HttpMetrics,
+    /// The tasks with `/metrics` series of their own (`[metrics]` in the node's configuration).
+    pub task_series: crate::metrics::TaskSeries,
     /// The scheduler's figures (filled while this node leads), for `/metrics` and
     /// `/scheduler/status`.
     pub scheduler: Arc<dyn SchedulerReport>,
@@ -85,6 +87,7 @@ impl ApiContext {
         let batcher = Batcher::start(raft.clone());
         let (metrics, tls) = (HttpMetrics::default(), tls.clone());
         let backups = Arc::new(tokio::sync::Semaphore::new(1));
+        let task_series = crate::metrics::TaskSeries::default();
         Ok(ApiContext {
             node_id,
             raft,
@@ -93,6 +96,7 @@ impl ApiContext {
             peers,
             tls,
             metrics,
+            task_series,
             scheduler,
             batcher,
             cluster_secret,

@@ -1,7 +1,7 @@
 //! What the API reads of the leader's scheduler: a small trait the scheduler (crate `cronraft`)
 //! implements, and the [`LagSummary`] and [`MinuteLag`] figures `/scheduler/status` serves. The
-//! API crate does not know how the scheduler measures; it asks for the figures and for the
-//! Prometheus text of its families, which `/metrics` appends as they are.
+//! API crate does not know how the scheduler measures; it asks for the figures and for its
+//! Prometheus families, which `/metrics` encodes as they are.
 
 /// Percentiles of the recent fire lags.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -39,6 +39,6 @@ pub trait SchedulerReport: Send + Sync {
     /// The last 60 minutes that had fires or missed slots, oldest first (empty unless this node
     /// leads).
     fn history(&self) -> Vec<MinuteLag>;
-    /// Appends the scheduler's Prometheus families to `out`.
-    fn render(&self, out: &mut String);
+    /// Encodes the scheduler's Prometheus families (a collector's part of a scrape).
+    fn encode(&self, encoder: &mut prometheus_client::encoding::DescriptorEncoder<'_>) -> std::fmt::Result;
 }

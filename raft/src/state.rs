@@ -47,6 +47,7 @@ mod executions;
 mod fire;
 pub(crate) mod keys;
 mod listing;
+mod outcomes;
 mod registry;
 mod retention;
 mod run;
@@ -64,6 +65,9 @@ pub use fire::MISFIRE_THRESHOLD_MS;
 pub use listing::{
     ExecutionQuery, ExecutionQueryPage, LastResultFilter, TaskQuery, TaskSort, COUNT_MAX, CREATED_MARGIN_MS,
     WALK_RECORDS_MAX,
+};
+pub use outcomes::{
+    DispatchFailure, GroupOutcomes, GROUPS_MAX, MISSED_REASONS, OTHER_LABEL, RUN_STATUSES, SKIPPED_REASONS, TRIGGERS,
 };
 pub use registry::{ExecutorPage, StoredExecutor};
 pub use retention::PURGE_PER_ENTRY_MAX;

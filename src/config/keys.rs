@@ -301,6 +301,20 @@ pub static KEYS: LazyLock<Vec<ConfigKey>> =
                 "5000",
                 "how often the leader purges, ms; at least 100"
             ),
+            key!(
+                metrics.task_series,
+                "CRONRAFT_METRICS_TASK_SERIES",
+                Table("metrics-task-series"),
+                "nightly-report,backup",
+                "task names that get per-task series in `/metrics` (at most 50; see [metrics.md](../operating/metrics.md))"
+            ),
+            key!(
+                metrics.task_series_top_failures,
+                "CRONRAFT_METRICS_TASK_SERIES_TOP_FAILURES",
+                Table("metrics-task-series-top-failures"),
+                "10",
+                "also this many tasks with the most failed or timed-out records kept get per-task series (at most 50)"
+            ),
             limit!(
                 api,
                 header_read_timeout_ms,

@@ -56,7 +56,7 @@ macro_rules! integer {
         }
     )*};
 }
-integer!(u64, u32);
+integer!(u64, u32, usize);
 
 impl Value for bool {
     const KIND: &'static str = "boolean";

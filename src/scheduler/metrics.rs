@@ -3,7 +3,8 @@
 //! the last hour minute by minute ([`super::history`]).
 //! Updated by the scheduler, read by the API through [`SchedulerReport`] for `/metrics` and
 //! `/scheduler/status` (the API crate defines the trait and the [`LagSummary`] view; the data and
-//! its Prometheus text live here, with the service that fills them).
+//! its Prometheus families live here, with the service that fills them). The histograms are
+//! `prometheus-client`'s; the recent lags beside them give `/scheduler/status` its percentiles.
 //!
 //! Two lags because they part ways under a burst: the commit is when the slot is durable on a
 //! majority and accounted for (the issue's definition of fire lag), the apply is when its record
@@ -11,11 +12,14 @@
 //! seconds and takes longer to apply on every node.
 
 use std::collections::VecDeque;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use cronraft_api::metrics::{counter, gauge};
 use cronraft_api::scheduler_metrics::{LagSummary, MinuteLag, SchedulerReport};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
 
 use super::history::History;
 
@@ -24,13 +28,18 @@ const LAG_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 250, 500, 1_000, 1_
 /// How many recent lags are kept for percentiles.
 const RECENT_LAGS_MAX: usize = 10_000;
 
-#[derive(Default)]
 struct Lags {
-    buckets: [u64; LAG_BUCKETS_MS.len() + 1],
-    count: u64,
-    sum_ms: u64,
+    /// In seconds, with [`LAG_BUCKETS_MS`] as its bounds.
+    histogram: Histogram,
     /// The most recent lags (ms), oldest first, bounded by [`RECENT_LAGS_MAX`].
     recent: VecDeque<u64>,
+}
+
+impl Default for Lags {
+    fn default() -> Self {
+        let bounds_s = LAG_BUCKETS_MS.iter().map(|ms| *ms as f64 / 1000.0);
+        Lags { histogram: Histogram::new(bounds_s), recent: VecDeque::new() }
+    }
 }
 
 /// Counters and the lag histograms.
@@ -53,10 +62,7 @@ pub struct SchedulerMetrics {
 impl Lags {
     fn observe(&mut self, lags_ms: impl IntoIterator<Item = u64>) {
         for lag in lags_ms {
-            let slot = LAG_BUCKETS_MS.iter().position(|b| lag <= *b).unwrap_or(LAG_BUCKETS_MS.len());
-            self.buckets[slot] += 1;
-            self.count += 1;
-            self.sum_ms += lag;
+            self.histogram.observe(lag as f64 / 1000.0);
             if self.recent.len() == RECENT_LAGS_MAX {
                 self.recent.pop_front();
             }
@@ -74,16 +80,8 @@ impl Lags {
         LagSummary { samples: v.len() as u64, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: *v.last().unwrap_or(&0) }
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in LAG_BUCKETS_MS.iter().enumerate() {
-            cumulative += self.buckets[i];
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *b as f64 / 1000.0);
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum {}", self.sum_ms as f64 / 1000.0);
-        let _ = writeln!(out, "{name}_count {}", self.count);
+    fn encode(&self, e: &mut DescriptorEncoder<'_>, name: &str, help: &str) -> std::fmt::Result {
+        self.histogram.encode(e.encode_descriptor(name, help, None, MetricType::Histogram)?)
     }
 }
 
@@ -119,30 +117,20 @@ impl SchedulerMetrics {
         self.applied_lags.lock().unwrap_or_else(|p| p.into_inner()).summary()
     }
 
-    /// Prometheus text.
-    pub fn render(&self, out: &mut String) {
+    /// The scheduler's Prometheus families.
+    pub fn encode(&self, e: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         let lags = self.lags.lock().unwrap_or_else(|p| p.into_inner());
-        lags.render(out, "cronraft_fire_lag_seconds", "Commit time of a fire minus its slot.");
+        lags.encode(e, "cronraft_fire_lag_seconds", "Commit time of a fire minus its slot.")?;
         drop(lags);
         let applied = self.applied_lags.lock().unwrap_or_else(|p| p.into_inner());
-        applied.render(out, "cronraft_fire_applied_lag_seconds", "The leader's apply of a fire minus its slot.");
+        applied.encode(e, "cronraft_fire_applied_lag_seconds", "The leader's apply of a fire minus its slot.")?;
         drop(applied);
         let batches = self.batches.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP cronraft_fire_batches_total Fire entries committed while leading.\n# TYPE cronraft_fire_batches_total counter\ncronraft_fire_batches_total {batches}"
-        );
-        let gauges = [
-            ("cronraft_scheduler_running", "1 while this node's scheduler runs.", self.running.load(Ordering::Relaxed)),
-            (
-                "cronraft_scheduler_timers",
-                "Tasks in the scheduler's timer structure.",
-                self.timers.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
+        counter(e, "cronraft_fire_batches", "Fire entries committed while leading.", batches)?;
+        let running = self.running.load(Ordering::Relaxed) as i64;
+        gauge(e, "cronraft_scheduler_running", "1 while this node's scheduler runs.", running)?;
+        let timers = self.timers.load(Ordering::Relaxed) as i64;
+        gauge(e, "cronraft_scheduler_timers", "Tasks in the scheduler's timer structure.", timers)
     }
 }
 
@@ -170,8 +158,8 @@ impl SchedulerReport for SchedulerMetrics {
         self.history_at(crate::clock::now_ms())
     }
 
-    fn render(&self, out: &mut String) {
-        SchedulerMetrics::render(self, out)
+    fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        SchedulerMetrics::encode(self, encoder)
     }
 }
 
@@ -188,8 +176,7 @@ mod tests {
         assert_eq!((fire.samples, fire.max_ms), (2, 4));
         assert_eq!((applied.samples, applied.max_ms), (2, 900));
 
-        let mut text = String::new();
-        m.render(&mut text);
+        let text = cronraft_api::metrics::scheduler_text(std::sync::Arc::new(m));
         // Both lags of 3 and 4 ms fall in the 5 ms bucket; both applied lags in the 1 s one.
         assert!(text.contains("cronraft_fire_lag_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
         assert!(text.contains("cronraft_fire_lag_seconds_bucket{le=\"0.002\"} 0\n"), "{text}");
@@ -198,11 +185,12 @@ mod tests {
         assert!(text.contains("cronraft_fire_applied_lag_seconds_count 2\n"), "{text}");
     }
 
-    /// The move out of the API crate changed no byte of what the API serves: the Prometheus text
-    /// and the `/scheduler/status` lag JSON are those the API crate's own type produced for the
-    /// same observations (`metrics_golden.prom` was written by it before the move).
+    /// What the API serves of the scheduler: the Prometheus text (`metrics_golden.prom`, first
+    /// written by the API crate's own type before the scheduler's figures moved here, and taken
+    /// again when the exposition moved to `prometheus-client`: same names, buckets and counts;
+    /// the sums are now summed in seconds) and the `/scheduler/status` lag JSON.
     #[test]
-    fn the_api_reads_the_same_text_and_json_as_before_the_move() {
+    fn the_api_reads_the_pinned_text_and_json() {
         let m = SchedulerMetrics::default();
         m.observe([3, 4, 1_200, 7_000]);
         m.observe_applied([700, 900]);
@@ -211,8 +199,7 @@ mod tests {
         m.timers.store(7, Ordering::Relaxed);
         // Read as the API reads it: through the trait object.
         let report: std::sync::Arc<dyn SchedulerReport> = std::sync::Arc::new(m);
-        let mut text = String::new();
-        report.render(&mut text);
+        let text = cronraft_api::metrics::scheduler_text(report.clone());
         assert_eq!(text, include_str!("metrics_golden.prom"));
         let json = serde_json::to_string(&(report.summary(), report.applied_summary())).unwrap();
         let before = r#"[{"samples":4,"p50_ms":1200,"p99_ms":7000,"max_ms":7000},{"samples":2,"p50_ms":900,"p99_ms":900,"max_ms":900}]"#;

@@ -24,6 +24,7 @@ mod hosts;
 mod listeners;
 mod listing;
 mod logs;
+mod metrics;
 mod openapi;
 mod schedule;
 mod tls;

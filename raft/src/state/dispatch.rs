@@ -12,6 +12,7 @@
 //! spending a retry; [`ATTEMPTS_MAX`] bounds how often that can happen.
 
 use super::executions::{get_execution, truncate_tail, REPORT_BYTES_MAX};
+use super::outcomes::{record_dispatch_failure, DispatchFailure};
 use super::registry::{get_executor, put_executor};
 use super::run::{close_attempt, dispatch_one, fail_or_retry, settle, ATTEMPTS_MAX};
 use super::At;
@@ -109,6 +110,7 @@ pub(super) fn apply_end_attempts(ws: &mut WriteSet<'_>, at: At, ends: &[AttemptE
         match end.kind {
             AttemptEndKind::Unreachable => {
                 close_attempt(ws, &mut e, ExecutionStatus::Failed, at.now_ms, &end.error)?;
+                record_dispatch_failure(ws, e.task_id, DispatchFailure::Unreachable)?;
                 eject(ws, at, executor_id)?;
                 if e.attempt_count < ATTEMPTS_MAX {
                     (e.status, e.not_before_ms) = (ExecutionStatus::Pending, at.now_ms);
@@ -119,6 +121,7 @@ pub(super) fn apply_end_attempts(ws: &mut WriteSet<'_>, at: At, ends: &[AttemptE
             }
             AttemptEndKind::Refused => {
                 close_attempt(ws, &mut e, ExecutionStatus::Failed, at.now_ms, &end.error)?;
+                record_dispatch_failure(ws, e.task_id, DispatchFailure::Refused)?;
                 fail_or_retry(ws, at, &mut e, ExecutionStatus::Failed, Reason::ExecutorRefused)?;
             }
             AttemptEndKind::Timeout => {

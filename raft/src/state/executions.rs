@@ -237,6 +237,7 @@ pub(super) fn put_execution(
     }
     put_runtime(ws, exec.task_id, &rt)?;
     super::stats::record_transition(ws, exec, old)?;
+    super::outcomes::record_transition(ws, exec, old)?;
     ws.insert(keys::execution(id), codec::encode(&StoredExecution::V2(exec.clone()))?);
     Ok(())
 }
@@ -289,6 +290,43 @@ impl StateView {
     /// The task's runtime record.
     pub fn runtime(&self, task: u64) -> Result<TaskRuntime, StoreError> {
         self.tree.get(keys::runtime(task))?.map(|b| decode_runtime(&b)).transpose().map(Option::unwrap_or_default)
+    }
+
+    /// Executions waiting in a `sequential` task's queue, over every task: one walk of the queue
+    /// keys (each task's queue holds at most `SEQUENTIAL_QUEUE_MAX`).
+    pub fn queued_runs(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for k in self.tree.scan_prefix(keys::queue_prefix_all()).keys() {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The `n` tasks with the most failed or timed-out execution records kept, most first (ties
+    /// by id), leaving out tasks with none: one pass over the runtime records, one per task.
+    pub fn tasks_by_failures(&self, n: usize) -> Result<Vec<(u64, u64)>, StoreError> {
+        let (failed, timeout) =
+            (ExecutionStatus::Failed.code() as usize - 1, ExecutionStatus::Timeout.code() as usize - 1);
+        let mut top: std::collections::BinaryHeap<std::cmp::Reverse<(u64, std::cmp::Reverse<u64>)>> =
+            std::collections::BinaryHeap::with_capacity(n + 1);
+        for kv in self.tree.scan_prefix(keys::RUNTIME) {
+            let (k, v) = kv?;
+            let Some(task) = keys::parse_runtime(&k) else { continue };
+            let r = decode_runtime(&v)?;
+            let failures = r.counts[failed] + r.counts[timeout];
+            if failures == 0 || n == 0 {
+                continue;
+            }
+            top.push(std::cmp::Reverse((failures, std::cmp::Reverse(task))));
+            if top.len() > n {
+                top.pop();
+            }
+        }
+        let mut out: Vec<(u64, u64)> =
+            top.into_iter().map(|std::cmp::Reverse((f, std::cmp::Reverse(t)))| (t, f)).collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(out)
     }
 
     /// How many executions `task` has in `status`.

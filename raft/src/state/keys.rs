@@ -9,7 +9,7 @@
 //!
 //! | prefix | key | value | owner |
 //! |---|---|---|---|
-//! | `m/` | `applied`, `membership`, `next_*_id`, `count/<status>`, `xcount/<status>`, `dedupe_len`, `dedupe_floor` | meta | several |
+//! | `m/` | `applied`, `membership`, `next_*_id`, `count/<status>`, `xcount/<status>`, `dedupe_len`, `dedupe_floor`, `outcome_groups` | meta | several |
 //! | `t/` | task id | `StoredTask` | [`super::tasks`] |
 //! | `n/` | task name | task id; only non-deleted tasks | [`super::tasks`] |
 //! | `s/` | status byte + task id | empty: the status index | [`super::tasks`] |
@@ -29,6 +29,8 @@
 //! | `l/c/ l/s/ l/w/` | task id | balance cursor, sticky instance, smooth weights | [`super::balance`] |
 //! | `k/` | task id + hour (i64) | hourly rollup; task id 0 holds the whole cluster's | [`super::stats`] |
 //! | `c/` | `minutes` | the cluster's fires and missed slots per minute, a ring of 64 | [`super::stats`] |
+//! | `c/g/` | group name | the group's label index in the outcome counters (at most 64) | [`super::outcomes`] |
+//! | `c/o/` | label index | one group's outcome counters (index 64: every other group) | [`super::outcomes`] |
 //! | `a/h/` | blake3 of a token's secret | the token | [`super::tokens`] |
 //! | `a/n/` | token name | the hash: the name index | [`super::tokens`] |
 //! | `u/` | audit id | one audit entry | [`super::audit`] |
@@ -59,6 +61,11 @@ pub const TOKEN_COUNT: &[u8] = b"m/token_count";
 pub const NEXT_AUDIT_ID: &[u8] = b"m/next_audit_id";
 /// The cluster's ring of per-minute fires and missed slots.
 pub const CLUSTER_MINUTES: &[u8] = b"c/minutes";
+/// How many executor groups have a label index of their own in the outcome counters.
+pub const OUTCOME_GROUP_COUNT: &[u8] = b"m/outcome_groups";
+/// The outcome counters' group index: group name → label index.
+pub const OUTCOME_GROUP: &[u8] = b"c/g/";
+const OUTCOMES: &[u8] = b"c/o/";
 const TASK_COUNT: &[u8] = b"m/count/";
 const EXECUTION_COUNT: &[u8] = b"m/xcount/";
 
@@ -162,6 +169,10 @@ pub fn parse_execution_by_status(key: &[u8]) -> Option<u64> {
 pub fn execution_count(status: ExecutionStatus) -> Vec<u8> {
     join(&[EXECUTION_COUNT, &[status.code()]])
 }
+/// Every task's queue.
+pub fn queue_prefix_all() -> &'static [u8] {
+    QUEUE
+}
 pub fn queue_prefix(task: u64) -> Vec<u8> {
     join(&[QUEUE, &key_u64(task)])
 }
@@ -229,6 +240,15 @@ pub fn rollup(task: u64, hour: i64) -> Vec<u8> {
 /// The hour of a `k/` key (0 if unreadable).
 pub fn parse_rollup_hour(key: &[u8]) -> i64 {
     key.get(ROLLUP.len() + 8..).and_then(parse_key_i64).unwrap_or(0)
+}
+
+// Outcome counters.
+
+pub fn outcome_group(group: &str) -> Vec<u8> {
+    join(&[OUTCOME_GROUP, group.as_bytes()])
+}
+pub fn outcomes(index: u64) -> Vec<u8> {
+    join(&[OUTCOMES, &key_u64(index)])
 }
 
 // Tokens and the audit list.
@@ -303,6 +323,9 @@ mod tests {
         assert_eq!(task_author(1), [b"o/".as_slice(), &one].concat());
         assert_eq!((TOKEN_COUNT, NEXT_AUDIT_ID), (b"m/token_count".as_slice(), b"m/next_audit_id".as_slice()));
         assert_eq!(CLUSTER_MINUTES, b"c/minutes");
+        assert_eq!(outcome_group("local"), b"c/g/local");
+        assert_eq!(outcomes(64), b"c/o/\0\0\0\0\0\0\0\x40");
+        assert_eq!(OUTCOME_GROUP_COUNT, b"m/outcome_groups");
         let meta: [&[u8]; 7] =
             [APPLIED, MEMBERSHIP, NEXT_TASK_ID, NEXT_EXECUTION_ID, NEXT_EXECUTOR_ID, DEDUPE_LEN, DEDUPE_FLOOR];
         let want: [&[u8]; 7] = [

@@ -24,6 +24,7 @@
 
 use super::executions::{active_ids, get_execution, ids_under, next_execution_id, put_execution, runtime};
 use super::keys;
+use super::outcomes::{self, DispatchFailure};
 use super::registry::{self, add_load, candidates};
 use super::{balance, tasks, At};
 use crate::command::Rejection;
@@ -195,6 +196,7 @@ pub(super) fn dispatch_one(
             (attempt.status, attempt.end_ms) = (ExecutionStatus::Failed, Some(at.now_ms));
             attempt.error = format!("no online and healthy executor in group {:?}", task.spec.executor);
             push_attempt(&mut e, attempt);
+            outcomes::record_dispatch_failure(ws, task.id, DispatchFailure::NoHealthyExecutor)?;
             fail_or_retry(ws, at, &mut e, ExecutionStatus::Failed, Reason::NoHealthyExecutor)?;
         }
     }
