@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub mod check;
+pub mod disk;
 pub mod flags;
 pub mod keys;
 pub mod value;
@@ -57,6 +58,10 @@ pub struct Config {
     pub tls: TlsSettings,
     /// How log lines look on stderr (`text` or `json`).
     pub log_format: crate::logging::LogFormat,
+    /// When the node stops taking writes for want of disk (`[storage]`).
+    pub storage: disk::StorageSettings,
+    /// Backups the leader writes by itself (`[backup]`).
+    pub backup: disk::BackupSettings,
 }
 
 /// Authentication (`[auth]`, issue 17). Auth is on exactly when `cluster_secret_file` is set.
@@ -216,11 +221,14 @@ pub struct Retention {
     pub per_task_max: u64,
     /// How often the leader looks for records to purge.
     pub interval_ms: u64,
+    /// In the whole cluster, only the newest this many records are kept: a bound on the history
+    /// whatever the number of tasks (a warning is logged from 90 % of it).
+    pub records_max: u64,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { max_age_days: 90, per_task_max: 10_000, interval_ms: 60_000 }
+        Retention { max_age_days: 90, per_task_max: 10_000, interval_ms: 60_000, records_max: 2_000_000 }
     }
 }
 
@@ -290,6 +298,8 @@ impl Default for Config {
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
             log_format: crate::logging::LogFormat::Text,
+            storage: disk::StorageSettings::default(),
+            backup: disk::BackupSettings::default(),
         }
     }
 }
@@ -402,11 +412,15 @@ impl Config {
 
     fn validate_retention(&self) -> Result<(), ConfigError> {
         let r = &self.retention;
-        if r.max_age_days == 0 || r.per_task_max == 0 || r.interval_ms < 100 {
+        if r.max_age_days == 0 || r.per_task_max == 0 || r.interval_ms < 100 || r.records_max < 1_000 {
             return Err(ConfigError::Invalid(
-                "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
+                "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100, records_max at \
+                 least 1000"
+                    .into(),
             ));
         }
+        self.storage.check().map_err(ConfigError::Invalid)?;
+        self.backup.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

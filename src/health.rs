@@ -85,7 +85,7 @@ impl HealthChecker {
         let interval = Duration::from_millis(self.settings.health_check_interval_ms);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let proposer = Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT);
+        let proposer = Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).guarded(self.sm.space());
         loop {
             tick.tick().await;
             let executors = match self.sm.view().all_executors() {

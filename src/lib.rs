@@ -25,6 +25,7 @@
 
 pub mod address_keeper;
 pub mod admin_token;
+pub mod backup_schedule;
 pub mod agent;
 pub mod cli;
 pub mod clock;
@@ -41,6 +42,7 @@ pub mod node;
 pub mod propose;
 pub mod retention;
 pub mod scheduler;
+pub mod storage_guard;
 #[cfg(test)]
 mod test_raft;
 pub mod tls;

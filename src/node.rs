@@ -22,6 +22,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::address_keeper::AddressKeeper;
+use crate::backup_schedule::BackupSchedule;
+use crate::storage_guard::StorageGuard;
 use crate::agent::{Agent, AgentConfig};
 use crate::config::{Config, ConfigError};
 use crate::dispatcher::Dispatcher;
@@ -137,6 +139,7 @@ impl Node {
         )?;
         let m = &config.metrics;
         ctx.task_series = TaskSeries { names: m.task_series.clone(), top_failures: m.task_series_top_failures };
+        ctx.records_max = config.retention.records_max;
         let ctx = Arc::new(ctx);
         let (raft_app, raft_tls, api_tls) = (
             network::router(raft.clone(), secret.clone()),
@@ -178,7 +181,29 @@ impl Node {
             tokio::spawn(health.run(signal.clone())),
             tokio::spawn(retention.run(signal.clone())),
             tokio::spawn(AddressKeeper { node_id, raft: raft.clone(), info: info.clone() }.run(signal.clone())),
+            tokio::spawn(
+                StorageGuard {
+                    node_id,
+                    raft: raft.clone(),
+                    space: sm.space(),
+                    data_dir: config.data_dir.clone(),
+                    settings: config.storage.clone(),
+                }
+                .run(signal.clone()),
+            ),
         ];
+
+        let mut services = services;
+        if let Some(dir) = config.backup.dir.clone() {
+            let schedule = BackupSchedule {
+                node_id,
+                raft: raft.clone(),
+                sm: sm.clone(),
+                dir,
+                settings: config.backup.clone(),
+            };
+            services.push(tokio::spawn(schedule.run(signal.clone())));
+        }
 
         let initialized = raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
         let mut join = None;

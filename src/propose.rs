@@ -46,6 +46,9 @@ pub enum ProposeError {
     /// Raft has stopped on this node (shutdown or a storage failure).
     #[error("raft stopped: {0}")]
     Fatal(String),
+    /// This node's storage is full (see `crate::storage_guard`): nothing was proposed.
+    #[error("storage full: {0}")]
+    StorageFull(String),
 }
 
 /// An applied entry: the state machine's answer and the entry's log index.
@@ -59,6 +62,9 @@ pub struct Committed {
 #[derive(Clone)]
 pub struct Proposer {
     raft: Raft,
+    /// When set, nothing is proposed while the node's storage is full (purges excepted: they
+    /// make room).
+    space: Option<std::sync::Arc<cronraft_raft::store::Space>>,
     /// The longest wait for one entry's answer (from [`Proposer::propose`], or from
     /// [`InFlight::committed`] for a fire-and-forget entry).
     timeout: Duration,
@@ -83,11 +89,27 @@ pub fn request(command: Command, now_ms: i64) -> Request {
 
 impl Proposer {
     pub fn new(raft: Raft, timeout: Duration) -> Proposer {
-        Proposer { raft, timeout }
+        Proposer { raft, timeout, space: None }
+    }
+
+    /// The same, refusing while `space` is full.
+    pub fn guarded(mut self, space: std::sync::Arc<cronraft_raft::store::Space>) -> Proposer {
+        self.space = Some(space);
+        self
+    }
+
+    fn refusal(&self, command: &Command) -> Option<ProposeError> {
+        if matches!(command, Command::Purge(_)) {
+            return None;
+        }
+        self.space.as_ref().and_then(|s| s.refusal()).map(ProposeError::StorageFull)
     }
 
     /// Proposes `command` stamped `now_ms` and waits for its answer, at most the timeout.
     pub async fn propose(&self, command: Command, now_ms: i64) -> Result<Committed, ProposeError> {
+        if let Some(e) = self.refusal(&command) {
+            return Err(e);
+        }
         match tokio::time::timeout(self.timeout, self.raft.client_write(request(command, now_ms))).await {
             Err(_) => Err(ProposeError::TimedOut(self.timeout)),
             Ok(Err(RaftError::APIError(e))) => Err(write_error(e)),
@@ -100,6 +122,9 @@ impl Proposer {
     /// returns, the entry is on RaftCore's channel, so entries handed over one after the other
     /// from one task reach the log in that order. The only error is [`ProposeError::Fatal`].
     pub async fn propose_ff(&self, command: Command, now_ms: i64) -> Result<InFlight, ProposeError> {
+        if let Some(e) = self.refusal(&command) {
+            return Err(e);
+        }
         let handed_over = Instant::now();
         match self.raft.client_write_ff(request(command, now_ms)).await {
             Ok(receiver) => Ok(InFlight { receiver, handed_over, timeout: self.timeout }),

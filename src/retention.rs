@@ -5,6 +5,13 @@
 //! records older than `max_age_days`, and for the tasks whose record count exceeds
 //! `per_task_max`. Which records go is decided in apply from the order, so every replica drops
 //! the same ones; statistics rollups stay.
+//!
+//! Then the cluster-wide cap, `records_max`: the per-task and age limits bound one task's
+//! history, not the sum (5,000 every-second tasks would keep 50 million records). Past the cap
+//! the service orders the oldest final records dropped whatever their age: an order whose cutoff
+//! is the end of time and whose limit is the excess, so apply's oldest-first walk drops exactly
+//! that many. From 90 % of the cap a warning says the history is about to be cut short, and
+//! `/metrics` shows the count against the cap.
 
 use std::time::Duration;
 
@@ -60,6 +67,45 @@ impl RetentionService {
     }
 
     async fn round(&self) -> Result<(), RoundError> {
+        self.by_age_and_task().await?;
+        self.by_cluster_cap().await
+    }
+
+    /// Drops the oldest final records beyond `records_max`, a bounded batch per order.
+    async fn by_cluster_cap(&self) -> Result<(), RoundError> {
+        let cap = self.settings.records_max;
+        let proposer = Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT);
+        for order_no in 0..ORDERS_PER_ROUND_MAX {
+            let total = self.sm.view().execution_records()?;
+            if order_no == 0 && total.saturating_mul(10) >= cap.saturating_mul(9) {
+                tracing::warn!(
+                    records = total,
+                    records_max = cap,
+                    "the execution history is at {}% of retention.records_max: past it, the oldest records go \
+                     before their max_age_days",
+                    total.saturating_mul(100) / cap.max(1)
+                );
+            }
+            let excess = total.saturating_sub(cap);
+            if excess == 0 {
+                return Ok(());
+            }
+            let limit = u32::try_from(excess).unwrap_or(u32::MAX).min(PURGE_PER_ENTRY_MAX);
+            let order = PurgeOrder { before_ms: i64::MAX, per_task_max: self.settings.per_task_max, tasks: Vec::new(), limit };
+            let done = proposer.propose(Command::Purge(order), now_ms()).await?;
+            let dropped = match done.data {
+                Response::Count(n) => n,
+                _ => 0,
+            };
+            tracing::info!(dropped, records_max = cap, "execution records over the cluster-wide cap purged");
+            if dropped == 0 {
+                return Ok(()); // only active records left to drop: they never are
+            }
+        }
+        Ok(())
+    }
+
+    async fn by_age_and_task(&self) -> Result<(), RoundError> {
         let over = tasks_over(&self.sm.view(), self.settings.per_task_max)?;
         let proposer = Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT);
         let mut chunks = over.chunks(TASKS_PER_ORDER_MAX).map(|c| c.to_vec());

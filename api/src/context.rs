@@ -51,6 +51,8 @@ pub struct ApiContext {
     /// One permit: one backup streams from this node at a time (each holds a fixed point whose
     /// pre-images grow with the writes applied while it streams).
     pub backups: Arc<tokio::sync::Semaphore>,
+    /// The cluster-wide cap on execution records (`retention.records_max`), for `/metrics`.
+    pub records_max: u64,
 }
 
 /// Shared handle to the [`ApiContext`].
@@ -101,6 +103,7 @@ impl ApiContext {
             batcher,
             cluster_secret,
             backups,
+            records_max: 0,
         })
     }
 

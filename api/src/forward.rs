@@ -48,6 +48,12 @@ pub async fn route_writes(Extension(ctx): Extension<Ctx>, req: Request, next: Ne
     if !routes_write(req.method(), &path) {
         return next.run(req).await;
     }
+    // A node without room takes no write, before anything is read or proposed (membership
+    // changes excepted: they are how an operator replaces a full node).
+    if let Some(reason) = ctx.sm.space().refusal().filter(|_| !path.starts_with("/api/v1/cluster/")) {
+        let msg = format!("node {} refuses writes while its storage is full: {reason}", ctx.node_id);
+        return ApiError::new(ErrorCode::StorageFull, msg).into_response();
+    }
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, BODY_BYTES_MAX).await {
         Ok(b) => b,

@@ -302,6 +302,58 @@ pub static KEYS: LazyLock<Vec<ConfigKey>> =
                 "how often the leader purges, ms; at least 100"
             ),
             key!(
+                retention.records_max,
+                "CRONRAFT_RETENTION_RECORDS_MAX",
+                Table("retention-records-max"),
+                "500000",
+                "in the whole cluster, only the newest this many execution records are kept (oldest final records \
+             go first; statistics stay); a warning is logged from 90 % of it; at least 1000"
+            ),
+            key!(
+                storage.free_bytes_min,
+                "CRONRAFT_STORAGE_FREE_BYTES_MIN",
+                Table("storage-free-bytes-min"),
+                "1073741824",
+                "the node refuses writes (`507 storage_full`) while the data directory's filesystem has less free \
+             space than this, and takes them again by itself once it has; see [deploy.md](../operating/deploy.md#a-full-disk)"
+            ),
+            key!(
+                storage.data_bytes_max,
+                "CRONRAFT_STORAGE_DATA_BYTES_MAX",
+                Table("storage-data-bytes-max"),
+                "8589934592",
+                "the node refuses writes while its data directory holds more than this many bytes (0: no quota)"
+            ),
+            key!(
+                storage.check_interval_ms,
+                "CRONRAFT_STORAGE_CHECK_INTERVAL_MS",
+                Table("storage-check-interval-ms"),
+                "500",
+                "how often free space and data size are measured, ms; at least 100"
+            ),
+            key!(
+                backup.dir,
+                "CRONRAFT_BACKUP_DIR",
+                Table("backup-dir"),
+                "/var/lib/cronraft/backups",
+                "where the leader writes scheduled backups (created `0700`); see [backup.md](../operating/backup.md)",
+                default "unset (no scheduled backups)"
+            ),
+            key!(
+                backup.interval_s,
+                "CRONRAFT_BACKUP_INTERVAL_S",
+                Table("backup-interval-s"),
+                "3600",
+                "seconds between two scheduled backups (the first is written as soon as the node leads and finds none newer); at least 1"
+            ),
+            key!(
+                backup.keep,
+                "CRONRAFT_BACKUP_KEEP",
+                Table("backup-keep"),
+                "3",
+                "how many of the newest scheduled backups are kept; at least 1"
+            ),
+            key!(
                 metrics.task_series,
                 "CRONRAFT_METRICS_TASK_SERIES",
                 Table("metrics-task-series"),

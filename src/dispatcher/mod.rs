@@ -259,7 +259,7 @@ impl Dispatcher {
     /// Proposes one entry. Dispatch items apply did not act on are rechecked; a failed
     /// proposal rebuilds the book (the outcome is unknown).
     async fn propose(&self, command: Command, now: i64, notes: mpsc::Sender<Note>, ids: Vec<u64>) {
-        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).propose(command, now).await {
+        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).guarded(self.sm.space()).propose(command, now).await {
             Ok(Committed { data: Response::Dispatched(done), .. }) => {
                 let acted: std::collections::HashSet<u64> = done.iter().map(|e| e.id).collect();
                 let missed: Vec<u64> = ids.into_iter().filter(|id| !acted.contains(id)).collect();

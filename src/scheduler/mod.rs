@@ -200,7 +200,8 @@ impl Scheduler {
     /// spawned task, and under load the runtime could run them in any order; the sustained
     /// benchmark found single slots without a record.) `propose_ff` (openraft's `client_write_ff`)
     /// returns once the request is on RaftCore's channel, which RaftCore reads in order, so calling it from this
-    /// one loop keeps the log in collection order. `None` means RaftCore has stopped.
+    /// one loop keeps the log in collection order. `None` means RaftCore has stopped, or this
+    /// node's storage is full (the term loop ends and starts again; the slots wait, accounted).
     async fn enqueue(&self, term: u64, fires: &[TaskFire], now: i64) -> Option<InFlight> {
         if unsafe_early::enabled() {
             let last_log_index = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
@@ -208,7 +209,7 @@ impl Scheduler {
         }
         // New runs get their first attempt in the same entry: one commit to the executor.
         let command = Command::FireAndDispatch { batch: FireBatch { tasks: fires.to_vec() }, seed: seed(), term };
-        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).propose_ff(command, now).await {
+        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).guarded(self.sm.space()).propose_ff(command, now).await {
             Ok(in_flight) => Some(in_flight),
             Err(e) => {
                 tracing::info!(error = %e, "fire not proposed");

@@ -257,3 +257,41 @@ async fn after_losing_two_of_three_nodes_recover_makes_the_survivor_a_cluster_th
     }
     c.wait_converged().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_leader_writes_scheduled_backups_and_keeps_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[backup]\ndir = \"{}\"\ninterval_s = 1\nkeep = 2\n", dir.path().display());
+    let c = Cluster::start(3, &config).await;
+    let client = c.any_client();
+
+    // Phase 1: the state changes between backups; the leader writes one a second and keeps two.
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let files = wait_for("three scheduled backups, two kept", Duration::from_secs(60), || {
+        let (client, seen, dir) = (client.clone(), &seen, dir.path().to_path_buf());
+        async move {
+            let n = seen.lock().unwrap().len();
+            let _ = client.create_task(&common::task(&format!("sched-{n}")), None).await;
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".backup"))
+                .collect();
+            let mut seen = seen.lock().unwrap();
+            seen.extend(names.iter().cloned());
+            (seen.len() >= 3 && names.len() == 2).then_some(names)
+        }
+    })
+    .await;
+
+    // Phase 2: each kept file is a whole backup, private, with the index in its name.
+    for name in &files {
+        let path = dir.path().join(name);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+        assert_eq!(mode & 0o077, 0, "{name}");
+        let summary =
+            cronraft_raft::store::backup::read_backup(std::fs::File::open(&path).unwrap(), |_, _| Ok(())).unwrap();
+        assert!(name.ends_with(&format!("-{}.backup", summary.header.applied_index)), "{name}");
+    }
+}

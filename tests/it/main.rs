@@ -20,6 +20,7 @@ mod console;
 mod dispatch;
 mod durability;
 mod executors_api;
+mod history_cap;
 mod hosts;
 mod listeners;
 mod listing;

@@ -116,7 +116,7 @@ error_codes! {
     BodyTooLarge = ("body_too_large", PAYLOAD_TOO_LARGE, "body over 1 MiB"),
     UriTooLong = ("uri_too_long", URI_TOO_LONG, "the request target (path and query) is over 8,192 bytes"),
     UnsupportedMediaType = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "`Content-Type` present and not JSON"),
-    // 500, 503: the node cannot answer now.
+    // 500, 503, 507: the node cannot answer now.
     Internal = ("internal", INTERNAL_SERVER_ERROR, "a bug or a storage failure; the node logs the details under the request id the message names"),
     NoLeader = ("no_leader", SERVICE_UNAVAILABLE, "write: no leader was reachable and nothing was written. Read: no leader is known, or it refused the read index."),
     Unavailable = ("unavailable", SERVICE_UNAVAILABLE, "a write may have taken effect; retry with the same key"),
@@ -126,6 +126,7 @@ error_codes! {
     NotLeader = ("not_leader", SERVICE_UNAVAILABLE, "internal: a forwarded request or a read-index request reached a node that does not lead"),
     LeadershipLost = ("leadership_lost", SERVICE_UNAVAILABLE, "internal: leadership changed while a write was pending; the forwarding node retries it"),
     Overloaded = ("overloaded", SERVICE_UNAVAILABLE, "the listener already handles `requests_inflight_max` requests; this one was not started: retry shortly"),
+    StorageFull = ("storage_full", INSUFFICIENT_STORAGE, "the receiving node's storage is under its free-space floor or over its data quota (`[storage]`): nothing was written; reads still work, writes resume by themselves once there is room (or send it to another node)"),
     RequestTimeout = ("request_timeout", SERVICE_UNAVAILABLE, "the request ran past the listener's `request_timeout_ms` and was abandoned; a write may still take effect: retry with the same key"),
     // The embedded agent's own listener (`POST /execute`, `POST /stop`).
     InvalidBody = ("invalid_body", BAD_REQUEST, "agent: the body of `/execute` or `/stop` is not the protocol's JSON"),

@@ -79,8 +79,26 @@ impl Collector for StateCollector {
             Ok(n) => gauge(&mut e, "cronraft_queued_runs", "Runs waiting in a sequential task's queue.", n as i64)?,
             Err(err) => unreadable("the queues", err)?,
         }
+        match view.execution_records() {
+            Ok(n) => gauge(&mut e, "cronraft_execution_records", "Execution records kept, in the whole cluster.", n as i64)?,
+            Err(err) => unreadable("the execution counts", err)?,
+        }
+        let cap = self.ctx.records_max as i64;
+        gauge(&mut e, "cronraft_execution_records_max", "The cluster-wide cap on execution records (retention.records_max).", cap)?;
+        encode_storage(&mut e, &self.ctx.sm.space())?;
         encode_task_series(&mut e, &view, &self.ctx.task_series)
     }
+}
+
+/// This node's storage room (`crate::storage_guard` in the node measures it).
+fn encode_storage(e: &mut DescriptorEncoder<'_>, space: &cronraft_raft::store::Space) -> fmt::Result {
+    let full = i64::from(space.is_full());
+    gauge(e, "cronraft_storage_full", "1 while this node refuses writes for want of storage ([storage]).", full)?;
+    let free = space.free_bytes() as i64;
+    gauge(e, "cronraft_storage_free_bytes", "Free bytes on the filesystem of this node's data directory.", free)?;
+    gauge(e, "cronraft_storage_data_bytes", "Bytes in this node's data directory.", space.data_bytes() as i64)?;
+    let times = space.times_full();
+    super::counter(e, "cronraft_storage_full_events", "Times this node's storage became full since it started.", times)
 }
 
 fn encode_outcomes(e: &mut DescriptorEncoder<'_>, totals: &[(String, GroupOutcomes)]) -> fmt::Result {

@@ -292,6 +292,15 @@ impl StateView {
         self.tree.get(keys::runtime(task))?.map(|b| decode_runtime(&b)).transpose().map(Option::unwrap_or_default)
     }
 
+    /// Execution records kept, in every status: a few counter reads.
+    pub fn execution_records(&self) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        for s in ExecutionStatus::ALL {
+            total = total.saturating_add(self.count_at(&keys::execution_count(s))?);
+        }
+        Ok(total)
+    }
+
     /// Executions waiting in a `sequential` task's queue, over every task: one walk of the queue
     /// keys (each task's queue holds at most `SEQUENTIAL_QUEUE_MAX`).
     pub fn queued_runs(&self) -> Result<u64, StoreError> {
