@@ -28,6 +28,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod schedule;
+mod storage_full;
 mod tls;
 mod ui;
 mod upgrade;
