@@ -25,8 +25,8 @@
 
 pub mod address_keeper;
 pub mod admin_token;
-pub mod backup_schedule;
 pub mod agent;
+pub mod backup_schedule;
 pub mod cli;
 pub mod clock;
 pub mod commands;

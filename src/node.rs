@@ -22,15 +22,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::address_keeper::AddressKeeper;
-use crate::backup_schedule::BackupSchedule;
-use crate::storage_guard::StorageGuard;
 use crate::agent::{Agent, AgentConfig};
+use crate::backup_schedule::BackupSchedule;
 use crate::config::{Config, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::health::HealthChecker;
 use crate::http_server::serve;
 use crate::retention::RetentionService;
 use crate::scheduler::{Scheduler, SchedulerMetrics};
+use crate::storage_guard::StorageGuard;
 use crate::tls::{Listener, Tls, TlsError};
 use cronraft_raft::address::HostPort;
 use cronraft_raft::outbound::ClientTls;
@@ -195,13 +195,8 @@ impl Node {
 
         let mut services = services;
         if let Some(dir) = config.backup.dir.clone() {
-            let schedule = BackupSchedule {
-                node_id,
-                raft: raft.clone(),
-                sm: sm.clone(),
-                dir,
-                settings: config.backup.clone(),
-            };
+            let schedule =
+                BackupSchedule { node_id, raft: raft.clone(), sm: sm.clone(), dir, settings: config.backup.clone() };
             services.push(tokio::spawn(schedule.run(signal.clone())));
         }
 

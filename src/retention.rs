@@ -91,7 +91,8 @@ impl RetentionService {
                 return Ok(());
             }
             let limit = u32::try_from(excess).unwrap_or(u32::MAX).min(PURGE_PER_ENTRY_MAX);
-            let order = PurgeOrder { before_ms: i64::MAX, per_task_max: self.settings.per_task_max, tasks: Vec::new(), limit };
+            let order =
+                PurgeOrder { before_ms: i64::MAX, per_task_max: self.settings.per_task_max, tasks: Vec::new(), limit };
             let done = proposer.propose(Command::Purge(order), now_ms()).await?;
             let dropped = match done.data {
                 Response::Count(n) => n,

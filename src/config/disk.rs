@@ -24,7 +24,11 @@ pub struct StorageSettings {
 
 impl Default for StorageSettings {
     fn default() -> Self {
-        StorageSettings { free_bytes_min: 256 * 1024 * 1024, data_bytes_max: 16 * 1024 * 1024 * 1024, check_interval_ms: 1_000 }
+        StorageSettings {
+            free_bytes_min: 256 * 1024 * 1024,
+            data_bytes_max: 16 * 1024 * 1024 * 1024,
+            check_interval_ms: 1_000,
+        }
     }
 }
 

@@ -119,10 +119,9 @@ const INFLIGHT: &str = "requests handled at once; one more gets `503 overloaded`
 const REQUEST: &str = "a handler not done within this many ms is dropped: `503 request_timeout`";
 
 /// Every key, in the order of the reference.
-pub static KEYS: LazyLock<Vec<ConfigKey>> =
-    LazyLock::new(|| {
-        use Flag::{Own, Switch, Table};
-        vec![
+pub static KEYS: LazyLock<Vec<ConfigKey>> = LazyLock::new(|| {
+    use Flag::{Own, Switch, Table};
+    vec![
             key!(
                 node_id,
                 "CRONRAFT_NODE_ID",
@@ -564,7 +563,7 @@ pub static KEYS: LazyLock<Vec<ConfigKey>> =
                 "how often the certificate files are checked for a change, ms (SIGHUP reloads at once); at least 100"
             ),
         ]
-    });
+});
 
 /// The key whose variable is `env`.
 pub fn by_env(env: &str) -> Option<&'static ConfigKey> {

@@ -209,7 +209,8 @@ impl Scheduler {
         }
         // New runs get their first attempt in the same entry: one commit to the executor.
         let command = Command::FireAndDispatch { batch: FireBatch { tasks: fires.to_vec() }, seed: seed(), term };
-        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).guarded(self.sm.space()).propose_ff(command, now).await {
+        match Proposer::new(self.raft.clone(), PROPOSE_TIMEOUT).guarded(self.sm.space()).propose_ff(command, now).await
+        {
             Ok(in_flight) => Some(in_flight),
             Err(e) => {
                 tracing::info!(error = %e, "fire not proposed");

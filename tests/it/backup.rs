@@ -149,10 +149,28 @@ async fn a_backup_restored_into_a_new_cluster_keeps_ids_history_and_watermarks_a
     assert_eq!(summary2["trailer"]["state_digest"].as_str(), Some(digest.digest.as_str()));
     assert_eq!(summary2["trailer"]["data_digest"].as_str(), Some(digest.data_digest.as_str()));
 
-    // Phase 4: restore the online backup into node 1 of a new cluster; it checks the file and
-    // reads its data digest back from disk.
+    // Phase 4: bad input is refused with a clear error and leaves nothing behind: a cut file,
+    // and a directory that already holds data.
     let mut restored = Cluster::new("");
     let data_dir = restored.root().join("node1").join("data");
+    let cut = dir.path().join("cut.backup");
+    let bytes = std::fs::read(&online).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let refused = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cronraft")).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let (data, cut_path) = (data_dir.to_str().unwrap(), cut.to_str().unwrap());
+    let err = refused(&["restore", "--from", cut_path, "--node-id", "1", "--data-dir", data]);
+    assert!(err.contains("damaged or incomplete"), "{err}");
+    assert!(!data_dir.exists(), "a failed restore leaves nothing");
+    let err =
+        refused(&["restore", "--from", cut_path, "--node-id", "1", "--data-dir", source.root().to_str().unwrap()]);
+    assert!(err.contains("is not empty"), "{err}");
+
+    // Phase 5: restore the online backup into node 1 of a new cluster; it checks the file and
+    // reads its data digest back from disk.
     let out = cronraft(&[
         "restore",
         "--from",
@@ -166,7 +184,7 @@ async fn a_backup_restored_into_a_new_cluster_keeps_ids_history_and_watermarks_a
     let rs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rs["data_digest"], summary["trailer"]["data_digest"], "{rs}");
 
-    // Phase 5: the restored node starts (on other ports than it was restored with: it corrects
+    // Phase 6: the restored node starts (on other ports than it was restored with: it corrects
     // its own addresses once it leads), two fresh nodes join it and catch up by snapshot.
     restored.spawn(1, None, None);
     let url1 = restored.nodes[&1].url();
@@ -180,7 +198,7 @@ async fn a_backup_restored_into_a_new_cluster_keeps_ids_history_and_watermarks_a
     let applied = view.nodes.iter().find(|n| n.id == 1).and_then(|n| n.applied_index).unwrap();
     assert!(applied > point, "the new cluster's log goes on from the backup's index");
 
-    // Phase 6: the tasks run on in the new cluster; then every slot is recorded once, the
+    // Phase 7: the tasks run on in the new cluster; then every slot is recorded once, the
     // restored records are the source's (same ids, same slots), and nothing restored fired again.
     run_for(&restored, Duration::from_secs(3)).await;
     let rclient = restored.any_client();

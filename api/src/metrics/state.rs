@@ -80,11 +80,18 @@ impl Collector for StateCollector {
             Err(err) => unreadable("the queues", err)?,
         }
         match view.execution_records() {
-            Ok(n) => gauge(&mut e, "cronraft_execution_records", "Execution records kept, in the whole cluster.", n as i64)?,
+            Ok(n) => {
+                gauge(&mut e, "cronraft_execution_records", "Execution records kept, in the whole cluster.", n as i64)?
+            }
             Err(err) => unreadable("the execution counts", err)?,
         }
         let cap = self.ctx.records_max as i64;
-        gauge(&mut e, "cronraft_execution_records_max", "The cluster-wide cap on execution records (retention.records_max).", cap)?;
+        gauge(
+            &mut e,
+            "cronraft_execution_records_max",
+            "The cluster-wide cap on execution records (retention.records_max).",
+            cap,
+        )?;
         encode_storage(&mut e, &self.ctx.sm.space())?;
         encode_task_series(&mut e, &view, &self.ctx.task_series)
     }

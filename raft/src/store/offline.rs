@@ -107,13 +107,29 @@ pub async fn restore(
     node_id: NodeId,
     info: NodeInfo,
 ) -> Result<RestoreSummary, OfflineError> {
-    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
-        return Err(OfflineError::NotEmpty(dir.display().to_string()));
-    }
+    let existed = match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            if entries.into_iter().next().is_some() {
+                return Err(OfflineError::NotEmpty(dir.display().to_string()));
+            }
+            true
+        }
+        Err(_) => false,
+    };
     let result = restore_into(input, dir, node_id, info).await;
     if result.is_err() {
-        // Only what this restore wrote: the directory was empty or absent.
-        let _ = std::fs::remove_dir_all(dir);
+        // Only what this restore wrote: the directory was empty (keep it: it may be a mount
+        // point) or absent.
+        match existed {
+            true => {
+                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
+                }
+            }
+            false => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
     result
 }
