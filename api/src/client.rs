@@ -504,7 +504,8 @@ async fn receive_backup<W: std::io::Write + Send + 'static>(
     }
 }
 
-/// A reader over the body's chunks that copies every byte it reads into `out`.
+/// A reader over the body's chunks that copies each chunk into `out` as it arrives, whole (one
+/// write per chunk of up to 256 KiB: the check reads a few bytes at a time).
 struct Tee<W> {
     rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     chunk: bytes::Bytes,
@@ -515,14 +516,15 @@ impl<W: std::io::Write> std::io::Read for Tee<W> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
             match self.rx.blocking_recv() {
-                Some(c) => self.chunk = c,
+                Some(c) => {
+                    self.out.write_all(&c)?;
+                    self.chunk = c;
+                }
                 None => return Ok(0),
             }
         }
         let n = buf.len().min(self.chunk.len());
-        let part = self.chunk.split_to(n);
-        self.out.write_all(&part)?;
-        buf[..n].copy_from_slice(&part);
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
         Ok(n)
     }
 }
