@@ -8,16 +8,23 @@
 //! With `ui`, it measures the web console: each page's server-side render time at 10,000 tasks
 //! and 1,000,000 execution records, on a follower and on the leader (see `ui.rs`).
 //!
+//! With `backup`, it measures a whole backup at 100,000 tasks and 1,000,000 execution records,
+//! from a follower and from the leader, and the fire lag of 1,000 fires/s meanwhile (see
+//! `backup.rs`).
+//!
 //! ```sh
 //! cargo build --release && cargo run -p cronraft-bench --release -- writes --etcd --requests 5000 --clients 1,64
 //! cargo run -p cronraft-bench --release -- schedule --scenarios spread,burst,failover,memory
 //! cargo run -p cronraft-bench --release -- ui --tasks 10000 --executions 1000000
+//! cargo run -p cronraft-bench --release -- backup --tasks 100000 --executions 1000000
 //! ```
 
+mod backup;
 mod child;
 mod cronraft;
 mod dispatch;
 mod etcd;
+mod fill;
 mod load;
 mod report;
 mod schedule;
@@ -47,6 +54,39 @@ enum BenchCommand {
     Schedule(ScheduleArgs),
     /// The web console: each page's render time (Server-Timing) at scale, on a follower and the leader.
     Ui(UiArgs),
+    /// A whole backup at scale, from a follower and the leader, and the fire lag meanwhile.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// Tasks to create (most idle: daily, weekly, monthly and 6-hourly crons).
+    #[arg(long, default_value_t = 100_000)]
+    tasks: u64,
+    /// Execution records to reach before the backups.
+    #[arg(long, default_value_t = 1_000_000)]
+    executions: u64,
+    /// Tasks firing every second until the records are there (at most 8,000 records each).
+    #[arg(long, default_value_t = 5_000)]
+    fill_tasks: u64,
+    /// Of those, the tasks that go on firing every second through the backups (the load).
+    #[arg(long, default_value_t = 1_000)]
+    load_tasks: u64,
+    /// Longest the fill may take; past it, the backups are taken with the records there are.
+    #[arg(long, default_value_t = 3_600)]
+    fill_seconds: u64,
+    /// Wait after pausing the other fast tasks, for the lag to settle, before the baseline.
+    #[arg(long, default_value_t = 10)]
+    settle_seconds: u64,
+    /// Write the Markdown report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The cronraft binary [default: `cronraft` next to this executable].
+    #[arg(long)]
+    cronraft_bin: Option<PathBuf>,
+    /// Auth on: the nodes get a cluster secret, the API calls (the backups too) an admin token.
+    #[arg(long)]
+    auth: bool,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +250,7 @@ async fn main() -> Result<()> {
         BenchCommand::Writes(a) => a.auth,
         BenchCommand::Schedule(a) => a.auth,
         BenchCommand::Ui(a) => a.auth,
+        BenchCommand::Backup(a) => a.auth,
     };
     // Files of their own, removed with this directory when the benchmark ends.
     let auth_dir = tempfile::Builder::new().prefix("cronraft-bench-auth-").tempdir()?;
@@ -221,6 +262,7 @@ async fn main() -> Result<()> {
             BenchCommand::Writes(args) => writes(args).await,
             BenchCommand::Schedule(args) => schedule_bench(args).await,
             BenchCommand::Ui(args) => ui_bench(args).await,
+            BenchCommand::Backup(args) => backup_bench(args).await,
         }
     };
     tokio::select! {
@@ -281,6 +323,26 @@ async fn ui_bench(a: &UiArgs) -> Result<()> {
         fill_limit: Duration::from_secs(a.fill_seconds),
     };
     let text = ui::run(&http, &bin, &settings).await?;
+    println!("{text}");
+    if let Some(path) = &a.out {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The backup benchmark on a fresh 3-node cluster (`backup.rs`).
+async fn backup_bench(a: &BackupArgs) -> Result<()> {
+    let http = load::http_client()?;
+    let bin = a.cronraft_bin.clone().unwrap_or_else(cronraft::default_binary);
+    let settings = backup::Settings {
+        tasks: a.tasks,
+        executions: a.executions,
+        fill_tasks: a.fill_tasks,
+        load_tasks: a.load_tasks,
+        fill_limit: Duration::from_secs(a.fill_seconds),
+        settle: Duration::from_secs(a.settle_seconds),
+    };
+    let text = backup::run(&http, &bin, &settings).await?;
     println!("{text}");
     if let Some(path) = &a.out {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;

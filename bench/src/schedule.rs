@@ -33,10 +33,10 @@ pub struct LagSummary {
 }
 
 #[derive(Debug, Deserialize)]
-struct SchedulerStatus {
+pub(crate) struct SchedulerStatus {
     leader_id: Option<u64>,
-    term: u64,
-    scheduler_running: bool,
+    pub(crate) term: u64,
+    pub(crate) scheduler_running: bool,
     fire_lag: LagSummary,
     /// The same slots to the leader's apply (after the commit; older servers lack it).
     #[serde(default)]
@@ -125,7 +125,7 @@ async fn create_tasks(
     Ok(started.elapsed())
 }
 
-async fn status(http: &reqwest::Client, url: &str) -> Result<SchedulerStatus> {
+pub(crate) async fn status(http: &reqwest::Client, url: &str) -> Result<SchedulerStatus> {
     let resp = http.get(format!("{url}/api/v1/scheduler/status")).send().await?;
     Ok(resp.error_for_status()?.json().await?)
 }
@@ -144,7 +144,7 @@ pub async fn leader_url(http: &reqwest::Client, c: &Cluster) -> Result<String> {
 
 /// The leader's fire-lag histogram (commit of the fire − slot) and applied-lag histogram (its
 /// apply − slot).
-const FIRE_LAG: &str = "cronraft_fire_lag_seconds";
+pub(crate) const FIRE_LAG: &str = "cronraft_fire_lag_seconds";
 const APPLIED_LAG: &str = "cronraft_fire_applied_lag_seconds";
 
 /// `cronraft_fire_lag_seconds` histogram: (upper bound in ms, cumulative count), and the count.
@@ -161,20 +161,20 @@ async fn both_lag_histograms(http: &reqwest::Client, url: &str) -> Result<(Vec<(
 
 /// The buckets (bound in ms, cumulative count) and the count of one histogram in a `/metrics` text
 /// (read by the test kit's `/metrics` reader).
-fn parse_histogram(text: &str, name: &str) -> Result<(Vec<(f64, u64)>, u64)> {
+pub(crate) fn parse_histogram(text: &str, name: &str) -> Result<(Vec<(f64, u64)>, u64)> {
     let h = cronraft_testkit::metrics::Metrics::parse(text).histogram(name)?;
     Ok((h.buckets.into_iter().map(|(bound_s, n)| (bound_s * 1000.0, n)).collect(), h.count))
 }
 
 /// Fires between two histograms whose lag was above `bound_ms` (a bucket bound).
-fn count_above(before: &[(f64, u64)], after: &[(f64, u64)], bound_ms: f64) -> u64 {
+pub(crate) fn count_above(before: &[(f64, u64)], after: &[(f64, u64)], bound_ms: f64) -> u64 {
     let delta = |h: &[(f64, u64)], b: f64| h.iter().find(|(x, _)| *x >= b).map_or(0, |(_, n)| *n);
     let total = |h: &[(f64, u64)]| h.last().map_or(0, |(_, n)| *n);
     (total(after) - total(before)).saturating_sub(delta(after, bound_ms) - delta(before, bound_ms))
 }
 
 /// The smallest bucket bound under which at least `q` of the fires between two histograms fell.
-fn bucket_quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> f64 {
+pub(crate) fn bucket_quantile(before: &[(f64, u64)], after: &[(f64, u64)], q: f64) -> f64 {
     let total = after.last().map(|b| b.1).unwrap_or(0) - before.last().map(|b| b.1).unwrap_or(0);
     for (i, (bound, n)) in after.iter().enumerate() {
         let delta = n - before.get(i).map(|b| b.1).unwrap_or(0);

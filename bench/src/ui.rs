@@ -18,7 +18,8 @@
 //!    `no_healthy_executor`, in its fire entry, as in `schedule.rs`), one in ten into `bench-ok`
 //!    (`success`, by callback). It polls the total (`GET /executions?page_size=1`) until it
 //!    reaches the target, then pauses the fast tasks and waits for the total to stop moving and
-//!    the followers to catch up, so the pages are timed on a steady state.
+//!    the followers to catch up, so the pages are timed on a steady state. (Steps 1 to 3 are
+//!    `fill.rs`, shared with `backup.rs`.)
 //! 4. Times each page of the console contract on a follower, then on the leader: `--warmup`
 //!    GETs, then `--requests` sequential GETs. For each: p50/p99/max of the node's own
 //!    `Server-Timing: render;dur=` (the handler's whole time; the target is on its p99) and of
@@ -39,18 +40,13 @@
 //!   report says how many records there were.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use axum::routing::{get, post};
-use axum::Router;
-use futures::stream::{self, StreamExt};
-use serde_json::{json, Value};
+use anyhow::{Context, Result};
+use serde_json::Value;
 
 use crate::cronraft::{self, Cluster};
-use crate::dispatch;
-use crate::load::{run_level, Workload};
+use crate::fill::{fill, start_executors, total_any, Fill, Plan, GROUP_OK};
 use crate::schedule::{executions_total, leader_url, run_for};
 
 /// Server p99 targets (issue 18): the overview, and every list page.
@@ -58,46 +54,12 @@ const OVERVIEW_TARGET_MS: f64 = 100.0;
 const LIST_TARGET_MS: f64 = 50.0;
 /// Rows per page of the console's lists (its `page` counts pages of this size).
 const UI_PAGE_SIZE: u64 = 20;
-/// The cluster's default `retention.per_task_max`: a fast task past it loses its oldest records,
-/// so the fill must ask for fewer per fast task than this (with a margin).
-const RECORDS_PER_TASK_MAX: u64 = 10_000;
-/// Concurrent clients creating tasks, and sending the other writes (pauses).
-const CREATE_CLIENTS: usize = 64;
-const WRITE_CLIENTS: usize = 32;
-/// How often the fill's progress is polled and printed.
-const FILL_POLL: Duration = Duration::from_secs(5);
 /// Longest wait for the records to stop moving, and the followers to catch up, after the fill.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 /// Longest a page may take before it counts as a transport error.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Tries of one pause (a leader change answers 503 for a moment).
-const WRITE_TRIES: u32 = 5;
-
-/// Names are `<team>-<job>-<index>`; `/tasks?name=` searches for one job (a tenth of the tasks).
-const TEAMS: [&str; 8] = ["billing", "search", "ads", "infra", "data", "mobile", "payments", "ml"];
-const JOBS: [&str; 10] =
-    ["report", "sync", "cleanup", "backup", "export", "reindex", "digest", "rollup", "rotate", "warm"];
+/// `/tasks?name=` searches for one job of the plan's names (a tenth of the tasks).
 const NAME_SEARCHED: &str = "report";
-const ZONES: [&str; 8] = [
-    "UTC",
-    "Europe/Berlin",
-    "America/New_York",
-    "Asia/Tokyo",
-    "Australia/Sydney",
-    "America/Sao_Paulo",
-    "Asia/Kolkata",
-    "Europe/London",
-];
-const MODES: [&str; 4] = ["parallel", "sequential", "skip", "replace"];
-/// Groups of the idle tasks: three have dead instances, two have none (`local`: the nodes run
-/// `--no-agent`).
-const IDLE_GROUPS: [&str; 5] = ["etl", "web", "reports", "batch", "local"];
-/// Dead instances registered (group, instance id).
-const DEAD_EXECUTORS: [(&str, &str); 4] =
-    [("etl", "etl-1"), ("etl", "etl-2"), ("web", "web-1"), ("reports", "reports-1")];
-/// The fast tasks' groups: one nobody serves, one served by the recording executor.
-const GROUP_NONE: &str = "bench-none";
-const GROUP_OK: &str = "bench-ok";
 
 /// What to build and how much to measure.
 pub struct Settings {
@@ -109,97 +71,8 @@ pub struct Settings {
     pub fill_limit: Duration,
 }
 
-/// What a task is for in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Fires every second until the fill is done; the `k`-th of the fast tasks.
-    Fast(u64),
-    Idle,
-    /// Idle and paused from the start.
-    Paused,
-}
-
-/// The tasks of the run, by index.
-struct Plan {
-    tasks: u64,
-    fire_tasks: u64,
-}
-
-impl Plan {
-    /// `fire_tasks` indices spread evenly through `0..tasks` are fast; one idle task in ten is
-    /// paused (counted among the idle ones, so the share holds whatever `fire_tasks` is).
-    fn role(&self, i: u64) -> Role {
-        // `before` fast tasks have an index below `i`.
-        let (before, after) = (i * self.fire_tasks / self.tasks, (i + 1) * self.fire_tasks / self.tasks);
-        if after > before {
-            Role::Fast(before)
-        } else if (i - before) % 10 == 7 {
-            Role::Paused
-        } else {
-            Role::Idle
-        }
-    }
-
-    fn name(i: u64) -> String {
-        format!("{}-{}-{i:05}", TEAMS[(i % 8) as usize], JOBS[((i / 8) % 10) as usize])
-    }
-
-    fn group(&self, i: u64) -> &'static str {
-        match self.role(i) {
-            Role::Fast(k) if k % 10 == 0 => GROUP_OK,
-            Role::Fast(_) => GROUP_NONE,
-            _ => IDLE_GROUPS[((i / 3) % 5) as usize],
-        }
-    }
-
-    fn cron(&self, i: u64) -> String {
-        let (minute, hour) = ((i * 7) % 60, (i * 5) % 24);
-        match self.role(i) {
-            Role::Fast(k) => format!("@every 1s offset {}ms", k * 1000 / self.fire_tasks),
-            _ => match i % 5 {
-                0 => format!("0 {minute} {hour} * * *"),
-                1 => format!("0 {minute} {hour} * * MON-FRI"),
-                2 => format!("0 {minute} {hour} {} * *", 1 + i % 28),
-                3 => format!("0 {minute} */6 * * *"),
-                _ => format!("0 {minute} {hour} * * SAT"),
-            },
-        }
-    }
-
-    fn body(&self, i: u64) -> String {
-        let fast = matches!(self.role(i), Role::Fast(_));
-        let description = format!(
-            "{} job {i} of the render benchmark; {}",
-            JOBS[((i / 8) % 10) as usize],
-            "·".repeat((i % 40) as usize)
-        );
-        json!({
-            "name": Self::name(i),
-            "description": description,
-            "cron_expression": self.cron(i),
-            "timezone": ZONES[((i / 5) % 8) as usize],
-            "execution_mode": MODES[((i / 2) % 4) as usize],
-            "executor": self.group(i),
-            "max_retry": if fast { 0 } else { i % 4 },
-            "timeout_seconds": 60 + (i % 5) * 60,
-            "parameters": {"command": format!("run-{}", JOBS[((i / 8) % 10) as usize]), "shard": i % 16},
-        })
-        .to_string()
-    }
-
-    fn names(&self, pick: impl Fn(Role) -> bool) -> Vec<String> {
-        (0..self.tasks).filter(|i| pick(self.role(*i))).map(Self::name).collect()
-    }
-}
-
-/// How the fill went, for the report.
-struct Fill {
-    created_s: f64,
-    idle_paused: usize,
-    reached: u64,
-    filled_s: f64,
-    deadline_hit: bool,
-    fast_paused_s: f64,
+/// The records once the fast tasks stopped and the followers caught up.
+struct Settled {
     settled_s: f64,
     by_status: Vec<(&'static str, u64)>,
     total: u64,
@@ -207,16 +80,16 @@ struct Fill {
 
 /// Runs the whole benchmark on a fresh cluster and returns the Markdown report.
 pub async fn run(http: &reqwest::Client, bin: &std::path::Path, s: &Settings) -> Result<String> {
-    check_settings(s)?;
-    let plan = Plan { tasks: s.tasks, fire_tasks: s.fire_tasks };
+    let plan = Plan::new(s.tasks, s.fire_tasks, 0, s.executions)?;
     let mut c = cronraft::start(bin, 3, &std::env::temp_dir(), http).await?;
     eprintln!("ui: cluster formed, leader {}", c.leader_url);
     let _ok_executor = start_executors(http, &c.leader_url).await?;
-    let fill = fill(http, &mut c, &plan, s).await?;
+    let fill = fill(http, &mut c, &plan, s.executions, s.fill_limit).await?;
+    let settled = settle_and_count(http, &mut c).await?;
     let leader = leader_url(http, &c).await?;
-    let pages = pages(http, &leader, &plan, fill.total).await?;
+    let pages = pages(http, &leader, &plan, settled.total).await?;
     let (rows, notes) = measure_all(http, &mut c, &leader, &pages, s).await?;
-    Ok(report(s, &fill, &rows, &notes))
+    Ok(report(s, &fill, &settled, &rows, &notes))
 }
 
 /// Every page on a follower, then on the leader; notes on the cluster and the CPU meanwhile.
@@ -265,80 +138,8 @@ async fn measure_all(
     Ok((rows, notes))
 }
 
-fn check_settings(s: &Settings) -> Result<()> {
-    if s.tasks == 0 || s.fire_tasks == 0 || s.fire_tasks > s.tasks {
-        bail!("--fire-tasks must be 1 to --tasks ({}), got {}", s.tasks, s.fire_tasks);
-    }
-    // Retention keeps 10,000 records per task: past that the total stops growing.
-    if s.executions > s.fire_tasks * RECORDS_PER_TASK_MAX * 8 / 10 {
-        bail!(
-            "{} records from {} fast tasks is more than 8,000 each (retention keeps 10,000 per task); raise --fire-tasks",
-            s.executions,
-            s.fire_tasks
-        );
-    }
-    Ok(())
-}
-
-/// The recording executor (group `bench-ok`, kept alive by the returned state) and the dead
-/// instances; each registered through the API.
-async fn start_executors(http: &reqwest::Client, leader: &str) -> Result<Arc<dispatch::Recorder>> {
-    let rec = Arc::new(dispatch::Recorder::default());
-    let state = Arc::new(dispatch::RecorderState { rec: rec.clone(), http: http.clone() });
-    let app = Router::new()
-        .route("/execute", post(dispatch::execute))
-        .route("/health", get(|| async { "ok" }))
-        .with_state(state);
-    let url = dispatch::serve(app).await?;
-    register(http, leader, GROUP_OK, "bench-ok-1", &url).await?;
-    let ports = crate::child::free_ports(DEAD_EXECUTORS.len())?;
-    for ((group, id), port) in DEAD_EXECUTORS.iter().zip(ports) {
-        register(http, leader, group, id, &format!("http://127.0.0.1:{port}")).await?;
-    }
-    Ok(rec)
-}
-
-async fn register(http: &reqwest::Client, leader: &str, group: &str, id: &str, base_url: &str) -> Result<()> {
-    let body = json!({"name": group, "instance_id": id, "base_url": base_url,
-                      "metadata": {"capacity": 64, "region": "bench", "version": "ui-bench"}});
-    let resp = http.post(format!("{leader}/api/v1/executors/register")).json(&body).send().await?;
-    if !resp.status().is_success() {
-        bail!("registering {id} answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
-    }
-    Ok(())
-}
-
-/// Creates the tasks, lets the fast ones fire until the target, pauses them and settles.
-async fn fill(http: &reqwest::Client, c: &mut Cluster, plan: &Plan, s: &Settings) -> Result<Fill> {
-    let leader = c.leader_url.clone();
-    let started = Instant::now();
-    create_tasks(http, &leader, plan).await?;
-    let created_s = started.elapsed().as_secs_f64();
-    let idle_paused = plan.names(|r| r == Role::Paused);
-    pause_all(http, &c.urls, &idle_paused).await?;
-    eprintln!("ui: {} tasks created in {created_s:.1} s; {} idle ones paused", plan.tasks, idle_paused.len());
-
-    let fill_started = Instant::now();
-    let deadline = fill_started + s.fill_limit;
-    let mut reached = total_any(http, &c.urls).await?;
-    let mut last = (reached, Instant::now());
-    while reached < s.executions && Instant::now() < deadline {
-        run_for(c, FILL_POLL.min(deadline.saturating_duration_since(Instant::now()))).await?;
-        reached = total_any(http, &c.urls).await.unwrap_or(reached);
-        let rate = reached.saturating_sub(last.0) as f64 / last.1.elapsed().as_secs_f64();
-        last = (reached, Instant::now());
-        eprintln!(
-            "ui: {:>5.0} s: {reached} of {} records ({rate:.0}/s)",
-            fill_started.elapsed().as_secs_f64(),
-            s.executions
-        );
-    }
-    let filled_s = fill_started.elapsed().as_secs_f64();
-    let deadline_hit = reached < s.executions;
-
-    let paused_started = Instant::now();
-    pause_all(http, &c.urls, &plan.names(|r| matches!(r, Role::Fast(_)))).await?;
-    let fast_paused_s = paused_started.elapsed().as_secs_f64();
+/// Waits for the records to stop moving and the followers to catch up, then counts them.
+async fn settle_and_count(http: &reqwest::Client, c: &mut Cluster) -> Result<Settled> {
     let settle_started = Instant::now();
     settle(http, c).await?;
     let settled_s = settle_started.elapsed().as_secs_f64();
@@ -347,72 +148,8 @@ async fn fill(http: &reqwest::Client, c: &mut Cluster, plan: &Plan, s: &Settings
     for status in ["success", "failed", "missed", "skipped", "timeout", "cancelled", "pending", "running"] {
         by_status.push((status, executions_total(http, &c.urls[0], &format!("&status={status}")).await?));
     }
-    eprintln!("ui: filled to {reached} records in {filled_s:.0} s; {total} after pausing and settling");
-    Ok(Fill {
-        created_s,
-        idle_paused: idle_paused.len(),
-        reached,
-        filled_s,
-        deadline_hit,
-        fast_paused_s,
-        settled_s,
-        by_status,
-        total,
-    })
-}
-
-async fn create_tasks(http: &reqwest::Client, leader: &str, plan: &Plan) -> Result<()> {
-    let shared = Arc::new(Plan { tasks: plan.tasks, fire_tasks: plan.fire_tasks });
-    let body = Arc::new(move |_tag: &str, i: u64| shared.body(i));
-    let work = Workload { url: format!("{leader}/api/v1/tasks"), ok_status: 201, body };
-    let r = run_level(http, &work, "ui-create", CREATE_CLIENTS, plan.tasks, Duration::from_secs(1_800)).await;
-    if r.error_count() > 0 || r.hit_time_limit {
-        bail!("{} task creations failed: {:?} ({:?})", r.error_count(), r.errors, r.error_sample);
-    }
-    Ok(())
-}
-
-/// The executions total from the first node that answers.
-async fn total_any(http: &reqwest::Client, urls: &[String]) -> Result<u64> {
-    let mut last = None;
-    for url in urls {
-        match executions_total(http, url, "").await {
-            Ok(n) => return Ok(n),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no node")))
-}
-
-/// Pauses the named tasks, `WRITE_CLIENTS` at a time, through any node (a follower forwards).
-async fn pause_all(http: &reqwest::Client, urls: &[String], names: &[String]) -> Result<()> {
-    let jobs = names.iter().enumerate().map(|(i, name)| {
-        let url = format!("{}/api/v1/tasks/{name}/pause", urls[i % urls.len()]);
-        post_ok(http, url, format!("ui-bench-pause-{name}"))
-    });
-    let results: Vec<Result<()>> = stream::iter(jobs).buffer_unordered(WRITE_CLIENTS).collect().await;
-    let failed: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
-    match failed.first() {
-        None => Ok(()),
-        Some(e) => bail!("{} of {} pauses failed; the first: {e:#}", failed.len(), names.len()),
-    }
-}
-
-/// A POST that must answer 2xx; retried (same idempotency key) on 5xx and transport errors.
-async fn post_ok(http: &reqwest::Client, url: String, key: String) -> Result<()> {
-    let mut last = String::new();
-    for attempt in 1..=WRITE_TRIES {
-        match http.post(&url).header("Idempotency-Key", &key).send().await {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) if r.status().is_client_error() => {
-                bail!("{url} answered {}: {}", r.status(), r.text().await.unwrap_or_default())
-            }
-            Ok(r) => last = format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
-            Err(e) => last = format!("{e:#}"),
-        }
-        tokio::time::sleep(Duration::from_millis(500) * attempt).await;
-    }
-    bail!("{url} failed {WRITE_TRIES} times; the last: {last}")
+    eprintln!("ui: {total} records after settling");
+    Ok(Settled { settled_s, by_status, total })
 }
 
 /// Waits until the total has not moved for 3 s and every node has applied the same index.
@@ -477,7 +214,7 @@ impl Kind {
 /// The pages of the console contract, with real ids and pages that exist at this scale.
 async fn pages(http: &reqwest::Client, leader: &str, plan: &Plan, total: u64) -> Result<Vec<(String, Kind)>> {
     // A fast task served by `bench-ok`: hundreds of records, successes with durations.
-    let first_ok = (0..plan.tasks).find(|i| plan.group(*i) == GROUP_OK).context("no task in bench-ok")?;
+    let first_ok = (0..plan.tasks()).find(|i| plan.group(*i) == GROUP_OK).context("no task in bench-ok")?;
     let task: Value = get_json(http, &format!("{leader}/api/v1/tasks/{}", Plan::name(first_ok))).await?;
     let task_id = task["id"].as_u64().context("task without an id")?;
     let execution_id = match newest_execution(http, leader, "&status=success").await? {
@@ -485,7 +222,7 @@ async fn pages(http: &reqwest::Client, leader: &str, plan: &Plan, total: u64) ->
         None => newest_execution(http, leader, "").await?.context("no execution at all")?,
     };
     let last_page = |n: u64| n.div_ceil(UI_PAGE_SIZE).max(1);
-    let tasks_page = last_page(plan.tasks).min(250);
+    let tasks_page = last_page(plan.tasks()).min(250);
     let executions_page = last_page(total).min(1_000);
     let list = |p: String| (p, Kind::List);
     Ok(vec![
@@ -706,7 +443,7 @@ impl Row {
 }
 
 /// The whole report: settings, the fill, the table, notes.
-fn report(s: &Settings, fill: &Fill, rows: &[Row], notes: &[String]) -> String {
+fn report(s: &Settings, fill: &Fill, settled: &Settled, rows: &[Row], notes: &[String]) -> String {
     let mut out = format!(
         "## cronraft-bench ui\n\n3 nodes and this client on one machine ({} CPUs). {} tasks, {} of them firing every \
          second during the fill; target {} execution records. Each page: {} sequential GETs after {} warm-up, on a \
@@ -719,7 +456,7 @@ fn report(s: &Settings, fill: &Fill, rows: &[Row], notes: &[String]) -> String {
         s.warmup
     );
     let by_status: Vec<String> =
-        fill.by_status.iter().filter(|(_, n)| *n > 0).map(|(status, n)| format!("{status} {n}")).collect();
+        settled.by_status.iter().filter(|(_, n)| *n > 0).map(|(status, n)| format!("{status} {n}")).collect();
     out.push_str(&format!(
         "Fill: {} tasks created in {:.1} s, {} idle ones paused; {} records in {:.0} s ({:.0}/s){}; the {} fast tasks \
          paused in {:.1} s; settled in {:.1} s. Measured with {} records ({}).\n\n",
@@ -732,8 +469,8 @@ fn report(s: &Settings, fill: &Fill, rows: &[Row], notes: &[String]) -> String {
         if fill.deadline_hit { " — **the fill deadline passed before the target**" } else { "" },
         s.fire_tasks,
         fill.fast_paused_s,
-        fill.settled_s,
-        fill.total,
+        settled.settled_s,
+        settled.total,
         by_status.join(", ")
     ));
     out.push_str(
@@ -773,6 +510,6 @@ fn report(s: &Settings, fill: &Fill, rows: &[Row], notes: &[String]) -> String {
     out
 }
 
-fn cpus() -> usize {
+pub(crate) fn cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
 }
