@@ -41,6 +41,8 @@ pub struct Config {
     pub agent: AgentSettings,
     pub executors: ExecutorSettings,
     pub retention: Retention,
+    /// The leader's delivery of notifications (`[notifications]`).
+    pub notifications: NotificationSettings,
     /// Limits of the API, Raft and agent listeners (`[listeners.api]`, ...).
     pub listeners: Listeners,
     /// Who may talk to the node (`[auth]`).
@@ -214,6 +216,34 @@ impl Default for Retention {
     }
 }
 
+/// The leader's delivery of notifications (`[notifications]`). Channels and rules are
+/// replicated (the API); these only shape how the leader sends.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// How long one delivery (connect, send, answer) may take.
+    pub delivery_timeout_ms: u64,
+    /// Most deliveries in flight at once.
+    pub deliveries_inflight_max: usize,
+    /// The first retry of a failed delivery waits 500 ms, each further one twice as long, at
+    /// most this.
+    pub retry_backoff_ms_max: u64,
+    /// A node whose replication has not advanced for this long while it is behind is
+    /// "unreachable" (`node_unreachable`).
+    pub node_unreachable_after_ms: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        NotificationSettings {
+            delivery_timeout_ms: 5_000,
+            deliveries_inflight_max: 32,
+            retry_backoff_ms_max: 60_000,
+            node_unreachable_after_ms: 10_000,
+        }
+    }
+}
+
 /// Raft timing and log compaction.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -264,6 +294,7 @@ impl Default for Config {
             agent: AgentSettings::default(),
             executors: ExecutorSettings::default(),
             retention: Retention::default(),
+            notifications: NotificationSettings::default(),
             listeners: Listeners::default(),
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
@@ -384,6 +415,18 @@ impl Config {
         if r.max_age_days == 0 || r.per_task_max == 0 || r.interval_ms < 100 {
             return invalid(
                 "retention.max_age_days and per_task_max must be at least 1, interval_ms at least 100".into(),
+            );
+        }
+        let n = &self.notifications;
+        if n.delivery_timeout_ms == 0
+            || n.deliveries_inflight_max == 0
+            || n.retry_backoff_ms_max < 500
+            || n.node_unreachable_after_ms < 1_000
+        {
+            return invalid(
+                "notifications.delivery_timeout_ms and deliveries_inflight_max must be at least 1, \
+                 retry_backoff_ms_max at least 500, node_unreachable_after_ms at least 1000"
+                    .into(),
             );
         }
         // Reads every file `[tls]` names, so a bad one is reported before anything starts.

@@ -36,6 +36,7 @@ pub mod http_server;
 pub mod join;
 pub mod leadership;
 pub mod node;
+pub mod notifier;
 pub mod propose;
 pub mod retention;
 pub mod scheduler;

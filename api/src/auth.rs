@@ -81,7 +81,12 @@ pub fn need(method: &Method, route: &str) -> Need {
         | ("GET", "/executions")
         | ("GET", "/executions/{id}")
         | ("GET", "/executors")
-        | ("GET", "/executors/{id}") => Need::Read,
+        | ("GET", "/executors/{id}")
+        | ("GET", "/notifications")
+        | ("GET", "/notifications/channels")
+        | ("GET", "/notifications/channels/{name}")
+        | ("GET", "/notifications/rules")
+        | ("GET", "/notifications/rules/{id}") => Need::Read,
         ("POST", "/tasks")
         | ("PUT", "/tasks/{id}")
         | ("DELETE", "/tasks/{id}")
@@ -96,7 +101,13 @@ pub fn need(method: &Method, route: &str) -> Need {
         | ("PUT", "/executors/{id}/status")
         | ("DELETE", "/executors/{id}")
         | ("POST", "/tokens")
-        | ("DELETE", "/tokens/{name}") => Need::Admin,
+        | ("DELETE", "/tokens/{name}")
+        | ("POST", "/notifications/channels")
+        | ("PUT", "/notifications/channels/{name}")
+        | ("DELETE", "/notifications/channels/{name}")
+        | ("POST", "/notifications/rules")
+        | ("PUT", "/notifications/rules/{id}")
+        | ("DELETE", "/notifications/rules/{id}") => Need::Admin,
         _ => Need::Admin,
     }
 }

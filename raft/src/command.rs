@@ -402,4 +402,6 @@ pub enum Rejection {
     TooManyRules { max: u64 },
     #[error("{0}")]
     InvalidNotification(NotifyInputError),
+    #[error("the rule names channel {name:?}, which does not exist")]
+    UnknownChannel { name: String },
 }

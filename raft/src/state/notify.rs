@@ -207,7 +207,7 @@ fn check_rule_state(ws: &WriteSet<'_>, spec: &RuleSpec) -> Result<Option<Rejecti
     }
     for name in &spec.channels {
         if get_channel(ws, name)?.is_none() {
-            return Ok(Some(Rejection::ChannelNotFound { name: name.clone() }));
+            return Ok(Some(Rejection::UnknownChannel { name: name.clone() }));
         }
     }
     Ok(None)
@@ -379,6 +379,22 @@ impl StateView {
             out.push(decode_entry(&v)?);
         }
         Ok(out)
+    }
+
+    /// How many rules exist (0: no event can match, so the leader proposes none).
+    pub fn rule_count(&self) -> Result<u64, StoreError> {
+        Ok(match self.tree.get(keys::NOTIFY_RULE_SUMMARY)? {
+            Some(b) => {
+                let StoredSummary::V1(s) = codec::decode(&b)?;
+                s.rules
+            }
+            None => 0,
+        })
+    }
+
+    /// Whether node `id` is alerted as unreachable (so a leader that sees it reachable says so).
+    pub fn node_alert_raised(&self, id: u64) -> Result<bool, StoreError> {
+        Ok(self.tree.get(keys::alert(b'n', &key_u64(id)))?.is_some())
     }
 
     pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {

@@ -248,7 +248,7 @@ fn bad_channels_and_rules_are_refused_and_a_used_channel_cannot_go() {
     let twin = at(&mut h, T0, Command::CreateChannel { spec: channel("ops") });
     assert_eq!(twin, Response::Rejected(Rejection::ChannelNameTaken { name: "ops".into() }));
     let unknown = at(&mut h, T0, Command::CreateRule { spec: rule(Selector::Default, &[], &["nope"]) });
-    assert_eq!(unknown, Response::Rejected(Rejection::ChannelNotFound { name: "nope".into() }));
+    assert_eq!(unknown, Response::Rejected(Rejection::UnknownChannel { name: "nope".into() }));
     let id = create_rule(&mut h, rule(Selector::Group("g".into()), &[], &["ops"]));
     let del = at(&mut h, T0, Command::DeleteChannel { name: "ops".into() });
     assert_eq!(del, Response::Rejected(Rejection::ChannelInUse { name: "ops".into(), rule: id }));
