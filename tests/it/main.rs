@@ -22,6 +22,7 @@ mod executors_api;
 mod hosts;
 mod listeners;
 mod listing;
+mod notifications;
 mod openapi;
 mod schedule;
 mod tls;
