@@ -305,6 +305,13 @@ mod tests {
             ("DELETE", "/api/v1/executors/{id}"),
             ("POST", "/api/v1/tokens"),
             ("DELETE", "/api/v1/tokens/{name}"),
+            ("GET", "/api/v1/backup"),
+            ("POST", "/api/v1/notifications/channels"),
+            ("PUT", "/api/v1/notifications/channels/{name}"),
+            ("DELETE", "/api/v1/notifications/channels/{name}"),
+            ("POST", "/api/v1/notifications/rules"),
+            ("PUT", "/api/v1/notifications/rules/{id}"),
+            ("DELETE", "/api/v1/notifications/rules/{id}"),
         ];
         for (path, ops) in paths {
             for method in ops.as_object().expect("operations").keys() {

@@ -171,6 +171,17 @@ pub fn render(ctx: &Ctx) -> String {
         out,
         "# HELP cronraft_storage_syncs_total fdatasync calls made by the storage layer.\n# TYPE cronraft_storage_syncs_total counter\ncronraft_storage_syncs_total {syncs}"
     );
+    // The replicated outbox (the same on every node that applied as far): notifications not yet
+    // delivered, and those dropped because the outbox was full.
+    if let Ok(o) = ctx.sm.view().outbox_stats() {
+        let help = "Notifications waiting for delivery (replicated outbox).";
+        gauge(&mut out, "cronraft_notification_outbox_depth", help, o.depth);
+        let _ = writeln!(
+            out,
+            "# HELP cronraft_notification_dropped_total Notifications dropped because the outbox was full.\n# TYPE cronraft_notification_dropped_total counter\ncronraft_notification_dropped_total {}",
+            o.dropped
+        );
+    }
     ctx.metrics.render(&mut out);
     ctx.scheduler.render(&mut out);
     out
