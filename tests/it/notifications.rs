@@ -317,3 +317,71 @@ async fn bad_channel_and_rule_input_gets_clear_codes() {
     assert_eq!(send(&client, Method::DELETE, "/api/v1/notifications/channels/ops", None).await.status, 200);
     assert!(client.list_channels().await.unwrap().is_empty());
 }
+
+fn cli(node: &str, args: &[&str]) -> std::process::Output {
+    let cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cronraft")).args(args).env("CRONRAFT_NODE", node).output();
+    cmd.expect("run cli")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "exit {:?}: {}", o.status, String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notify_commands_create_list_and_delete_channels_and_rules() {
+    // Phase 1: a channel with a secret from a file, a rule for a prefix; both listed.
+    let c = Cluster::start(1, CONFIG).await;
+    let node = c.nodes[&1].url();
+    let secret = c.root().join("hook.secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let args = ["notify", "channel", "create", "--name", "ops", "--kind", "webhook", "--url", "http://127.0.0.1:9/h"];
+    let created = stdout(&cli(&node, &[&args[..], &["--secret-file", secret.to_str().unwrap(), "--json"]].concat()));
+    let created: Value = serde_json::from_str(&created).unwrap();
+    assert_eq!((created["has_secret"].as_bool(), created.get("secret")), (Some(true), None));
+    let rule = stdout(&cli(
+        &node,
+        &[
+            "notify",
+            "rule",
+            "create",
+            "--task-prefix",
+            "backup-",
+            "--event",
+            "run_failed,recovered",
+            "--channel",
+            "ops",
+        ],
+    ));
+    assert!(rule.contains("prefix backup-") && rule.contains("run_failed,recovered"), "{rule}");
+    let channels = stdout(&cli(&node, &["notify", "channel", "list"]));
+    assert!(channels.contains("ops") && channels.contains("webhook") && !channels.contains(SECRET), "{channels}");
+    let status = stdout(&cli(&node, &["notify", "status"]));
+    assert!(status.contains("outbox: 0 of 10000"), "{status}");
+
+    // Phase 2: the server's codes reach the user; then the rule and the channel go.
+    let bad = cli(
+        &node,
+        &[
+            "notify",
+            "channel",
+            "create",
+            "--name",
+            "x",
+            "--kind",
+            "slack",
+            "--url",
+            "http://h/",
+            "--template",
+            "{{nope}}",
+        ],
+    );
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown_placeholder"));
+    let in_use = cli(&node, &["notify", "channel", "delete", "ops"]);
+    assert!(!in_use.status.success() && String::from_utf8_lossy(&in_use.stderr).contains("channel_in_use"));
+    let rules: Value = serde_json::from_str(&stdout(&cli(&node, &["notify", "rule", "list", "--json"]))).unwrap();
+    let id = rules[0]["id"].as_u64().unwrap().to_string();
+    stdout(&cli(&node, &["notify", "rule", "delete", &id]));
+    stdout(&cli(&node, &["notify", "channel", "delete", "ops"]));
+    assert_eq!(stdout(&cli(&node, &["notify", "channel", "list", "--json"])).trim(), "[]");
+}
