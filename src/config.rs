@@ -583,6 +583,8 @@ mod tests {
             (|c| c.executors.health_check_interval_ms = 10, "health_check_interval_ms"),
             (|c| c.executors.failure_threshold = 0, "failure_threshold"),
             (|c| c.retention.per_task_max = 0, "per_task_max"),
+            (|c| c.notifications.retry_backoff_ms_max = 100, "retry_backoff_ms_max"),
+            (|c| c.notifications.deliveries_inflight_max = 0, "deliveries_inflight_max"),
         ];
         for (mutate, expected) in cases {
             let mut c = Config::default();
