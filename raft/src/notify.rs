@@ -62,8 +62,9 @@ impl ChannelKind {
     }
 }
 
-/// What an admin gives for a channel. `secret` is write-only: stored for signing, never shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What an admin gives for a channel. `secret` is write-only: stored for signing, never shown
+/// (its `Debug` says only whether there is one, so no log line can carry it).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelSpec {
     pub name: String,
     pub kind: ChannelKind,
@@ -73,13 +74,36 @@ pub struct ChannelSpec {
     pub template: Option<String>,
 }
 
+impl std::fmt::Debug for ChannelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &"<hidden>")
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("template", &self.template)
+            .finish()
+    }
+}
+
 /// A change to a channel; `None` keeps a field. `secret: Some(None)` removes the secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelPatch {
     pub kind: Option<ChannelKind>,
     pub url: Option<String>,
     pub secret: Option<Option<String>>,
     pub template: Option<Option<String>>,
+}
+
+impl std::fmt::Debug for ChannelPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelPatch")
+            .field("kind", &self.kind)
+            .field("url", &self.url.as_ref().map(|_| "<hidden>"))
+            .field("secret", &self.secret.as_ref().map(|s| s.as_ref().map(|_| "<hidden>")))
+            .field("template", &self.template)
+            .finish()
+    }
 }
 
 impl ChannelPatch {
@@ -537,6 +561,8 @@ mod tests {
         assert!(matches!(check_channel(&spec("ops", "ftp://x/", None)), Err(NotifyInputError::Url(_))));
         assert!(matches!(check_channel(&spec("ops", "http://u:p@x/", None)), Err(NotifyInputError::Url(_))));
         assert_eq!(check_channel(&spec("ops", "http://x/", Some("short"))), Err(NotifyInputError::Secret));
+        let shown = format!("{:?}", spec("ops", "https://hooks.example/T0/B1/xyz", Some("0123456789abcdef")));
+        assert!(!shown.contains("0123456789abcdef") && !shown.contains("xyz"), "{shown}");
     }
 
     #[test]
