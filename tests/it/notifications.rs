@@ -241,6 +241,7 @@ async fn a_receiver_that_is_down_gets_the_alert_when_it_comes_back() {
         (EventKind::RunFailed, "ops", "task t")
     );
     assert!(!pending.last_error.is_empty());
+    assert_eq!(c.metric(1, "cronraft_notification_outbox_depth").await, Some(1.0), "/metrics shows the waiting alert");
 
     // Phase 3: the receiver comes back and gets it, once.
     hook.up().await.expect("the receiver comes back on its port");
