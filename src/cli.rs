@@ -42,6 +42,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Who changed what, newest first (admin).
     Audit(AuditArgs),
+    /// Notifications: channels and rules (admin), delivery status.
+    #[command(subcommand)]
+    Notify(crate::commands::notify::NotifyCommand),
     /// TLS certificates: `init` makes a CA and a certificate per host.
     #[command(subcommand)]
     Certs(CertsCommand),

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod execution;
 pub mod executor;
+pub mod notify;
 mod stats;
 pub mod token;
 

@@ -50,6 +50,8 @@ pub struct Config {
     pub retention: Retention,
     /// `/metrics` series of chosen tasks.
     pub metrics: MetricsSettings,
+    /// The leader's delivery of notifications (`[notifications]`).
+    pub notifications: NotificationSettings,
     /// Limits of the API, Raft and agent listeners (`[listeners.api]`, ...).
     pub listeners: Listeners,
     /// Who may talk to the node (`[auth]`).
@@ -243,6 +245,34 @@ pub struct MetricsSettings {
     pub task_series_top_failures: usize,
 }
 
+/// The leader's delivery of notifications (`[notifications]`). Channels and rules are
+/// replicated (the API); these only shape how the leader sends.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// How long one delivery (connect, send, answer) may take.
+    pub delivery_timeout_ms: u64,
+    /// Most deliveries in flight at once.
+    pub deliveries_inflight_max: usize,
+    /// The first retry of a failed delivery waits 500 ms, each further one twice as long, at
+    /// most this.
+    pub retry_backoff_ms_max: u64,
+    /// A node whose replication has not advanced for this long while it is behind is
+    /// "unreachable" (`node_unreachable`).
+    pub node_unreachable_after_ms: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        NotificationSettings {
+            delivery_timeout_ms: 5_000,
+            deliveries_inflight_max: 32,
+            retry_backoff_ms_max: 60_000,
+            node_unreachable_after_ms: 10_000,
+        }
+    }
+}
+
 /// Raft timing and log compaction.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -294,6 +324,7 @@ impl Default for Config {
             executors: ExecutorSettings::default(),
             retention: Retention::default(),
             metrics: MetricsSettings::default(),
+            notifications: NotificationSettings::default(),
             listeners: Listeners::default(),
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
@@ -352,7 +383,7 @@ impl Config {
     /// What cannot work, one problem per group of keys checked together (addresses, Raft
     /// timing, ..., the TLS files), in that order: `cronraft config check` shows them all.
     pub fn problems(&self) -> Vec<ConfigError> {
-        let checks: [Check; 9] = [
+        let checks: [Check; 10] = [
             Config::validate_addresses,
             Config::validate_raft,
             Config::validate_storage,
@@ -361,6 +392,7 @@ impl Config {
             Config::validate_auth,
             Config::validate_retention,
             Config::validate_metrics,
+            Config::validate_notifications,
             // Reads every file `[tls]` names, so a bad one is reported before anything starts.
             |c| crate::tls::Tls::load(&c.tls).map(|_| ()).map_err(ConfigError::from),
         ];
@@ -430,6 +462,22 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "metrics.task_series and metrics.task_series_top_failures: at most {TASK_SERIES_MAX} each"
             )));
+        }
+        Ok(())
+    }
+
+    fn validate_notifications(&self) -> Result<(), ConfigError> {
+        let n = &self.notifications;
+        if n.delivery_timeout_ms == 0
+            || n.deliveries_inflight_max == 0
+            || n.retry_backoff_ms_max < 500
+            || n.node_unreachable_after_ms < 1_000
+        {
+            return Err(ConfigError::Invalid(
+                "notifications.delivery_timeout_ms and deliveries_inflight_max must be at least 1, \
+                 retry_backoff_ms_max at least 500, node_unreachable_after_ms at least 1000"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -583,6 +631,8 @@ mod tests {
             (|c| c.executors.health_check_interval_ms = 10, "health_check_interval_ms"),
             (|c| c.executors.failure_threshold = 0, "failure_threshold"),
             (|c| c.retention.per_task_max = 0, "per_task_max"),
+            (|c| c.notifications.retry_backoff_ms_max = 100, "retry_backoff_ms_max"),
+            (|c| c.notifications.deliveries_inflight_max = 0, "deliveries_inflight_max"),
         ];
         for (mutate, expected) in cases {
             let mut c = Config::default();

@@ -1,6 +1,6 @@
-//! Running a service only while this node leads: the one frame of the four leader services.
+//! Running a service only while this node leads: the one frame of the leader services.
 //!
-//! The scheduler, the dispatcher, the health checker and retention all follow the same shape:
+//! The scheduler, the dispatcher, the health checker, retention and the notifier all follow the same shape:
 //! wait until this node is the leader, run one "term loop" of the service, and when leadership is
 //! lost (or the node stops) drop that loop and wait again. Each term loop starts from the
 //! replicated state, so nothing a previous term held in memory is trusted. [`run_while_leader`]

@@ -39,6 +39,7 @@ pub mod join;
 pub mod leadership;
 pub mod logging;
 pub mod node;
+pub mod notifier;
 pub mod propose;
 pub mod retention;
 pub mod scheduler;

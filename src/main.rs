@@ -50,6 +50,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Execution(cmd) => Ok(cronraft::commands::execution::run(cmd).await?),
         Command::Token(cmd) => Ok(cronraft::commands::token::run(cmd).await?),
         Command::Audit(args) => Ok(cronraft::commands::token::audit(args).await?),
+        Command::Notify(cmd) => Ok(cronraft::commands::notify::run(cmd).await?),
         Command::Backup(args) => Ok(cronraft::commands::backup::backup(args).await?),
         Command::Restore(args) => Ok(cronraft::commands::backup::restore(args).await?),
         Command::Recover(args) => Ok(cronraft::commands::backup::recover(args).await?),

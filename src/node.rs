@@ -28,6 +28,7 @@ use crate::config::{Config, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::health::HealthChecker;
 use crate::http_server::serve;
+use crate::notifier::Notifier;
 use crate::retention::RetentionService;
 use crate::scheduler::{Scheduler, SchedulerMetrics};
 use crate::storage_guard::StorageGuard;
@@ -172,6 +173,15 @@ impl Node {
             secret: secret.clone(),
             tls: outbound.clone(),
         };
+        let notifier = Notifier {
+            node_id,
+            raft: raft.clone(),
+            sm: sm.clone(),
+            settings: config.notifications.clone(),
+            executors: settings.clone(),
+            tls: outbound.clone(),
+            announced_term: Default::default(),
+        };
         let health = HealthChecker { node_id, raft: raft.clone(), sm: sm.clone(), settings, tls: outbound };
         let retention =
             RetentionService { node_id, raft: raft.clone(), sm: sm.clone(), settings: config.retention.clone() };
@@ -180,6 +190,7 @@ impl Node {
             tokio::spawn(dispatcher.run(signal.clone())),
             tokio::spawn(health.run(signal.clone())),
             tokio::spawn(retention.run(signal.clone())),
+            tokio::spawn(notifier.run(signal.clone())),
             tokio::spawn(AddressKeeper { node_id, raft: raft.clone(), info: info.clone() }.run(signal.clone())),
             tokio::spawn(
                 StorageGuard {

@@ -81,7 +81,12 @@ pub fn need(method: &Method, route: &str) -> Need {
         | ("GET", "/executions")
         | ("GET", "/executions/{id}")
         | ("GET", "/executors")
-        | ("GET", "/executors/{id}") => Need::Read,
+        | ("GET", "/executors/{id}")
+        | ("GET", "/notifications")
+        | ("GET", "/notifications/channels")
+        | ("GET", "/notifications/channels/{name}")
+        | ("GET", "/notifications/rules")
+        | ("GET", "/notifications/rules/{id}") => Need::Read,
         ("POST", "/tasks")
         | ("PUT", "/tasks/{id}")
         | ("DELETE", "/tasks/{id}")
@@ -96,7 +101,13 @@ pub fn need(method: &Method, route: &str) -> Need {
         | ("PUT", "/executors/{id}/status")
         | ("DELETE", "/executors/{id}")
         | ("POST", "/tokens")
-        | ("DELETE", "/tokens/{name}") => Need::Admin,
+        | ("DELETE", "/tokens/{name}")
+        | ("POST", "/notifications/channels")
+        | ("PUT", "/notifications/channels/{name}")
+        | ("DELETE", "/notifications/channels/{name}")
+        | ("POST", "/notifications/rules")
+        | ("PUT", "/notifications/rules/{id}")
+        | ("DELETE", "/notifications/rules/{id}") => Need::Admin,
         _ => Need::Admin,
     }
 }
@@ -309,6 +320,13 @@ mod tests {
             ("DELETE", "/api/v1/executors/{id}"),
             ("POST", "/api/v1/tokens"),
             ("DELETE", "/api/v1/tokens/{name}"),
+            ("GET", "/api/v1/backup"),
+            ("POST", "/api/v1/notifications/channels"),
+            ("PUT", "/api/v1/notifications/channels/{name}"),
+            ("DELETE", "/api/v1/notifications/channels/{name}"),
+            ("POST", "/api/v1/notifications/rules"),
+            ("PUT", "/api/v1/notifications/rules/{id}"),
+            ("DELETE", "/api/v1/notifications/rules/{id}"),
         ];
         for (path, ops) in paths {
             for method in ops.as_object().expect("operations").keys() {

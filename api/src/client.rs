@@ -20,9 +20,10 @@ use cronraft_raft::store::backup::{read_backup, BackupSummary};
 use crate::context::Consistency;
 use crate::protocol::{CallbackRequest, RegisterRequest};
 use crate::types::{
-    AddNodeInput, AuditView, ClusterView, CreatedTokenView, DigestView, ErrorBody, ExecutionView, ExecutorStatusInput,
-    ExecutorView, MembershipChangeView, Page, PreviewView, RegisteredView, SchedulerStatusView, StopInput, TaskInput,
-    TaskStatsView, TaskView, TokenInput, TokenView, TriggerInput, IDEMPOTENCY_HEADER,
+    AddNodeInput, AuditView, ChannelInput, ChannelView, ClusterView, CreatedTokenView, DigestView, ErrorBody,
+    ExecutionView, ExecutorStatusInput, ExecutorView, MembershipChangeView, NotificationsView, Page, PreviewView,
+    RegisteredView, RuleInput, RuleView, SchedulerStatusView, StopInput, TaskInput, TaskStatsView, TaskView,
+    TokenInput, TokenView, TriggerInput, IDEMPOTENCY_HEADER,
 };
 
 /// Why a call failed.
@@ -456,6 +457,40 @@ impl Client {
 
     pub async fn audit(&self, page: u64, page_size: u64) -> Result<Page<AuditView>, ClientError> {
         self.call(Method::GET, &format!("/api/v1/audit?page={page}&page_size={page_size}"), None::<&()>, None).await
+    }
+
+    pub async fn notifications(&self) -> Result<NotificationsView, ClientError> {
+        self.call(Method::GET, "/api/v1/notifications", None::<&()>, None).await
+    }
+
+    pub async fn create_channel(&self, input: &ChannelInput) -> Result<ChannelView, ClientError> {
+        self.call(Method::POST, "/api/v1/notifications/channels", Some(input), None).await
+    }
+
+    pub async fn list_channels(&self) -> Result<Vec<ChannelView>, ClientError> {
+        self.call(Method::GET, "/api/v1/notifications/channels", None::<&()>, None).await
+    }
+
+    pub async fn update_channel(&self, name: &str, input: &ChannelInput) -> Result<ChannelView, ClientError> {
+        let path = format!("/api/v1/notifications/channels/{}", encode_segment(name));
+        self.call(Method::PUT, &path, Some(input), None).await
+    }
+
+    pub async fn delete_channel(&self, name: &str) -> Result<ChannelView, ClientError> {
+        let path = format!("/api/v1/notifications/channels/{}", encode_segment(name));
+        self.call(Method::DELETE, &path, None::<&()>, None).await
+    }
+
+    pub async fn create_rule(&self, input: &RuleInput) -> Result<RuleView, ClientError> {
+        self.call(Method::POST, "/api/v1/notifications/rules", Some(input), None).await
+    }
+
+    pub async fn list_rules(&self) -> Result<Vec<RuleView>, ClientError> {
+        self.call(Method::GET, "/api/v1/notifications/rules", None::<&()>, None).await
+    }
+
+    pub async fn delete_rule(&self, id: u64) -> Result<RuleView, ClientError> {
+        self.call(Method::DELETE, &format!("/api/v1/notifications/rules/{id}"), None::<&()>, None).await
     }
 }
 

@@ -17,6 +17,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cronraft_raft::membership::MembershipError;
+use cronraft_raft::notify::NotifyInputError;
 use cronraft_raft::Rejection;
 
 use crate::types::{ErrorBody, ErrorDetail};
@@ -124,8 +125,30 @@ impl From<Rejection> for ApiError {
             Rejection::TokenNotFound { .. } => ErrorCode::TokenNotFound,
             Rejection::TooManyTokens { .. } => ErrorCode::TokenLimitReached,
             Rejection::InvalidToken { .. } => ErrorCode::InvalidField,
+            Rejection::ChannelNotFound { .. } => ErrorCode::ChannelNotFound,
+            Rejection::ChannelNameTaken { .. } => ErrorCode::ChannelNameTaken,
+            Rejection::ChannelInUse { .. } => ErrorCode::ChannelInUse,
+            Rejection::TooManyChannels { .. } => ErrorCode::ChannelLimitReached,
+            Rejection::RuleNotFound { .. } => ErrorCode::RuleNotFound,
+            Rejection::TooManyRules { .. } => ErrorCode::RuleLimitReached,
+            Rejection::UnknownChannel { .. } => ErrorCode::UnknownChannel,
+            Rejection::InvalidNotification(e) => return e.clone().into(),
         };
         ApiError::new(code, r.to_string())
+    }
+}
+
+impl From<NotifyInputError> for ApiError {
+    fn from(e: NotifyInputError) -> Self {
+        let code = match &e {
+            NotifyInputError::ChannelName => ErrorCode::InvalidName,
+            NotifyInputError::Url(_) => ErrorCode::InvalidChannelUrl,
+            NotifyInputError::UnknownPlaceholder(_) => ErrorCode::UnknownPlaceholder,
+            NotifyInputError::Template(_) => ErrorCode::InvalidTemplate,
+            NotifyInputError::Secret => ErrorCode::InvalidSecret,
+            NotifyInputError::Rule(_) => ErrorCode::InvalidRule,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

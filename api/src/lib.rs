@@ -61,7 +61,8 @@ pub fn tree() -> OpenApiRouter<Ctx> {
         .merge(routes::stats::router())
         .merge(routes::ops::api_router())
         .merge(routes::backup::router())
-        .merge(routes::tokens::router());
+        .merge(routes::tokens::router())
+        .merge(routes::notifications::router());
     // Forwarding only on a route and method that exist: anything else is answered 404 or 405
     // here, before its checks (Schemathesis: a POST to a PUT route got 400 for its key).
     let api = api.route_layer(axum::middleware::from_fn(forward::route_writes));

@@ -12,9 +12,11 @@ use utoipa::ToSchema;
 
 mod auth;
 mod executor;
+mod notify;
 mod stats;
 pub use auth::{AuditView, CreatedTokenView, TokenInput, TokenView};
 pub use executor::{ExecutorStatusInput, ExecutorView, RegisteredView, StopInput};
+pub use notify::{ChannelInput, ChannelView, NotificationsView, PendingView, RuleInput, RuleView};
 pub use stats::{ClusterStatsView, DailyStatsView, LastHourView, StatsWindows, TaskStatsView, WindowStatsView};
 
 /// Body of `POST /tasks` (every field but `name` and `cron_expression` has a default) and of

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::{
     Execution, ExecutionStatus, Executor, ExecutorSpec, ExecutorStatus, Task, TaskSpec, Token, TokenSpec,
 };
+use crate::notify::{
+    Channel, ChannelPatch, ChannelSpec, DeliveryReport, LeaderEvent, NotifyInputError, Rule, RuleSpec,
+};
 use crate::spec::{SpecError, TaskPatch};
 
 /// One replicated write, as proposed to Raft.
@@ -111,6 +114,35 @@ pub enum Command {
     RevokeToken {
         name: String,
     },
+    /// `POST /notifications/channels`.
+    CreateChannel {
+        spec: ChannelSpec,
+    },
+    /// `PUT /notifications/channels/{name}`: the patch is merged in apply.
+    UpdateChannel {
+        name: String,
+        patch: ChannelPatch,
+    },
+    /// `DELETE /notifications/channels/{name}`: refused while a rule names it.
+    DeleteChannel {
+        name: String,
+    },
+    /// `POST /notifications/rules`.
+    CreateRule {
+        spec: RuleSpec,
+    },
+    /// `PUT /notifications/rules/{id}`: the whole rule is replaced.
+    UpdateRule {
+        id: u64,
+        spec: RuleSpec,
+    },
+    DeleteRule {
+        id: u64,
+    },
+    /// Events only the leader sees (node reachability, a new leader), put through the rules.
+    RaiseEvents(Vec<LeaderEvent>),
+    /// The delivery service's results: delivered outbox entries go, failures are counted.
+    ReportDeliveries(DeliveryReport),
 }
 
 /// A task named in a registration: created from `create` if no task has its name, else
@@ -275,6 +307,14 @@ impl Command {
             Command::Attributed { command, .. } => command.kind(),
             Command::CreateToken { .. } => "create_token",
             Command::RevokeToken { .. } => "revoke_token",
+            Command::CreateChannel { .. } => "create_channel",
+            Command::UpdateChannel { .. } => "update_channel",
+            Command::DeleteChannel { .. } => "delete_channel",
+            Command::CreateRule { .. } => "create_rule",
+            Command::UpdateRule { .. } => "update_rule",
+            Command::DeleteRule { .. } => "delete_rule",
+            Command::RaiseEvents(_) => "raise_events",
+            Command::ReportDeliveries(_) => "report_deliveries",
         }
     }
 }
@@ -305,6 +345,10 @@ pub enum Response {
     Count(u64),
     /// A token created or revoked.
     Token(Token),
+    /// A notification channel created, updated or deleted (with its secret: the API hides it).
+    Channel(Channel),
+    /// A notification rule created, updated or deleted.
+    Rule(Rule),
 }
 
 /// Why apply refused a command. Deterministic: every replica refuses the same way.
@@ -344,4 +388,20 @@ pub enum Rejection {
     TooManyTokens { max: u64 },
     #[error("token {name:?}: the name must be 1 to 64 bytes and a scope at most 32 groups and 32 prefixes")]
     InvalidToken { name: String },
+    #[error("no notification channel is named {name:?}")]
+    ChannelNotFound { name: String },
+    #[error("a notification channel named {name:?} already exists")]
+    ChannelNameTaken { name: String },
+    #[error("notification channel {name:?} is named by rule {rule}; change or delete the rule first")]
+    ChannelInUse { name: String, rule: u64 },
+    #[error("the cluster holds the maximum of {max} notification channels")]
+    TooManyChannels { max: u64 },
+    #[error("notification rule {id} does not exist")]
+    RuleNotFound { id: u64 },
+    #[error("the cluster holds the maximum of {max} notification rules")]
+    TooManyRules { max: u64 },
+    #[error("{0}")]
+    InvalidNotification(NotifyInputError),
+    #[error("the rule names channel {name:?}, which does not exist")]
+    UnknownChannel { name: String },
 }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod membership;
 pub mod model;
 pub mod network;
+pub mod notify;
 pub mod outbound;
 pub mod schedule;
 pub mod spec;

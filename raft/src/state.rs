@@ -15,13 +15,16 @@
 //! | [`stats`], [`retention`] | hourly rollups, per task and for the cluster; purging old records |
 //! | [`listing`] | filtered listings: tasks by name, group, mode, latest result, sorted; executions by trigger and slot time |
 //! | [`tokens`], [`audit`] | API tokens (hashes only); who changed what |
+//! | [`notify`], [`alerts`] | notification channels, rules and delivery reports; events from state changes, rule matching, the outbox |
 //!
 //! Calls go one way: a module never calls back into the module that called it. A scheduled fire
 //! reads `apply_command` → [`fire`] → [`run`] (admit, then the first attempt); the executor's
 //! callback comes back as a `Report` through [`dispatch`] → [`run`] (close the attempt, retry or
 //! settle, start the next queued run). A pause, delete or update is [`tasks`], then [`fire`]
 //! for the slots it cut off before they were fired, then (pause, delete) [`run`] for the
-//! task's queue.
+//! task's queue. [`alerts`] is a leaf: [`executions`] (a run's final status), [`registry`] and
+//! [`dispatch`] (executor health), and [`run`] (no healthy executor) call it; it calls back
+//! into nothing but [`tasks`] and [`notify`] (the rules, the outbox entries).
 //!
 //! All replicated state lives in one sled tree (one per snapshot generation, see
 //! [`crate::store::state_machine`]) under the short key prefixes of [`keys`], so one `apply` run
@@ -39,6 +42,7 @@ use crate::model::TaskStatus;
 use crate::txn::WriteSet;
 use crate::TypeConfig;
 
+mod alerts;
 mod audit;
 mod balance;
 mod dedupe;
@@ -47,6 +51,7 @@ mod executions;
 mod fire;
 pub(crate) mod keys;
 mod listing;
+mod notify;
 mod outcomes;
 mod registry;
 mod retention;
@@ -66,6 +71,7 @@ pub use listing::{
     ExecutionQuery, ExecutionQueryPage, LastResultFilter, TaskQuery, TaskSort, COUNT_MAX, CREATED_MARGIN_MS,
     WALK_RECORDS_MAX,
 };
+pub use notify::{OutboxStats, RuleSummary};
 pub use outcomes::{
     DispatchFailure, GroupOutcomes, GROUPS_MAX, MISSED_REASONS, OTHER_LABEL, RUN_STATUSES, SKIPPED_REASONS, TRIGGERS,
 };
@@ -206,6 +212,14 @@ fn apply_command(
         }
         Command::CreateToken { spec, created_by } => return tokens::create(ws, at, spec, created_by),
         Command::RevokeToken { name } => return tokens::revoke(ws, name),
+        Command::CreateChannel { spec } => return notify::create_channel(ws, at, spec),
+        Command::UpdateChannel { name, patch } => return notify::update_channel(ws, at, name, patch),
+        Command::DeleteChannel { name } => return notify::delete_channel(ws, name),
+        Command::CreateRule { spec } => return notify::create_rule(ws, at, spec),
+        Command::UpdateRule { id, spec } => return notify::update_rule(ws, at, *id, spec),
+        Command::DeleteRule { id } => return notify::delete_rule(ws, *id),
+        Command::RaiseEvents(events) => return alerts::raise(ws, at, events),
+        Command::ReportDeliveries(report) => return notify::report(ws, at, report),
     };
     Ok(match outcome {
         Ok(task) => Response::Task(task),

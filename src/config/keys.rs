@@ -353,6 +353,34 @@ pub static KEYS: LazyLock<Vec<ConfigKey>> = LazyLock::new(|| {
                 "how many of the newest scheduled backups are kept; at least 1"
             ),
             key!(
+                notifications.delivery_timeout_ms,
+                "CRONRAFT_NOTIFICATIONS_DELIVERY_TIMEOUT_MS",
+                Table("notifications-delivery-timeout-ms"),
+                "2000",
+                "how long one notification delivery (connect, send, answer) may take, ms; at least 1"
+            ),
+            key!(
+                notifications.deliveries_inflight_max,
+                "CRONRAFT_NOTIFICATIONS_DELIVERIES_INFLIGHT_MAX",
+                Table("notifications-deliveries-inflight-max"),
+                "8",
+                "most notification deliveries in flight at once; at least 1"
+            ),
+            key!(
+                notifications.retry_backoff_ms_max,
+                "CRONRAFT_NOTIFICATIONS_RETRY_BACKOFF_MS_MAX",
+                Table("notifications-retry-backoff-ms-max"),
+                "10000",
+                "a failed delivery is retried after 500 ms, then twice as long each time, at most this, ms; at least 500"
+            ),
+            key!(
+                notifications.node_unreachable_after_ms,
+                "CRONRAFT_NOTIFICATIONS_NODE_UNREACHABLE_AFTER_MS",
+                Table("notifications-node-unreachable-after-ms"),
+                "5000",
+                "a node whose replication has not advanced for this long while behind raises `node_unreachable`, ms; at least 1000"
+            ),
+            key!(
                 metrics.task_series,
                 "CRONRAFT_METRICS_TASK_SERIES",
                 Table("metrics-task-series"),

@@ -19,6 +19,7 @@ pub mod browser;
 pub mod executor;
 pub mod metrics;
 pub mod node;
+pub mod receiver;
 pub mod views;
 pub mod wait;
 

@@ -275,3 +275,62 @@ async fn with_auth_off_the_console_needs_no_sign_in_but_still_guards_its_forms()
     let a = b.get("/login").await;
     assert!(a.body.contains("Authentication is off"), "{}", a.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notifications_page_creates_and_deletes_channels_and_rules() {
+    // Phase 1: one node, auth off: the page shows an empty outbox and the admin's forms.
+    let cluster = Cluster::start(1, "[agent]\nenabled = false\n").await;
+    let mut b = Browser::new(&cluster.nodes[&1].url());
+    let seed = b.get("/").await.set_cookie.into_iter().find(|c| c.starts_with("cronraft_browser=")).unwrap();
+    b.cookie = Some(seed.split(';').next().unwrap().to_string());
+    let page = b.get("/notifications").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<strong>0</strong> of 10000") && page.body.contains("new-channel"), "{}", page.body);
+
+    // Phase 2: a signed channel and a rule through the forms (the rule's checkboxes repeat).
+    let secret = "console-secret-0123456789";
+    let guard = |body: &str| (hidden(body, "csrf"), hidden(body, "request_id"));
+    let (csrf, rid) = guard(&page.body);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("request_id", rid.as_str()),
+        ("name", "ops"),
+        ("kind", "webhook"),
+        ("url", "http://127.0.0.1:9/hook"),
+        ("secret", secret),
+        ("template", "{{task}} {{event}}"),
+    ];
+    let a = b.post("/notifications/channels", &fields).await;
+    assert_eq!((a.status, a.location.as_str()), (303, "/notifications?done=channel"), "{}", a.body);
+    let page = b.get("/notifications").await.body;
+    let (csrf, rid) = guard(&page);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("request_id", rid.as_str()),
+        ("selector", "task_prefix"),
+        ("value", "backup-"),
+        ("events", "run_failed"),
+        ("events", "recovered"),
+        ("channels", "ops"),
+    ];
+    let a = b.post("/notifications/rules", &fields).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let page = b.get("/notifications").await.body;
+    assert!(page.contains("data-channel=\"ops\"") && page.contains("signed") && !page.contains(secret), "{page}");
+    assert!(page.contains("tasks named backup-") && page.contains("run_failed, recovered"), "{page}");
+    let rules = cluster.client(1).list_rules().await.unwrap();
+    assert_eq!((rules.len(), rules[0].task_prefix.as_deref()), (1, Some("backup-")));
+
+    // Phase 3: an API refusal is shown with its code; then the rule and the channel go (each
+    // post with its own request id, as each rendered form has).
+    let csrf = hidden(&page, "csrf");
+    let a = b.post("/notifications/channels/ops/delete", &[("csrf", &csrf), ("request_id", "t-1")]).await;
+    assert!(a.body.contains("channel_in_use"), "{}", a.body);
+    let a = b
+        .post(&format!("/notifications/rules/{}/delete", rules[0].id), &[("csrf", &csrf), ("request_id", "t-2")])
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let a = b.post("/notifications/channels/ops/delete", &[("csrf", &csrf), ("request_id", "t-3")]).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(cluster.client(1).list_channels().await.unwrap().is_empty());
+}

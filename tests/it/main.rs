@@ -26,6 +26,7 @@ mod listeners;
 mod listing;
 mod logs;
 mod metrics;
+mod notifications;
 mod openapi;
 mod schedule;
 mod storage_full;

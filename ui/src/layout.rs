@@ -22,15 +22,17 @@ pub enum Nav {
     Tasks,
     Executions,
     Executors,
+    Notifications,
     Cluster,
     None,
 }
 
-const SECTIONS: [(Nav, &str, &str, &str); 5] = [
+const SECTIONS: [(Nav, &str, &str, &str); 6] = [
     (Nav::Overview, "nav-overview", "/", "Overview"),
     (Nav::Tasks, "nav-tasks", "/tasks", "Tasks"),
     (Nav::Executions, "nav-executions", "/executions", "Executions"),
     (Nav::Executors, "nav-executors", "/executors", "Executors"),
+    (Nav::Notifications, "nav-notifications", "/notifications", "Notifications"),
     (Nav::Cluster, "nav-cluster", "/cluster", "Cluster"),
 ];
 

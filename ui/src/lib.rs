@@ -18,7 +18,7 @@
 //! - [`layout`]: the page shell (header, navigation, the rendering node's banner);
 //!   [`widgets`]: times, status badges, pagers, field rows; [`chart`]: SVG charts.
 //! - `pages`: one module per page group (overview, tasks, task form, task detail, executions,
-//!   executors, cluster).
+//!   executors, notifications, cluster).
 //! - `static/`: `app.css` and `app.js`, compiled into the binary (no CDN, no npm step).
 
 pub mod backend;
@@ -84,6 +84,11 @@ pub fn router(ctx: Ctx, api: Router, tls: bool) -> Router {
         .route("/executors", get(pages::executors::list))
         .route("/executors/{id}/status", post(pages::executors::set_status))
         .route("/executors/{id}/remove", get(pages::executors::remove_page).post(pages::executors::remove))
+        .route("/notifications", get(pages::notifications::page))
+        .route("/notifications/channels", post(pages::notifications::create_channel))
+        .route("/notifications/channels/{name}/delete", post(pages::notifications::delete_channel))
+        .route("/notifications/rules", post(pages::notifications::create_rule))
+        .route("/notifications/rules/{id}/delete", post(pages::notifications::delete_rule))
         .route("/cluster", get(pages::cluster::page))
         .route("/cluster/nodes", post(pages::cluster::add))
         .route("/cluster/nodes/{id}/promote", post(pages::cluster::promote))

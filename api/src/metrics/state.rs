@@ -6,8 +6,9 @@
 //! Every family is bounded whatever the cluster holds: groups are at most 64 plus `other` (the
 //! bound is apply's), statuses, triggers and reasons are fixed sets, and per-task series exist
 //! only for at most [`TASK_SERIES_MAX`] tasks. Every node shows the same counter values at the
-//! same applied index, since they are the replicated state's. There is no outbox gauge: the
-//! notifications outbox does not exist yet.
+//! same applied index, since they are the replicated state's; so are the notification outbox's
+//! depth and drops. This node's own storage room and the cluster's record count against its cap
+//! are here too, as gauges read at scrape time.
 
 use std::fmt;
 
@@ -93,6 +94,17 @@ impl Collector for StateCollector {
             cap,
         )?;
         encode_storage(&mut e, &self.ctx.sm.space())?;
+        // The replicated outbox (the same on every node that applied as far): notifications not
+        // yet delivered, and those dropped because it was full.
+        match view.outbox_stats() {
+            Ok(o) => {
+                let help = "Notifications waiting for delivery (replicated outbox).";
+                gauge(&mut e, "cronraft_notification_outbox_depth", help, o.depth as i64)?;
+                let help = "Notifications dropped because the outbox was full.";
+                super::counter(&mut e, "cronraft_notification_dropped", help, o.dropped)?;
+            }
+            Err(err) => unreadable("the notification outbox", err)?,
+        }
         encode_task_series(&mut e, &view, &self.ctx.task_series)
     }
 }

@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod cluster;
 pub mod executions;
 pub mod executors;
+pub mod notifications;
 pub mod ops;
 pub mod stats;
 pub mod tasks;

@@ -111,6 +111,10 @@ fn target(command: &Command, response: &Response) -> String {
         (Command::StopExecution { id, .. }, _) => format!("execution {id}"),
         (Command::CreateToken { spec, .. }, _) => format!("token {}", spec.name),
         (Command::RevokeToken { name }, _) => format!("token {name}"),
+        (Command::CreateChannel { spec }, _) => format!("channel {}", spec.name),
+        (Command::UpdateChannel { name, .. }, _) | (Command::DeleteChannel { name }, _) => format!("channel {name}"),
+        (Command::CreateRule { .. }, Response::Rule(r)) => format!("rule {}", r.id),
+        (Command::UpdateRule { id, .. }, _) | (Command::DeleteRule { id }, _) => format!("rule {id}"),
         _ => String::new(),
     }
 }

@@ -142,6 +142,7 @@ fn eject(ws: &mut WriteSet<'_>, at: At, executor_id: u64) -> Result<(), StoreErr
         if x.is_healthy {
             (x.is_healthy, x.health_check_failures, x.last_health_check_ms) = (false, 1, Some(at.now_ms));
             put_executor(ws, &x)?;
+            super::alerts::on_health(ws, at.now_ms, &x, false, "a dispatch could not connect")?;
         }
     }
     Ok(())

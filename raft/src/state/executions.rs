@@ -195,6 +195,11 @@ fn is_active(e: &Execution) -> bool {
     e.status == ExecutionStatus::Running || (e.status == ExecutionStatus::Pending && !e.queued)
 }
 
+/// Whether this write of `exec` is the one that gives it a final status.
+pub(super) fn ended(exec: &Execution, old: Option<&Execution>) -> bool {
+    !exec.status.is_active() && old.map(|o| o.status.is_active()).unwrap_or(true)
+}
+
 /// Writes `exec` and moves its indexes and counters from `old` (its previous state, if any).
 pub(super) fn put_execution(
     ws: &mut WriteSet<'_>,
@@ -228,7 +233,7 @@ pub(super) fn put_execution(
     if is_active(exec) {
         rt.active += 1;
     }
-    if !exec.status.is_active() && old.map(|o| o.status.is_active()).unwrap_or(true) {
+    if ended(exec, old) {
         let end_ms = exec.end_ms.unwrap_or(exec.created_ms);
         rt.last_final = Some(LastFinal { execution_id: id, status: exec.status, end_ms });
     }

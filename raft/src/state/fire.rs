@@ -10,7 +10,8 @@
 //! deleted at that point of the log, or that was computed from an older version of the task, is
 //! refused: once a pause is acknowledged, no later fire for the task exists.
 
-use super::executions::{next_execution_id, put_execution, put_runtime, runtime};
+use super::alerts::put_and_notify;
+use super::executions::{next_execution_id, put_runtime, runtime};
 use super::run::{self, record};
 use super::{tasks, ApplyOptions, At};
 use crate::command::{FireBatch, FireOutcome, MissedSpan, TaskFire};
@@ -92,7 +93,7 @@ fn fire_task(
                 let id = next_execution_id(ws)?;
                 let mut e = record(&task, id, at, slot, Trigger::Schedule);
                 (e.status, e.reason, e.end_ms) = (ExecutionStatus::Missed, Some(Reason::Misfire), Some(at.now_ms));
-                put_execution(ws, &e, None)?;
+                put_and_notify(ws, &e, None)?;
                 out.missed += 1;
             }
         }
@@ -162,7 +163,7 @@ pub(super) fn cut_off(ws: &mut WriteSet<'_>, at: At, task: &Task) -> Result<u64,
     e.result = format!(
         "{count} slots from {first_ms} to {last_ms} (UTC ms) not fired before the task was paused, deleted or changed{more}"
     );
-    put_execution(ws, &e, None)?;
+    put_and_notify(ws, &e, None)?;
     Ok(count)
 }
 
@@ -173,5 +174,5 @@ fn missed_span(ws: &mut WriteSet<'_>, at: At, task: &Task, span: &MissedSpan) ->
     (e.status, e.reason, e.end_ms, e.slot_count) =
         (ExecutionStatus::Missed, Some(Reason::Misfire), Some(at.now_ms), span.count.max(1));
     e.result = format!("{} slots from {} to {} (UTC ms) missed", span.count, span.first_ms, span.last_ms);
-    put_execution(ws, &e, None)
+    put_and_notify(ws, &e, None)
 }

@@ -35,6 +35,13 @@
 //! | `a/n/` | token name | the hash: the name index | [`super::tokens`] |
 //! | `u/` | audit id | one audit entry | [`super::audit`] |
 //! | `o/` | task id | who last changed the task | [`super::audit`] |
+//! | `p/c/` | channel name | a notification channel | [`super::notify`] |
+//! | `p/h/` | channel name | the channel's delivery state | [`super::notify`] |
+//! | `p/r/` | rule id | a notification rule | [`super::notify`] |
+//! | `p/i/` | selector tag + selector + `0x00` + rule id | empty: the rules of one task, prefix, group, or the default | [`super::notify`] |
+//! | `p/o/` | outbox seq | one undelivered (event, channel) | [`super::notify`] |
+//! | `p/a/` | subject tag + subject | an alert's suppression state | [`super::notify`] |
+//! | `p/m/` | `rules` | the rule summary read before any match (none: zero cost) | [`super::notify`] |
 
 use crate::codec::{key_i64, key_u64, parse_key_u64};
 use crate::error::StoreError;
@@ -66,6 +73,16 @@ pub const OUTCOME_GROUP_COUNT: &[u8] = b"m/outcome_groups";
 /// The outcome counters' group index: group name → label index.
 pub const OUTCOME_GROUP: &[u8] = b"c/g/";
 const OUTCOMES: &[u8] = b"c/o/";
+/// Notification counters: next event id, next outbox seq, outbox depth, dropped entries, next
+/// rule id, channel and rule counts.
+pub const NOTIFY_NEXT_EVENT: &[u8] = b"m/notify_next_event";
+pub const NOTIFY_NEXT_SEQ: &[u8] = b"m/notify_next_seq";
+pub const NOTIFY_DEPTH: &[u8] = b"m/notify_depth";
+pub const NOTIFY_DROPPED: &[u8] = b"m/notify_dropped";
+pub const NOTIFY_NEXT_RULE: &[u8] = b"m/notify_next_rule";
+pub const NOTIFY_CHANNELS: &[u8] = b"m/notify_channels";
+/// The rule summary (counts per selector kind, prefix lengths in use).
+pub const NOTIFY_RULE_SUMMARY: &[u8] = b"p/m/rules";
 const TASK_COUNT: &[u8] = b"m/count/";
 const EXECUTION_COUNT: &[u8] = b"m/xcount/";
 
@@ -99,6 +116,15 @@ const TOKEN: &[u8] = b"a/h/";
 pub const TOKEN_NAME: &[u8] = b"a/n/";
 const AUDIT: &[u8] = b"u/";
 const TASK_AUTHOR: &[u8] = b"o/";
+/// Notification channels.
+pub const CHANNEL: &[u8] = b"p/c/";
+const CHANNEL_STATE: &[u8] = b"p/h/";
+/// Notification rules.
+pub const RULE: &[u8] = b"p/r/";
+const RULE_INDEX: &[u8] = b"p/i/";
+/// The notification outbox.
+pub const OUTBOX: &[u8] = b"p/o/";
+const ALERT: &[u8] = b"p/a/";
 
 fn join(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -266,6 +292,38 @@ pub fn task_author(task: u64) -> Vec<u8> {
     join(&[TASK_AUTHOR, &key_u64(task)])
 }
 
+// Notifications.
+
+pub fn channel(name: &str) -> Vec<u8> {
+    join(&[CHANNEL, name.as_bytes()])
+}
+pub fn channel_state(name: &str) -> Vec<u8> {
+    join(&[CHANNEL_STATE, name.as_bytes()])
+}
+pub fn rule(id: u64) -> Vec<u8> {
+    join(&[RULE, &key_u64(id)])
+}
+/// The index prefix of one selector: `tag` (`d` default, `t` task, `p` name prefix, `g` group)
+/// and its bytes, closed by `0x00`.
+pub fn rule_index_prefix(tag: u8, selector: &[u8]) -> Vec<u8> {
+    join(&[RULE_INDEX, &[tag], selector, &[0]])
+}
+pub fn rule_index(tag: u8, selector: &[u8], id: u64) -> Vec<u8> {
+    join(&[RULE_INDEX, &[tag], selector, &[0], &key_u64(id)])
+}
+/// The rule id at the end of a `p/i/` key.
+pub fn parse_rule_index(key: &[u8]) -> Option<u64> {
+    parse_key_u64(key.get(key.len().checked_sub(8)?..)?)
+}
+pub fn outbox(seq: u64) -> Vec<u8> {
+    join(&[OUTBOX, &key_u64(seq)])
+}
+/// An alert's state: `tag` (`t` task failing, `m`/`s` task missed/skipped, `g` group without a
+/// healthy executor, `n` node unreachable) and the subject's bytes.
+pub fn alert(tag: u8, subject: &[u8]) -> Vec<u8> {
+    join(&[ALERT, &[tag], subject])
+}
+
 // Counters: a `u64` value, big-endian, absent = 0.
 
 pub fn get_u64(ws: &WriteSet<'_>, key: &[u8]) -> Result<u64, StoreError> {
@@ -326,6 +384,13 @@ mod tests {
         assert_eq!(outcome_group("local"), b"c/g/local");
         assert_eq!(outcomes(64), b"c/o/\0\0\0\0\0\0\0\x40");
         assert_eq!(OUTCOME_GROUP_COUNT, b"m/outcome_groups");
+        assert_eq!(channel("ops"), b"p/c/ops");
+        assert_eq!(channel_state("ops"), b"p/h/ops");
+        assert_eq!(rule(1), [b"p/r/".as_slice(), &one].concat());
+        assert_eq!(rule_index(b'g', b"local", 2), [b"p/i/glocal\0".as_slice(), &two].concat());
+        assert_eq!(outbox(1), [b"p/o/".as_slice(), &one].concat());
+        assert_eq!(alert(b't', &one), [b"p/a/t".as_slice(), &one].concat());
+        assert_eq!(parse_rule_index(&rule_index(b'p', b"nightly-", 9)), Some(9));
         let meta: [&[u8]; 7] =
             [APPLIED, MEMBERSHIP, NEXT_TASK_ID, NEXT_EXECUTION_ID, NEXT_EXECUTOR_ID, DEDUPE_LEN, DEDUPE_FLOOR];
         let want: [&[u8]; 7] = [

@@ -116,6 +116,9 @@ pub(super) fn register(
         }
     };
     put_executor(ws, &executor)?;
+    if executor.is_healthy {
+        super::alerts::clear_group(ws, &executor.spec.name)?;
+    }
     let mut task_ids = Vec::with_capacity(tasks.len());
     for t in tasks {
         let outcome = match tasks::id_by_name(ws, &t.create.name)? {
@@ -167,8 +170,13 @@ pub(super) fn set_health(ws: &mut WriteSet<'_>, changes: &[HealthChange]) -> Res
     let mut changed = 0;
     for c in changes {
         let Some(mut e) = get_executor(ws, c.executor_id)? else { continue };
+        let was_healthy = e.is_healthy;
         (e.is_healthy, e.health_check_failures, e.last_health_check_ms) = (c.healthy, c.failures, Some(c.checked_ms));
         put_executor(ws, &e)?;
+        if was_healthy != c.healthy {
+            let why = if c.healthy { "health checks pass again" } else { "health checks failed" };
+            super::alerts::on_health(ws, c.checked_ms, &e, c.healthy, why)?;
+        }
         changed += 1;
     }
     Ok(Response::Count(changed))

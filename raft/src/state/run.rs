@@ -22,7 +22,8 @@
 //! cannot reach its instance fails over without spending a retry; [`ATTEMPTS_MAX`] bounds how
 //! often that can happen.
 
-use super::executions::{active_ids, get_execution, ids_under, next_execution_id, put_execution, runtime};
+use super::alerts::put_and_notify;
+use super::executions::{active_ids, get_execution, ids_under, next_execution_id, runtime};
 use super::keys;
 use super::outcomes::{self, DispatchFailure};
 use super::registry::{self, add_load, candidates};
@@ -103,7 +104,7 @@ pub(super) fn admit(
             }
         }
     }
-    put_execution(ws, &e, None)?;
+    put_and_notify(ws, &e, None)?;
     if let Some((seed, term)) = dispatch.filter(|_| e.status == ExecutionStatus::Pending && !e.queued) {
         dispatch_one(ws, at, e.clone(), 1, seed, term)?;
     }
@@ -126,7 +127,7 @@ pub(super) fn trigger(
     let mut e = record(&task, id, at, at.now_ms, Trigger::Manual);
     e.parameters = parameters.unwrap_or_default().to_string();
     e.requested_by = requested_by.to_string();
-    put_execution(ws, &e, None)?;
+    put_and_notify(ws, &e, None)?;
     Ok(Ok(e))
 }
 
@@ -197,6 +198,7 @@ pub(super) fn dispatch_one(
             attempt.error = format!("no online and healthy executor in group {:?}", task.spec.executor);
             push_attempt(&mut e, attempt);
             outcomes::record_dispatch_failure(ws, task.id, DispatchFailure::NoHealthyExecutor)?;
+            super::alerts::on_no_executor(ws, at.now_ms, &task, e.id)?;
             fail_or_retry(ws, at, &mut e, ExecutionStatus::Failed, Reason::NoHealthyExecutor)?;
         }
     }
@@ -278,7 +280,7 @@ pub fn end_run(
 /// Writes a changed execution and, when it just ended and held the task's turn, lets the next
 /// queued execution of a `sequential` task start.
 pub(super) fn settle(ws: &mut WriteSet<'_>, e: &Execution, old: &Execution) -> Result<(), StoreError> {
-    put_execution(ws, e, Some(old))?;
+    put_and_notify(ws, e, Some(old))?;
     if old.status.is_active() && !e.status.is_active() && !old.queued {
         start_next_queued(ws, e.task_id)?;
     }
@@ -294,7 +296,7 @@ fn start_next_queued(ws: &mut WriteSet<'_>, task: u64) -> Result<(), StoreError>
     let Some(old) = get_execution(ws, next)? else { return Ok(()) };
     let mut e = old.clone();
     (e.queued, e.reason) = (false, None);
-    put_execution(ws, &e, Some(&old))
+    put_and_notify(ws, &e, Some(&old))
 }
 
 /// A task was paused or deleted: its queued executions will not run.

@@ -74,6 +74,8 @@ pub struct Applied {
     pub executions: Vec<u64>,
     /// The whole state was replaced (a snapshot was installed): re-read everything.
     pub reset: bool,
+    /// The batch wrote the notification outbox (the delivery service looks again).
+    pub outbox: bool,
 }
 
 /// The body of a snapshot: every key and value of the state-machine tree, in key order.
@@ -250,7 +252,8 @@ impl StateMachineStore {
     /// Writes one batch of applied entries (up to `log_index`) and announces it.
     fn write_batch(&self, tree: &sled::Tree, ws: WriteSet<'_>, log_index: u64) -> Result<(), StoreError> {
         let (tasks, executions) = (ws.touched_ids(keys::TASK), ws.touched_ids(keys::EXECUTION));
-        let applied = Applied { log_index, tasks, executions, reset: false };
+        let outbox = !ws.touched_ids(keys::OUTBOX).is_empty();
+        let applied = Applied { log_index, tasks, executions, reset: false, outbox };
         record_preimages(&mut self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()), tree, ws.keys())?;
         tree.apply_batch(ws.into_batch())?;
         // No subscriber is fine; a send error only means nobody listens.

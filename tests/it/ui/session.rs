@@ -52,7 +52,8 @@ async fn login_with_a_token_and_logout_end_to_end_in_the_browser() {
     b.wait_count("#cluster-health tr[data-node-id]", "3", |n| n == 3).await;
     let banner = b.wait_text("#node-banner", |t| t.contains("follower")).await;
     assert!(banner.contains(&format!("Node {}", c.follower)), "the banner names the node: {banner}");
-    for id in ["#nav-overview", "#nav-tasks", "#nav-executions", "#nav-executors", "#nav-cluster"] {
+    for id in ["#nav-overview", "#nav-tasks", "#nav-executions", "#nav-executors", "#nav-notifications", "#nav-cluster"]
+    {
         assert!(b.exists(id).await, "the navigation has {id}");
     }
 

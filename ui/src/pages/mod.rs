@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod executions;
 pub mod executors;
+pub mod notifications;
 pub mod overview;
 pub mod task_detail;
 pub mod task_form;

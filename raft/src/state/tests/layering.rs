@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Each module of `state` and its source.
-const MODULES: [(&str, &str); 13] = [
+const MODULES: [(&str, &str); 15] = [
+    ("alerts", include_str!("../alerts.rs")),
     ("balance", include_str!("../balance.rs")),
     ("dedupe", include_str!("../dedupe.rs")),
     ("dispatch", include_str!("../dispatch.rs")),
@@ -16,6 +17,7 @@ const MODULES: [(&str, &str); 13] = [
     ("fire", include_str!("../fire.rs")),
     ("keys", include_str!("../keys.rs")),
     ("listing", include_str!("../listing.rs")),
+    ("notify", include_str!("../notify.rs")),
     ("registry", include_str!("../registry.rs")),
     ("retention", include_str!("../retention.rs")),
     ("run", include_str!("../run.rs")),

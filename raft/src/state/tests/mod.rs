@@ -214,6 +214,7 @@ mod fire;
 mod golden;
 mod layering;
 mod listing;
+mod notify;
 mod outcomes;
 mod summaries;
 
