@@ -12,11 +12,15 @@
 //! from a follower and from the leader, and the fire lag of 1,000 fires/s meanwhile (see
 //! `backup.rs`).
 //!
+//! With `notify`, it measures what notifications cost the scheduler at 5,000 fires/s and how
+//! fast the leader delivers alerts (see `notify.rs`).
+//!
 //! ```sh
 //! cargo build --release && cargo run -p cronraft-bench --release -- writes --etcd --requests 5000 --clients 1,64
 //! cargo run -p cronraft-bench --release -- schedule --scenarios spread,burst,failover,memory
 //! cargo run -p cronraft-bench --release -- ui --tasks 10000 --executions 1000000
 //! cargo run -p cronraft-bench --release -- backup --tasks 100000 --executions 1000000
+//! cargo run -p cronraft-bench --release -- notify --tasks 5000
 //! ```
 
 mod backup;
@@ -26,6 +30,7 @@ mod dispatch;
 mod etcd;
 mod fill;
 mod load;
+mod notify;
 mod report;
 mod schedule;
 mod ui;
@@ -56,6 +61,27 @@ enum BenchCommand {
     Ui(UiArgs),
     /// A whole backup at scale, from a follower and the leader, and the fire lag meanwhile.
     Backup(BackupArgs),
+    /// Notifications: fire lag with and without rules at 5,000 fires/s, and alerts delivered per second.
+    Notify(NotifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct NotifyArgs {
+    /// Tasks every second (each run fails at once: no executor).
+    #[arg(long, default_value_t = 5_000)]
+    tasks: u64,
+    /// Seconds of each fire-lag window (no rule; a rule that matches nothing).
+    #[arg(long, default_value_t = 60)]
+    window_seconds: u64,
+    /// Longest wait for one alert per task.
+    #[arg(long, default_value_t = 120)]
+    delivery_seconds: u64,
+    /// Write the Markdown report to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The cronraft binary [default: `cronraft` next to this executable].
+    #[arg(long)]
+    cronraft_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +277,7 @@ async fn main() -> Result<()> {
         BenchCommand::Schedule(a) => a.auth,
         BenchCommand::Ui(a) => a.auth,
         BenchCommand::Backup(a) => a.auth,
+        BenchCommand::Notify(_) => false,
     };
     // Files of their own, removed with this directory when the benchmark ends.
     let auth_dir = tempfile::Builder::new().prefix("cronraft-bench-auth-").tempdir()?;
@@ -263,6 +290,7 @@ async fn main() -> Result<()> {
             BenchCommand::Schedule(args) => schedule_bench(args).await,
             BenchCommand::Ui(args) => ui_bench(args).await,
             BenchCommand::Backup(args) => backup_bench(args).await,
+            BenchCommand::Notify(args) => notify_bench(args).await,
         }
     };
     tokio::select! {
@@ -343,6 +371,22 @@ async fn backup_bench(a: &BackupArgs) -> Result<()> {
         settle: Duration::from_secs(a.settle_seconds),
     };
     let text = backup::run(&http, &bin, &settings).await?;
+    println!("{text}");
+    if let Some(path) = &a.out {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn notify_bench(a: &NotifyArgs) -> Result<()> {
+    let http = load::http_client()?;
+    let bin = a.cronraft_bin.clone().unwrap_or_else(cronraft::default_binary);
+    let settings = notify::Settings {
+        tasks: a.tasks,
+        window: Duration::from_secs(a.window_seconds),
+        delivery_limit: Duration::from_secs(a.delivery_seconds),
+    };
+    let text = notify::run(&http, &bin, &settings).await?;
     println!("{text}");
     if let Some(path) = &a.out {
         std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;

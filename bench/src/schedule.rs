@@ -101,7 +101,7 @@ fn now_ms() -> i64 {
 }
 
 /// Creates `n` tasks named `<prefix>-<i>` with `expression(i)`, 64 clients at a time.
-async fn create_tasks(
+pub(crate) async fn create_tasks(
     http: &reqwest::Client,
     leader: &str,
     prefix: &str,
@@ -148,7 +148,7 @@ pub(crate) const FIRE_LAG: &str = "cronraft_fire_lag_seconds";
 const APPLIED_LAG: &str = "cronraft_fire_applied_lag_seconds";
 
 /// `cronraft_fire_lag_seconds` histogram: (upper bound in ms, cumulative count), and the count.
-async fn lag_histogram(http: &reqwest::Client, url: &str) -> Result<(Vec<(f64, u64)>, u64)> {
+pub(crate) async fn lag_histogram(http: &reqwest::Client, url: &str) -> Result<(Vec<(f64, u64)>, u64)> {
     let text = http.get(format!("{url}/metrics")).send().await?.text().await?;
     parse_histogram(&text, FIRE_LAG)
 }
@@ -237,7 +237,7 @@ pub async fn run_for(c: &mut Cluster, d: Duration) -> Result<()> {
 }
 
 /// `n` tasks every second, phases spread evenly over the second.
-fn spread_expression(n: u64) -> Arc<dyn Fn(u64) -> String + Send + Sync> {
+pub(crate) fn spread_expression(n: u64) -> Arc<dyn Fn(u64) -> String + Send + Sync> {
     Arc::new(move |i| format!("@every 1s offset {}ms", i * 1000 / n))
 }
 

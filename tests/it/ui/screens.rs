@@ -122,6 +122,19 @@ async fn screenshots_of_every_page_at_1440_and_375_px() {
     b.open(&c.url("/cluster")).await;
     b.wait_count("tr[data-node-id]", "3", |n| n == 3).await;
     shoot(&c, "cluster").await;
+    // Notifications: a webhook channel and a rule for the failing task, made through the API.
+    let api = c.api();
+    let channel = r#"{"name":"ops-webhook","kind":"webhook","url":"http://127.0.0.1:9/hook","template":"{{event}} {{subject}}: {{reason}}"}"#;
+    let rule = r#"{"task_prefix":"flaky-","events":["run_failed","recovered"],"channels":["ops-webhook"]}"#;
+    for (path, body) in [("/api/v1/notifications/channels", channel), ("/api/v1/notifications/rules", rule)] {
+        let resp = api.raw(reqwest::Method::POST, path, Some(body.as_bytes().to_vec()), None).await.expect("post");
+        assert_eq!(resp.status, 201, "{path}: {}", resp.body);
+    }
+    b.open(&c.url("/notifications")).await;
+    b.wait_for("#channels").await;
+    notes.expect(&c, "the channel", "#channels", "ops-webhook").await;
+    notes.expect(&c, "the rule", "#rules", "flaky-").await;
+    shoot(&c, "notifications").await;
 
     // Phase 4: the task form with its preview and a field error: a weekday schedule in New
     // York with too many retries (the API takes at most 100), sent; the form comes back with the error
