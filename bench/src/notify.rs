@@ -84,10 +84,15 @@ pub async fn run(http: &reqwest::Client, bin: &std::path::Path, s: &Settings) ->
 
     let a = window(http, &mut c, &leader, s.window).await?;
     eprintln!("notify: window A (no rule): {}", describe(&a));
-    post(http, &leader, "/api/v1/notifications/channels", json!({"name": "bench", "kind": "webhook", "url": hook}))
-        .await?;
+    post_json(
+        http,
+        &leader,
+        "/api/v1/notifications/channels",
+        json!({"name": "bench", "kind": "webhook", "url": hook}),
+    )
+    .await?;
     let none = json!({"task_prefix": "elsewhere-", "events": ["run_failed"], "channels": ["bench"]});
-    post(http, &leader, "/api/v1/notifications/rules", none).await?;
+    post_json(http, &leader, "/api/v1/notifications/rules", none).await?;
     run_for(&mut c, Duration::from_secs(5)).await?;
     let b = window(http, &mut c, &leader, s.window).await?;
     eprintln!("notify: window B (a rule that matches nothing): {}", describe(&b));
@@ -169,7 +174,7 @@ async fn deliveries(
     received: &Arc<Mutex<Received>>,
 ) -> Result<(u64, f64, f64, u64)> {
     let all = json!({"task_prefix": "notify-", "events": ["run_failed"], "channels": ["bench"]});
-    post(http, leader, "/api/v1/notifications/rules", all).await?;
+    post_json(http, leader, "/api/v1/notifications/rules", all).await?;
     let ruled = Instant::now();
     let mut drained_s = f64::NAN;
     while ruled.elapsed() < s.delivery_limit {
@@ -194,7 +199,7 @@ async fn outbox_depth(http: &reqwest::Client, url: &str) -> Result<f64> {
         .context("no cronraft_notification_outbox_depth in /metrics")
 }
 
-async fn post(http: &reqwest::Client, url: &str, path: &str, body: serde_json::Value) -> Result<()> {
+async fn post_json(http: &reqwest::Client, url: &str, path: &str, body: serde_json::Value) -> Result<()> {
     let mut req = http.post(format!("{url}{path}")).json(&body);
     if let Some(token) = cronraft::auth_token() {
         req = req.bearer_auth(token);
