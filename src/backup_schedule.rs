@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cronraft_raft::store::backup::{BackupHeader, BackupSummary, FORMAT_VERSION};
+use cronraft_raft::store::paced::PacedFile;
 use cronraft_raft::store::{lower_this_threads_priority, StateMachineStore};
 use cronraft_raft::{NodeId, Raft};
 use tokio::sync::watch;
@@ -90,8 +91,11 @@ impl BackupSchedule {
             .mode(0o600)
             .open(&partial)
             .map_err(|e| format!("{}: {e}", partial.display()))?;
-        let written = cronraft_api::routes::backup::stream(copy, header, BufWriter::with_capacity(1 << 20, file))
-            .and_then(|s| Ok((s, File::open(&partial)?.sync_all()?)));
+        let out = BufWriter::with_capacity(1 << 20, PacedFile::new(file));
+        let written = cronraft_api::routes::backup::stream(copy, header, out).and_then(|s| {
+            File::open(&partial)?.sync_all()?;
+            Ok((s, ()))
+        });
         match written {
             Ok((summary, ())) => {
                 std::fs::rename(&partial, &path).map_err(|e| e.to_string())?;

@@ -197,8 +197,9 @@ async fn take(http: &reqwest::Client, c: &mut Cluster, leader: &str, source: &st
 
     // The CLI's path (`cronraft backup`): an unbuffered file, checked as it arrives, fsynced.
     let out = std::fs::File::create(&file).with_context(|| format!("cannot create {}", file.display()))?;
+    let out = cronraft_raft::store::paced::PacedFile::new(out);
     let (summary, out) = client.backup(out).await.with_context(|| format!("the backup from {source} failed"))?;
-    out.sync_all()?;
+    out.finish()?;
     let seconds = before.at.elapsed().as_secs_f64();
 
     let after = read_leader(http, leader).await?;

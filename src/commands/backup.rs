@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use cronraft_raft::address::HostPort;
 use cronraft_raft::store::backup::BackupSummary;
 use cronraft_raft::store::offline;
+use cronraft_raft::store::paced::PacedFile;
 use cronraft_raft::NodeInfo;
 
 use super::{client, print_json, CommandError};
@@ -23,7 +24,7 @@ use crate::config::Config;
 pub async fn backup(args: BackupArgs) -> Result<(), CommandError> {
     let client = client(&args.target)?;
     let partial = partial_path(&args.out);
-    let file = create_private(&partial)?;
+    let file = PacedFile::new(create_private(&partial)?);
     let result = client.backup(file).await;
     let (summary, file) = match result {
         Ok(done) => done,
@@ -32,7 +33,7 @@ pub async fn backup(args: BackupArgs) -> Result<(), CommandError> {
             return Err(e.into());
         }
     };
-    file.sync_all().map_err(|e| io_error(&partial, e))?;
+    file.finish().map_err(|e| io_error(&partial, e))?;
     std::fs::rename(&partial, &args.out).map_err(|e| io_error(&args.out, e))?;
     if args.target.json {
         print_json(&summary);

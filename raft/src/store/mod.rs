@@ -13,6 +13,7 @@ pub mod commit_clock;
 pub mod durability;
 pub mod log_store;
 pub mod offline;
+pub mod paced;
 pub mod snapshot_body;
 pub mod space;
 pub mod state_machine;
