@@ -125,7 +125,7 @@ impl Notifier {
             tokio::select! {
                 first = results.recv() => {
                     let Some(first) = first else { return };
-                    let report = self.gather(first, &mut results, &mut backoff).await;
+                    let report = self.gather(first, &mut results, &mut backoff, &limit).await;
                     let reported: Vec<u64> =
                         report.delivered.iter().copied().chain(report.failed.iter().map(|(s, _)| *s)).collect();
                     if let Err(e) = proposer.propose(Command::ReportDeliveries(report), now_ms()).await {
@@ -189,12 +189,15 @@ impl Notifier {
         }
     }
 
-    /// Collects results for a report: `first`, and whatever else arrives within a moment.
+    /// Collects results for a report: `first`, and whatever else arrives within a moment, or
+    /// until no send is left in flight (`limit` has every permit back). Waiting out the moment
+    /// with nothing on its way cost a pause per round: 32 alerts per 50 ms, about 470 a second.
     async fn gather(
         &self,
         first: Outcome,
         results: &mut mpsc::Receiver<Outcome>,
         backoff: &mut HashMap<u64, Backoff>,
+        limit: &Semaphore,
     ) -> DeliveryReport {
         let mut report = DeliveryReport::default();
         let deadline = tokio::time::Instant::now() + REPORT_WAIT;
@@ -213,6 +216,11 @@ impl Notifier {
                 }
             }
             if report.delivered.len() + report.failed.len() >= REPORT_ITEMS {
+                break;
+            }
+            // A send hands its permit back just before its result: a result missed here is
+            // taken by the next round.
+            if limit.available_permits() == self.settings.deliveries_inflight_max && results.is_empty() {
                 break;
             }
             next = tokio::time::timeout_at(deadline, results.recv()).await.ok().flatten();
