@@ -15,7 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cronraft_raft::store::backup::{BackupHeader, BackupSummary, FORMAT_VERSION};
+use cronraft_raft::store::backup::{write_backup, BackupHeader, BackupSummary};
 use cronraft_raft::store::paced::PacedFile;
 use cronraft_raft::store::{lower_this_threads_priority, StateMachineStore};
 use cronraft_raft::{NodeId, Raft};
@@ -72,16 +72,8 @@ impl BackupSchedule {
         lower_this_threads_priority();
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| e.to_string())?;
         let copy = self.sm.fix_point().map_err(|e| e.to_string())?;
-        let applied = copy.meta().last_log_id;
         let now = now_ms();
-        let header = BackupHeader {
-            format_version: FORMAT_VERSION,
-            node_id: self.node_id,
-            applied_index: applied.map_or(0, |id| id.index),
-            applied_term: applied.map_or(0, |id| id.leader_id.term),
-            created_ms: now,
-            software: env!("CARGO_PKG_VERSION").to_string(),
-        };
+        let header = BackupHeader::of(&copy, self.node_id, now);
         let name = format!("{PREFIX}{}-{}{SUFFIX}", now / 1_000, header.applied_index);
         let (path, partial) = (self.dir.join(&name), self.dir.join(format!("{name}.partial")));
         let file = OpenOptions::new()
@@ -92,7 +84,7 @@ impl BackupSchedule {
             .open(&partial)
             .map_err(|e| format!("{}: {e}", partial.display()))?;
         let out = BufWriter::with_capacity(1 << 20, PacedFile::new(file));
-        let written = cronraft_api::routes::backup::stream(copy, header, out).and_then(|s| {
+        let written = write_backup(copy, header, out).and_then(|s| {
             File::open(&partial)?.sync_all()?;
             Ok((s, ()))
         });

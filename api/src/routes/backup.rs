@@ -20,8 +20,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
-use cronraft_raft::store::backup::{BackupError, BackupHeader, BackupSummary, BackupWriter, FORMAT_VERSION};
-use cronraft_raft::store::{lower_this_threads_priority, SnapshotCopy};
+use cronraft_raft::store::backup::{write_backup, BackupHeader};
+use cronraft_raft::store::lower_this_threads_priority;
 use tokio::sync::mpsc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -52,15 +52,7 @@ async fn backup(State(ctx): State<Ctx>) -> Result<Response, ApiError> {
     let sm = ctx.sm.clone();
     let copy =
         tokio::task::spawn_blocking(move || sm.fix_point()).await.map_err(|e| ApiError::internal(e.to_string()))??;
-    let applied = copy.meta().last_log_id;
-    let header = BackupHeader {
-        format_version: FORMAT_VERSION,
-        node_id: ctx.node_id,
-        applied_index: applied.map_or(0, |id| id.index),
-        applied_term: applied.map_or(0, |id| id.leader_id.term),
-        created_ms: now_ms(),
-        software: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    let header = BackupHeader::of(&copy, ctx.node_id, now_ms());
     let index = header.applied_index;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_IN_FLIGHT);
     std::thread::Builder::new()
@@ -69,7 +61,7 @@ async fn backup(State(ctx): State<Ctx>) -> Result<Response, ApiError> {
             let _one_at_a_time = permit;
             lower_this_threads_priority();
             let errors = tx.clone();
-            match stream(copy, header, ChannelWriter { tx, buf: Vec::with_capacity(CHUNK_BYTES) }) {
+            match write_backup(copy, header, ChannelWriter { tx, buf: Vec::with_capacity(CHUNK_BYTES) }) {
                 Ok(s) => tracing::info!(
                     applied_index = s.header.applied_index,
                     pairs = s.trailer.pairs,
@@ -92,26 +84,6 @@ async fn backup(State(ctx): State<Ctx>) -> Result<Response, ApiError> {
     let name = format!("attachment; filename=\"cronraft-{index}.backup\"");
     headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&name).expect("ASCII"));
     Ok(resp)
-}
-
-/// Writes the backup of `copy`'s point into `out`.
-pub fn stream<W: Write>(copy: SnapshotCopy, header: BackupHeader, out: W) -> Result<BackupSummary, BackupError> {
-    let mut writer = BackupWriter::begin(out, header)?;
-    let mut failed: Option<BackupError> = None;
-    let scan = copy.for_each_pair(|k, v| {
-        writer.pair(k, v).map_err(|e| {
-            let io = std::io::Error::other(e.to_string());
-            failed = Some(e);
-            io.into()
-        })
-    });
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    scan?;
-    let (summary, mut out) = writer.finish()?;
-    out.flush()?;
-    Ok(summary)
 }
 
 /// A [`Write`] into the response body's channel, in chunks of [`CHUNK_BYTES`]. Blocks while the

@@ -30,6 +30,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::state_machine::SnapshotCopy;
 use crate::error::StoreError;
 use crate::state::{keys, StateDigest};
 
@@ -80,6 +81,42 @@ pub struct BackupSummary {
     pub bytes: u64,
     /// The BLAKE3 checksum at the file's end, in hex.
     pub checksum: String,
+}
+
+impl BackupHeader {
+    /// The header of a backup of `copy`'s point, written by `node_id` at `now_ms`.
+    pub fn of(copy: &SnapshotCopy, node_id: u64, now_ms: i64) -> Self {
+        let applied = copy.meta().last_log_id;
+        BackupHeader {
+            format_version: FORMAT_VERSION,
+            node_id,
+            applied_index: applied.map_or(0, |id| id.index),
+            applied_term: applied.map_or(0, |id| id.leader_id.term),
+            created_ms: now_ms,
+            software: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// Writes the backup of `copy`'s point into `out` (the API's stream and the leader's scheduled
+/// files alike), with the pairs as [`SnapshotCopy::for_each_pair`] gives them.
+pub fn write_backup<W: Write>(copy: SnapshotCopy, header: BackupHeader, out: W) -> Result<BackupSummary, BackupError> {
+    let mut writer = BackupWriter::begin(out, header)?;
+    let mut failed: Option<BackupError> = None;
+    let scan = copy.for_each_pair(|k, v| {
+        writer.pair(k, v).map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            failed = Some(e);
+            io.into()
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    scan?;
+    let (summary, mut out) = writer.finish()?;
+    out.flush()?;
+    Ok(summary)
 }
 
 /// Why a backup could not be written or read.
