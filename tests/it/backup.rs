@@ -9,28 +9,21 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::slots::{self, records, run_for};
 use common::{wait_for, Cluster};
 use cronraft_api::client::Client;
-use cronraft_api::context::Consistency;
 use cronraft_api::types::{ExecutionView, TaskInput, TaskView};
 use cronraft_raft::model::Trigger;
 use serde_json::Value;
 
 const SECOND: i64 = 1_000;
 
-/// A task with a slot every second whose runs wait for an executor that never comes (group
-/// `nobody`), retried with backoff for the whole test: every slot leaves a record and nothing
-/// outside the cluster is needed.
+/// [`slots::every_second`] with a catch-up window of an hour.
 fn every_second(name: &str) -> TaskInput {
-    let mut t: TaskInput = serde_json::from_value(serde_json::json!({
-        "name": name, "cron_expression": "* * * * * *", "execution_mode": "parallel", "misfire_policy": "fire_once",
-    }))
-    .unwrap();
+    let mut t = slots::every_second(name);
     t.catchup_window_seconds = Some(3600);
-    t.executor = Some("nobody".into());
-    t.max_retry = Some(12);
     t
 }
 
@@ -52,21 +45,6 @@ fn backup(url: &str, file: &Path) -> Value {
     serde_json::from_slice(&out.stdout).expect("backup summary")
 }
 
-/// Every record of `task`, by id.
-async fn records(client: &Client, task: u64) -> BTreeMap<u64, ExecutionView> {
-    let mut all = BTreeMap::new();
-    for page in 1.. {
-        let p =
-            client.list_executions(Some(&task.to_string()), None, page, 500, Consistency::Linearizable).await.unwrap();
-        let n = p.items.len();
-        all.extend(p.items.into_iter().map(|e| (e.id, e)));
-        if n < 500 {
-            break;
-        }
-    }
-    all
-}
-
 /// Every whole second after the task's creation up to its last recorded slot is recorded
 /// exactly once (any status); none after `cutoff_ms`. Returns the slots.
 fn assert_each_slot_once(task: &TaskView, execs: &BTreeMap<u64, ExecutionView>, cutoff_ms: i64) -> Vec<i64> {
@@ -85,16 +63,6 @@ fn assert_each_slot_once(task: &TaskView, execs: &BTreeMap<u64, ExecutionView>, 
     let last = *slots.last().unwrap();
     assert!(last <= cutoff_ms, "task {}: slot {last} recorded after the pause at {cutoff_ms}", task.name);
     slots
-}
-
-/// Lets schedule time pass while polling the cluster.
-async fn run_for(c: &Cluster, how_long: Duration) {
-    let until = Instant::now() + how_long;
-    wait_for("schedule time to pass", how_long + Duration::from_secs(5), || async {
-        let _ = c.any_client().scheduler_status().await;
-        (Instant::now() >= until).then_some(())
-    })
-    .await;
 }
 
 /// Pauses every task; the time of the last acknowledgement.

@@ -12,51 +12,15 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::slots::{every_second, records, run_for};
 use common::{task, wait_for, Cluster};
-use cronraft_api::client::Client;
 use cronraft_api::context::Consistency;
-use cronraft_api::types::{ExecutionView, TaskInput, TaskView};
+use cronraft_api::types::TaskView;
 use cronraft_raft::model::{ExecutionStatus, Trigger};
 
 const SECOND: i64 = 1_000;
-
-/// A task with a slot every second whose runs wait for an executor nobody serves: every slot
-/// leaves a record, and nothing outside the cluster is needed.
-fn every_second(name: &str) -> TaskInput {
-    let mut t: TaskInput = serde_json::from_value(serde_json::json!({
-        "name": name, "cron_expression": "* * * * * *", "execution_mode": "parallel", "misfire_policy": "fire_once",
-    }))
-    .unwrap();
-    t.executor = Some("nobody".into());
-    t.max_retry = Some(12);
-    t
-}
-
-async fn records(client: &Client, task: u64) -> Vec<ExecutionView> {
-    let mut all = Vec::new();
-    for page in 1.. {
-        let p =
-            client.list_executions(Some(&task.to_string()), None, page, 500, Consistency::Linearizable).await.unwrap();
-        let n = p.items.len();
-        all.extend(p.items);
-        if n < 500 {
-            break;
-        }
-    }
-    all
-}
-
-/// Lets schedule time pass while polling the cluster.
-async fn run_for(c: &Cluster, how_long: Duration) {
-    let until = Instant::now() + how_long;
-    wait_for("schedule time to pass", how_long + Duration::from_secs(5), || async {
-        let _ = c.any_client().scheduler_status().await;
-        (Instant::now() >= until).then_some(())
-    })
-    .await;
-}
 
 /// The path a node's process runs from.
 fn exe_of(c: &Cluster, id: u64) -> std::path::PathBuf {
@@ -109,7 +73,7 @@ async fn a_rolling_restart_onto_a_new_binary_misses_and_repeats_no_slot() {
     }
     for t in &tasks {
         let mut by_slot: BTreeMap<i64, u32> = BTreeMap::new();
-        for e in records(&client, t.id).await.iter().filter(|e| e.trigger != Trigger::Manual) {
+        for e in records(&client, t.id).await.values().filter(|e| e.trigger != Trigger::Manual) {
             assert_ne!(e.status, ExecutionStatus::Missed, "task {}: {e:?}", t.name);
             *by_slot.entry(e.scheduled_time.timestamp_millis()).or_default() += 1;
         }

@@ -23,6 +23,7 @@ pub use cronraft_testkit::Node as NodeProc;
 
 pub mod gate;
 pub mod sandbox;
+pub mod slots;
 
 /// The recording executor, under the name these tests know it by.
 pub mod executor {
