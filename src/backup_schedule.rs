@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use cronraft_raft::store::backup::{write_backup, BackupHeader, BackupSummary};
 use cronraft_raft::store::paced::PacedFile;
-use cronraft_raft::store::{lower_this_threads_priority, StateMachineStore};
+use cronraft_raft::store::StateMachineStore;
 use cronraft_raft::{NodeId, Raft};
 use tokio::sync::watch;
 
@@ -69,7 +69,6 @@ impl BackupSchedule {
 
     /// Writes one backup of this node's state; blocks.
     fn write_one(&self) -> Result<(PathBuf, BackupSummary), String> {
-        lower_this_threads_priority();
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| e.to_string())?;
         let copy = self.sm.fix_point().map_err(|e| e.to_string())?;
         let now = now_ms();

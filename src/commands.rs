@@ -115,7 +115,8 @@ pub async fn cluster(cmd: ClusterCommand) -> Result<(), CommandError> {
 }
 
 fn print_cluster(view: &ClusterView) {
-    println!("leader: {}   term: {}", opt(view.leader_id), view.term);
+    let cluster = view.cluster_id.as_deref().unwrap_or("(not named yet)");
+    println!("cluster: {cluster}   leader: {}   term: {}", opt(view.leader_id), view.term);
     let rows = view
         .nodes
         .iter()

@@ -29,6 +29,7 @@ pub mod agent;
 pub mod backup_schedule;
 pub mod cli;
 pub mod clock;
+pub mod cluster_naming;
 pub mod commands;
 pub mod config;
 pub mod dispatcher;

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::address_keeper::AddressKeeper;
 use crate::agent::{Agent, AgentConfig};
 use crate::backup_schedule::BackupSchedule;
+use crate::cluster_naming::ClusterNaming;
 use crate::config::{Config, ConfigError};
 use crate::dispatcher::Dispatcher;
 use crate::health::HealthChecker;
@@ -123,10 +124,10 @@ impl Node {
             .map_err(|source| NodeError::Storage { dir: dir.clone(), source })?;
         let commit_clock = log.commit_clock();
         let raft_config = raft_config(&config)?;
-        let raft =
-            Raft::new(config.node_id, raft_config, HttpNetwork::new(&client_tls, secret.as_ref())?, log, sm.clone())
-                .await
-                .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network = HttpNetwork::new(&client_tls, secret.as_ref(), sm.cluster_identity())?;
+        let raft = Raft::new(config.node_id, raft_config, network, log, sm.clone())
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let (shutdown, signal) = watch::channel(false);
         let scheduler_metrics = Arc::new(SchedulerMetrics::default());
@@ -143,7 +144,7 @@ impl Node {
         ctx.records_max = config.retention.records_max;
         let ctx = Arc::new(ctx);
         let (raft_app, raft_tls, api_tls) = (
-            network::router(raft.clone(), secret.clone()),
+            network::router(raft.clone(), secret.clone(), sm.cluster_identity()),
             tls.acceptor(Listener::Raft)?,
             tls.acceptor(Listener::Api)?,
         );
@@ -192,6 +193,7 @@ impl Node {
             tokio::spawn(retention.run(signal.clone())),
             tokio::spawn(notifier.run(signal.clone())),
             tokio::spawn(AddressKeeper { node_id, raft: raft.clone(), info: info.clone() }.run(signal.clone())),
+            tokio::spawn(ClusterNaming { node_id, raft: raft.clone(), sm: sm.clone() }.run(signal.clone())),
             tokio::spawn(
                 StorageGuard {
                     node_id,

@@ -23,7 +23,7 @@ pub async fn pristine(dir: &std::path::Path, cache_bytes: u64) -> (Raft, StateMa
     let raft = Raft::new(
         1,
         Arc::new(config.validate().unwrap()),
-        HttpNetwork::new(&Default::default(), None).unwrap(),
+        HttpNetwork::new(&Default::default(), None, sm.cluster_identity()).unwrap(),
         log,
         sm.clone(),
     )

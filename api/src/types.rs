@@ -148,6 +148,9 @@ pub struct NodeView {
 /// `GET /cluster`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClusterView {
+    /// The cluster's identity, as this node knows it (none until the first leader has named the
+    /// cluster; a restore names a new one). Nodes refuse Raft RPCs from another cluster's nodes.
+    pub cluster_id: Option<String>,
     pub leader_id: Option<u64>,
     pub term: u64,
     pub nodes: Vec<NodeView>,
@@ -162,6 +165,9 @@ pub struct SelfView {
     pub leader_id: Option<u64>,
     pub last_log_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// The cluster identity this node knows (see [`ClusterView::cluster_id`]).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 /// Body of `POST /cluster/nodes`.

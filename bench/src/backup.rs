@@ -57,6 +57,8 @@ const LOAD_HELD_SHARE: f64 = 0.95;
 const BASELINE: Duration = Duration::from_secs(10);
 /// Between the two backups: the first one's aftermath (its file's fsync, freed memory) passes.
 const BETWEEN: Duration = Duration::from_secs(5);
+/// Between two reads of the leader's fire lag during a backup (its timeline in the notes).
+const TIMELINE_STEP: Duration = Duration::from_secs(1);
 /// Longest one read of `/metrics` may take.
 const METRICS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The per-series counter of slots recorded `missed` (summed over reason and group).
@@ -70,6 +72,10 @@ pub struct Settings {
     pub load_tasks: u64,
     pub fill_limit: Duration,
     pub settle: Duration,
+    /// Rounds of backups (a follower's, then the leader's) on the one fill.
+    pub rounds: u64,
+    /// Where the backup files are written (default: the temporary directory, the nodes' disk).
+    pub backup_dir: Option<PathBuf>,
 }
 
 /// The leader's scheduler figures at one moment: fire-lag buckets (bound in ms, cumulative count)
@@ -175,17 +181,32 @@ pub async fn run(http: &reqwest::Client, bin: &Path, s: &Settings) -> Result<Str
     eprintln!("backup: baseline {}", window_figures(&baseline));
     let records = fill::total_any(http, &c.urls).await?;
 
-    let dir = tempfile::Builder::new().prefix("cronraft-bench-backup-").tempdir()?;
+    let dir = match &s.backup_dir {
+        Some(d) => tempfile::Builder::new().prefix("cronraft-bench-backup-").tempdir_in(d)?,
+        None => tempfile::Builder::new().prefix("cronraft-bench-backup-").tempdir()?,
+    };
     let follower = c.urls.iter().find(|u| **u != leader).context("no follower")?.clone();
-    let from_follower = take(http, &mut c, &leader, &follower, dir.path().join("follower.backup")).await?;
-    std::fs::remove_file(dir.path().join("follower.backup"))?;
-    run_for(&mut c, BETWEEN).await?;
-    let from_leader = take(http, &mut c, &leader, &leader, dir.path().join("leader.backup")).await?;
-    Ok(report(s, &plan, &fill, records, &baseline, &[from_follower, from_leader]))
+    let mut taken = Vec::new();
+    for round in 1..=s.rounds {
+        for source in [&follower, &leader] {
+            let file = dir.path().join("one.backup");
+            taken.push(take(http, &mut c, &leader, source, file.clone(), round).await?);
+            std::fs::remove_file(&file)?;
+            run_for(&mut c, BETWEEN).await?;
+        }
+    }
+    Ok(report(s, &plan, &fill, records, &baseline, &taken))
 }
 
 /// One backup from `source` into `file`, timed, with the leader's scheduler read around it.
-async fn take(http: &reqwest::Client, c: &mut Cluster, leader: &str, source: &str, file: PathBuf) -> Result<Taken> {
+async fn take(
+    http: &reqwest::Client,
+    c: &mut Cluster,
+    leader: &str,
+    source: &str,
+    file: PathBuf,
+    round: u64,
+) -> Result<Taken> {
     let position = c.urls.iter().position(|u| u == source).context("the source is not a node")?;
     let (node_id, role) = (position as u64 + 1, if source == leader { "leader" } else { "follower" });
     let client = Client::new([source]).with_token(cronraft::auth_token());
@@ -198,11 +219,28 @@ async fn take(http: &reqwest::Client, c: &mut Cluster, leader: &str, source: &st
     // The CLI's path (`cronraft backup`): an unbuffered file, checked as it arrives, fsynced.
     let out = std::fs::File::create(&file).with_context(|| format!("cannot create {}", file.display()))?;
     let out = cronraft_raft::store::paced::PacedFile::new(out);
-    let (summary, out) = client.backup(out).await.with_context(|| format!("the backup from {source} failed"))?;
-    out.finish()?;
+    let backup = async {
+        let (summary, out) = client.backup(out).await.with_context(|| format!("the backup from {source} failed"))?;
+        out.finish()?;
+        anyhow::Ok(summary)
+    };
+    tokio::pin!(backup);
+    // Meanwhile, the fires above the target in each second: when in a backup the late ones fall.
+    let (mut timeline, mut last) = (Vec::new(), before.lag.clone());
+    let summary = loop {
+        tokio::select! {
+            done = &mut backup => break done?,
+            _ = tokio::time::sleep(TIMELINE_STEP) => {
+                let now = read_leader(http, leader).await?;
+                timeline.push(count_above(&last, &now.lag, LAG_P99_TARGET_MS));
+                last = now.lag;
+            }
+        }
+    };
     let seconds = before.at.elapsed().as_secs_f64();
 
     let after = read_leader(http, leader).await?;
+    timeline.push(count_above(&last, &after.lag, LAG_P99_TARGET_MS));
     let cpu1 = crate::cpu_now(&pids)?;
     let status1 = schedule::status(http, leader).await?;
     let counters1 = cronraft::counters(http, &c.urls).await;
@@ -225,6 +263,11 @@ async fn take(http: &reqwest::Client, c: &mut Cluster, leader: &str, source: &st
         .filter(|n| n.starts_with("snapshot"))
         .map(|n| format!("{role}: {n}"))
         .collect();
+    let timeline: Vec<String> = timeline.iter().map(u64::to_string).collect();
+    notes.push(format!(
+        "{role}: fires above {LAG_P99_TARGET_MS} ms in each second of the backup: {}",
+        timeline.join(" ")
+    ));
     let (nodes_s, client_s) = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]);
     notes.push(format!(
         "{role}: CPU during the backup: the 3 nodes {:.2} cores, this client {:.2}, everything else {:.2}; checksum {}",
@@ -234,7 +277,7 @@ async fn take(http: &reqwest::Client, c: &mut Cluster, leader: &str, source: &st
         summary.checksum
     ));
     let taken = Taken {
-        source: format!("{role} (node {node_id})"),
+        source: format!("{round}: {role} (node {node_id})"),
         seconds,
         bytes: summary.bytes,
         pairs: summary.trailer.pairs,
@@ -316,7 +359,7 @@ fn report(s: &Settings, plan: &Plan, fill: &Fill, records: u64, baseline: &Windo
         window_figures(baseline)
     ));
     out.push_str(
-        "| source | seconds | MB | pairs | MB/s | applied index | fires (/s) | fire lag p99 | fires > 50 ms | missed slots | verdict |\n\
+        "| round: source | seconds | MB | pairs | MB/s | applied index | fires (/s) | fire lag p99 | fires > 50 ms | missed slots | verdict |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for t in taken {
@@ -336,6 +379,8 @@ fn report(s: &Settings, plan: &Plan, fill: &Fill, records: u64, baseline: &Windo
             t.verdict(s.load_tasks)
         ));
     }
+    let passed = taken.iter().filter(|t| t.failures(s.load_tasks).is_empty()).count();
+    out.push_str(&format!("\n{passed} of {} backups pass.\n", taken.len()));
     out.push_str(&format!(
         "\nTargets (issue 19): the whole backup (`GET /api/v1/backup` streamed by `Client::backup`, checked as it \
          arrives, written and fsynced as `cronraft backup` does) ≤ {BACKUP_TARGET_S} s, while {} fires/s go on (≥ {:.0} \

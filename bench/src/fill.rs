@@ -41,8 +41,15 @@ const WRITE_CLIENTS: usize = 32;
 /// How often the fill's progress is polled and printed.
 const FILL_POLL: Duration = Duration::from_secs(5);
 
-/// Tries of one pause (a leader change answers 503 for a moment).
-const WRITE_TRIES: u32 = 5;
+/// Tries of one pause: a leader change answers 503 for a moment, and so does a node over its
+/// in-flight limit (`overloaded`) while the fill's 5,000 fires a second go on (one backup run
+/// lost its fill to 471 pauses refused five times in a row, 5 s of backoff).
+const WRITE_TRIES: u32 = 15;
+/// The longest wait between two tries: 15 tries wait about 35 s in all.
+const WRITE_BACKOFF_MAX: Duration = Duration::from_secs(3);
+/// Passes over the pauses still refused (a node stays `overloaded` for minutes under the fill's
+/// fires; a pass later, with fewer pauses in flight, they go through).
+const PAUSE_PASSES: u32 = 5;
 
 /// Names are `<team>-<job>-<index>`; `/tasks?name=` searches for one job (a tenth of the tasks).
 const TEAMS: [&str; 8] = ["billing", "search", "ads", "infra", "data", "mobile", "payments", "ml"];
@@ -316,16 +323,28 @@ pub(crate) async fn total_any(http: &reqwest::Client, urls: &[String]) -> Result
 
 /// Pauses the named tasks, `WRITE_CLIENTS` at a time, through any node (a follower forwards).
 async fn pause_all(http: &reqwest::Client, urls: &[String], names: &[String]) -> Result<()> {
-    let jobs = names.iter().enumerate().map(|(i, name)| {
-        let url = format!("{}/api/v1/tasks/{name}/pause", urls[i % urls.len()]);
-        post_ok(http, url, format!("ui-bench-pause-{name}"))
-    });
-    let results: Vec<Result<()>> = stream::iter(jobs).buffer_unordered(WRITE_CLIENTS).collect().await;
-    let failed: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
-    match failed.first() {
-        None => Ok(()),
-        Some(e) => bail!("{} of {} pauses failed; the first: {e:#}", failed.len(), names.len()),
+    let mut left: Vec<String> = names.to_vec();
+    for pass in 1..=PAUSE_PASSES {
+        let jobs = left.iter().enumerate().map(|(i, name)| async move {
+            let url = format!("{}/api/v1/tasks/{name}/pause", urls[i % urls.len()]);
+            post_ok(http, url, format!("ui-bench-pause-{name}")).await.map_err(|e| (name.clone(), e))
+        });
+        let results: Vec<Result<(), (String, anyhow::Error)>> =
+            stream::iter(jobs).buffer_unordered(WRITE_CLIENTS).collect().await;
+        let failed: Vec<(String, anyhow::Error)> = results.into_iter().filter_map(Result::err).collect();
+        match failed.first() {
+            None => return Ok(()),
+            Some((_, e)) if pass == PAUSE_PASSES => {
+                bail!("{} of {} pauses failed {PAUSE_PASSES} passes; the first: {e:#}", failed.len(), names.len())
+            }
+            Some(_) => {
+                eprintln!("fill: {} of {} pauses refused in pass {pass}; again", failed.len(), left.len());
+                left = failed.into_iter().map(|(name, _)| name).collect();
+                tokio::time::sleep(WRITE_BACKOFF_MAX).await;
+            }
+        }
     }
+    Ok(())
 }
 
 /// A POST that must answer 2xx; retried (same idempotency key) on 5xx and transport errors.
@@ -340,7 +359,7 @@ async fn post_ok(http: &reqwest::Client, url: String, key: String) -> Result<()>
             Ok(r) => last = format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
             Err(e) => last = format!("{e:#}"),
         }
-        tokio::time::sleep(Duration::from_millis(500) * attempt).await;
+        tokio::time::sleep((Duration::from_millis(500) * attempt).min(WRITE_BACKOFF_MAX)).await;
     }
     bail!("{url} failed {WRITE_TRIES} times; the last: {last}")
 }

@@ -104,6 +104,13 @@ struct BackupArgs {
     /// Wait after pausing the other fast tasks, for the lag to settle, before the baseline.
     #[arg(long, default_value_t = 10)]
     settle_seconds: u64,
+    /// Rounds of backups on the one fill, each a backup from a follower then one from the
+    /// leader: one pass of a lag target is luck; every round passing is a result.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    rounds: u64,
+    /// Where the backup files go [default: the temporary directory, on the nodes' disk].
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
     /// Write the Markdown report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -369,6 +376,8 @@ async fn backup_bench(a: &BackupArgs) -> Result<()> {
         load_tasks: a.load_tasks,
         fill_limit: Duration::from_secs(a.fill_seconds),
         settle: Duration::from_secs(a.settle_seconds),
+        rounds: a.rounds,
+        backup_dir: a.backup_dir.clone(),
     };
     let text = backup::run(&http, &bin, &settings).await?;
     println!("{text}");

@@ -143,6 +143,11 @@ pub enum Command {
     RaiseEvents(Vec<LeaderEvent>),
     /// The delivery service's results: delivered outbox entries go, failures are counted.
     ReportDeliveries(DeliveryReport),
+    /// The first leader that finds the state without a cluster identity names it
+    /// (`state::cluster_id`): the first one applied stays.
+    SetClusterId {
+        id: String,
+    },
 }
 
 /// A task named in a registration: created from `create` if no task has its name, else
@@ -315,6 +320,7 @@ impl Command {
             Command::DeleteRule { .. } => "delete_rule",
             Command::RaiseEvents(_) => "raise_events",
             Command::ReportDeliveries(_) => "report_deliveries",
+            Command::SetClusterId { .. } => "set_cluster_id",
         }
     }
 }

@@ -19,6 +19,7 @@
 //! inside commands.
 
 pub mod address;
+pub mod cluster_identity;
 pub mod cluster_secret;
 pub mod codec;
 pub mod command;

@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use self::snapshot::{Rejected, SnapshotReceiver};
+use crate::cluster_identity::{ClusterIdentity, CLUSTER_HEADER};
 use crate::cluster_secret::ClusterSecret;
 use crate::codec;
 use crate::model::NodeInfo;
@@ -102,13 +103,19 @@ pub struct HttpNetwork {
     tls: ClientTls,
     /// The node credential every RPC carries, when the cluster has a secret.
     authorization: Option<Arc<str>>,
+    /// The cluster identity every RPC carries once the node knows it ([`CLUSTER_HEADER`]).
+    identity: Arc<ClusterIdentity>,
 }
 
 impl HttpNetwork {
-    pub fn new(tls: &ClientTls, secret: Option<&ClusterSecret>) -> Result<Self, BuildError> {
+    pub fn new(
+        tls: &ClientTls,
+        secret: Option<&ClusterSecret>,
+        identity: Arc<ClusterIdentity>,
+    ) -> Result<Self, BuildError> {
         let client = crate::outbound::raft_peers(tls)?;
         let authorization = secret.map(|s| Arc::from(s.authorization()));
-        Ok(HttpNetwork { client, tls: tls.clone(), authorization })
+        Ok(HttpNetwork { client, tls: tls.clone(), authorization, identity })
     }
 }
 
@@ -121,6 +128,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             target,
             base: format!("{}/raft", self.tls.node_url(&node.raft_addr)),
             authorization: self.authorization.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -130,6 +138,7 @@ pub struct PeerClient {
     client: reqwest::Client,
     target: NodeId,
     authorization: Option<Arc<str>>,
+    identity: Arc<ClusterIdentity>,
     /// `http(s)://<raft_addr>/raft`
     base: String,
 }
@@ -155,6 +164,9 @@ impl PeerClient {
             .header(WIRE_HEADER, WIRE_VERSION);
         if let Some(a) = &self.authorization {
             out = out.header(header::AUTHORIZATION, a.as_ref());
+        }
+        if let Some(id) = self.identity.get() {
+            out = out.header(CLUSTER_HEADER, id.as_ref());
         }
         let sent = out.body(body).send().await;
         let resp = match sent {
@@ -248,8 +260,9 @@ struct RpcState {
 /// The server side: `POST /raft/{append,vote,snapshot}` on the raft listener, with the limits in
 /// the module docs. A snapshot receive starts its watchdog with `tokio::spawn`, so the router is
 /// served inside a tokio runtime (as axum always is). With `secret`, a request without the node
-/// credential is answered 401 before its body is read.
-pub fn router(raft: Raft, secret: Option<ClusterSecret>) -> Router {
+/// credential is answered 401 before its body is read; one from a node of another cluster
+/// ([`ClusterIdentity`]) 409.
+pub fn router(raft: Raft, secret: Option<ClusterSecret>, identity: Arc<ClusterIdentity>) -> Router {
     let limits = BodyLimits::from_config(raft.config());
     let snapshots = SnapshotReceiver::new(snapshot::stall_after(raft.config()));
     // Load shedding in front of the concurrency limit: a request beyond the limit fails at once
@@ -264,7 +277,9 @@ pub fn router(raft: Raft, secret: Option<ClusterSecret>) -> Router {
         .route("/raft/append", post(append).layer(DefaultBodyLimit::max(limits.append)))
         .route("/raft/vote", post(vote).layer(DefaultBodyLimit::max(limits.vote)))
         .route("/raft/snapshot", post(snapshot).layer(DefaultBodyLimit::max(limits.snapshot)));
-    let routes = routes.route_layer(axum::middleware::from_fn(refuse_unknown_wire));
+    let routes = routes
+        .route_layer(axum::middleware::from_fn_with_state(identity, ClusterIdentity::refuse_other_clusters))
+        .route_layer(axum::middleware::from_fn(refuse_unknown_wire));
     let routes = match secret {
         Some(secret) => routes.route_layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
             let ok = secret.accepts_header(req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()));
@@ -304,7 +319,7 @@ async fn refuse_unknown_wire(req: axum::extract::Request, next: axum::middleware
 
 /// One warning per 10 s for refused wire versions: a peer of another release retries every few
 /// milliseconds.
-fn log_refusal(msg: &str) {
+pub(crate) fn log_refusal(msg: &str) {
     use std::sync::atomic::{AtomicI64, Ordering};
     static LAST_S: AtomicI64 = AtomicI64::new(0);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);

@@ -45,6 +45,7 @@ use crate::TypeConfig;
 mod alerts;
 mod audit;
 mod balance;
+pub mod cluster_id;
 mod dedupe;
 mod dispatch;
 mod executions;
@@ -220,6 +221,7 @@ fn apply_command(
         Command::DeleteRule { id } => return notify::delete_rule(ws, *id),
         Command::RaiseEvents(events) => return alerts::raise(ws, at, events),
         Command::ReportDeliveries(report) => return notify::report(ws, at, report),
+        Command::SetClusterId { id } => return cluster_id::set(ws, id),
     };
     Ok(match outcome {
         Ok(task) => Response::Task(task),

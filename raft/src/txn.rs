@@ -96,6 +96,11 @@ impl<'a> WriteSet<'a> {
             .collect()
     }
 
+    /// Whether this run writes or deletes `key`.
+    pub fn touches(&self, key: &[u8]) -> bool {
+        self.pending.contains_key(key)
+    }
+
     /// Every key this run writes or deletes, in key order.
     pub fn keys(&self) -> impl Iterator<Item = &Vec<u8>> {
         self.pending.keys()

@@ -64,6 +64,7 @@ pub async fn restore(args: RestoreArgs) -> Result<(), CommandError> {
         summary.node_id
     );
     println!("data digest {} (the backup's)", summary.data_digest);
+    println!("new cluster id {}: the nodes of the backup's cluster cannot join this one", summary.cluster_id);
     println!("start it with `cronraft serve` and the same configuration; add the other nodes with --join");
     Ok(())
 }

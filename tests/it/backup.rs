@@ -181,6 +181,25 @@ async fn a_backup_restored_into_a_new_cluster_keeps_ids_history_and_watermarks_a
         assert!(after.len() > before[&t.id].len(), "task {}: runs after the restore", t.name);
     }
     restored.wait_converged().await;
+
+    // Phase 8: the new cluster has a new identity, known to the nodes that joined it, and a
+    // node of the source cluster is refused by it (a vote in any term would otherwise count).
+    let source_id = source.view(leader).await.unwrap().cluster_id.expect("the source cluster is named");
+    let new_id = rs["cluster_id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, source_id, "a restore names a new cluster");
+    for id in [1, 2, 3] {
+        let url = format!("{}/api/v1/cluster/self", restored.nodes[&id].url());
+        let known: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        assert_eq!(known["cluster_id"].as_str(), Some(new_id.as_str()), "node {id}: {known}");
+    }
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/raft/vote", restored.nodes[&2].raft))
+        .header(cronraft_raft::cluster_identity::CLUSTER_HEADER, source_id.as_str())
+        .body(Vec::<u8>::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409, "{}", resp.text().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,4 +299,39 @@ async fn the_leader_writes_scheduled_backups_and_keeps_the_newest() {
             cronraft_raft::store::backup::read_backup(std::fs::File::open(&path).unwrap(), |_, _| Ok(())).unwrap();
         assert!(name.ends_with(&format!("-{}.backup", summary.header.applied_index)), "{name}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_backup_of_one_node_is_refused_while_the_first_streams_and_a_client_that_leaves_frees_it() {
+    let c = Cluster::start(1, "").await;
+    let client = c.any_client();
+    let url = format!("{}/api/v1/backup", c.nodes[&1].url());
+
+    // Phase 1: a state of about 24 MB (400 tasks with 60 KB of parameters each): more than the
+    // node's 1 MiB in flight and the sockets' buffers together, so a backup whose client reads
+    // nothing stays in progress.
+    let filler = "x".repeat(60 * 1024);
+    for i in 0..400 {
+        let mut t = common::task(&format!("large-{i}"));
+        t.parameters = Some(serde_json::json!({ "filler": filler }));
+        client.create_task(&t, None).await.unwrap();
+    }
+
+    // Phase 2: the first backup starts streaming; its client reads the head only.
+    let http = reqwest::Client::new();
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+
+    // Phase 3: a second one meanwhile is refused with a clear, stable error.
+    let second = common::send(&client, reqwest::Method::GET, "/api/v1/backup", None).await;
+    common::assert_error(&second, 409, "backup_in_progress", "a second backup while one streams");
+
+    // Phase 4: the first client goes away; the node notices at its next send, releases the
+    // point, and takes the next backup.
+    drop(first);
+    wait_for("a backup after the first client left", Duration::from_secs(30), || async {
+        let r = http.get(&url).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
 }

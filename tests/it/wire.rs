@@ -281,3 +281,39 @@ async fn an_rpc_in_an_unknown_wire_version_is_refused_naming_both_versions_befor
     }
     still_serves(&c, "after-wire-versions").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_rpc_from_a_node_of_another_cluster_is_refused_naming_both_before_its_body_is_read() {
+    // Why: a restore seeds a new cluster that may share node ids, addresses and the secret with
+    // the one its backup came from; the identity keeps the old nodes out (issue 19).
+    let c = Cluster::start(1, "").await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/raft/vote", c.nodes[&1].raft);
+    let vote = codec::encode(&VoteRequest::<NodeId>::new(old_vote(), None)).unwrap();
+    let header = cronraft_raft::cluster_identity::CLUSTER_HEADER;
+
+    // Phase 1: the first leader names the cluster, and every view shows the name.
+    let ours = common::wait_for("the cluster to be named", Duration::from_secs(20), || async {
+        c.view(1).await.and_then(|v| v.cluster_id)
+    })
+    .await;
+    assert!(cronraft_raft::state::cluster_id::is_valid(&ours), "{ours}");
+
+    // Phase 2: an RPC naming another cluster is refused with both names; its body (a
+    // well-formed vote) is not acted on.
+    let resp = http.post(&url).header(header, "another-cluster").body(vote.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 409);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("\"another-cluster\"") && text.contains(&format!("{ours:?}")), "{text}");
+
+    // Phase 3: its own name, and no name at all (a node that has not learned it yet), are read
+    // as usual: the stale vote gets openraft's answer.
+    for name in [Some(ours.as_str()), None] {
+        let mut req = http.post(&url).body(vote.clone());
+        if let Some(n) = name {
+            req = req.header(header, n);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200, "name {name:?}");
+    }
+    still_serves(&c, "after-cluster-names").await;
+}

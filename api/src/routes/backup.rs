@@ -2,10 +2,10 @@
 //! file (`cronraft_raft::store::backup`) while the node goes on applying.
 //!
 //! The point is fixed after a linearizable read barrier, so a backup taken from any node holds
-//! every write acknowledged before it was asked for. The pairs are read on a thread of their own
-//! at a lower CPU priority (like a snapshot copy: a scan of a large state must not starve the
-//! threads that append and heartbeat) and cross to the response body through a small bounded
-//! channel: a slow client slows the scan, it never makes the node buffer the state. A client that
+//! every write acknowledged before it was asked for. The pairs are read on a thread of its own
+//! (and encoded and hashed on one below normal priority, see
+//! `cronraft_raft::store::SnapshotCopy::for_each_pair`) and cross to the response body through
+//! a small bounded channel: a slow client slows the scan, it never makes the node buffer the state. A client that
 //! goes away drops the body, the scan's next send fails, and the fixed point with its pre-images
 //! is released. One backup per node at a time ([`crate::ApiContext::backups`]).
 //!
@@ -21,7 +21,6 @@ use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
 use cronraft_raft::store::backup::{write_backup, BackupHeader};
-use cronraft_raft::store::lower_this_threads_priority;
 use tokio::sync::mpsc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -59,7 +58,6 @@ async fn backup(State(ctx): State<Ctx>) -> Result<Response, ApiError> {
         .name("backup".into())
         .spawn(move || {
             let _one_at_a_time = permit;
-            lower_this_threads_priority();
             let errors = tx.clone();
             match write_backup(copy, header, ChannelWriter { tx, buf: Vec::with_capacity(CHUNK_BYTES) }) {
                 Ok(s) => tracing::info!(

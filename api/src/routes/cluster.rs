@@ -53,6 +53,7 @@ pub fn local_view(ctx: &Ctx) -> SelfView {
         leader_id: m.current_leader,
         last_log_index: m.last_log_index,
         applied_index: m.last_applied.map(|l| l.index),
+        cluster_id: ctx.sm.cluster_identity().get().map(|id| id.to_string()),
     }
 }
 
@@ -106,7 +107,8 @@ async fn cluster(State(ctx): State<Ctx>) -> Json<ClusterView> {
             }
         })
         .collect();
-    Json(ClusterView { leader_id: m.current_leader, term: m.current_term, nodes })
+    let cluster_id = ctx.sm.cluster_identity().get().map(|id| id.to_string());
+    Json(ClusterView { cluster_id, leader_id: m.current_leader, term: m.current_term, nodes })
 }
 
 #[utoipa::path(get, path = "/cluster/digest", tag = "cluster",

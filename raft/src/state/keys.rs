@@ -9,7 +9,7 @@
 //!
 //! | prefix | key | value | owner |
 //! |---|---|---|---|
-//! | `m/` | `applied`, `membership`, `next_*_id`, `count/<status>`, `xcount/<status>`, `dedupe_len`, `dedupe_floor`, `outcome_groups` | meta | several |
+//! | `m/` | `applied`, `membership`, `next_*_id`, `count/<status>`, `xcount/<status>`, `dedupe_len`, `dedupe_floor`, `outcome_groups`, `cluster_id` | meta | several |
 //! | `t/` | task id | `StoredTask` | [`super::tasks`] |
 //! | `n/` | task name | task id; only non-deleted tasks | [`super::tasks`] |
 //! | `s/` | status byte + task id | empty: the status index | [`super::tasks`] |
@@ -52,6 +52,8 @@ use crate::txn::WriteSet;
 pub const APPLIED: &[u8] = b"m/applied";
 /// The last applied membership.
 pub const MEMBERSHIP: &[u8] = b"m/membership";
+/// The cluster's identity: set once, by the first leader that finds none ([`super::cluster_id`]).
+pub const CLUSTER_ID: &[u8] = b"m/cluster_id";
 /// The id the next created task gets.
 pub const NEXT_TASK_ID: &[u8] = b"m/next_task_id";
 /// The id the next execution gets.

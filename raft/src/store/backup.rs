@@ -68,7 +68,7 @@ pub struct BackupTrailer {
     pub pairs: u64,
     /// Over every pair: `/cluster/digest` of the source at the point.
     pub state_digest: String,
-    /// Over every pair but `m/applied` and `m/membership`: what a restore keeps.
+    /// Over every pair but `m/applied`, `m/membership` and `m/cluster_id`: what a restore keeps.
     pub data_digest: String,
 }
 
@@ -100,7 +100,11 @@ impl BackupHeader {
 
 /// Writes the backup of `copy`'s point into `out` (the API's stream and the leader's scheduled
 /// files alike), with the pairs as [`SnapshotCopy::for_each_pair`] gives them.
-pub fn write_backup<W: Write>(copy: SnapshotCopy, header: BackupHeader, out: W) -> Result<BackupSummary, BackupError> {
+pub fn write_backup<W: Write + Send>(
+    copy: SnapshotCopy,
+    header: BackupHeader,
+    out: W,
+) -> Result<BackupSummary, BackupError> {
     let mut writer = BackupWriter::begin(out, header)?;
     let mut failed: Option<BackupError> = None;
     let scan = copy.for_each_pair(|k, v| {
@@ -256,10 +260,10 @@ impl Digests {
     }
 }
 
-/// The keys that say where a state sits in a Raft log rather than what it holds: a restore
-/// rewrites them, and the data digest leaves them out.
+/// The keys that say where a state sits (its Raft log position and its cluster) rather than what
+/// it holds: a restore rewrites them, and the data digest leaves them out.
 pub fn is_position_key(key: &[u8]) -> bool {
-    key == keys::APPLIED || key == keys::MEMBERSHIP
+    key == keys::APPLIED || key == keys::MEMBERSHIP || key == keys::CLUSTER_ID
 }
 
 /// The digest of a state without its position keys (see [`is_position_key`]), over any pairs

@@ -147,10 +147,14 @@ impl LogStore {
     /// deleted. Returns the index below which none is left once the batch is written.
     fn delete_some_purged(&self, batch: &mut sled::Batch) -> Result<Option<u64>, StoreError> {
         let visible_from = self.purge.visible_from.load(Ordering::Relaxed);
-        if self.purge.deleted_below.load(Ordering::Relaxed) >= visible_from {
+        let deleted_below = self.purge.deleted_below.load(Ordering::Relaxed);
+        if deleted_below >= visible_from {
             return Ok(None);
         }
-        let mut keys = self.log.range(..key_u64(visible_from)).keys();
+        // From where the deleting stopped, not from the start of the tree: sled never merges the
+        // leaves a deletion empties at a tree's left edge, so a range from the start walked every
+        // leaf emptied so far (each a page read back from disk when evicted) in every append.
+        let mut keys = self.log.range(key_u64(deleted_below)..key_u64(visible_from)).keys();
         let mut last = None;
         for key in keys.by_ref().take(PURGE_PER_APPEND_MAX) {
             let key = key?;

@@ -26,7 +26,7 @@ pub use durability::Durability;
 pub use log_store::LogStore;
 pub use snapshot_body::SnapshotBody;
 pub use space::Space;
-pub use state_machine::{lower_this_threads_priority, Applied, SnapshotCopy, StateMachineStore};
+pub use state_machine::{Applied, SnapshotCopy, StateMachineStore};
 
 pub use crate::state::ApplyOptions;
 

@@ -13,8 +13,8 @@
 //! node itself in such a term, so its first election is in the next one.
 //!
 //! **Restore** writes the backup's pairs into an empty directory's state machine, then replaces
-//! the one pair that names the old cluster's members (`m/membership`) by a membership of this
-//! node alone, at the backup's applied log id. The log is empty: openraft purges up to the
+//! the pairs that name the old cluster (`m/membership`, `m/cluster_id`) by a membership of this
+//! node alone, at the backup's applied log id, and a new cluster identity. The log is empty: openraft purges up to the
 //! applied position at start, so the position (term, index) stays the backup's and log ids keep
 //! rising across the restore. Everything else (tasks with their ids and watermarks, executions,
 //! executors, tokens, the dedupe table) is as it was at the backup's point.
@@ -79,6 +79,9 @@ impl From<openraft::StorageError<NodeId>> for OfflineError {
 pub struct RestoreSummary {
     pub backup: BackupSummary,
     pub node_id: NodeId,
+    /// The new cluster's identity: a fresh one, so the nodes of the backup's cluster and of this
+    /// one refuse each other's Raft RPCs ([`crate::cluster_identity`]).
+    pub cluster_id: String,
     /// The data digest of the restored state, read back from disk: equal to the backup's.
     pub data_digest: String,
 }
@@ -160,6 +163,8 @@ async fn restore_into(
     let membership = only_voter(node_id, info, Some(applied));
     tree.insert(keys::MEMBERSHIP, encode_membership(&membership).map_err(StoreError::from)?)
         .map_err(StoreError::from)?;
+    let cluster_id = uuid::Uuid::new_v4().to_string();
+    tree.insert(keys::CLUSTER_ID, cluster_id.as_bytes()).map_err(StoreError::from)?;
     log.save_vote(&Vote::new(applied.leader_id.term, node_id)).await?;
     sm.sync()?;
 
@@ -170,7 +175,7 @@ async fn restore_into(
             summary.trailer.data_digest
         ))));
     }
-    Ok(RestoreSummary { backup: summary, node_id, data_digest })
+    Ok(RestoreSummary { backup: summary, node_id, cluster_id, data_digest })
 }
 
 /// Makes node `node_id` of the stopped node's data in `dir` the only voter of a new one-node

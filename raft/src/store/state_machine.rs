@@ -9,9 +9,9 @@
 //! someone reads it. A [`SnapshotCopy`] fixes its point (the applied log id and membership) under
 //! the apply gate, a moment, and from then on `apply` records the pre-image of every key it
 //! changes. Only when the snapshot's body is read (openraft sends it to a follower that is too far
-//! behind) does the copy run, on a thread of its own at a lower CPU priority: it reads the live
-//! tree without blocking applies and puts the pre-images back, which gives the state at the fixed
-//! point ([`super::snapshot_body`]). openraft's periodic build therefore costs one fsync (the
+//! behind) does the copy run, on a thread of its own: it reads the live tree without blocking
+//! applies and puts the pre-images back, which gives the state at the fixed point
+//! ([`fixed_point`], [`super::snapshot_body`]). openraft's periodic build therefore costs one fsync (the
 //! point must be durable before the log behind it is purged), not a copy of the state on every
 //! node at once. Installing a received snapshot is crash-atomic: the data goes into a fresh tree
 //! `sm.<generation+1>`, which is synced, and only then does the generation pointer in
@@ -19,14 +19,14 @@
 //! tree is dropped on the next start.
 //!
 //! The digest (`/cluster/digest`) uses the same fixed point: it fixes one under the gate, then
-//! hashes the live tree on a thread of its own, putting pre-images in as it goes
-//! ([`SnapshotCopy::digest`]). Until issue 15 it held the apply gate for the whole scan, so a
+//! hashes the live tree, putting pre-images in as it goes ([`SnapshotCopy::for_each_pair`]). Until issue 15 it held the apply gate for the whole scan, so a
 //! client calling it in a loop stalled every apply (and so every fire) for the length of a scan.
 
+mod fixed_point;
+
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -38,19 +38,20 @@ use serde::{Deserialize, Serialize};
 
 use super::snapshot_body::SnapshotBody;
 use super::Durability;
+use crate::cluster_identity::ClusterIdentity;
 use crate::codec;
 use crate::command::Response;
 use crate::error::{sm_err, StoreError};
 use crate::model::NodeInfo;
-use crate::state::{apply_entry, keys, ApplyOptions, StateDigest, StateView};
+use crate::state::{apply_entry, cluster_id, keys, ApplyOptions, StateView};
 use crate::txn::WriteSet;
 use crate::{NodeId, TypeConfig};
+pub use fixed_point::SnapshotCopy;
+use fixed_point::{record_preimages, Preimages};
 
 const KEY_GENERATION: &[u8] = b"sm_generation";
 /// Keys inserted per sled batch while installing a snapshot.
 const INSTALL_BATCH: usize = 10_000;
-/// The `nice` value of the thread that copies a snapshot (see `SnapshotCopy::spawn`).
-const SNAPSHOT_THREAD_NICE: libc::c_int = 10;
 /// Keys written per sled batch by `apply` before it cuts the run at the next entry boundary (see
 /// `apply_run`): about 60 ms of sled's global write lock on this machine.
 const APPLY_BATCH_KEYS: usize = 8_192;
@@ -111,6 +112,9 @@ struct Inner {
     /// state at the copy's point. An entry lives from the point until the copy ran or was
     /// dropped; it is bounded by the keys changed meanwhile.
     preimages: Mutex<BTreeMap<u64, Preimages>>,
+    /// The cluster identity in the state (`m/cluster_id`), kept current by `write_batch` and
+    /// `install` for the network's two ends (see [`crate::cluster_identity`]).
+    identity: Arc<ClusterIdentity>,
     /// Whether the node's storage has room for writes (set by the node's storage guard, read
     /// by every write path before it proposes; see [`super::space`]).
     space: Arc<super::space::Space>,
@@ -145,6 +149,8 @@ impl StateMachineStore {
                 db.drop_tree(name)?;
             }
         }
+        let identity = Arc::new(ClusterIdentity::default());
+        identity.set(cluster_id::read(&tree)?);
         let inner = Inner {
             db,
             meta,
@@ -157,6 +163,7 @@ impl StateMachineStore {
             applied_tx: tokio::sync::broadcast::channel(APPLIED_CHANNEL_LEN).0,
             preimages: Mutex::new(BTreeMap::new()),
             space: Arc::default(),
+            identity,
         };
         Ok(StateMachineStore { inner: Arc::new(inner) })
     }
@@ -165,6 +172,11 @@ impl StateMachineStore {
     /// so that no change falls between the read and the first notification.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Applied>> {
         self.inner.applied_tx.subscribe()
+    }
+
+    /// The cluster identity this node knows (see [`crate::cluster_identity`]).
+    pub fn cluster_identity(&self) -> Arc<ClusterIdentity> {
+        self.inner.identity.clone()
     }
 
     /// The node's storage room (see [`super::space`]).
@@ -179,8 +191,7 @@ impl StateMachineStore {
 
     /// The applied log index and a digest of the state at exactly that index (the same value as
     /// [`StateView::digest`] of that state). Fixes the point under the apply gate, a moment, then
-    /// scans on a thread of its own at a lower CPU priority while applies go on (see the module
-    /// docs). One digest at a time per node: a second caller waits for the first. Blocks.
+    /// scans while applies go on, the hashing below normal priority ([`SnapshotCopy::for_each_pair`]). One digest at a time per node: a second caller waits for the first. Blocks.
     pub fn digest(&self) -> Result<(Option<LogId<NodeId>>, String), StoreError> {
         self.digests().map(|(applied, state, _)| (applied, state))
     }
@@ -190,13 +201,8 @@ impl StateMachineStore {
     pub fn digests(&self) -> Result<(Option<LogId<NodeId>>, String, String), StoreError> {
         let _one_at_a_time = self.inner.digest_gate.lock().unwrap_or_else(|p| p.into_inner());
         let copy = self.start_copy()?;
-        let applied = copy.meta.last_log_id;
-        let scan = std::thread::Builder::new().name("digest".into()).spawn(move || {
-            lower_this_threads_priority();
-            copy.digests()
-        })?;
-        let (state, data) =
-            scan.join().map_err(|_| StoreError::Io(std::io::Error::other("the digest thread panicked")))??;
+        let applied = copy.meta().last_log_id;
+        let (state, data) = copy.digests()?;
         Ok((applied, state, data))
     }
 
@@ -253,43 +259,16 @@ impl StateMachineStore {
     fn write_batch(&self, tree: &sled::Tree, ws: WriteSet<'_>, log_index: u64) -> Result<(), StoreError> {
         let (tasks, executions) = (ws.touched_ids(keys::TASK), ws.touched_ids(keys::EXECUTION));
         let outbox = !ws.touched_ids(keys::OUTBOX).is_empty();
+        let names_cluster = ws.touches(keys::CLUSTER_ID);
         let applied = Applied { log_index, tasks, executions, reset: false, outbox };
         record_preimages(&mut self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()), tree, ws.keys())?;
         tree.apply_batch(ws.into_batch())?;
+        if names_cluster {
+            self.inner.identity.set(cluster_id::read(tree)?);
+        }
         // No subscriber is fine; a send error only means nobody listens.
         let _ = self.inner.applied_tx.send(Arc::new(applied));
         Ok(())
-    }
-
-    /// Fixes a snapshot's point at the applied state and starts recording pre-images for it,
-    /// under the gate (a moment). The copy itself runs only if the snapshot's body is read
-    /// ([`SnapshotCopy::run`]).
-    fn start_copy(&self) -> Result<SnapshotCopy, StoreError> {
-        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
-        let (generation, tree) = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let (applied, membership) = StateView::new(tree.clone()).applied_state()?;
-        let seq = self.inner.copy_seq.fetch_add(1, Ordering::Relaxed);
-        self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).insert(seq, Preimages::new());
-        // The state at a log id is the same on every node and every time (apply is deterministic),
-        // so the log id names it: a snapshot built and one read later at the same point are equal.
-        let snapshot_id = applied.map_or("0-0".to_string(), |id| format!("{}-{}", id.leader_id.term, id.index));
-        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
-        Ok(SnapshotCopy { store: self.clone(), seq, generation, tree, meta })
-    }
-
-    /// Every key and value of the state at the copy's point, in key order.
-    fn copy_pairs(&self, copy: &SnapshotCopy) -> Result<Pairs, StoreError> {
-        let mut pairs = Vec::new();
-        let read = copy.tree.iter().try_for_each(|kv| kv.map(|(k, v)| pairs.push((k.to_vec(), v.to_vec()))));
-        // Under the gate, so that no batch is between recording its pre-images and writing.
-        let _gate = self.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
-        let pre = self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).remove(&copy.seq);
-        // An install replaces the tree (and drops the old one, so the read may have failed too).
-        let same = self.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 == copy.generation;
-        match pre {
-            Some(pre) if same => Ok(read.map(|()| merge_preimages(pairs, pre))?),
-            _ => Err(StoreError::SnapshotReplaced),
-        }
     }
 
     fn install(&self, meta: &SnapshotMeta<NodeId, NodeInfo>, body: SnapshotBody) -> Result<(), StoreError> {
@@ -308,6 +287,7 @@ impl StateMachineStore {
         self.inner.durability.sync()?;
         self.inner.meta.insert(KEY_GENERATION, &codec::key_u64(generation))?;
         self.inner.durability.sync()?;
+        self.inner.identity.set(cluster_id::read(&tree)?);
         let old =
             std::mem::replace(&mut *self.inner.current.write().unwrap_or_else(|p| p.into_inner()), (generation, tree));
         self.inner.db.drop_tree(tree_name(old.0))?;
@@ -319,212 +299,6 @@ impl StateMachineStore {
 
 fn tree_name(generation: u64) -> String {
     format!("sm.{generation}")
-}
-
-/// Lowers the calling thread's CPU priority to `SNAPSHOT_THREAD_NICE`. On Linux a `nice` value
-/// belongs to a thread, so the rest of the process keeps its priority. Best effort: a failure
-/// leaves the thread at normal priority, which is only slower for the others.
-pub fn lower_this_threads_priority() {
-    // SAFETY: gettid takes no arguments; setpriority only reads its integer arguments.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, SNAPSHOT_THREAD_NICE);
-    }
-}
-
-/// Every key and value of a state, in key order.
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
-/// Keys changed since a copy began, with their values then (`None` = absent).
-type Preimages = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
-/// Records, for every snapshot copy in existence, the value each key of a batch has before the
-/// batch changes it, unless the copy already holds an older one. One read per key at most.
-fn record_preimages<'k>(
-    copies: &mut BTreeMap<u64, Preimages>,
-    tree: &sled::Tree,
-    keys: impl Iterator<Item = &'k Vec<u8>>,
-) -> Result<(), StoreError> {
-    if copies.is_empty() {
-        return Ok(());
-    }
-    for key in keys {
-        let mut before: Option<Option<Vec<u8>>> = None;
-        for pre in copies.values_mut() {
-            if !pre.contains_key(key) {
-                let value = match &before {
-                    Some(v) => v.clone(),
-                    None => before.insert(tree.get(key)?.map(|v| v.to_vec())).clone(),
-                };
-                pre.insert(key.clone(), value);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Adds to `out`, in key order, the keys between `from` and `to` that existed at the point and
-/// were deleted since (a pre-image with a value, absent from the live tree's scan).
-fn collect_deleted(out: &mut Pairs, pre: &Preimages, from: Bound<&[u8]>, to: Bound<&[u8]>) {
-    for (k, v) in pre.range::<[u8], _>((from, to)) {
-        if let Some(v) = v {
-            out.push((k.clone(), v.clone()));
-        }
-    }
-}
-
-/// Replaces the values of keys changed during a copy by their values when it began.
-fn merge_preimages(pairs: Pairs, pre: Preimages) -> Pairs {
-    let mut out = Vec::with_capacity(pairs.len());
-    let mut pre = pre.into_iter().peekable();
-    for (k, v) in pairs {
-        while let Some((pk, _)) = pre.peek() {
-            if *pk >= k {
-                break;
-            }
-            // Changed, and absent from the copy: deleted after the copy began.
-            if let Some((pk, Some(pv))) = pre.next() {
-                out.push((pk, pv));
-            }
-        }
-        match pre.peek() {
-            Some((pk, _)) if *pk == k => {
-                if let Some((pk, Some(pv))) = pre.next() {
-                    out.push((pk, pv));
-                }
-            }
-            _ => out.push((k, v)),
-        }
-    }
-    out.extend(pre.filter_map(|(k, v)| v.map(|v| (k, v))));
-    out
-}
-
-/// A snapshot whose point is fixed and whose copy has not run yet (see `Inner::preimages`).
-/// Dropping it stops the recording of its pre-images.
-pub struct SnapshotCopy {
-    store: StateMachineStore,
-    /// Its key in `Inner::preimages`.
-    seq: u64,
-    /// The generation and tree at the point; a copy across an install fails.
-    generation: u64,
-    tree: sled::Tree,
-    meta: SnapshotMeta<NodeId, NodeInfo>,
-}
-
-impl Drop for SnapshotCopy {
-    fn drop(&mut self) {
-        self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.seq);
-    }
-}
-
-impl SnapshotCopy {
-    /// The snapshot with this copy as its (deferred) body.
-    fn into_snapshot(self) -> Snapshot<TypeConfig> {
-        Snapshot { meta: self.meta.clone(), snapshot: Box::new(SnapshotBody::deferred(self)) }
-    }
-
-    /// Copies the state at the point and encodes it, on the calling thread.
-    pub(super) fn run(self) -> Result<Vec<u8>, StoreError> {
-        let pairs = self.store.copy_pairs(&self)?;
-        Ok(codec::encode(&SnapshotPayload::V1 { pairs })?)
-    }
-
-    /// The state and data digests of the state at the point, streamed
-    /// ([`SnapshotCopy::for_each_pair`]).
-    fn digests(&self) -> Result<(String, String), StoreError> {
-        let (mut state, mut data) = (StateDigest::new(), StateDigest::new());
-        self.for_each_pair(|k, v| {
-            state.add(k, v);
-            if !super::backup::is_position_key(k) {
-                data.add(k, v);
-            }
-            Ok(())
-        })?;
-        Ok((state.finish(), data.finish()))
-    }
-
-    /// Calls `f` with every key and value of the state at the point, in key order, streamed:
-    /// the live tree in key order, where a key an apply changed since the point counts with its
-    /// pre-image instead, and a key deleted since then is put back from its pre-image in order.
-    /// Correct while applies go on because `apply` records a key's pre-image *before* it writes
-    /// the key (`write_batch`): a key read from the tree that has no pre-image after the read was
-    /// not written since the point, and a key the scan did not see (deleted since) has its
-    /// pre-image before the scan passes it. `f` runs with no lock held, so it may block (a backup
-    /// waiting for a slow reader) without stalling applies; the pre-images it keeps recorded
-    /// meanwhile are bounded by the keys changed.
-    pub fn for_each_pair(&self, mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
-        let mut last: Option<sled::IVec> = None;
-        let mut deleted: Pairs = Vec::new();
-        let replaced = || StoreError::SnapshotReplaced;
-        for kv in self.tree.iter() {
-            let (k, v) = kv.map_err(|e| self.replaced_or(e.into()))?;
-            if last.as_ref().is_some_and(|l| *l >= k) {
-                return Err(StoreError::Io(std::io::Error::other("the state tree went backwards during a scan")));
-            }
-            let then = {
-                let preimages = self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
-                let mine = preimages.get(&self.seq).ok_or_else(replaced)?;
-                collect_deleted(
-                    &mut deleted,
-                    mine,
-                    last.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-                    Bound::Excluded(&k),
-                );
-                mine.get(k.as_ref()).cloned()
-            };
-            for (dk, dv) in deleted.drain(..) {
-                f(&dk, &dv)?;
-            }
-            match then {
-                Some(Some(before)) => f(&k, &before)?,
-                Some(None) => {} // created since the point
-                None => f(&k, &v)?,
-            }
-            last = Some(k);
-        }
-        {
-            // Under the gate, as in `copy_pairs`: no install is half done.
-            let _gate = self.store.inner.apply_gate.lock().unwrap_or_else(|p| p.into_inner());
-            if self.store.inner.current.read().unwrap_or_else(|p| p.into_inner()).0 != self.generation {
-                return Err(replaced());
-            }
-            let preimages = self.store.inner.preimages.lock().unwrap_or_else(|p| p.into_inner());
-            let mine = preimages.get(&self.seq).ok_or_else(replaced)?;
-            let from = last.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            collect_deleted(&mut deleted, mine, from, Bound::Unbounded);
-        }
-        for (dk, dv) in deleted.drain(..) {
-            f(&dk, &dv)?;
-        }
-        Ok(())
-    }
-
-    /// The snapshot's metadata: the applied log id and membership of the point.
-    pub fn meta(&self) -> &SnapshotMeta<NodeId, NodeInfo> {
-        &self.meta
-    }
-
-    /// A failed tree read during a digest: the tree was dropped by an install, or sled failed.
-    fn replaced_or(&self, e: StoreError) -> StoreError {
-        let generation = self.store.inner.current.read().unwrap_or_else(|p| p.into_inner()).0;
-        if generation != self.generation {
-            StoreError::SnapshotReplaced
-        } else {
-            e
-        }
-    }
-
-    /// Runs the copy on a thread of its own at a lower CPU priority, not the blocking pool: a copy
-    /// of a large state takes seconds of CPU, and it must not starve the threads that append,
-    /// replicate and heartbeat.
-    pub(super) fn spawn(self) -> std::io::Result<tokio::sync::oneshot::Receiver<Result<Vec<u8>, StoreError>>> {
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new().name("snapshot".into()).spawn(move || {
-            lower_this_threads_priority();
-            let _ = done_tx.send(self.run());
-        })?;
-        Ok(done_rx)
-    }
 }
 
 /// openraft's periodic snapshot: a point behind which the log may be purged. The state machine
@@ -599,7 +373,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // The snapshot at the current applied state, copied only if its body is read: openraft
         // asks for it at startup (for its meta) and to send it to a follower (then it reads it).
         let copy = self.start_copy().map_err(|e| e.into_raft(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
-        Ok(copy.meta.last_log_id.is_some().then(|| copy.into_snapshot()))
+        Ok(copy.meta().last_log_id.is_some().then(|| copy.into_snapshot()))
     }
 }
 
@@ -631,27 +405,6 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The `nice` value of the calling thread, field 19 of `/proc/thread-self/stat`.
-    fn this_threads_nice() -> i64 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        // The command name (field 2) may hold spaces; the fields after it are plain.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        after_name.split(' ').nth(16).unwrap().parse().unwrap()
-    }
-
-    #[test]
-    fn the_snapshot_thread_runs_below_normal_priority_and_the_rest_of_the_process_does_not() {
-        let before = this_threads_nice();
-        let inside = std::thread::spawn(|| {
-            lower_this_threads_priority();
-            this_threads_nice()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(inside, SNAPSHOT_THREAD_NICE as i64);
-        assert_eq!(this_threads_nice(), before, "only the snapshot thread is lowered");
-    }
 
     fn recorders(sm: &StateMachineStore) -> usize {
         sm.inner.preimages.lock().unwrap().len()

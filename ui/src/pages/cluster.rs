@@ -39,6 +39,7 @@ fn render(v: &Viewer, c: &ClusterView, add: &AddForm, error: Option<&UiError>) -
         p {
             "Leader " @match c.leader_id { Some(l) => strong { "node " (l) }, None => strong.bad { "none" } }
             " · term " (c.term) " · " (voters) " voters (" (reachable) " reachable, quorum " (voters / 2 + 1) ")"
+            @if let Some(id) = &c.cluster_id { " · cluster " code { (id) } }
         }
         @if reachable < voters / 2 + 1 { p.warning { "Fewer voters are reachable than a quorum needs: writes and linearizable reads wait." } }
         div.table-wrap { table #nodes.stack {
@@ -223,6 +224,7 @@ mod tests {
     #[test]
     fn removing_a_voter_warns_when_the_rest_cannot_form_a_majority() {
         let c = ClusterView {
+            cluster_id: None,
             leader_id: Some(1),
             term: 2,
             nodes: vec![node(1, "leader", true), node(2, "follower", true), node(3, "follower", false)],
@@ -230,6 +232,7 @@ mod tests {
         assert!(!loses_quorum(&c, 3), "1 and 2 remain, both reachable");
         assert!(loses_quorum(&c, 2), "1 and 3 remain, 3 unreachable: 1 of 2 is no majority");
         let c = ClusterView {
+            cluster_id: None,
             leader_id: Some(1),
             term: 2,
             nodes: vec![node(1, "leader", true), node(4, "learner", false)],
