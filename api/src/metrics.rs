@@ -170,8 +170,23 @@ impl Collector for RaftCollector {
         let members = m.membership_config.nodes().count() as i64;
         gauge(&mut e, "cronraft_raft_voters", "Voters in the membership config.", voters)?;
         gauge(&mut e, "cronraft_raft_members", "Voters and learners in the membership config.", members)?;
-        counter(&mut e, "cronraft_storage_syncs", "fdatasync calls made by the storage layer.", ctx.sm.sync_count())
+        counter(&mut e, "cronraft_storage_syncs", "fdatasync calls made by the storage layer.", ctx.sm.sync_count())?;
+        encode_timings(&mut e, ctx.sm.timings())
     }
+}
+
+/// The storage layer's step durations (see `cronraft_raft::store::timings`).
+fn encode_timings(e: &mut DescriptorEncoder<'_>, t: &cronraft_raft::store::StorageTimings) -> fmt::Result {
+    let families = [
+        (&t.log_write, "cronraft_storage_log_write_seconds", "sled's write of one log append's entries."),
+        (&t.apply_write, "cronraft_storage_apply_write_seconds", "sled's write of one applied batch."),
+        (&t.flush, "cronraft_storage_flush_seconds", "sled's flush at a durability point."),
+        (&t.fdatasync, "cronraft_storage_fdatasync_seconds", "The fdatasync after each flush."),
+    ];
+    for (h, name, help) in families {
+        h.encode(e.encode_descriptor(name, help, None, MetricType::Histogram)?)?;
+    }
+    Ok(())
 }
 
 /// The scheduler's families, as the scheduler writes them.

@@ -20,7 +20,10 @@
 //!    leader.
 //! 4. Reports per backup: seconds, bytes, pairs, MB/s, the applied index, the fires during it
 //!    and their rate, the fire lag p99 bound (the smallest bucket bound under which ≥ 99 % of the
-//!    window's fires fall) and the fires above 50 ms, the slots recorded missed, and PASS/FAIL.
+//!    window's fires fall) and the fires above 50 ms, the slots recorded missed, and PASS/FAIL;
+//!    in the notes, the fires above 50 ms in each second, and for each node how many of its
+//!    storage steps (log writes, applied batches, flushes, `fdatasync`s) took longer than that:
+//!    whether late fires waited for a disk or for the CPU.
 //!
 //! # Why it looks this way
 //!
@@ -214,6 +217,7 @@ async fn take(
     let term0 = schedule::status(http, leader).await?.term;
     let counters0 = cronraft::counters(http, &c.urls).await;
     let cpu0 = crate::cpu_now(&pids)?;
+    let steps0 = read_storage_steps(http, &c.urls).await?;
     let before = read_leader(http, leader).await?;
 
     // The CLI's path (`cronraft backup`): an unbuffered file, checked as it arrives, fsynced.
@@ -242,6 +246,7 @@ async fn take(
     let after = read_leader(http, leader).await?;
     timeline.push(count_above(&last, &after.lag, LAG_P99_TARGET_MS));
     let cpu1 = crate::cpu_now(&pids)?;
+    let steps1 = read_storage_steps(http, &c.urls).await?;
     let status1 = schedule::status(http, leader).await?;
     let counters1 = cronraft::counters(http, &c.urls).await;
     for n in c.nodes.iter_mut() {
@@ -268,6 +273,13 @@ async fn take(
         "{role}: fires above {LAG_P99_TARGET_MS} ms in each second of the backup: {}",
         timeline.join(" ")
     ));
+    for (i, (a, b)) in steps0.iter().zip(&steps1).enumerate() {
+        notes.push(format!(
+            "{role}: node {}'s storage steps above {LAG_P99_TARGET_MS} ms: {}",
+            i + 1,
+            slow_steps(a, b)
+        ));
+    }
     let (nodes_s, client_s) = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]);
     notes.push(format!(
         "{role}: CPU during the backup: the 3 nodes {:.2} cores, this client {:.2}, everything else {:.2}; checksum {}",
@@ -308,6 +320,32 @@ async fn read_leader(http: &reqwest::Client, leader: &str) -> Result<Reading> {
         bail!("{leader}/metrics has no {FIRE_LAG} histogram");
     }
     Ok(Reading { lag, missed: missed_slots(&m), at })
+}
+
+/// The storage step histograms each node shows (`cronraft_storage_*_seconds`), in this order.
+const STORAGE_STEPS: [&str; 4] = ["log_write", "apply_write", "flush", "fdatasync"];
+
+/// Each node's storage step histograms (per step: bound in ms, cumulative count), in node order.
+async fn read_storage_steps(http: &reqwest::Client, urls: &[String]) -> Result<Vec<Vec<Vec<(f64, u64)>>>> {
+    let mut nodes = Vec::new();
+    for url in urls {
+        let m = Metrics::fetch(http, url, METRICS_TIMEOUT).await?;
+        let steps =
+            STORAGE_STEPS.iter().map(|s| Ok(parse_histogram(&m.text, &format!("cronraft_storage_{s}_seconds"))?.0));
+        nodes.push(steps.collect::<Result<Vec<_>>>()?);
+    }
+    Ok(nodes)
+}
+
+/// Per step, how many of one node's steps between two readings took longer than the target, of
+/// how many, and the bucket bound the slowest fell under: where a late fire waited.
+fn slow_steps(before: &[Vec<(f64, u64)>], after: &[Vec<(f64, u64)>]) -> String {
+    let each = STORAGE_STEPS.iter().zip(before.iter().zip(after)).map(|(name, (a, b))| {
+        let total = b.last().map_or(0, |x| x.1).saturating_sub(a.last().map_or(0, |x| x.1));
+        let slowest = bucket_quantile(a, b, 1.0);
+        format!("{name} {} of {total} (slowest ≤ {slowest} ms)", count_above(a, b, LAG_P99_TARGET_MS))
+    });
+    each.collect::<Vec<_>>().join(", ")
 }
 
 /// `cronraft_slots_missed_total`, summed over its series (reason × group; none yet: 0).

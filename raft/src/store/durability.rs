@@ -9,6 +9,7 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::timings::{timed, StorageTimings};
 use crate::error::StoreError;
 
 /// Flush + fdatasync of the node's sled database.
@@ -19,18 +20,21 @@ pub struct Durability {
     file: File,
     /// Completed syncs since start.
     syncs: AtomicU64,
+    /// How long the storage layer's steps take, this one's two halves among them; carried here
+    /// because every store holds this handle.
+    timings: StorageTimings,
 }
 
 impl Durability {
     pub fn new(db: sled::Db, sled_dir: &Path) -> Result<Self, StoreError> {
         let file = File::open(sled_dir.join("db"))?;
-        Ok(Durability { db, file, syncs: AtomicU64::new(0) })
+        Ok(Durability { db, file, syncs: AtomicU64::new(0), timings: StorageTimings::default() })
     }
 
     /// Blocks until every write made before the call is on stable storage.
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        self.file.sync_data()?;
+        timed(&self.timings.flush, || self.db.flush())?;
+        timed(&self.timings.fdatasync, || self.file.sync_data())?;
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -39,6 +43,11 @@ impl Durability {
     pub async fn sync_async(self: &std::sync::Arc<Self>) -> Result<(), StoreError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.sync()).await.map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    /// The storage layer's step durations on this node.
+    pub fn timings(&self) -> &StorageTimings {
+        &self.timings
     }
 
     /// How many syncs have completed.

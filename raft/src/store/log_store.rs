@@ -22,6 +22,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError, Vote};
 use serde::{Deserialize, Serialize};
 
+use super::timings::timed;
 use super::{CommitClock, Durability};
 use crate::codec::{self, key_u64};
 use crate::error::{log_err, StoreError};
@@ -172,8 +173,12 @@ impl LogStore {
         for entry in entries {
             batch.insert(&key_u64(entry.log_id.index), codec::encode(&StoredEntryRef::V1(&entry))?);
         }
-        let deleted_below = self.delete_some_purged(&mut batch)?;
-        self.log.apply_batch(batch)?;
+        let timings = self.durability.timings();
+        let deleted_below = timed(&timings.log_write, || -> Result<_, StoreError> {
+            let deleted_below = self.delete_some_purged(&mut batch)?;
+            self.log.apply_batch(batch)?;
+            Ok(deleted_below)
+        })?;
         if let Some(below) = deleted_below {
             self.purge.deleted_below.store(below, Ordering::Relaxed);
         }

@@ -17,6 +17,7 @@ pub mod paced;
 pub mod snapshot_body;
 pub mod space;
 pub mod state_machine;
+pub mod timings;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use log_store::LogStore;
 pub use snapshot_body::SnapshotBody;
 pub use space::Space;
 pub use state_machine::{Applied, SnapshotCopy, StateMachineStore};
+pub use timings::StorageTimings;
 
 pub use crate::state::ApplyOptions;
 

@@ -37,6 +37,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use super::snapshot_body::SnapshotBody;
+use super::timings::{timed, StorageTimings};
 use super::Durability;
 use crate::cluster_identity::ClusterIdentity;
 use crate::codec;
@@ -228,6 +229,11 @@ impl StateMachineStore {
         self.inner.durability.sync_count()
     }
 
+    /// How long this node's storage steps take (log writes, applied batches, syncs).
+    pub fn timings(&self) -> &StorageTimings {
+        self.inner.durability.timings()
+    }
+
     pub(super) fn tree(&self) -> sled::Tree {
         self.inner.current.read().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
@@ -261,8 +267,10 @@ impl StateMachineStore {
         let outbox = !ws.touched_ids(keys::OUTBOX).is_empty();
         let names_cluster = ws.touches(keys::CLUSTER_ID);
         let applied = Applied { log_index, tasks, executions, reset: false, outbox };
-        record_preimages(&mut self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()), tree, ws.keys())?;
-        tree.apply_batch(ws.into_batch())?;
+        timed(&self.inner.durability.timings().apply_write, || -> Result<(), StoreError> {
+            record_preimages(&mut self.inner.preimages.lock().unwrap_or_else(|p| p.into_inner()), tree, ws.keys())?;
+            Ok(tree.apply_batch(ws.into_batch())?)
+        })?;
         if names_cluster {
             self.inner.identity.set(cluster_id::read(tree)?);
         }

@@ -17,6 +17,16 @@
 //! work on each pair (hashing, encoding, writing) runs on a thread of its own below normal
 //! priority, which holds no lock the node needs. The bounded channel between them paces the
 //! reader by the worker.
+//!
+//! Why the reader rests. Even so, a scan read as fast as it could on the leader, with the other
+//! two nodes on the same two cores, left bursts of fires above 50 ms (1–3 % of a backup's fires
+//! in one backup of two), and none of the storage steps was slow meanwhile
+//! (`cronraft_storage_*_seconds` all under 25 ms): the CPU was the queue. After each batch the
+//! reader sleeps as long as the batch took ([`SCAN_REST_PER_BUSY`]), so a scan never takes more
+//! than about half of a CPU, and less when the batches come slowly because the machine is busy.
+//! A backup of 1 M records then takes 21–25 s instead of 10–14 s (the issue's bound is 30 s),
+//! and six backups of six met the fire-lag bound, a snapshot point included
+//! (`docs/performance.md`, session 15).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -40,6 +50,17 @@ const SCAN_WORKER_NICE: libc::c_int = 10;
 const SCAN_BATCH_PAIRS: usize = 1_024;
 /// Batches between the reader and the worker, at most: the rest of the state stays in sled.
 const SCAN_BATCHES_IN_FLIGHT: usize = 2;
+/// How long the reader rests after each batch, per unit of time it took to read it: 1.0 gives
+/// the scan at most half of a CPU's time, less when the machine is busy (a batch read on a busy
+/// machine takes longer, and so does the rest after it). See the module docs.
+const SCAN_REST_PER_BUSY: f64 = 1.0;
+
+/// How long a scan's reader read (and put batches at the point) and how long it rested.
+#[derive(Debug, Default, Clone, Copy)]
+struct ScanPace {
+    busy: std::time::Duration,
+    rested: std::time::Duration,
+}
 
 /// Lowers the calling thread's CPU priority to [`SCAN_WORKER_NICE`]. On Linux a `nice` value
 /// belongs to a thread, so the rest of the process keeps its priority; threads it spawns later
@@ -194,8 +215,16 @@ impl SnapshotCopy {
     /// are bounded by the keys changed. Blocks until the scan ends or `f` fails.
     pub fn for_each_pair(
         &self,
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError> + Send,
+        f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError> + Send,
     ) -> Result<(), StoreError> {
+        self.paced_for_each_pair(f).map(|_| ())
+    }
+
+    /// [`SnapshotCopy::for_each_pair`], saying how long the reader read and rested.
+    fn paced_for_each_pair(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError> + Send,
+    ) -> Result<ScanPace, StoreError> {
         let (tx, rx) = sync_channel::<Result<Pairs, StoreError>>(SCAN_BATCHES_IN_FLIGHT);
         std::thread::scope(|scope| {
             let worker = std::thread::Builder::new()
@@ -208,20 +237,24 @@ impl SnapshotCopy {
                             f(&k, &v)?;
                         }
                     }
-                    Ok(())
+                    Ok::<(), StoreError>(())
                 })
                 .map_err(StoreError::Io)?;
-            self.read_batches(tx);
-            worker.join().map_err(|_| StoreError::Io(std::io::Error::other("the scan's worker thread panicked")))?
+            let pace = self.read_batches(tx);
+            worker.join().map_err(|_| StoreError::Io(std::io::Error::other("the scan's worker thread panicked")))??;
+            Ok(pace)
         })
     }
 
     /// The reader's half of [`SnapshotCopy::for_each_pair`]: sends the state at the point in
-    /// batches, or the error that stopped it. Returns when done, failed, or the worker is gone.
-    fn read_batches(&self, tx: SyncSender<Result<Pairs, StoreError>>) {
+    /// batches, or the error that stopped it, resting after each batch (see [`SCAN_REST_PER_BUSY`]).
+    /// Returns, with how long it read and rested, when done, failed, or the worker is gone.
+    fn read_batches(&self, tx: SyncSender<Result<Pairs, StoreError>>) -> ScanPace {
+        let mut pace = ScanPace::default();
         let mut last: Option<sled::IVec> = None;
         let mut iter = self.tree.iter();
         loop {
+            let began = std::time::Instant::now();
             let mut read: Pairs = Vec::with_capacity(SCAN_BATCH_PAIRS);
             let mut failed = None;
             while read.len() < SCAN_BATCH_PAIRS {
@@ -239,9 +272,14 @@ impl SnapshotCopy {
                 Some(e) => Err(e),
                 None => self.at_point(&mut last, read, end),
             };
+            let busy = began.elapsed();
+            let rest = busy.mul_f64(SCAN_REST_PER_BUSY);
+            std::thread::sleep(rest);
+            pace.busy += busy;
+            pace.rested += rest;
             let stop = end || batch.is_err();
             if tx.send(batch).is_err() || stop {
-                return;
+                return pace;
             }
         }
     }
@@ -386,6 +424,25 @@ mod tests {
         // Phase 3: the scan saw the point, not the changes.
         assert_eq!(got.len(), at_point.len());
         assert!(got == at_point, "the scan differs from the state at its point");
+    }
+
+    #[test]
+    fn the_reader_rests_after_each_batch_as_long_as_it_read() {
+        // Regression (issue 19, the backup benchmark, session 15): a reader going flat out on the
+        // leader's machine left bursts of late fires with every storage step fast. It must give
+        // the CPU back: at least as long resting as reading.
+        let (_dir, sm) = store_with(8 * SCAN_BATCH_PAIRS as u64);
+        let copy = sm.start_copy().unwrap();
+        let mut pairs = 0;
+        let pace = copy
+            .paced_for_each_pair(|_, _| {
+                pairs += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(pairs, 8 * SCAN_BATCH_PAIRS);
+        assert!(pace.busy > std::time::Duration::ZERO, "{pace:?}");
+        assert!(pace.rested >= pace.busy.mul_f64(SCAN_REST_PER_BUSY), "the reader did not rest: {pace:?}");
     }
 
     #[test]
