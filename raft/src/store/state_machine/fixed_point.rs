@@ -24,8 +24,8 @@
 //! (`cronraft_storage_*_seconds` all under 25 ms): the CPU was the queue. After each batch the
 //! reader sleeps as long as the batch took ([`SCAN_REST_PER_BUSY`]), so a scan never takes more
 //! than about half of a CPU, and less when the batches come slowly because the machine is busy.
-//! A backup of 1 M records then takes 21–25 s instead of 10–14 s (the bound is 30 s),
-//! and six backups of six met the fire-lag bound, a snapshot point included
+//! A backup of 1 M records then takes 21–27 s instead of 9–15 s (the bound is 30 s),
+//! and 14 backups of 14 met the fire-lag bound, two with a snapshot point inside
 //! (`docs/performance.md`, session 15).
 
 use std::collections::BTreeMap;
