@@ -3,7 +3,8 @@
 //! sled 0.34's `flush` ends in `sync_file_range`, which writes dirty pages back but neither
 //! flushes the device cache nor the file's size metadata, so it is not a durability point. After
 //! every flush we `fdatasync` sled's main file ourselves. Counted, so tests and `/metrics` can show
-//! one sync per acknowledged batch.
+//! one sync per acknowledged batch; each half timed, and the handle carries the node's
+//! [`StorageTimings`] for the stores that share it.
 
 use std::fs::File;
 use std::path::Path;
